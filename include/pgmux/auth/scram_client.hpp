@@ -1,0 +1,32 @@
+// SCRAM-SHA-256 (RFC 5802 / RFC 7677) from the client side, without channel binding, as
+// PostgreSQL's SASL exchange uses it. A step machine: feed the server's messages, send what
+// it returns.
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pgmux::auth {
+
+class scram_client {
+ public:
+  // `nonce` is the client nonce (printable, no comma); empty picks a random one.
+  explicit scram_client(std::string password, std::string nonce = {});
+
+  // "n,,n=,r=<nonce>": the data of SASLInitialResponse.
+  std::string client_first_message() const;
+
+  // Takes server-first-message, returns client-final-message (nullopt and `error` on failure).
+  std::optional<std::string> handle_server_first(std::string_view server_first, std::string& error);
+
+  // Checks server-final-message ("v=<signature>"). True when the server proved it knows the verifier.
+  bool verify_server_final(std::string_view server_final, std::string& error) const;
+
+ private:
+  std::string password_;
+  std::string nonce_;
+  std::string client_first_bare_;
+  std::string expected_server_signature_;  // raw bytes
+};
+
+}  // namespace pgmux::auth

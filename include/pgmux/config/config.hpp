@@ -1,0 +1,58 @@
+// The validated, immutable configuration. Defaults live in the structs.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "pgmux/config/dsn.hpp"
+#include "pgmux/config/duration.hpp"
+
+namespace pgmux::config {
+
+using namespace std::chrono_literals;
+
+enum class pool_mode { session, transaction };
+const char* to_string(pool_mode m) noexcept;
+
+struct pool_settings {
+  pool_mode mode = pool_mode::transaction;
+  std::size_t min_size = 2;
+  std::size_t max_size = 20;
+  duration max_inactive_connection_lifetime = 300s;
+  duration server_lifetime = 3600s;
+  duration command_timeout = 30s;            // 0: never cancel
+  duration query_wait_timeout = 120s;
+  duration idle_transaction_timeout = 0s;    // 0: off
+  duration client_idle_timeout = 0s;         // 0: off
+  duration connect_timeout = 5s;
+  friend bool operator==(const pool_settings&, const pool_settings&) = default;
+};
+
+struct database_config {
+  std::string name;  // as clients ask for it; "*" matches any other name
+  std::string dsn;
+  server_target target;
+  pool_settings pool;
+};
+
+struct listen_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6432;
+  std::string unix_socket_dir;  // empty: no Unix socket
+};
+
+struct config {
+  listen_config listen;
+  unsigned workers = 2;
+  pool_settings pool_defaults;
+  std::map<std::string, database_config> databases;
+  std::size_t max_message_size = 64 * 1024 * 1024;
+  std::size_t max_client_conn = 10000;
+  duration auth_timeout = 10s;  // startup and authentication of a client must finish within this
+};
+
+// The database entry serving `name`: the exact entry, else "*", else nullptr.
+const database_config* find_database(const config& cfg, std::string_view name) noexcept;
+
+}  // namespace pgmux::config

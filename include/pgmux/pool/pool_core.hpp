@@ -1,0 +1,119 @@
+// Pool bookkeeping as a pure state machine: which connections are idle, lent or being opened,
+// who waits, what to open or close next. Every method takes `now`; nothing here sleeps,
+// does I/O or reads a clock, so all of it is unit-tested with a hand-advanced time.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "pgmux/close_reason.hpp"
+
+namespace pgmux::pool {
+
+using clock = std::chrono::steady_clock;
+using time_point = clock::time_point;
+using duration = clock::duration;
+using conn_id = std::uint64_t;
+using waiter_id = std::uint64_t;
+
+struct pool_limits {
+  std::size_t min_size = 0;
+  std::size_t max_size = 1;
+  duration idle_lifetime{};       // idle connections above min_size close after this; 0: never
+  duration server_lifetime{};     // connections close at their next idle moment after this; 0: never
+  duration backoff_initial = std::chrono::milliseconds(100);
+  duration backoff_max = std::chrono::seconds(5);
+};
+
+struct assignment {
+  waiter_id waiter;
+  conn_id conn;
+};
+
+struct closing {
+  conn_id conn;
+  close_reason reason;
+};
+
+struct pool_stats {
+  std::size_t idle = 0;
+  std::size_t active = 0;
+  std::size_t connecting = 0;
+  std::size_t waiting = 0;
+  duration longest_wait{};        // age of the oldest waiter
+  std::uint64_t consecutive_connect_failures = 0;
+};
+
+class pool_core {
+ public:
+  explicit pool_core(pool_limits limits);
+
+  const pool_limits& limits() const noexcept { return limits_; }
+  // New bounds (reload). Excess idle connections go at the next reap; lent ones when released.
+  void set_limits(pool_limits limits);
+
+  // A client asks for a connection: the most recently used idle one if nobody is queued
+  // before it, else the client joins the FIFO queue and nullopt is returned.
+  std::optional<conn_id> acquire(waiter_id w, time_point now);
+  // A queued client gives up. True when it was still queued (not yet handed a connection).
+  bool remove_waiter(waiter_id w);
+
+  // Connections to open now, each given a fresh id and counted as connecting: enough for
+  // the queue and for min_size, never above max_size, one at a time while connects fail.
+  std::vector<conn_id> start_connects(time_point now);
+  // `jitter` in [0, 1) stretches this connection's lifetime by up to 10% so that
+  // connections opened together do not all retire together.
+  void connect_succeeded(conn_id c, time_point now, double jitter);
+  void connect_failed(conn_id c, time_point now);
+
+  // A lease ends. nullopt: the connection is idle again; otherwise close it for that reason.
+  std::optional<close_reason> release(conn_id c, time_point now, bool clean);
+  // A connection vanished by itself (I/O error while idle): drop it from the books.
+  void forget(conn_id c);
+
+  // Hands idle connections to the oldest waiters, in queue order.
+  std::vector<assignment> dispatch(time_point now);
+
+  // Idle connections to close now: past their lifetime, idle too long above min_size, or
+  // above max_size after a shrink.
+  std::vector<closing> reap(time_point now);
+
+  // When the connect backoff ends, if one is running.
+  std::optional<time_point> retry_at() const noexcept { return retry_at_; }
+
+  std::size_t total() const noexcept { return idle_.size() + active_.size() + connecting_; }
+  pool_stats stats(time_point now) const;
+
+ private:
+  struct idle_entry {
+    conn_id id;
+    time_point idle_since;
+    std::optional<time_point> expires_at;
+  };
+  struct waiter_entry {
+    waiter_id id;
+    time_point since;
+  };
+
+  bool expired(const std::optional<time_point>& expires_at, time_point now) const noexcept {
+    return expires_at && now >= *expires_at;
+  }
+  // Index into idle_ of the most recently used connection that has not expired.
+  std::optional<std::size_t> usable_idle(time_point now) const;
+  conn_id take_idle(std::size_t index);
+
+  pool_limits limits_;
+  std::deque<idle_entry> idle_;                                       // least recently used first
+  std::unordered_map<conn_id, std::optional<time_point>> active_;     // lent: id -> expiry
+  std::deque<waiter_entry> waiters_;                                  // FIFO
+  std::size_t connecting_ = 0;
+  conn_id next_id_ = 1;
+  std::uint64_t failures_ = 0;
+  std::optional<time_point> retry_at_;
+};
+
+}  // namespace pgmux::pool

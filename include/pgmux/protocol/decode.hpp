@@ -1,0 +1,25 @@
+// Decoders for the few message bodies pgmux must understand. Bodies come from frame::body.
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgmux/protocol/messages.hpp"
+
+namespace pgmux::protocol {
+
+// An untagged packet's body (after the length). On failure returns nullopt and sets error.
+std::optional<startup_packet> decode_startup_packet(std::string_view body, std::string& error);
+
+std::optional<error_fields> decode_error_response(std::string_view body);
+std::optional<authentication_request> decode_authentication(std::string_view body);
+std::optional<std::pair<std::string, std::string>> decode_parameter_status(std::string_view body);
+std::optional<cancel_key> decode_backend_key_data(std::string_view body);
+std::optional<char> decode_ready_for_query(std::string_view body);
+// The SQL text of a Query message.
+std::optional<std::string_view> decode_query(std::string_view body);
+// The mechanism names of an AuthenticationSASL request.
+std::vector<std::string> decode_sasl_mechanisms(std::string_view data);
+
+}  // namespace pgmux::protocol

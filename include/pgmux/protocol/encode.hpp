@@ -1,0 +1,34 @@
+// Builders for the messages pgmux itself sends. Each appends one message to `out`.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "pgmux/protocol/messages.hpp"
+
+namespace pgmux::protocol {
+
+// Towards clients (backend side).
+void encode_authentication_ok(std::string& out);
+void encode_parameter_status(std::string& out, std::string_view name, std::string_view value);
+void encode_backend_key_data(std::string& out, cancel_key key);
+void encode_ready_for_query(std::string& out, char status);
+// severity is "ERROR" or "FATAL"; code a SQLSTATE.
+void encode_error_response(std::string& out, std::string_view severity, std::string_view code,
+                           std::string_view message, std::string_view detail = {});
+void encode_notice_response(std::string& out, std::string_view code, std::string_view message);
+// A single byte answer to SSLRequest / GSSENCRequest ('S' or 'N').
+void encode_negotiation_answer(std::string& out, char answer);
+
+// Towards servers (frontend side).
+void encode_startup_message(std::string& out, const parameter_list& parameters);
+void encode_ssl_request(std::string& out);
+void encode_cancel_request(std::string& out, cancel_key key);
+void encode_password_message(std::string& out, std::string_view password);
+void encode_sasl_initial_response(std::string& out, std::string_view mechanism, std::string_view data);
+void encode_sasl_response(std::string& out, std::string_view data);
+void encode_query(std::string& out, std::string_view sql);
+void encode_sync(std::string& out);
+void encode_copy_fail(std::string& out, std::string_view reason);
+void encode_terminate(std::string& out);
+
+}  // namespace pgmux::protocol

@@ -1,0 +1,256 @@
+// Parsing and validation of the config file.
+#include "pgmux/config/load.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+namespace pgmux::config {
+namespace {
+
+using json = nlohmann::json;
+
+const char* type_name(const json& j) { return j.type_name(); }
+
+// Collects errors while walking the document.
+class reader {
+ public:
+  std::vector<config_error> errors;
+
+  void error(const std::string& path, std::string message) { errors.push_back({path.empty() ? "/" : path, std::move(message)}); }
+
+  bool expect_object(const json& j, const std::string& path) {
+    if (j.is_object()) return true;
+    error(path, std::string("expected an object, got ") + type_name(j));
+    return false;
+  }
+
+  // Calls the handler of each key; unknown keys are errors.
+  void for_each_key(const json& obj, const std::string& path,
+                    const std::map<std::string, std::function<void(const json&, const std::string&)>>& handlers) {
+    for (const auto& [key, value] : obj.items()) {
+      const std::string sub = path + "/" + escape(key);
+      auto it = handlers.find(key);
+      if (it == handlers.end()) {
+        error(sub, "unknown key");
+        continue;
+      }
+      it->second(value, sub);
+    }
+  }
+
+  void read_string(const json& j, const std::string& path, std::string& out) {
+    if (!j.is_string()) return error(path, std::string("expected a string, got ") + type_name(j));
+    out = j.get<std::string>();
+  }
+
+  template <typename Int>
+  void read_uint(const json& j, const std::string& path, Int& out, std::uint64_t min, std::uint64_t max) {
+    if (!j.is_number_integer() || (j.is_number_integer() && !j.is_number_unsigned() && j.get<std::int64_t>() < 0)) {
+      return error(path, std::string("expected a non-negative integer, got ") + (j.is_number() ? j.dump() : type_name(j)));
+    }
+    const auto v = j.get<std::uint64_t>();
+    if (v < min || v > max)
+      return error(path, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", got " +
+                             std::to_string(v));
+    out = static_cast<Int>(v);
+  }
+
+  void read_duration(const json& j, const std::string& path, duration& out) {
+    if (j.is_number_integer() && j.get<std::int64_t>() == 0) {
+      out = duration{0};
+      return;
+    }
+    if (!j.is_string())
+      return error(path, std::string("expected a duration such as \"250ms\", \"30s\", \"5min\", \"1h\", got ") + type_name(j));
+    auto d = parse_duration(j.get<std::string>());
+    if (!d)
+      return error(path, "expected a duration such as \"250ms\", \"30s\", \"5min\", \"1h\" (or \"0\"), got \"" +
+                             j.get<std::string>() + "\"");
+    out = *d;
+  }
+
+  void read_size(const json& j, const std::string& path, std::size_t& out) {
+    if (j.is_number_unsigned()) {
+      out = j.get<std::size_t>();
+      return;
+    }
+    if (!j.is_string()) return error(path, std::string("expected a size such as \"64MB\" or a number of bytes, got ") + type_name(j));
+    const auto text = j.get<std::string>();
+    std::size_t pos = 0;
+    std::uint64_t value = 0;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])))
+      value = value * 10 + static_cast<std::uint64_t>(text[pos++] - '0');
+    const std::string unit = text.substr(pos);
+    std::uint64_t scale = 0;
+    if (unit == "" || unit == "B") scale = 1;
+    else if (unit == "kB" || unit == "KB" || unit == "KiB") scale = 1024;
+    else if (unit == "MB" || unit == "MiB") scale = 1024 * 1024;
+    else if (unit == "GB" || unit == "GiB") scale = 1024ull * 1024 * 1024;
+    if (pos == 0 || scale == 0) return error(path, "expected a size such as \"64MB\", got \"" + text + "\"");
+    out = static_cast<std::size_t>(value * scale);
+  }
+
+  void read_pool(const json& j, const std::string& path, pool_settings& p) {
+    if (!expect_object(j, path)) return;
+    for_each_key(j, path, {
+        {"mode", [&](const json& v, const std::string& s) {
+           std::string m;
+           read_string(v, s, m);
+           if (m == "transaction") p.mode = pool_mode::transaction;
+           else if (m == "session") p.mode = pool_mode::session;
+           else if (v.is_string()) error(s, "expected \"transaction\" or \"session\", got \"" + m + "\"");
+         }},
+        {"min_size", [&](const json& v, const std::string& s) { read_uint(v, s, p.min_size, 0, 100000); }},
+        {"max_size", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_size, 1, 100000); }},
+        {"max_inactive_connection_lifetime", [&](const json& v, const std::string& s) { read_duration(v, s, p.max_inactive_connection_lifetime); }},
+        {"server_lifetime", [&](const json& v, const std::string& s) { read_duration(v, s, p.server_lifetime); }},
+        {"command_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.command_timeout); }},
+        {"query_wait_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.query_wait_timeout); }},
+        {"idle_transaction_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.idle_transaction_timeout); }},
+        {"client_idle_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.client_idle_timeout); }},
+        {"connect_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.connect_timeout); }},
+    });
+  }
+
+  void check_pool(const pool_settings& p, const std::string& path) {
+    if (p.min_size > p.max_size)
+      error(path + "/min_size", "min_size (" + std::to_string(p.min_size) + ") is greater than max_size (" +
+                                    std::to_string(p.max_size) + ")");
+    if (p.connect_timeout.count() == 0) error(path + "/connect_timeout", "must be greater than 0");
+    if (p.query_wait_timeout.count() == 0) error(path + "/query_wait_timeout", "must be greater than 0");
+  }
+
+  static std::string escape(const std::string& key) {
+    std::string out;
+    for (char c : key) {
+      if (c == '~') out += "~0";
+      else if (c == '/') out += "~1";
+      else out.push_back(c);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+const char* to_string(pool_mode m) noexcept { return m == pool_mode::session ? "session" : "transaction"; }
+
+const database_config* find_database(const config& cfg, std::string_view name) noexcept {
+  if (auto it = cfg.databases.find(std::string(name)); it != cfg.databases.end()) return &it->second;
+  if (auto it = cfg.databases.find("*"); it != cfg.databases.end()) return &it->second;
+  return nullptr;
+}
+
+load_result load_config_text(std::string_view text) {
+  load_result result;
+  json doc;
+  try {
+    doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    result.errors.push_back({"/", std::string("invalid JSON: ") + e.what()});
+    return result;
+  }
+  reader r;
+  config cfg;
+  if (!r.expect_object(doc, "")) {
+    result.errors = std::move(r.errors);
+    return result;
+  }
+  // pool_defaults first: databases inherit from it, whatever the key order in the file.
+  if (doc.contains("pool_defaults")) r.read_pool(doc["pool_defaults"], "/pool_defaults", cfg.pool_defaults);
+  r.check_pool(cfg.pool_defaults, "/pool_defaults");
+
+  r.for_each_key(doc, "", {
+      {"listen", [&](const json& v, const std::string& s) {
+         if (!r.expect_object(v, s)) return;
+         r.for_each_key(v, s, {
+             {"host", [&](const json& x, const std::string& p) { r.read_string(x, p, cfg.listen.host); }},
+             {"port", [&](const json& x, const std::string& p) { r.read_uint(x, p, cfg.listen.port, 1, 65535); }},
+             {"unix_socket_dir", [&](const json& x, const std::string& p) { r.read_string(x, p, cfg.listen.unix_socket_dir); }},
+         });
+       }},
+      {"workers", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.workers, 1, 256); }},
+      {"pool_defaults", [](const json&, const std::string&) {}},
+      {"max_message_size", [&](const json& v, const std::string& s) {
+         r.read_size(v, s, cfg.max_message_size);
+         if (cfg.max_message_size < 1024) r.error(s, "must be at least 1kB");
+       }},
+      {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
+      {"auth_timeout", [&](const json& v, const std::string& s) {
+         r.read_duration(v, s, cfg.auth_timeout);
+         if (cfg.auth_timeout.count() == 0) r.error(s, "must be greater than 0");
+       }},
+      {"databases", [&](const json& v, const std::string& s) {
+         if (!r.expect_object(v, s)) return;
+         for (const auto& [name, entry] : v.items()) {
+           const std::string path = s + "/" + reader::escape(name);
+           if (name.empty()) {
+             r.error(path, "database name must not be empty");
+             continue;
+           }
+           database_config db;
+           db.name = name;
+           db.pool = cfg.pool_defaults;
+           if (!r.expect_object(entry, path)) continue;
+           if (!entry.contains("dsn")) r.error(path + "/dsn", "missing: every database needs a dsn");
+           r.for_each_key(entry, path, {
+               {"dsn", [&](const json& x, const std::string& p) {
+                  r.read_string(x, p, db.dsn);
+                  if (!x.is_string()) return;
+                  auto parsed = parse_dsn(db.dsn);
+                  if (auto* err = std::get_if<std::string>(&parsed)) r.error(p, *err);
+                  else db.target = std::get<server_target>(parsed);
+                }},
+               {"pool", [&](const json& x, const std::string& p) {
+                  r.read_pool(x, p, db.pool);
+                  r.check_pool(db.pool, p);
+                }},
+           });
+           cfg.databases.emplace(name, std::move(db));
+         }
+       }},
+  });
+  if (!doc.contains("databases") || cfg.databases.empty())
+    r.error("/databases", "at least one database is needed");
+
+  if (!r.errors.empty()) {
+    result.errors = std::move(r.errors);
+    return result;
+  }
+  // Passfiles are read now, so that connecting never touches the file system.
+  for (auto& [name, db] : cfg.databases) {
+    if (!db.target.password.empty()) continue;
+    const auto path = passfile_path(db.target);
+    if (path.empty()) continue;
+    std::ifstream in(path);
+    if (!in) {
+      if (!db.target.passfile.empty())
+        result.errors.push_back({"/databases/" + reader::escape(name) + "/dsn", "cannot read passfile " + path});
+      continue;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    db.target.passfile_contents = text.str();
+  }
+  if (result.errors.empty()) result.cfg = std::move(cfg);
+  return result;
+}
+
+load_result load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return load_result{std::nullopt, {{"/", "cannot open config file " + path}}};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_config_text(text.str());
+}
+
+std::string format_errors(const std::vector<config_error>& errors) {
+  std::string out;
+  for (const auto& e : errors) out += e.path + ": " + e.message + "\n";
+  return out;
+}
+
+}  // namespace pgmux::config

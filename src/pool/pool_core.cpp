@@ -1,0 +1,134 @@
+// Pool bookkeeping: bounds, FIFO waiters, idle reaping, lifetimes and connect backoff.
+#include "pgmux/pool/pool_core.hpp"
+
+#include <algorithm>
+
+namespace pgmux::pool {
+
+pool_core::pool_core(pool_limits limits) : limits_(limits) {}
+
+void pool_core::set_limits(pool_limits limits) { limits_ = limits; }
+
+std::optional<std::size_t> pool_core::usable_idle(time_point now) const {
+  for (std::size_t i = idle_.size(); i-- > 0;)
+    if (!expired(idle_[i].expires_at, now)) return i;
+  return std::nullopt;
+}
+
+conn_id pool_core::take_idle(std::size_t index) {
+  const auto entry = idle_[index];
+  idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(index));
+  active_.emplace(entry.id, entry.expires_at);
+  return entry.id;
+}
+
+std::optional<conn_id> pool_core::acquire(waiter_id w, time_point now) {
+  if (waiters_.empty()) {
+    if (auto i = usable_idle(now)) return take_idle(*i);
+  }
+  waiters_.push_back({w, now});
+  return std::nullopt;
+}
+
+bool pool_core::remove_waiter(waiter_id w) {
+  auto it = std::find_if(waiters_.begin(), waiters_.end(), [w](const waiter_entry& e) { return e.id == w; });
+  if (it == waiters_.end()) return false;
+  waiters_.erase(it);
+  return true;
+}
+
+std::vector<conn_id> pool_core::start_connects(time_point now) {
+  std::vector<conn_id> out;
+  if (retry_at_ && now < *retry_at_) return out;
+  const std::size_t have = total();
+  if (have >= limits_.max_size) return out;
+  const std::size_t for_waiters = waiters_.size() > connecting_ ? waiters_.size() - connecting_ : 0;
+  const std::size_t for_min = limits_.min_size > have ? limits_.min_size - have : 0;
+  std::size_t n = std::min(std::max(for_waiters, for_min), limits_.max_size - have);
+  // While the server refuses us, probe with one connect at a time.
+  if (failures_ > 0) n = connecting_ == 0 ? std::min<std::size_t>(n, 1) : 0;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(next_id_++);
+  connecting_ += n;
+  return out;
+}
+
+void pool_core::connect_succeeded(conn_id c, time_point now, double jitter) {
+  if (connecting_ > 0) --connecting_;
+  failures_ = 0;
+  retry_at_.reset();
+  std::optional<time_point> expires_at;
+  if (limits_.server_lifetime.count() > 0) {
+    const auto stretch = std::chrono::duration_cast<duration>(limits_.server_lifetime * (0.1 * std::clamp(jitter, 0.0, 1.0)));
+    expires_at = now + limits_.server_lifetime + stretch;
+  }
+  idle_.push_back({c, now, expires_at});
+}
+
+void pool_core::connect_failed(conn_id, time_point now) {
+  if (connecting_ > 0) --connecting_;
+  ++failures_;
+  auto backoff = limits_.backoff_initial;
+  for (std::uint64_t i = 1; i < failures_ && backoff < limits_.backoff_max; ++i) backoff *= 2;
+  retry_at_ = now + std::min(backoff, limits_.backoff_max);
+}
+
+std::optional<close_reason> pool_core::release(conn_id c, time_point now, bool clean) {
+  auto it = active_.find(c);
+  if (it == active_.end()) return close_reason::server_dirty;  // not ours: never pool it
+  const auto expires_at = it->second;
+  active_.erase(it);
+  if (!clean) return close_reason::server_dirty;
+  if (expired(expires_at, now)) return close_reason::server_lifetime;
+  if (total() >= limits_.max_size) return close_reason::reload;  // pool shrank while it was lent
+  idle_.push_back({c, now, expires_at});
+  return std::nullopt;
+}
+
+void pool_core::forget(conn_id c) {
+  if (active_.erase(c) > 0) return;
+  auto it = std::find_if(idle_.begin(), idle_.end(), [c](const idle_entry& e) { return e.id == c; });
+  if (it != idle_.end()) idle_.erase(it);
+}
+
+std::vector<assignment> pool_core::dispatch(time_point now) {
+  std::vector<assignment> out;
+  while (!waiters_.empty()) {
+    auto i = usable_idle(now);
+    if (!i) break;
+    out.push_back({waiters_.front().id, take_idle(*i)});
+    waiters_.pop_front();
+  }
+  return out;
+}
+
+std::vector<closing> pool_core::reap(time_point now) {
+  std::vector<closing> out;
+  auto close_at = [&](std::size_t i, close_reason why) {
+    out.push_back({idle_[i].id, why});
+    idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
+  };
+  for (std::size_t i = 0; i < idle_.size();) {
+    if (expired(idle_[i].expires_at, now)) close_at(i, close_reason::server_lifetime);
+    else ++i;
+  }
+  while (!idle_.empty() && total() > limits_.max_size) close_at(0, close_reason::reload);
+  if (limits_.idle_lifetime.count() > 0) {
+    // idle_ is least recently used first, so the longest idle go first.
+    while (!idle_.empty() && total() > limits_.min_size && now - idle_.front().idle_since >= limits_.idle_lifetime)
+      close_at(0, close_reason::server_idle);
+  }
+  return out;
+}
+
+pool_stats pool_core::stats(time_point now) const {
+  pool_stats s;
+  s.idle = idle_.size();
+  s.active = active_.size();
+  s.connecting = connecting_;
+  s.waiting = waiters_.size();
+  if (!waiters_.empty()) s.longest_wait = now - waiters_.front().since;
+  s.consecutive_connect_failures = failures_;
+  return s;
+}
+
+}  // namespace pgmux::pool

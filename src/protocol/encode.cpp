@@ -1,0 +1,165 @@
+// Builders for the messages pgmux sends. The length is written as a placeholder and patched.
+#include "pgmux/protocol/encode.hpp"
+
+#include <cstdint>
+
+#include "pgmux/protocol/tags.hpp"
+
+namespace pgmux::protocol {
+namespace {
+
+void put_int32(std::string& out, std::int32_t v) {
+  const auto u = static_cast<std::uint32_t>(v);
+  out.push_back(static_cast<char>(u >> 24));
+  out.push_back(static_cast<char>(u >> 16));
+  out.push_back(static_cast<char>(u >> 8));
+  out.push_back(static_cast<char>(u));
+}
+
+void put_cstr(std::string& out, std::string_view s) {
+  out.append(s);
+  out.push_back('\0');
+}
+
+// Starts a tagged message (tag 0: untagged) and returns where its length field is.
+std::size_t begin(std::string& out, char tag) {
+  if (tag != 0) out.push_back(tag);
+  const auto at = out.size();
+  put_int32(out, 0);
+  return at;
+}
+
+void finish(std::string& out, std::size_t length_at) {
+  const auto length = static_cast<std::uint32_t>(out.size() - length_at);
+  out[length_at] = static_cast<char>(length >> 24);
+  out[length_at + 1] = static_cast<char>(length >> 16);
+  out[length_at + 2] = static_cast<char>(length >> 8);
+  out[length_at + 3] = static_cast<char>(length);
+}
+
+void encode_error_like(std::string& out, char tag, std::string_view severity, std::string_view code,
+                       std::string_view message, std::string_view detail) {
+  const auto at = begin(out, tag);
+  out.push_back('S');
+  put_cstr(out, severity);
+  out.push_back('V');
+  put_cstr(out, severity);
+  out.push_back('C');
+  put_cstr(out, code);
+  out.push_back('M');
+  put_cstr(out, message);
+  if (!detail.empty()) {
+    out.push_back('D');
+    put_cstr(out, detail);
+  }
+  out.push_back('\0');
+  finish(out, at);
+}
+
+}  // namespace
+
+void encode_authentication_ok(std::string& out) {
+  const auto at = begin(out, static_cast<char>(backend_tag::authentication));
+  put_int32(out, static_cast<std::int32_t>(auth_code::ok));
+  finish(out, at);
+}
+
+void encode_parameter_status(std::string& out, std::string_view name, std::string_view value) {
+  const auto at = begin(out, static_cast<char>(backend_tag::parameter_status));
+  put_cstr(out, name);
+  put_cstr(out, value);
+  finish(out, at);
+}
+
+void encode_backend_key_data(std::string& out, cancel_key key) {
+  const auto at = begin(out, static_cast<char>(backend_tag::backend_key_data));
+  put_int32(out, key.pid);
+  put_int32(out, key.secret);
+  finish(out, at);
+}
+
+void encode_ready_for_query(std::string& out, char status) {
+  const auto at = begin(out, static_cast<char>(backend_tag::ready_for_query));
+  out.push_back(status);
+  finish(out, at);
+}
+
+void encode_error_response(std::string& out, std::string_view severity, std::string_view code,
+                           std::string_view message, std::string_view detail) {
+  encode_error_like(out, static_cast<char>(backend_tag::error_response), severity, code, message, detail);
+}
+
+void encode_notice_response(std::string& out, std::string_view code, std::string_view message) {
+  encode_error_like(out, static_cast<char>(backend_tag::notice_response), "NOTICE", code, message, {});
+}
+
+void encode_negotiation_answer(std::string& out, char answer) { out.push_back(answer); }
+
+void encode_startup_message(std::string& out, const parameter_list& parameters) {
+  const auto at = begin(out, 0);
+  put_int32(out, protocol_version_3);
+  for (const auto& [name, value] : parameters) {
+    put_cstr(out, name);
+    put_cstr(out, value);
+  }
+  out.push_back('\0');
+  finish(out, at);
+}
+
+void encode_ssl_request(std::string& out) {
+  const auto at = begin(out, 0);
+  put_int32(out, ssl_request_code);
+  finish(out, at);
+}
+
+void encode_cancel_request(std::string& out, cancel_key key) {
+  const auto at = begin(out, 0);
+  put_int32(out, cancel_request_code);
+  put_int32(out, key.pid);
+  put_int32(out, key.secret);
+  finish(out, at);
+}
+
+void encode_password_message(std::string& out, std::string_view password) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::password_message));
+  put_cstr(out, password);
+  finish(out, at);
+}
+
+void encode_sasl_initial_response(std::string& out, std::string_view mechanism, std::string_view data) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::password_message));
+  put_cstr(out, mechanism);
+  put_int32(out, static_cast<std::int32_t>(data.size()));
+  out.append(data);
+  finish(out, at);
+}
+
+void encode_sasl_response(std::string& out, std::string_view data) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::password_message));
+  out.append(data);
+  finish(out, at);
+}
+
+void encode_query(std::string& out, std::string_view sql) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::query));
+  put_cstr(out, sql);
+  finish(out, at);
+}
+
+void encode_sync(std::string& out) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::sync));
+  finish(out, at);
+}
+
+void encode_copy_fail(std::string& out, std::string_view reason) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::copy_fail));
+  put_cstr(out, reason);
+  finish(out, at);
+}
+
+void encode_terminate(std::string& out) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::terminate));
+  finish(out, at);
+}
+
+}  // namespace pgmux::protocol
