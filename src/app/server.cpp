@@ -1,1 +1,69 @@
-// placeholder
+// Process wiring: one io_context run by `workers` threads; sessions run on strands.
+#include "pgmux/app/server.hpp"
+
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "pgmux/app/log.hpp"
+#include "pgmux/net/cancel.hpp"
+#include "pgmux/net/listener.hpp"
+#include "pgmux/net/router.hpp"
+
+namespace pgmux::app {
+
+namespace asio = boost::asio;
+
+int serve(std::shared_ptr<const config::config> cfg) {
+  std::signal(SIGPIPE, SIG_IGN);
+  const unsigned workers = cfg->workers;
+  asio::io_context io(workers == 1 ? 1 : static_cast<int>(workers));
+
+  net::router routes(io, cfg);
+  net::cancel_registry cancels;
+  std::atomic<std::size_t> client_count{0};
+  net::listener listener(io, net::session_services{routes, cancels, client_count}, cfg->max_client_conn);
+
+  if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port); !error.empty()) {
+    log::error(error);
+    return 1;
+  }
+  if (!cfg->listen.unix_socket_dir.empty()) {
+    if (auto error = listener.listen_unix(cfg->listen.unix_socket_dir, cfg->listen.port); !error.empty()) {
+      log::error(error);
+      return 1;
+    }
+  }
+
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      log::warn("SIGHUP: live reload is not supported yet; restart pgmux to apply config changes");
+      signals.async_wait(on_signal);
+      return;
+    }
+    log::info(sig == SIGINT ? "SIGINT: shutting down" : "SIGTERM: shutting down");
+    listener.stop();
+    routes.stop();
+    io.stop();
+  };
+  signals.async_wait(on_signal);
+
+  routes.start();
+  listener.start();
+  log::info("pgmux listening on " + cfg->listen.host + ":" + std::to_string(cfg->listen.port) + " with " +
+            std::to_string(workers) + " worker" + (workers == 1 ? "" : "s"));
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  log::info("pgmux stopped");
+  return 0;
+}
+
+}  // namespace pgmux::app

@@ -1,1 +1,319 @@
-// placeholder
+// The client session coroutine.
+#include "pgmux/net/client_session.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "pgmux/app/log.hpp"
+#include "pgmux/net/relay.hpp"
+#include "pgmux/net/router.hpp"
+#include "pgmux/net/timeout.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/frame.hpp"
+
+namespace pgmux::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
+constexpr auto cleanup_timeout = 5000ms;
+
+}  // namespace
+
+client_session::client_session(socket_t socket, asio::any_io_executor strand, bool trusted, std::string peer,
+                               session_services services)
+    : client_(std::move(socket)), strand_(std::move(strand)), trusted_(trusted), peer_(std::move(peer)),
+      services_(services) {}
+
+std::string client_session::label() const {
+  std::string s = "client " + peer_;
+  if (!user_.empty()) s += " " + user_ + "@" + database_;
+  return s;
+}
+
+asio::awaitable<void> client_session::run() {
+  auto self = shared_from_this();
+  close_reason reason = close_reason::client_eof;
+  try {
+    reason = co_await serve();
+  } catch (const std::exception& e) {
+    log::error(label() + ": " + e.what());
+    reason = close_reason::client_protocol_error;
+  }
+  if (lease_) lease_.release(false);
+  if (cancel_key_) services_.cancels.remove(*cancel_key_);
+  error_code ignored;
+  client_.shutdown(asio::socket_base::shutdown_both, ignored);
+  client_.close(ignored);
+  buffer_.clear();
+  services_.client_count.fetch_sub(1, std::memory_order_relaxed);
+  log::debug(label() + " disconnected: " + to_string(reason));
+}
+
+void client_session::kill(close_reason reason) {
+  asio::post(strand_, [self = shared_from_this(), reason] {
+    // The timeout may have raced with new traffic: only a session still idle in its
+    // transaction is ended for idle_transaction_timeout.
+    if (reason == close_reason::idle_transaction_timeout) {
+      std::lock_guard lock(self->current_mu_);
+      if (!self->current_) return;
+      const auto& tx = self->current_->tx();
+      if (tx.outstanding != 0 || tx.open_batch || tx.status == 'I') return;
+    }
+    self->killed_ = true;
+    self->kill_reason_ = reason;
+    error_code ignored;
+    self->client_.cancel(ignored);
+  });
+}
+
+void client_session::cancel_current_query() {
+  std::shared_ptr<server_connection> server;
+  {
+    std::lock_guard lock(current_mu_);
+    server = current_;
+  }
+  if (!server) return;
+  server->cancels_in_flight.fetch_add(1);
+  asio::co_spawn(strand_, cancel_running_query(server, settings_.connect_timeout), asio::detached);
+}
+
+void client_session::set_current_server(std::shared_ptr<server_connection> server) {
+  std::lock_guard lock(current_mu_);
+  current_ = std::move(server);
+}
+
+asio::awaitable<void> client_session::send_error(std::string_view severity, std::string_view code,
+                                                 std::string_view message) {
+  std::string out;
+  protocol::encode_error_response(out, severity, code, message);
+  co_await with_timeout(asio::async_write(client_, asio::buffer(out), nothrow), 1000ms);
+}
+
+asio::awaitable<client_session::startup_outcome> client_session::read_startup() {
+  std::string buf;
+  buf.reserve(256);
+  for (;;) {
+    auto r = protocol::parse_startup_frame(buf);
+    if (r.status == protocol::parse_status::invalid) {
+      co_await send_error("FATAL", "08P01", std::string("invalid startup packet: ") + r.error);
+      co_return close_reason::client_protocol_error;
+    }
+    if (r.status == protocol::parse_status::need_more) {
+      char chunk[512];
+      // Never read past the packet: what follows it may be a TLS handshake in the future.
+      std::size_t want = sizeof chunk;
+      if (buf.size() >= 4) want = std::min(want, static_cast<std::size_t>(protocol::read_int32(buf.data())) - buf.size());
+      else want = 4 - buf.size();
+      auto [ec, n] = co_await client_.async_read_some(asio::buffer(chunk, want), nothrow);
+      if (ec) co_return close_reason::client_eof;
+      buf.append(chunk, n);
+      continue;
+    }
+    std::string error;
+    auto packet = protocol::decode_startup_packet(r.msg.body, error);
+    buf.erase(0, r.consumed);
+    if (!packet) {
+      co_await send_error("FATAL", "08P01", error);
+      co_return close_reason::client_protocol_error;
+    }
+    switch (packet->kind) {
+      case protocol::startup_kind::ssl_request:
+      case protocol::startup_kind::gssenc_request: {
+        // No encryption yet: the client goes on in plaintext or gives up, as with PostgreSQL.
+        char no = 'N';
+        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&no, 1), nothrow);
+        if (ec) co_return close_reason::client_eof;
+        continue;
+      }
+      case protocol::startup_kind::cancel_request:
+        if (auto target = services_.cancels.find(packet->cancel)) target->cancel_current_query();
+        co_return close_reason::client_eof;
+      case protocol::startup_kind::startup:
+        co_return std::move(packet->startup);
+    }
+  }
+}
+
+asio::awaitable<close_reason> client_session::serve() {
+  auto cfg = services_.routes.config();
+  max_message_size_ = cfg->max_message_size;
+  auto startup = co_await with_timeout(read_startup(), cfg->auth_timeout);
+  if (!startup) {
+    co_await send_error("FATAL", "08P01", "startup not completed within auth_timeout");
+    co_return close_reason::client_login_timeout;
+  }
+  if (auto* reason = std::get_if<close_reason>(&*startup)) co_return *reason;
+  const auto& msg = std::get<protocol::startup_message>(*startup);
+  user_ = msg.user();
+  database_ = msg.database();
+
+  auto route = services_.routes.route(database_, user_);
+  if (!route.pool) {
+    co_await send_error("FATAL", "3D000", route.error);
+    co_return close_reason::unknown_database;
+  }
+  pool_ = std::move(route.pool);
+  settings_ = pool_->settings();
+
+  // Client authentication: trust, for loopback and Unix-socket peers only, in this version.
+  if (!trusted_) {
+    co_await send_error("FATAL", "28000", "pgmux accepts only loopback and Unix-socket clients (trust authentication)");
+    co_return close_reason::client_protocol_error;
+  }
+
+  auto parameters = pool_->server_parameters();
+  if (!parameters) {
+    // No server connection has been opened yet: open one to learn what the server reports.
+    auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
+    if (auto* error = std::get_if<std::string>(&got)) {
+      co_await send_error("FATAL", "08006", *error);
+      co_return close_reason::query_wait_timeout;
+    }
+    auto first = std::move(std::get<lease>(got));
+    parameters = first->parameters();
+    first.release();
+  }
+
+  cancel_key_ = services_.cancels.add(weak_from_this());
+  std::string out;
+  protocol::encode_authentication_ok(out);
+  for (const auto& [name, value] : *parameters) protocol::encode_parameter_status(out, name, value);
+  protocol::encode_backend_key_data(out, *cancel_key_);
+  protocol::encode_ready_for_query(out, 'I');
+  auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
+  if (ec) co_return close_reason::client_eof;
+  log::debug(label() + " logged in");
+  co_return co_await serve_requests();
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() {
+  for (;;) {
+    if (!buffer_.empty()) {
+      const auto h = protocol::parse_header(buffer_.view(), max_message_size_);
+      if (h.status == protocol::parse_status::invalid) {
+        co_await send_error("FATAL", "08P01", std::string("invalid message: ") + h.error);
+        co_return close_reason::client_protocol_error;
+      }
+      if (h.status == protocol::parse_status::complete) {
+        if (!protocol::is_frontend_message(h.hdr.tag)) {
+          co_await send_error("FATAL", "08P01", std::string("invalid frontend message type ") +
+                                                    std::to_string(static_cast<unsigned char>(h.hdr.tag)));
+          co_return close_reason::client_protocol_error;
+        }
+        if (h.hdr.tag == 'X') co_return close_reason::client_terminate;
+        if (buffer_.size() >= h.hdr.total() || buffer_.full()) co_return std::nullopt;
+      }
+    }
+    if (buffer_.empty()) {
+      // Idle clients hold no buffer: wait for readability first.
+      buffer_.release();
+      error_code ec;
+      if (settings_.client_idle_timeout.count() > 0) {
+        auto r = co_await with_timeout(client_.async_wait(asio::socket_base::wait_read, nothrow),
+                                       settings_.client_idle_timeout);
+        if (!r) {
+          co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
+          co_return close_reason::client_idle_timeout;
+        }
+        ec = std::get<0>(*r);
+      } else {
+        std::tie(ec) = co_await client_.async_wait(asio::socket_base::wait_read, nothrow);
+      }
+      if (killed_) co_return kill_reason_;
+      if (ec) co_return close_reason::client_eof;
+      buffer_.ensure();
+    }
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
+    if (killed_) co_return kill_reason_;
+    if (ec) co_return close_reason::client_eof;
+    buffer_.commit(n);
+  }
+}
+
+asio::awaitable<void> client_session::wait_for_cancels(server_connection& server) {
+  if (server.cancels_in_flight.load() == 0) co_return;
+  asio::steady_timer timer(strand_);
+  const auto deadline = clock::now() + settings_.connect_timeout;
+  while (server.cancels_in_flight.load() > 0 && clock::now() < deadline) {
+    timer.expires_after(5ms);
+    co_await timer.async_wait(nothrow);
+  }
+  if (server.cancels_in_flight.load() > 0) server.mark_broken();
+}
+
+asio::awaitable<void> client_session::return_server() {
+  if (!lease_) co_return;
+  auto server = lease_.connection();
+  bool clean = co_await make_clean(server, cleanup_timeout);
+  if (clean && settings_.mode == config::pool_mode::session)
+    clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
+  co_await wait_for_cancels(*server);
+  lease_.release(clean && server->clean());
+}
+
+asio::awaitable<close_reason> client_session::serve_requests() {
+  const bool transaction_mode = settings_.mode == config::pool_mode::transaction;
+  for (;;) {
+    if (!lease_) {
+      if (auto reason = co_await wait_for_request()) {
+        co_return *reason;
+      }
+      auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
+      if (auto* error = std::get_if<std::string>(&got)) {
+        log::warn(label() + ": " + *error);
+        co_await send_error("FATAL", "53300", "pgmux: " + *error);
+        co_return close_reason::query_wait_timeout;
+      }
+      lease_ = std::move(std::get<lease>(got));
+      lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+      set_current_server(lease_.connection());
+    }
+    const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_}, *lease_,
+                                  transaction_mode);
+    switch (r.end) {
+      case relay_end::transaction_done:
+        if (lease_->tx().idle() && transaction_mode) {
+          set_current_server(nullptr);
+          co_await wait_for_cancels(*lease_);
+          lease_.release();
+        }
+        continue;
+      case relay_end::client_terminate:
+        set_current_server(nullptr);
+        co_await return_server();
+        co_return close_reason::client_terminate;
+      case relay_end::client_eof:
+        set_current_server(nullptr);
+        co_await return_server();
+        co_return close_reason::client_eof;
+      case relay_end::client_protocol_error:
+        set_current_server(nullptr);
+        co_await send_error("FATAL", "08P01", std::string("invalid message: ") + (r.error ? r.error : "protocol violation"));
+        co_await return_server();
+        co_return close_reason::client_protocol_error;
+      case relay_end::killed: {
+        set_current_server(nullptr);
+        const auto reason = kill_reason_;
+        if (reason == close_reason::idle_transaction_timeout)
+          co_await send_error("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout");
+        else
+          co_await send_error("FATAL", "57P01", std::string("terminating connection: ") + to_string(reason));
+        killed_ = false;  // let the cleanup use the sockets
+        co_await return_server();
+        co_return reason;
+      }
+      case relay_end::server_error:
+        set_current_server(nullptr);
+        log::warn(label() + ": " + lease_->describe() + ": " + (r.error ? r.error : "server error"));
+        lease_.release(false);
+        co_await send_error("FATAL", "08006", "server connection lost");
+        co_return close_reason::server_error;
+    }
+  }
+}
+
+}  // namespace pgmux::net

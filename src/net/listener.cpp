@@ -1,1 +1,155 @@
-// placeholder
+// Accepting clients.
+#include "pgmux/net/listener.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+
+#include "pgmux/app/log.hpp"
+#include "pgmux/net/timeout.hpp"
+#include "pgmux/protocol/encode.hpp"
+
+namespace pgmux::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  return a.is_v6() && a.to_v6().is_v4_mapped() && asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+}
+
+}  // namespace
+
+struct listener::acceptor {
+  explicit acceptor(asio::io_context& io) : socket(io) {}
+  asio::basic_socket_acceptor<asio::generic::stream_protocol> socket;
+  bool unix_domain = false;
+  std::string path;  // Unix socket file, removed on stop
+};
+
+listener::listener(asio::io_context& io, session_services services, std::size_t max_client_conn)
+    : io_(io), services_(services), max_client_conn_(max_client_conn) {}
+
+listener::~listener() { stop(); }
+
+std::string listener::listen_tcp(const std::string& host, std::uint16_t port) {
+  error_code ec;
+  asio::ip::tcp::resolver resolver(io_);
+  auto endpoints = resolver.resolve(host, std::to_string(port), asio::ip::tcp::resolver::passive, ec);
+  if (ec) return "cannot resolve listen.host \"" + host + "\": " + ec.message();
+  for (const auto& entry : endpoints) {
+    auto a = std::make_shared<acceptor>(io_);
+    const asio::generic::stream_protocol::endpoint ep(entry.endpoint());
+    a->socket.open(ep.protocol(), ec);
+    if (!ec) a->socket.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) a->socket.bind(ep, ec);
+    if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message();
+    acceptors_.push_back(std::move(a));
+  }
+  return {};
+}
+
+std::string listener::listen_unix(const std::string& directory, std::uint16_t port) {
+  auto a = std::make_shared<acceptor>(io_);
+  a->unix_domain = true;
+  a->path = directory + "/.s.PGSQL." + std::to_string(port);
+  ::unlink(a->path.c_str());  // a stale file from a crashed run would block the bind
+  error_code ec;
+  const asio::local::stream_protocol::endpoint ep(a->path);
+  a->socket.open(asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), ec);
+  if (!ec) a->socket.bind(asio::generic::stream_protocol::endpoint(ep.data(), ep.size()), ec);
+  if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return "cannot listen on " + a->path + ": " + ec.message();
+  ::chmod(a->path.c_str(), 0777);
+  acceptors_.push_back(std::move(a));
+  return {};
+}
+
+void listener::start() {
+  for (auto& a : acceptors_)
+    asio::co_spawn(io_, accept_loop(a), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error(std::string("accept loop: ") + ex.what());
+      }
+    });
+}
+
+void listener::stop() {
+  for (auto& a : acceptors_) {
+    error_code ignored;
+    a->socket.close(ignored);
+    if (a->unix_domain) ::unlink(a->path.c_str());
+  }
+  acceptors_.clear();
+}
+
+asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
+  for (;;) {
+    auto [ec, socket] = co_await a->socket.async_accept(nothrow);
+    if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
+    if (ec) {
+      // Out of file descriptors or similar: back off instead of spinning.
+      log::warn("accept failed: " + ec.message());
+      asio::steady_timer pause(io_, 100ms);
+      co_await pause.async_wait(nothrow);
+      continue;
+    }
+    bool trusted = a->unix_domain;
+    std::string peer = a->unix_domain ? std::string("unix") : std::string();
+    if (!a->unix_domain) {
+      error_code ignored;
+      socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+      auto remote = socket.remote_endpoint(ignored);
+      if (!ignored) {
+        const auto* sa = remote.data();
+        if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+          asio::ip::tcp::endpoint tcp_ep;
+          std::memcpy(tcp_ep.data(), sa, remote.size());
+          trusted = is_loopback(tcp_ep.address());
+          peer = tcp_ep.address().to_string() + ":" + std::to_string(tcp_ep.port());
+        }
+      }
+    }
+    admit(std::move(socket), trusted, std::move(peer));
+  }
+}
+
+void listener::admit(socket_t socket, bool trusted, std::string peer) {
+  const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (count > max_client_conn_) {
+    services_.client_count.fetch_sub(1, std::memory_order_relaxed);
+    auto refused = std::make_shared<socket_t>(std::move(socket));
+    asio::co_spawn(io_, [refused]() -> asio::awaitable<void> {
+      std::string out;
+      protocol::encode_error_response(out, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
+      co_await with_timeout(asio::async_write(*refused, asio::buffer(out), nothrow), 1s);
+      error_code ignored;
+      refused->close(ignored);
+    }, asio::detached);
+    return;
+  }
+  auto strand = asio::make_strand(io_);
+  auto session = std::make_shared<client_session>(std::move(socket), strand, trusted, std::move(peer), services_);
+  asio::co_spawn(strand, session->run(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      log::error(std::string("client session: ") + ex.what());
+    }
+  });
+}
+
+}  // namespace pgmux::net

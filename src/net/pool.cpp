@@ -1,1 +1,306 @@
-// placeholder
+// Server pool glue: carries out pool_core's decisions with sockets, timers and coroutines.
+#include "pgmux/net/pool.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <random>
+
+#include "pgmux/app/log.hpp"
+
+namespace pgmux::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How often idle reaping, connect retries and command / idle-transaction timeouts are checked.
+constexpr auto maintenance_period = 100ms;
+// An idle connection unused for longer than this is checked for a hang-up before it is lent.
+constexpr auto liveness_check_after = 1s;
+
+pgmux::pool::pool_limits limits_from(const config::pool_settings& s) {
+  pgmux::pool::pool_limits l;
+  l.min_size = s.min_size;
+  l.max_size = s.max_size;
+  l.idle_lifetime = s.max_inactive_connection_lifetime;
+  l.server_lifetime = s.server_lifetime;
+  return l;
+}
+
+double random_unit() {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+void log_exception(std::exception_ptr e, const char* what) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    log::error(std::string(what) + ": " + ex.what());
+  }
+}
+
+}  // namespace
+
+struct server_pool::waiter {
+  explicit waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
+  asio::steady_timer timer;
+  std::weak_ptr<session_control> owner;
+  std::shared_ptr<server_connection> assigned;
+};
+
+lease& lease::operator=(lease&& other) noexcept {
+  if (this != &other) {
+    release(false);
+    pool_ = std::move(other.pool_);
+    conn_ = std::move(other.conn_);
+  }
+  return *this;
+}
+
+void lease::release(bool clean) {
+  if (!conn_) return;
+  auto owner = std::move(pool_);
+  owner->give_back(std::move(conn_), clean);
+}
+
+server_pool::server_pool(asio::io_context& io, std::string name, server_login login, config::pool_settings settings)
+    : io_(io), name_(std::move(name)), login_(std::move(login)), settings_(settings), core_(limits_from(settings)) {}
+
+server_pool::~server_pool() = default;
+
+config::pool_settings server_pool::settings() const {
+  std::lock_guard lock(mu_);
+  return settings_;
+}
+
+void server_pool::start() {
+  deferred_work work;
+  {
+    std::lock_guard lock(mu_);
+    settle(clock::now(), work);
+    maintenance_timer_ = std::make_shared<asio::steady_timer>(io_);
+  }
+  run(std::move(work));
+  asio::co_spawn(asio::make_strand(io_), maintain(), [](std::exception_ptr e) { log_exception(e, "pool maintenance"); });
+}
+
+void server_pool::stop() {
+  deferred_work work;
+  std::vector<std::shared_ptr<waiter>> waiting;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    for (auto& [id, conn] : conns_)
+      if (!owners_.count(id)) work.close.push_back(conn);
+    for (auto& c : work.close) {
+      core_.forget(c->id());
+      conns_.erase(c->id());
+    }
+    for (auto& [id, w] : waiters_) {
+      core_.remove_waiter(id);
+      waiting.push_back(w);
+    }
+    waiters_.clear();
+  }
+  work.wake = std::move(waiting);
+  run(std::move(work));
+  if (maintenance_timer_) asio::post(maintenance_timer_->get_executor(), [t = maintenance_timer_] { t->cancel(); });
+}
+
+asio::awaitable<std::variant<lease, std::string>> server_pool::acquire(clock::time_point deadline,
+                                                                       std::weak_ptr<session_control> owner) {
+  auto self = shared_from_this();
+  deferred_work work;
+  std::shared_ptr<waiter> w;
+  pgmux::pool::waiter_id wid = 0;
+  std::shared_ptr<server_connection> got;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) co_return std::string("pgmux is shutting down");
+    const auto now = clock::now();
+    for (;;) {
+      wid = next_waiter_++;
+      auto id = core_.acquire(wid, now);
+      if (!id) break;
+      auto conn = conns_.at(*id);
+      if (now - conn->last_used > liveness_check_after && !conn->looks_alive()) {
+        log::info(conn->describe() + " closed: the server hung up while it was idle");
+        core_.release(*id, now, false);
+        conns_.erase(*id);
+        work.close.push_back(std::move(conn));
+        continue;
+      }
+      owners_[*id] = owner;
+      got = std::move(conn);
+      break;
+    }
+    if (!got) {
+      w = std::make_shared<waiter>(co_await asio::this_coro::executor);
+      w->owner = std::move(owner);
+      waiters_.emplace(wid, w);
+    }
+    settle(now, work);
+  }
+  run(std::move(work));
+  if (got) co_return lease(self, std::move(got));
+
+  w->timer.expires_at(deadline);
+  co_await w->timer.async_wait(nothrow);
+
+  std::lock_guard lock(mu_);
+  if (w->assigned) co_return lease(self, std::move(w->assigned));
+  core_.remove_waiter(wid);
+  waiters_.erase(wid);
+  if (stopped_) co_return std::string("pgmux is shutting down");
+  std::string message = "no server connection available within query_wait_timeout (" +
+                        std::to_string(settings_.query_wait_timeout.count()) + "ms)";
+  if (!last_connect_error_.empty()) message += "; last server connect error: " + last_connect_error_;
+  co_return message;
+}
+
+void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean) {
+  deferred_work work;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = clock::now();
+    const auto id = conn->id();
+    owners_.erase(id);
+    auto reason = stopped_ ? std::optional(close_reason::shutdown) : core_.release(id, now, clean);
+    if (stopped_) core_.forget(id);
+    if (reason) {
+      conns_.erase(id);
+      log::info(conn->describe() + " closed: " + to_string(*reason));
+      work.close.push_back(std::move(conn));
+    } else {
+      conn->last_used = now;
+    }
+    if (!stopped_) settle(now, work);
+  }
+  run(std::move(work));
+}
+
+void server_pool::settle(clock::time_point now, deferred_work& work) {
+  for (const auto& a : core_.dispatch(now)) {
+    auto it = waiters_.find(a.waiter);
+    auto conn = conns_.at(a.conn);
+    if (it == waiters_.end()) {  // cannot happen: waiters leave the core and the map together
+      core_.release(a.conn, now, true);
+      continue;
+    }
+    auto w = std::move(it->second);
+    waiters_.erase(it);
+    owners_[a.conn] = w->owner;
+    w->assigned = std::move(conn);
+    work.wake.push_back(std::move(w));
+  }
+  for (auto id : core_.start_connects(now)) work.connect.push_back(id);
+}
+
+void server_pool::run(deferred_work work) {
+  for (auto& w : work.wake) asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  for (auto& c : work.close) c->close();
+  for (auto id : work.connect)
+    asio::co_spawn(asio::make_strand(io_), connect_one(id), [](std::exception_ptr e) { log_exception(e, "server connect"); });
+}
+
+asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
+  auto self = shared_from_this();
+  auto conn = std::make_shared<server_connection>(io_.get_executor(), id);
+  server_login login = login_;
+  login.timeout = settings().connect_timeout;
+  const std::string error = co_await conn->open(login);
+  deferred_work work;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = clock::now();
+    if (!error.empty()) {
+      core_.connect_failed(id, now);
+      if (error != last_connect_error_) log::warn("pool " + name_ + ": " + error);
+      last_connect_error_ = error;
+    } else if (stopped_) {
+      core_.forget(id);
+      work.close.push_back(conn);
+    } else {
+      log::debug("pool " + name_ + ": " + conn->describe() + " opened");
+      conn->last_used = now;
+      if (!parameters_) parameters_ = conn->parameters();
+      conns_.emplace(id, conn);
+      core_.connect_succeeded(id, now, random_unit());
+      last_connect_error_.clear();
+    }
+    if (!stopped_) settle(now, work);
+  }
+  run(std::move(work));
+}
+
+void server_pool::check_timeouts(clock::time_point, deferred_work&, std::vector<std::shared_ptr<server_connection>>& cancel,
+                                 std::vector<std::shared_ptr<session_control>>& kill) {
+  const auto now = now_ns();
+  const auto command_timeout = std::chrono::nanoseconds(settings_.command_timeout).count();
+  const auto idle_tx_timeout = std::chrono::nanoseconds(settings_.idle_transaction_timeout).count();
+  for (const auto& [id, owner] : owners_) {
+    auto& conn = conns_.at(id);
+    if (command_timeout > 0) {
+      const auto since = conn->busy_since_ns.load(std::memory_order_relaxed);
+      if (since != 0 && now - since > command_timeout && !conn->cancel_sent.exchange(true)) {
+        conn->cancels_in_flight.fetch_add(1);
+        cancel.push_back(conn);
+      }
+    }
+    if (idle_tx_timeout > 0) {
+      const auto since = conn->idle_in_tx_since_ns.load(std::memory_order_relaxed);
+      if (since != 0 && now - since > idle_tx_timeout) {
+        conn->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+        if (auto s = owner.lock()) kill.push_back(std::move(s));
+      }
+    }
+  }
+}
+
+asio::awaitable<void> server_pool::maintain() {
+  auto self = shared_from_this();
+  auto timer = maintenance_timer_;
+  for (;;) {
+    timer->expires_after(maintenance_period);
+    co_await timer->async_wait(nothrow);
+    deferred_work work;
+    std::vector<std::shared_ptr<server_connection>> cancel;
+    std::vector<std::shared_ptr<session_control>> kill;
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) co_return;
+      const auto now = clock::now();
+      for (const auto& c : core_.reap(now)) {
+        auto it = conns_.find(c.conn);
+        if (it == conns_.end()) continue;
+        log::info("pool " + name_ + ": " + it->second->describe() + " closed: " + to_string(c.reason));
+        work.close.push_back(std::move(it->second));
+        conns_.erase(it);
+      }
+      settle(now, work);
+      check_timeouts(now, work, cancel, kill);
+    }
+    run(std::move(work));
+    for (auto& conn : cancel) {
+      log::info("pool " + name_ + ": command_timeout reached on " + conn->describe() + ", cancelling");
+      asio::co_spawn(io_, cancel_running_query(conn, settings().connect_timeout),
+                     [](std::exception_ptr e) { log_exception(e, "cancel request"); });
+    }
+    for (auto& s : kill) s->kill(close_reason::idle_transaction_timeout);
+  }
+}
+
+std::optional<protocol::parameter_list> server_pool::server_parameters() const {
+  std::lock_guard lock(mu_);
+  return parameters_;
+}
+
+pool_snapshot server_pool::snapshot() const {
+  std::lock_guard lock(mu_);
+  return pool_snapshot{core_.stats(clock::now()), settings_};
+}
+
+}  // namespace pgmux::net

@@ -1,1 +1,197 @@
-// placeholder
+// Full-duplex relay of one transaction, and returning a server connection to a clean state.
+#include "pgmux/net/relay.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+
+#include "pgmux/net/timeout.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/frame.hpp"
+
+namespace pgmux::net {
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+
+// Shared by the two pumps of one relay; both run on the session's strand.
+struct relay_state {
+  bool done = false;  // the server side saw the end of the transaction
+};
+
+// Suspends until cancelled: a pump that must not finish before its partner does.
+asio::awaitable<void> park() {
+  asio::steady_timer forever(co_await asio::this_coro::executor, clock::time_point::max());
+  co_await forever.async_wait(nothrow);
+}
+
+// Keeps the counters the pool's maintenance task reads in step with the tracker.
+void note_requests(server_connection& server, int outstanding_before) {
+  const auto& tx = server.tx();
+  if (outstanding_before == 0 && tx.outstanding > 0) {
+    server.cancel_sent.store(false, std::memory_order_relaxed);
+    server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);
+  }
+}
+
+void note_responses(server_connection& server, int outstanding_before) {
+  const auto& tx = server.tx();
+  if (tx.outstanding == outstanding_before) return;
+  if (tx.outstanding == 0) {
+    server.busy_since_ns.store(0, std::memory_order_relaxed);
+    if (!tx.open_batch && tx.status != 'I') server.idle_in_tx_since_ns.store(now_ns(), std::memory_order_relaxed);
+  } else {
+    server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);  // the next statement starts its clock
+  }
+}
+
+asio::awaitable<relay_result> client_to_server(client_side client, server_connection& server, relay_state& state) {
+  auto& buf = client.buffer;
+  for (;;) {
+    if (state.done) {
+      co_await park();
+      co_return relay_result{relay_end::transaction_done};
+    }
+    if (!buf.empty()) {
+      const int before = server.tx().outstanding;
+      const auto r = protocol::scan_frontend(buf.view(), client.cursor, server.tx(), client.max_message_size);
+      if (r.forward > 0) {
+        server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+        note_requests(server, before);
+        auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(buf.data(), r.forward), nothrow);
+        buf.consume(r.forward);
+        if (ec) {
+          server.mark_broken();
+          co_return relay_result{relay_end::server_error, "write to server failed"};
+        }
+      }
+      if (r.stop == protocol::scan_stop::terminate) co_return relay_result{relay_end::client_terminate};
+      if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::client_protocol_error, r.error};
+      if (state.done) continue;
+    }
+    auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+    buf.commit(n);  // bytes read after the transaction ended stay for the next one
+    if (client.killed) co_return relay_result{relay_end::killed};
+    if (ec == asio::error::operation_aborted) co_return relay_result{relay_end::transaction_done};
+    if (ec) co_return relay_result{relay_end::client_eof};
+  }
+}
+
+asio::awaitable<relay_result> server_to_client(client_side client, server_connection& server, relay_state& state,
+                                               bool stop_when_idle) {
+  auto& buf = server.buffer();
+  for (;;) {
+    if (!buf.empty()) {
+      const int before = server.tx().outstanding;
+      const auto r = protocol::scan_backend(buf.view(), server.cursor(), server.tx(), stop_when_idle);
+      if (r.stop == protocol::scan_stop::invalid) {
+        server.mark_broken();
+        co_return relay_result{relay_end::server_error, r.error};
+      }
+      note_responses(server, before);
+      // Set before writing, so the client pump holds back what the client sends next.
+      if (r.stop == protocol::scan_stop::end_of_transaction) state.done = true;
+      if (r.forward > 0) {
+        auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(buf.data(), r.forward), nothrow);
+        buf.consume(r.forward);
+        if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
+      }
+      if (state.done) co_return relay_result{relay_end::transaction_done};
+    }
+    auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+    buf.commit(n);
+    if (ec == asio::error::operation_aborted) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
+    if (ec) {
+      server.mark_broken();
+      co_return relay_result{relay_end::server_error, "the server closed the connection"};
+    }
+  }
+}
+
+// Reads and drops server output until every outstanding request is answered.
+asio::awaitable<bool> drain(server_connection& server) {
+  auto& buf = server.buffer();
+  for (;;) {
+    if (!buf.empty()) {
+      const auto r = protocol::scan_backend(buf.view(), server.cursor(), server.tx(), false);
+      buf.consume(r.forward);
+      if (r.stop == protocol::scan_stop::invalid) co_return false;
+    }
+    if (server.tx().outstanding == 0 && server.cursor().remaining == 0) co_return buf.empty();
+    auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+    if (ec) co_return false;
+    buf.commit(n);
+  }
+}
+
+asio::awaitable<bool> send(server_connection& server, const std::string& out) {
+  auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(out), nothrow);
+  co_return !ec;
+}
+
+asio::awaitable<bool> clean_up(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout) {
+  auto& tx = server->tx();
+  std::string out;
+  if (tx.copy_in) {
+    protocol::encode_copy_fail(out, "client disconnected");
+    tx.copy_in = false;
+  }
+  if (tx.open_batch) {
+    protocol::encode_sync(out);
+    ++tx.outstanding;
+    tx.open_batch = false;
+  }
+  if (!out.empty() && !co_await send(*server, out)) co_return false;
+  if (tx.outstanding > 0) {
+    // Something may still be running: stop it rather than wait for it.
+    server->cancels_in_flight.fetch_add(1);
+    co_await cancel_running_query(server, timeout);
+    if (!co_await drain(*server)) co_return false;
+  }
+  if (tx.status != 'I') {
+    out.clear();
+    protocol::encode_query(out, "ROLLBACK");
+    ++tx.outstanding;
+    if (!co_await send(*server, out) || !co_await drain(*server)) co_return false;
+  }
+  co_return tx.idle();
+}
+
+}  // namespace
+
+asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle) {
+  relay_state state;
+  auto result = co_await (client_to_server(client, server, state) ||
+                          server_to_client(client, server, state, stop_when_idle));
+  co_return std::visit([](const relay_result& r) { return r; }, result);
+}
+
+asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout) {
+  if (server->broken()) co_return false;
+  if (server->clean()) co_return true;
+  auto ok = co_await with_timeout(clean_up(server, timeout), timeout);
+  if (!ok || !*ok) {
+    server->mark_broken();
+    co_return false;
+  }
+  co_return server->clean();
+}
+
+asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout) {
+  auto reset = [&]() -> asio::awaitable<bool> {
+    std::string out;
+    protocol::encode_query(out, sql);
+    ++server.tx().outstanding;
+    if (!co_await send(server, out) || !co_await drain(server)) co_return false;
+    co_return true;
+  };
+  auto ok = co_await with_timeout(reset(), timeout);
+  if (!ok || !*ok) {
+    server.mark_broken();
+    co_return false;
+  }
+  co_return server.clean();
+}
+
+}  // namespace pgmux::net

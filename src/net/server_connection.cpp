@@ -1,1 +1,187 @@
-// placeholder
+// Server connections: connect, startup, authenticate as a client, close; CancelRequests.
+#include "pgmux/net/server_connection.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include "pgmux/net/server_auth.hpp"
+#include "pgmux/net/timeout.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/frame.hpp"
+
+namespace pgmux::net {
+namespace {
+
+// Reads one complete message into `buf`. The frame views `buf`; consume it after use.
+asio::awaitable<protocol::frame_result> read_frame(socket_t& socket, io_buffer& buf, std::string& error) {
+  for (;;) {
+    auto r = protocol::parse_frame(buf.view(), io_buffer::block_size);
+    if (r.status == protocol::parse_status::complete) co_return r;
+    if (r.status == protocol::parse_status::invalid || buf.full()) {
+      error = r.error ? r.error : "message too long";
+      co_return protocol::frame_result{protocol::parse_status::invalid};
+    }
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+    if (ec) {
+      error = ec == asio::error::eof ? "the server closed the connection" : ec.message();
+      co_return protocol::frame_result{protocol::parse_status::invalid};
+    }
+    buf.commit(n);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<error_code> connect_socket(socket_t& socket, const server_address& address) {
+  error_code ec;
+  if (!address.host.empty() && address.host[0] == '/') {
+    const std::string path = address.host + "/.s.PGSQL." + std::to_string(address.port);
+    std::tie(ec) = co_await socket.async_connect(asio::local::stream_protocol::endpoint(path), nothrow);
+    co_return ec;
+  }
+  asio::ip::tcp::resolver resolver(socket.get_executor());
+  auto [rec, endpoints] = co_await resolver.async_resolve(address.host, std::to_string(address.port), nothrow);
+  if (rec) co_return rec;
+  ec = asio::error::host_not_found;
+  for (const auto& entry : endpoints) {
+    if (socket.is_open()) socket.close(ec);
+    std::tie(ec) = co_await socket.async_connect(asio::generic::stream_protocol::endpoint(entry.endpoint()), nothrow);
+    if (!ec) {
+      error_code ignored;
+      socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+      co_return ec;
+    }
+  }
+  co_return ec;
+}
+
+server_connection::server_connection(asio::any_io_executor ex, std::uint64_t id) : id_(id), socket_(std::move(ex)) {
+  buffer_.ensure();
+}
+
+std::string server_connection::describe() const {
+  return "server " + std::to_string(id_) + " (" + address_.host + ":" + std::to_string(address_.port) + " pid " +
+         std::to_string(backend_key_.pid) + ")";
+}
+
+asio::awaitable<std::string> server_connection::open(const server_login& login) {
+  address_ = login.address;
+  auto result = co_await with_timeout(this->login(login), login.timeout);
+  if (!result) {
+    broken_ = true;
+    close();
+    co_return "connect to " + address_.host + ":" + std::to_string(address_.port) + " timed out after " +
+        std::to_string(login.timeout.count()) + "ms";
+  }
+  if (!result->empty()) {
+    broken_ = true;
+    close();
+  }
+  co_return std::move(*result);
+}
+
+asio::awaitable<std::string> server_connection::login(const server_login& login) {
+  if (auto ec = co_await connect_socket(socket_, login.address))
+    co_return "cannot connect to " + login.address.host + ":" + std::to_string(login.address.port) + ": " + ec.message();
+
+  protocol::parameter_list startup{{"user", login.user}, {"database", login.database}};
+  if (!login.application_name.empty()) startup.emplace_back("application_name", login.application_name);
+  if (!login.options.empty()) startup.emplace_back("options", login.options);
+  std::string out;
+  protocol::encode_startup_message(out, startup);
+  server_auth auth(login.user, login.password);
+  std::string error;
+  for (;;) {
+    if (!out.empty()) {
+      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), nothrow);
+      if (ec) co_return "write to server failed: " + ec.message();
+      out.clear();
+    }
+    auto r = co_await read_frame(socket_, buffer_, error);
+    if (r.status != protocol::parse_status::complete) co_return "server login failed: " + error;
+    const auto body = r.msg.body;
+    switch (r.msg.tag) {
+      case 'R': {
+        auto request = protocol::decode_authentication(body);
+        if (!request) co_return "malformed authentication request from server";
+        auto step = auth.handle(*request);
+        if (!step.error.empty()) co_return "server authentication failed: " + step.error;
+        out = std::move(step.reply);
+        break;
+      }
+      case 'E': {
+        auto fields = protocol::decode_error_response(body);
+        co_return "server refused login: " + (fields ? fields->message + " (SQLSTATE " + fields->code + ")"
+                                                     : std::string("malformed error"));
+      }
+      case 'S':
+        if (auto p = protocol::decode_parameter_status(body)) parameters_.push_back(std::move(*p));
+        break;
+      case 'K':
+        if (auto key = protocol::decode_backend_key_data(body)) backend_key_ = *key;
+        break;
+      case 'Z':
+        buffer_.consume(r.consumed);
+        if (!buffer_.empty()) co_return "unexpected data after ReadyForQuery at login";
+        tx_ = protocol::tx_tracker{};
+        co_return std::string{};
+      case 'N':
+      case 'v':
+        break;
+      default:
+        co_return std::string("unexpected message '") + r.msg.tag + "' during server login";
+    }
+    buffer_.consume(r.consumed);
+  }
+}
+
+bool server_connection::looks_alive() {
+  if (!socket_.is_open() || broken_) return false;
+  char byte;
+  const auto n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+void server_connection::close() {
+  if (!socket_.is_open()) return;
+  if (!broken_ && tx_.idle()) {
+    std::string terminate;
+    protocol::encode_terminate(terminate);
+    [[maybe_unused]] auto n = ::send(socket_.native_handle(), terminate.data(), terminate.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+asio::awaitable<void> send_cancel_request(server_address address, protocol::cancel_key key,
+                                          std::chrono::milliseconds timeout) {
+  socket_t socket(co_await asio::this_coro::executor);
+  auto send = [&]() -> asio::awaitable<error_code> {
+    if (auto ec = co_await connect_socket(socket, address)) co_return ec;
+    std::string out;
+    protocol::encode_cancel_request(out, key);
+    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), nothrow);
+    if (ec) co_return ec;
+    // PostgreSQL closes the connection once it has handled the request.
+    char byte;
+    std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(&byte, 1), nothrow);
+    co_return error_code{};
+  };
+  co_await with_timeout(send(), timeout);
+  error_code ignored;
+  socket.close(ignored);
+}
+
+asio::awaitable<void> cancel_running_query(std::shared_ptr<server_connection> conn, std::chrono::milliseconds timeout) {
+  co_await send_cancel_request(conn->address(), conn->backend_key(), timeout);
+  conn->cancels_in_flight.fetch_sub(1);
+}
+
+}  // namespace pgmux::net

@@ -1,0 +1,81 @@
+// One client connection, served by one coroutine that reads like the protocol: startup,
+// routing, authentication, then the request loop that borrows a server connection per
+// transaction (or per session) and relays.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "pgmux/close_reason.hpp"
+#include "pgmux/net/cancel.hpp"
+#include "pgmux/net/io.hpp"
+#include "pgmux/net/io_buffer.hpp"
+#include "pgmux/net/pool.hpp"
+#include "pgmux/protocol/messages.hpp"
+
+namespace pgmux::net {
+
+class router;
+
+// Process-wide services every session uses.
+struct session_services {
+  router& routes;
+  cancel_registry& cancels;
+  std::atomic<std::size_t>& client_count;  // decremented when the session ends
+};
+
+class client_session final : public session_control,
+                             public cancel_target,
+                             public std::enable_shared_from_this<client_session> {
+ public:
+  // `strand` is the executor the session's coroutine runs on. `trusted` is true for
+  // loopback and Unix-socket peers.
+  client_session(socket_t socket, asio::any_io_executor strand, bool trusted, std::string peer,
+                 session_services services);
+
+  asio::awaitable<void> run();
+
+  void kill(close_reason reason) override;
+  void cancel_current_query() override;
+
+ private:
+  using startup_outcome = std::variant<protocol::startup_message, close_reason>;
+
+  asio::awaitable<close_reason> serve();
+  asio::awaitable<startup_outcome> read_startup();
+  asio::awaitable<close_reason> serve_requests();
+  // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
+  asio::awaitable<std::optional<close_reason>> wait_for_request();
+  // After the client is gone: bring the server connection back clean or close it.
+  asio::awaitable<void> return_server();
+  asio::awaitable<void> wait_for_cancels(server_connection& server);
+  asio::awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message);
+  void set_current_server(std::shared_ptr<server_connection> server);
+  std::string label() const;
+
+  socket_t client_;
+  asio::any_io_executor strand_;
+  bool trusted_;
+  std::string peer_;
+  session_services services_;
+
+  io_buffer buffer_;
+  protocol::stream_cursor cursor_;
+  std::shared_ptr<server_pool> pool_;
+  config::pool_settings settings_;
+  std::size_t max_message_size_ = 0;
+  lease lease_;
+  std::string user_, database_;
+  std::optional<protocol::cancel_key> cancel_key_;
+
+  bool killed_ = false;
+  close_reason kill_reason_ = close_reason::shutdown;
+
+  std::mutex current_mu_;  // guards current_ against cancel requests from other threads
+  std::shared_ptr<server_connection> current_;
+};
+
+}  // namespace pgmux::net

@@ -1,0 +1,36 @@
+// Accept loops on TCP and Unix sockets; each accepted client gets a session on its own strand.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "pgmux/net/client_session.hpp"
+
+namespace pgmux::net {
+
+class listener {
+ public:
+  listener(asio::io_context& io, session_services services, std::size_t max_client_conn);
+  ~listener();
+
+  // Binds; the error says what failed.
+  std::string listen_tcp(const std::string& host, std::uint16_t port);
+  std::string listen_unix(const std::string& directory, std::uint16_t port);
+  void start();
+  void stop();
+
+ private:
+  struct acceptor;
+  asio::awaitable<void> accept_loop(std::shared_ptr<acceptor> a);
+  void admit(socket_t socket, bool trusted, std::string peer);
+
+  asio::io_context& io_;
+  session_services services_;
+  std::size_t max_client_conn_;
+  std::vector<std::shared_ptr<acceptor>> acceptors_;
+};
+
+}  // namespace pgmux::net

@@ -1,0 +1,123 @@
+// A pool of server connections for one (database, server user): Asio glue over pool_core.
+// Bookkeeping sits behind one short mutex (workers share the pool); waiting clients sleep
+// on their own timer, woken by a post to their own executor when a connection is theirs.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+#include <boost/asio/io_context.hpp>
+
+#include "pgmux/config/config.hpp"
+#include "pgmux/net/io.hpp"
+#include "pgmux/net/server_connection.hpp"
+#include "pgmux/pool/pool_core.hpp"
+
+namespace pgmux::net {
+
+// What the pool may ask of the client session holding one of its connections. Called from
+// the pool's maintenance task; implementations post into the session's own executor.
+class session_control {
+ public:
+  virtual ~session_control() = default;
+  virtual void kill(close_reason reason) = 0;
+};
+
+class server_pool;
+
+// A server connection lent to one client. Move-only; give it back with release(). A lease
+// dropped without release() closes its connection: its state is unknown.
+class lease {
+ public:
+  lease() = default;
+  lease(std::shared_ptr<server_pool> owner, std::shared_ptr<server_connection> conn)
+      : pool_(std::move(owner)), conn_(std::move(conn)) {}
+  lease(lease&&) noexcept = default;
+  lease& operator=(lease&& other) noexcept;
+  lease(const lease&) = delete;
+  lease& operator=(const lease&) = delete;
+  ~lease() { release(false); }
+
+  explicit operator bool() const noexcept { return conn_ != nullptr; }
+  server_connection* operator->() const noexcept { return conn_.get(); }
+  server_connection& operator*() const noexcept { return *conn_; }
+  const std::shared_ptr<server_connection>& connection() const noexcept { return conn_; }
+  // Back to the pool when the connection is clean(), else closed.
+  void release() { release(conn_ && conn_->clean()); }
+  void release(bool clean);
+
+ private:
+  std::shared_ptr<server_pool> pool_;
+  std::shared_ptr<server_connection> conn_;
+};
+
+struct pool_snapshot {
+  pgmux::pool::pool_stats core;
+  config::pool_settings settings;
+};
+
+class server_pool : public std::enable_shared_from_this<server_pool> {
+ public:
+  // `login` carries the server address, user, database and password every connection uses.
+  server_pool(asio::io_context& io, std::string name, server_login login, config::pool_settings settings);
+  ~server_pool();
+
+  const std::string& name() const noexcept { return name_; }
+  const server_login& login() const noexcept { return login_; }
+  config::pool_settings settings() const;
+
+  // Opens min_size connections and starts the maintenance task.
+  void start();
+  // Closes idle connections and stops maintenance; lent ones close when given back.
+  void stop();
+
+  // A connection for `owner`, waiting in FIFO order until `deadline`. On failure, the text
+  // for the client's error message.
+  asio::awaitable<std::variant<lease, std::string>> acquire(clock::time_point deadline,
+                                                            std::weak_ptr<session_control> owner);
+
+  // ParameterStatus values of a real connection, once one has been opened.
+  std::optional<protocol::parameter_list> server_parameters() const;
+
+  pool_snapshot snapshot() const;
+
+ private:
+  friend class lease;
+  struct waiter;
+
+  void give_back(std::shared_ptr<server_connection> conn, bool clean);
+  // With mu_ held: hands idle connections to waiters, starts connects; returns work to do unlocked.
+  struct deferred_work {
+    std::vector<std::shared_ptr<waiter>> wake;
+    std::vector<pgmux::pool::conn_id> connect;
+    std::vector<std::shared_ptr<server_connection>> close;
+  };
+  void settle(clock::time_point now, deferred_work& work);
+  void run(deferred_work work);
+  asio::awaitable<void> connect_one(pgmux::pool::conn_id id);
+  asio::awaitable<void> maintain();
+  void check_timeouts(clock::time_point now, deferred_work& work,
+                      std::vector<std::shared_ptr<server_connection>>& cancel,
+                      std::vector<std::shared_ptr<session_control>>& kill);
+
+  asio::io_context& io_;
+  const std::string name_;
+  const server_login login_;
+
+  mutable std::mutex mu_;
+  config::pool_settings settings_;
+  pgmux::pool::pool_core core_;
+  std::unordered_map<pgmux::pool::conn_id, std::shared_ptr<server_connection>> conns_;  // idle and lent
+  std::unordered_map<pgmux::pool::conn_id, std::weak_ptr<session_control>> owners_;     // lent
+  std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
+  pgmux::pool::waiter_id next_waiter_ = 1;
+  std::optional<protocol::parameter_list> parameters_;
+  std::string last_connect_error_;
+  bool stopped_ = false;
+  std::shared_ptr<asio::steady_timer> maintenance_timer_;
+};
+
+}  // namespace pgmux::net

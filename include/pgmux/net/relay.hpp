@@ -1,0 +1,49 @@
+// Pumping bytes between a client and its server connection in both directions at once,
+// until the transaction ends (transaction pooling) or either side goes away.
+#pragma once
+#include <chrono>
+
+#include "pgmux/net/io.hpp"
+#include "pgmux/net/io_buffer.hpp"
+#include "pgmux/net/server_connection.hpp"
+
+namespace pgmux::net {
+
+enum class relay_end {
+  transaction_done,       // ReadyForQuery left the server idle; it may go back to the pool
+  client_terminate,       // Terminate message (left in the client buffer)
+  client_eof,             // client hung up or its socket failed
+  client_protocol_error,  // see relay_result::error
+  server_error,           // server socket failed or sent garbage; the connection is broken
+  killed,                 // the session was told to stop (timeouts, shutdown)
+};
+
+struct relay_result {
+  relay_end end;
+  const char* error = nullptr;
+};
+
+// What the relay needs from the client side. The buffer and cursor outlive one relay: bytes
+// the client sent for its next transaction stay in the buffer.
+struct client_side {
+  socket_t& socket;
+  io_buffer& buffer;
+  protocol::stream_cursor& cursor;
+  const bool& killed;
+  std::size_t max_message_size;
+};
+
+// Relays until the end named above. With stop_when_idle (transaction and statement modes)
+// it stops right after the ReadyForQuery that leaves the server idle.
+asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle);
+
+// Brings a server connection whose client is gone back to idle: ends a COPY, cancels what
+// runs, drains the answers, rolls back an open transaction, within `timeout`. True when the
+// connection is clean afterwards.
+asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout);
+
+// Sends one simple query (e.g. DISCARD ALL) and reads up to its ReadyForQuery. True when it
+// succeeded and left the connection clean.
+asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout);
+
+}  // namespace pgmux::net

@@ -1,0 +1,46 @@
+// (database, user) -> pool. Pools are made on first use from the database entry that
+// serves the name (the exact entry, else "*").
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "pgmux/config/config.hpp"
+#include "pgmux/net/pool.hpp"
+
+namespace pgmux::net {
+
+class router {
+ public:
+  router(asio::io_context& io, std::shared_ptr<const config::config> cfg);
+
+  struct route_result {
+    std::shared_ptr<server_pool> pool;
+    std::string error;  // when pool is null
+  };
+  // The pool serving a client that asked for `database` as `user`.
+  route_result route(const std::string& database, const std::string& user);
+
+  // Opens the pools whose server user is fixed by their DSN, so min_size is warm at start.
+  void start();
+  void stop();
+
+  std::shared_ptr<const config::config> config() const;
+  std::vector<std::shared_ptr<server_pool>> pools() const;
+
+ private:
+  std::shared_ptr<server_pool> make_pool(const config::database_config& db, const std::string& database,
+                                         const std::string& user);
+
+  asio::io_context& io_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const config::config> cfg_;
+  std::unordered_map<std::string, std::shared_ptr<server_pool>> pools_;  // key: database '\0' server user
+  bool stopped_ = false;
+};
+
+}  // namespace pgmux::net

@@ -1,0 +1,97 @@
+// One connection to PostgreSQL: pgmux's own frontend side of the protocol over an Asio socket.
+// It is opened (connect, startup, authentication), then lent to one client at a time, which
+// relays raw bytes through it while the tracker follows transaction state.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pgmux/config/dsn.hpp"
+#include "pgmux/net/io.hpp"
+#include "pgmux/net/io_buffer.hpp"
+#include "pgmux/protocol/messages.hpp"
+#include "pgmux/protocol/stream.hpp"
+
+namespace pgmux::net {
+
+// What a session needs to reach a server again, for CancelRequests.
+struct server_address {
+  std::string host;  // name, address, or Unix socket directory
+  std::uint16_t port = 5432;
+};
+
+struct server_login {
+  server_address address;
+  std::string user;
+  std::string database;
+  std::string password;
+  std::string application_name;
+  std::string options;
+  std::chrono::milliseconds timeout{5000};
+};
+
+class server_connection {
+ public:
+  server_connection(asio::any_io_executor ex, std::uint64_t id);
+
+  // Connects, starts up and authenticates, all within login.timeout. Empty string on success,
+  // else what went wrong (for logs and for clients waiting on this pool).
+  asio::awaitable<std::string> open(const server_login& login);
+
+  std::uint64_t id() const noexcept { return id_; }
+  socket_t& socket() noexcept { return socket_; }
+  io_buffer& buffer() noexcept { return buffer_; }
+  protocol::stream_cursor& cursor() noexcept { return cursor_; }
+  protocol::tx_tracker& tx() noexcept { return tx_; }
+  const protocol::parameter_list& parameters() const noexcept { return parameters_; }
+  protocol::cancel_key backend_key() const noexcept { return backend_key_; }
+  const server_address& address() const noexcept { return address_; }
+  std::string describe() const;
+
+  // Clean: idle, nothing half-read. Only such a connection may go back to the pool.
+  bool clean() const noexcept { return !broken_ && tx_.idle() && buffer_.empty() && cursor_.remaining == 0; }
+  void mark_broken() noexcept { broken_ = true; }
+  bool broken() const noexcept { return broken_; }
+  // True when the server has not hung up or sent anything unasked while idle (one non-blocking peek).
+  bool looks_alive();
+  // Sends Terminate without waiting and closes the socket.
+  void close();
+
+  // Read by the pool's maintenance task from another thread: when the oldest unanswered
+  // request was sent (0: none), when the client went idle inside a transaction (0: not),
+  // and whether a CancelRequest already went out for the current request.
+  std::atomic<std::int64_t> busy_since_ns{0};
+  std::atomic<std::int64_t> idle_in_tx_since_ns{0};
+  std::atomic<bool> cancel_sent{false};
+  // CancelRequests sent for this connection that PostgreSQL has not yet acknowledged by
+  // closing their socket. A connection is not lent to the next client before they land, so
+  // a late cancel can never hit someone else's query.
+  std::atomic<int> cancels_in_flight{0};
+  clock::time_point last_used{};
+
+ private:
+  asio::awaitable<std::string> login(const server_login& login);
+
+  std::uint64_t id_;
+  socket_t socket_;
+  io_buffer buffer_;
+  protocol::stream_cursor cursor_;
+  protocol::tx_tracker tx_;
+  protocol::parameter_list parameters_;
+  protocol::cancel_key backend_key_;
+  server_address address_;
+  bool broken_ = false;
+};
+
+// Opens a socket to a server address (TCP, or the Unix socket when host is a directory).
+asio::awaitable<error_code> connect_socket(socket_t& socket, const server_address& address);
+
+// Sends a CancelRequest for `key` to the server at `address`, giving up after `timeout`.
+asio::awaitable<void> send_cancel_request(server_address address, protocol::cancel_key key,
+                                          std::chrono::milliseconds timeout);
+// The same for the query running on `conn`; the caller has counted it in cancels_in_flight,
+// which this decrements when PostgreSQL has taken the request.
+asio::awaitable<void> cancel_running_query(std::shared_ptr<server_connection> conn, std::chrono::milliseconds timeout);
+
+}  // namespace pgmux::net
