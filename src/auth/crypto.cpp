@@ -60,6 +60,10 @@ std::optional<std::string> base64_decode(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
   for (char c : text)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=')) return std::nullopt;
+  // Padding only at the very end, at most two: EVP_DecodeBlock would take "Zg==Zg==" or "====".
+  if (const auto pad_at = text.find('='); pad_at != std::string_view::npos &&
+      (pad_at + 2 < text.size() || text.find_first_not_of('=', pad_at) != std::string_view::npos))
+    return std::nullopt;
   std::string out(3 * text.size() / 4, '\0');
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                                 reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));

@@ -25,11 +25,18 @@ std::optional<std::string_view> attribute(std::string_view msg, char name) {
 
 }  // namespace
 
-scram_client::scram_client(std::string password, std::string nonce)
+scram_client::scram_client(std::string password, std::string nonce, std::string_view user)
     : password_(std::move(password)), nonce_(std::move(nonce)) {
   if (nonce_.empty()) nonce_ = base64_encode(random_bytes(18));
-  // PostgreSQL ignores the SCRAM user name (it uses the startup user), so it is left empty.
-  client_first_bare_ = "n=,r=" + nonce_;
+  // PostgreSQL ignores the SCRAM user name (it uses the startup user), so it is usually empty.
+  // RFC 5802 saslname: '=' and ',' are written as "=3D" and "=2C".
+  client_first_bare_ = "n=";
+  for (char c : user) {
+    if (c == '=') client_first_bare_ += "=3D";
+    else if (c == ',') client_first_bare_ += "=2C";
+    else client_first_bare_.push_back(c);
+  }
+  client_first_bare_ += ",r=" + nonce_;
 }
 
 std::string scram_client::client_first_message() const { return std::string(gs2_header) + client_first_bare_; }

@@ -18,9 +18,11 @@ std::optional<std::uint16_t> parse_port(std::string_view s) {
   return static_cast<std::uint16_t>(v);
 }
 
-// Splits one .pgpass field at an unescaped ':' and unescapes it.
-std::string next_field(std::string_view line, std::size_t& pos) {
+// Splits one .pgpass field at an unescaped ':' and unescapes it. `wildcard`: the field is an
+// unescaped "*" (an escaped one, "\*", is a literal star, as in libpq).
+std::string next_field(std::string_view line, std::size_t& pos, bool* wildcard = nullptr) {
   std::string out;
+  if (wildcard) *wildcard = line.substr(pos, 2) == "*:" || line.substr(pos) == "*";
   while (pos < line.size()) {
     char c = line[pos++];
     if (c == '\\' && pos < line.size()) {
@@ -34,7 +36,9 @@ std::string next_field(std::string_view line, std::size_t& pos) {
   return out;
 }
 
-bool field_matches(const std::string& pattern, std::string_view value) { return pattern == "*" || pattern == value; }
+bool field_matches(const std::string& pattern, bool wildcard, std::string_view value) {
+  return wildcard || pattern == value;
+}
 
 }  // namespace
 
@@ -105,13 +109,15 @@ std::optional<std::string> lookup_passfile(std::string_view contents, std::strin
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#') continue;
     std::size_t pos = 0;
-    const auto h = next_field(line, pos);
-    const auto p = next_field(line, pos);
-    const auto d = next_field(line, pos);
-    const auto u = next_field(line, pos);
+    bool any_h = false, any_p = false, any_d = false, any_u = false;
+    const auto h = next_field(line, pos, &any_h);
+    const auto p = next_field(line, pos, &any_p);
+    const auto d = next_field(line, pos, &any_d);
+    const auto u = next_field(line, pos, &any_u);
     if (pos >= line.size() && line.back() != ':') continue;  // fewer than five fields
     const auto password = next_field(line, pos);
-    if (field_matches(h, host_key) && field_matches(p, port_text) && field_matches(d, dbname) && field_matches(u, user))
+    if (field_matches(h, any_h, host_key) && field_matches(p, any_p, port_text) && field_matches(d, any_d, dbname) &&
+        field_matches(u, any_u, user))
       return password;
   }
   return std::nullopt;

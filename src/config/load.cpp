@@ -81,8 +81,12 @@ class reader {
     const auto text = j.get<std::string>();
     std::size_t pos = 0;
     std::uint64_t value = 0;
-    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])))
-      value = value * 10 + static_cast<std::uint64_t>(text[pos++] - '0');
+    bool overflow = false;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+      const auto digit = static_cast<std::uint64_t>(text[pos++] - '0');
+      if (value > (UINT64_MAX - digit) / 10) overflow = true;
+      value = value * 10 + digit;
+    }
     const std::string unit = text.substr(pos);
     std::uint64_t scale = 0;
     if (unit == "" || unit == "B") scale = 1;
@@ -90,6 +94,7 @@ class reader {
     else if (unit == "MB" || unit == "MiB") scale = 1024 * 1024;
     else if (unit == "GB" || unit == "GiB") scale = 1024ull * 1024 * 1024;
     if (pos == 0 || scale == 0) return error(path, "expected a size such as \"64MB\", got \"" + text + "\"");
+    if (overflow || value > SIZE_MAX / scale) return error(path, "size \"" + text + "\" is too large");
     out = static_cast<std::size_t>(value * scale);
   }
 

@@ -11,9 +11,11 @@ namespace pgmux::auth {
 class scram_client {
  public:
   // `nonce` is the client nonce (printable, no comma); empty picks a random one.
-  explicit scram_client(std::string password, std::string nonce = {});
+  // `user` is the SCRAM user name; PostgreSQL ignores it (it takes the startup user), so it
+  // stays empty there. Tests pass "user" to check the RFC 7677 example exactly.
+  explicit scram_client(std::string password, std::string nonce = {}, std::string_view user = {});
 
-  // "n,,n=,r=<nonce>": the data of SASLInitialResponse.
+  // "n,,n=<user>,r=<nonce>": the data of SASLInitialResponse.
   std::string client_first_message() const;
 
   // Takes server-first-message, returns client-final-message (nullopt and `error` on failure).

@@ -1,0 +1,678 @@
+// Pool bookkeeping as a pure state machine, driven by a hand-advanced clock.
+// Cases:
+//   opens min_size connections at start
+//   never counts more than max_size idle, active and connecting
+//   lends an idle connection at once, the most recently used first
+//   queues a client when nothing is idle
+//   opens one connection per waiter not already covered
+//   hands released connections to the oldest waiter first
+//   a newcomer does not overtake queued clients
+//   a waiter that gives up is skipped
+//   closes idle connections above min_size after idle_lifetime, longest idle first
+//   keeps idle connections when idle_lifetime is 0
+//   retires connections after server_lifetime, stretched by jitter
+//   connections opened together retire apart when jitter differs
+//   a dirty release closes the connection
+//   backs off after a failed connect, doubling up to the cap
+//   probes one connect at a time while connects fail
+//   a successful connect resets the backoff
+//   shrinking max_size closes excess idle at reap and lent ones at release
+//   growing max_size allows more connects
+//   stats count every state and the longest wait
+//   forget drops a connection from the books
+//   random operations keep every invariant
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "pgmux/pool/pool_core.hpp"
+#include "support/fake_clock.hpp"
+
+using namespace pgmux::pool;
+using pgmux::close_reason;
+using namespace std::chrono_literals;
+
+namespace {
+
+pool_limits limits(std::size_t min_size, std::size_t max_size) {
+  pool_limits l;
+  l.min_size = min_size;
+  l.max_size = max_size;
+  return l;
+}
+
+// Opens what start_connects asks for and reports every connect as a success.
+std::vector<conn_id> connect_all(pool_core& pool, time_point now, double jitter = 0.0) {
+  auto ids = pool.start_connects(now);
+  for (auto id : ids) pool.connect_succeeded(id, now, jitter);
+  return ids;
+}
+
+// Gets `n` connections idle at `now`, released in the order returned (least recently used first).
+std::vector<conn_id> make_idle(pool_core& pool, time_point now, std::size_t n, double jitter = 0.0) {
+  for (std::size_t w = 0; w < n; ++w) REQUIRE_FALSE(pool.acquire(1000 + w, now));
+  const auto ids = connect_all(pool, now, jitter);
+  REQUIRE(ids.size() == n);
+  const auto lent = pool.dispatch(now);
+  REQUIRE(lent.size() == n);
+  std::vector<conn_id> order;
+  for (const auto& a : lent) {
+    REQUIRE_FALSE(pool.release(a.conn, now, true));
+    order.push_back(a.conn);
+  }
+  return order;
+}
+
+std::vector<conn_id> conns_of(const std::vector<closing>& closings) {
+  std::vector<conn_id> out;
+  for (const auto& c : closings) out.push_back(c.conn);
+  return out;
+}
+
+// A connection opened at start with `jitter` must retire exactly `lifetime` later.
+void check_server_lifetime(double jitter, duration lifetime) {
+  test::fake_clock clock;
+  auto l = limits(0, 2);
+  l.server_lifetime = 100s;
+  pool_core pool(l);
+  const conn_id c = make_idle(pool, clock.now(), 1, jitter).at(0);
+
+  SUBCASE("closes at release after expiry") {
+    REQUIRE(pool.acquire(1, clock.now()) == c);
+    clock.set(lifetime - 1ms);
+    CHECK_FALSE(pool.release(c, clock.now(), true));
+    REQUIRE(pool.acquire(2, clock.now()) == c);  // still lent out just before expiry
+    clock.set(lifetime);
+    CHECK(pool.release(c, clock.now(), true) == close_reason::server_lifetime);
+    CHECK(pool.total() == 0);
+  }
+  SUBCASE("reaped when idle") {
+    clock.set(lifetime - 1ms);
+    CHECK(pool.reap(clock.now()).empty());
+    clock.set(lifetime);
+    const auto closed = pool.reap(clock.now());
+    REQUIRE(closed.size() == 1);
+    CHECK(closed[0].conn == c);
+    CHECK(closed[0].reason == close_reason::server_lifetime);
+  }
+  SUBCASE("never lent when expired") {
+    clock.set(lifetime);
+    CHECK_FALSE(pool.acquire(1, clock.now()));
+    CHECK(pool.dispatch(clock.now()).empty());
+    CHECK(pool.stats(clock.now()).waiting == 1);
+    // Once reaped, a fresh connection serves the waiter.
+    CHECK(conns_of(pool.reap(clock.now())) == std::vector<conn_id>{c});
+    const auto fresh = connect_all(pool, clock.now());
+    REQUIRE(fresh.size() == 1);
+    CHECK(fresh[0] != c);
+    const auto a = pool.dispatch(clock.now());
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].conn == fresh[0]);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("pool_core") {
+
+TEST_CASE("opens min_size connections at start") {
+  test::fake_clock clock;
+  pool_core pool(limits(3, 10));
+  const auto ids = pool.start_connects(clock.now());
+  CHECK(ids.size() == 3);
+  CHECK(std::set<conn_id>(ids.begin(), ids.end()).size() == 3);  // fresh ids
+  CHECK(pool.stats(clock.now()).connecting == 3);
+  CHECK(pool.total() == 3);
+  CHECK(pool.start_connects(clock.now()).empty());  // already on their way
+  for (auto id : ids) pool.connect_succeeded(id, clock.now(), 0.0);
+  CHECK(pool.stats(clock.now()).idle == 3);
+  CHECK(pool.stats(clock.now()).connecting == 0);
+  CHECK(pool.start_connects(clock.now()).empty());
+}
+
+TEST_CASE("never counts more than max_size idle, active and connecting") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 3));
+  for (waiter_id w = 1; w <= 5; ++w) CHECK_FALSE(pool.acquire(w, clock.now()));
+  const auto first = pool.start_connects(clock.now());
+  CHECK(first.size() == 3);
+  CHECK(pool.total() == 3);
+  CHECK(pool.start_connects(clock.now()).empty());
+  pool.connect_succeeded(first[0], clock.now(), 0.0);
+  CHECK(pool.start_connects(clock.now()).empty());  // 1 idle + 2 connecting
+  CHECK(pool.dispatch(clock.now()).size() == 1);
+  CHECK(pool.start_connects(clock.now()).empty());  // 1 active + 2 connecting
+  pool.connect_failed(first[1], clock.now());
+  pool.connect_succeeded(first[2], clock.now(), 0.0);  // ends the backoff
+  CHECK(pool.start_connects(clock.now()).size() == 1);  // the failed slot is free again
+  CHECK(pool.total() == 3);
+  SUBCASE("min_size above the free room") {
+    pool_core p(limits(5, 2));
+    CHECK(p.start_connects(clock.now()).size() == 2);
+  }
+}
+
+TEST_CASE("lends an idle connection at once, the most recently used first") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 3));
+  const auto order = make_idle(pool, clock.now(), 3);
+  clock.advance(1s);
+  const auto got = pool.acquire(1, clock.now());
+  REQUIRE(got);
+  CHECK(*got == order.back());
+  CHECK(pool.stats(clock.now()).active == 1);
+  CHECK(pool.stats(clock.now()).idle == 2);
+  CHECK(pool.stats(clock.now()).waiting == 0);
+  // Released again, it is once more the most recently used.
+  CHECK_FALSE(pool.release(*got, clock.now(), true));
+  CHECK(pool.acquire(2, clock.now()) == got);
+}
+
+TEST_CASE("queues a client when nothing is idle") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 1));
+  CHECK_FALSE(pool.acquire(1, clock.now()));
+  CHECK(pool.stats(clock.now()).waiting == 1);
+  CHECK(pool.stats(clock.now()).active == 0);
+}
+
+TEST_CASE("opens one connection per waiter not already covered") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 10));
+  CHECK_FALSE(pool.acquire(1, clock.now()));
+  CHECK_FALSE(pool.acquire(2, clock.now()));
+  CHECK(pool.start_connects(clock.now()).size() == 2);
+  CHECK(pool.start_connects(clock.now()).empty());
+  CHECK_FALSE(pool.acquire(3, clock.now()));
+  CHECK(pool.start_connects(clock.now()).size() == 1);
+  CHECK(pool.total() == 3);
+}
+
+TEST_CASE("hands released connections to the oldest waiter first") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 2));
+  for (waiter_id w : {11, 12, 13}) CHECK_FALSE(pool.acquire(w, clock.now()));
+  const auto ids = pool.start_connects(clock.now());
+  REQUIRE(ids.size() == 2);
+
+  pool.connect_succeeded(ids[0], clock.now(), 0.0);
+  auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 11);
+  CHECK(a[0].conn == ids[0]);
+
+  pool.connect_succeeded(ids[1], clock.now(), 0.0);
+  a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 12);
+  CHECK(a[0].conn == ids[1]);
+
+  CHECK_FALSE(pool.release(ids[1], clock.now(), true));
+  a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 13);
+  CHECK(a[0].conn == ids[1]);
+
+  CHECK_FALSE(pool.release(ids[0], clock.now(), true));
+  CHECK(pool.dispatch(clock.now()).empty());
+  CHECK(pool.stats(clock.now()).idle == 1);
+
+  SUBCASE("several at once, in queue order") {
+    pool_core p(limits(0, 3));
+    for (waiter_id w : {5, 3, 9}) CHECK_FALSE(p.acquire(w, clock.now()));
+    connect_all(p, clock.now());
+    const auto all = p.dispatch(clock.now());
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].waiter == 5);
+    CHECK(all[1].waiter == 3);
+    CHECK(all[2].waiter == 9);
+    CHECK(std::set<conn_id>{all[0].conn, all[1].conn, all[2].conn}.size() == 3);
+  }
+}
+
+TEST_CASE("a newcomer does not overtake queued clients") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 1));
+  const auto c = make_idle(pool, clock.now(), 1).at(0);
+  REQUIRE(pool.acquire(1, clock.now()) == c);
+  CHECK_FALSE(pool.acquire(2, clock.now()));
+  CHECK_FALSE(pool.release(c, clock.now(), true));  // idle, but 2 is waiting for it
+  CHECK_FALSE(pool.acquire(3, clock.now()));
+  auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 2);
+  CHECK_FALSE(pool.release(c, clock.now(), true));
+  a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 3);
+}
+
+TEST_CASE("a waiter that gives up is skipped") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 3));
+  for (waiter_id w : {1, 2, 3}) CHECK_FALSE(pool.acquire(w, clock.now()));
+  CHECK(pool.remove_waiter(2));
+  CHECK_FALSE(pool.remove_waiter(2));
+  CHECK_FALSE(pool.remove_waiter(99));
+  CHECK(pool.stats(clock.now()).waiting == 2);
+  CHECK(pool.start_connects(clock.now()).size() == 2);  // only for those still waiting
+  for (conn_id id = 1; id <= 2; ++id) pool.connect_succeeded(id, clock.now(), 0.0);
+  const auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 2);
+  CHECK(a[0].waiter == 1);
+  CHECK(a[1].waiter == 3);
+  CHECK_FALSE(pool.remove_waiter(1));  // already served
+}
+
+TEST_CASE("closes idle connections above min_size after idle_lifetime, longest idle first") {
+  test::fake_clock clock;
+  auto l = limits(0, 3);
+  l.idle_lifetime = 10s;
+  SUBCASE("min_size 0") {
+    pool_core pool(l);
+    const auto order = make_idle(pool, clock.now(), 3);
+    // The most recently used one is used again at +5s: its idle time restarts.
+    clock.set(5s);
+    REQUIRE(pool.acquire(1, clock.now()) == order[2]);
+    CHECK_FALSE(pool.release(order[2], clock.now(), true));
+
+    clock.set(10s - 1ms);
+    CHECK(pool.reap(clock.now()).empty());
+    clock.set(10s);
+    const auto closed = pool.reap(clock.now());
+    CHECK(conns_of(closed) == std::vector<conn_id>{order[0], order[1]});
+    for (const auto& c : closed) CHECK(c.reason == close_reason::server_idle);
+    CHECK(pool.stats(clock.now()).idle == 1);
+
+    clock.set(15s - 1ms);
+    CHECK(pool.reap(clock.now()).empty());
+    clock.set(15s);
+    CHECK(conns_of(pool.reap(clock.now())) == std::vector<conn_id>{order[2]});
+    CHECK(pool.total() == 0);
+  }
+  SUBCASE("min_size 2") {
+    l.min_size = 2;
+    pool_core pool(l);
+    const auto order = make_idle(pool, clock.now(), 3);
+    clock.set(10s);
+    const auto closed = pool.reap(clock.now());
+    CHECK(conns_of(closed) == std::vector<conn_id>{order[0]});
+    clock.set(10h);
+    CHECK(pool.reap(clock.now()).empty());
+    CHECK(pool.stats(clock.now()).idle == 2);
+  }
+  SUBCASE("lent connections are not idle") {
+    pool_core pool(l);
+    const auto order = make_idle(pool, clock.now(), 2);
+    REQUIRE(pool.acquire(1, clock.now()) == order[1]);
+    clock.set(1h);
+    CHECK(conns_of(pool.reap(clock.now())) == std::vector<conn_id>{order[0]});
+    CHECK(pool.stats(clock.now()).active == 1);
+  }
+}
+
+TEST_CASE("keeps idle connections when idle_lifetime is 0") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 3));
+  make_idle(pool, clock.now(), 3);
+  clock.advance(1000h);
+  CHECK(pool.reap(clock.now()).empty());
+  CHECK(pool.stats(clock.now()).idle == 3);
+}
+
+TEST_CASE("retires connections after server_lifetime, stretched by jitter") {
+  // Expected expiry: server_lifetime * (1 + 0.1 * jitter), worked out by hand.
+  SUBCASE("jitter 0") { check_server_lifetime(0.0, 100s); }
+  SUBCASE("jitter 0.99") { check_server_lifetime(0.99, 109'900ms); }
+}
+
+TEST_CASE("connections opened together retire apart when jitter differs") {
+  test::fake_clock clock;
+  auto l = limits(0, 2);
+  l.server_lifetime = 100s;
+  pool_core pool(l);
+  for (waiter_id w : {1, 2}) CHECK_FALSE(pool.acquire(w, clock.now()));
+  const auto ids = pool.start_connects(clock.now());
+  REQUIRE(ids.size() == 2);
+  pool.connect_succeeded(ids[0], clock.now(), 0.0);
+  pool.connect_succeeded(ids[1], clock.now(), 0.5);  // 105s
+  for (const auto& a : pool.dispatch(clock.now())) CHECK_FALSE(pool.release(a.conn, clock.now(), true));
+  clock.set(100s);
+  CHECK(conns_of(pool.reap(clock.now())) == std::vector<conn_id>{ids[0]});
+  clock.set(105s - 1ms);
+  CHECK(pool.reap(clock.now()).empty());
+  clock.set(105s);
+  CHECK(conns_of(pool.reap(clock.now())) == std::vector<conn_id>{ids[1]});
+}
+
+TEST_CASE("a dirty release closes the connection") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 2));
+  const conn_id c = make_idle(pool, clock.now(), 1).at(0);
+  REQUIRE(pool.acquire(1, clock.now()) == c);
+  CHECK(pool.release(c, clock.now(), false) == close_reason::server_dirty);
+  CHECK(pool.total() == 0);
+  CHECK_FALSE(pool.acquire(2, clock.now()));  // nothing idle left behind
+  SUBCASE("an unknown or already released connection is never pooled") {
+    CHECK(pool.release(c, clock.now(), true) == close_reason::server_dirty);
+    CHECK(pool.release(12345, clock.now(), true) == close_reason::server_dirty);
+    CHECK(pool.total() == 0);
+  }
+}
+
+TEST_CASE("backs off after a failed connect, doubling up to the cap") {
+  test::fake_clock clock;
+  auto l = limits(1, 5);
+  l.backoff_initial = 100ms;
+  l.backoff_max = 1s;
+  pool_core pool(l);
+  CHECK_FALSE(pool.retry_at());
+  const duration expected[] = {100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s};
+  std::uint64_t failures = 0;
+  for (auto backoff : expected) {
+    CAPTURE(failures);
+    const auto ids = pool.start_connects(clock.now());
+    REQUIRE(ids.size() == 1);
+    pool.connect_failed(ids[0], clock.now());
+    ++failures;
+    const auto failed_at = clock.now();
+    REQUIRE(pool.retry_at());
+    CHECK(*pool.retry_at() == failed_at + backoff);
+    CHECK(pool.stats(clock.now()).consecutive_connect_failures == failures);
+    CHECK(pool.total() == 0);
+    // Nothing is opened before the retry time, not even for a waiter.
+    clock.advance(backoff - 1ms);
+    CHECK(pool.start_connects(clock.now()).empty());
+    CHECK_FALSE(pool.acquire(100 + failures, clock.now()));
+    CHECK(pool.start_connects(clock.now()).empty());
+    clock.advance(1ms);
+  }
+}
+
+TEST_CASE("probes one connect at a time while connects fail") {
+  test::fake_clock clock;
+  auto l = limits(3, 5);
+  l.backoff_initial = 100ms;
+  l.backoff_max = 10s;
+  pool_core pool(l);
+  const auto first = pool.start_connects(clock.now());
+  REQUIRE(first.size() == 3);
+  for (auto id : first) pool.connect_failed(id, clock.now());
+  REQUIRE(pool.retry_at());
+  CHECK(*pool.retry_at() == clock.now() + 400ms);  // third failure: 100ms * 2 * 2
+  for (waiter_id w : {1, 2, 3, 4}) CHECK_FALSE(pool.acquire(w, clock.now()));
+
+  clock.advance(400ms);
+  const auto probe = pool.start_connects(clock.now());
+  CHECK(probe.size() == 1);
+  CHECK(pool.start_connects(clock.now()).empty());  // the probe is still out
+  clock.advance(1h);
+  CHECK(pool.start_connects(clock.now()).empty());
+  CHECK(pool.total() == 1);
+}
+
+TEST_CASE("a successful connect resets the backoff") {
+  test::fake_clock clock;
+  auto l = limits(3, 5);
+  l.backoff_initial = 100ms;
+  l.backoff_max = 10s;
+  pool_core pool(l);
+  for (auto id : pool.start_connects(clock.now())) pool.connect_failed(id, clock.now());
+  clock.advance(1s);
+  const auto probe = pool.start_connects(clock.now());
+  REQUIRE(probe.size() == 1);
+  pool.connect_succeeded(probe[0], clock.now(), 0.0);
+  CHECK_FALSE(pool.retry_at());
+  CHECK(pool.stats(clock.now()).consecutive_connect_failures == 0);
+  CHECK(pool.start_connects(clock.now()).size() == 2);  // the rest of min_size at once
+  SUBCASE("the next failure starts again from backoff_initial") {
+    pool_core p(l);
+    const auto a = p.start_connects(clock.now());
+    p.connect_failed(a[0], clock.now());
+    p.connect_failed(a[1], clock.now());
+    p.connect_succeeded(a[2], clock.now(), 0.0);
+    const auto b = (clock.advance(1s), p.start_connects(clock.now()));
+    REQUIRE(b.size() == 2);
+    p.connect_failed(b[0], clock.now());
+    REQUIRE(p.retry_at());
+    CHECK(*p.retry_at() == clock.now() + 100ms);
+  }
+}
+
+TEST_CASE("shrinking max_size closes excess idle at reap and lent ones at release") {
+  test::fake_clock clock;
+  auto l = limits(0, 3);
+  SUBCASE("idle") {
+    pool_core pool(l);
+    const auto order = make_idle(pool, clock.now(), 3);
+    l.max_size = 1;
+    pool.set_limits(l);
+    CHECK(pool.limits().max_size == 1);
+    const auto closed = pool.reap(clock.now());
+    CHECK(conns_of(closed) == std::vector<conn_id>{order[0], order[1]});
+    for (const auto& c : closed) CHECK(c.reason == close_reason::reload);
+    CHECK(pool.total() == 1);
+    CHECK(pool.acquire(1, clock.now()) == order[2]);
+  }
+  SUBCASE("lent") {
+    pool_core pool(l);
+    const auto order = make_idle(pool, clock.now(), 3);
+    std::vector<conn_id> lent;
+    for (waiter_id w : {1, 2, 3}) {
+      const auto c = pool.acquire(w, clock.now());
+      REQUIRE(c);
+      lent.push_back(*c);
+    }
+    l.max_size = 1;
+    pool.set_limits(l);
+    CHECK(pool.reap(clock.now()).empty());  // nothing idle to close
+    CHECK(pool.release(lent[0], clock.now(), true) == close_reason::reload);
+    CHECK(pool.release(lent[1], clock.now(), true) == close_reason::reload);
+    CHECK_FALSE(pool.release(lent[2], clock.now(), true));  // now within the bound
+    CHECK(pool.total() == 1);
+  }
+  SUBCASE("no new connects while above the bound") {
+    pool_core pool(l);
+    make_idle(pool, clock.now(), 3);
+    for (waiter_id w : {1, 2, 3}) REQUIRE(pool.acquire(w, clock.now()));
+    l.max_size = 2;
+    pool.set_limits(l);
+    CHECK_FALSE(pool.acquire(4, clock.now()));
+    CHECK(pool.start_connects(clock.now()).empty());
+  }
+}
+
+TEST_CASE("growing max_size allows more connects") {
+  test::fake_clock clock;
+  auto l = limits(0, 1);
+  pool_core pool(l);
+  for (waiter_id w : {1, 2, 3}) CHECK_FALSE(pool.acquire(w, clock.now()));
+  CHECK(pool.start_connects(clock.now()).size() == 1);
+  l.max_size = 3;
+  pool.set_limits(l);
+  CHECK(pool.start_connects(clock.now()).size() == 2);
+  CHECK(pool.total() == 3);
+}
+
+TEST_CASE("stats count every state and the longest wait") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 3));
+  auto s = pool.stats(clock.now());
+  CHECK(s.idle == 0);
+  CHECK(s.active == 0);
+  CHECK(s.connecting == 0);
+  CHECK(s.waiting == 0);
+  CHECK(s.longest_wait == duration::zero());
+
+  CHECK_FALSE(pool.acquire(1, clock.now()));
+  clock.set(1s);
+  CHECK_FALSE(pool.acquire(2, clock.now()));
+  const auto ids = pool.start_connects(clock.now());
+  REQUIRE(ids.size() == 2);
+  clock.set(3s);
+  s = pool.stats(clock.now());
+  CHECK(s.waiting == 2);
+  CHECK(s.connecting == 2);
+  CHECK(s.longest_wait == 3s);
+
+  pool.connect_succeeded(ids[0], clock.now(), 0.0);
+  REQUIRE(pool.dispatch(clock.now()).size() == 1);
+  pool.connect_failed(ids[1], clock.now());
+  s = pool.stats(clock.now());
+  CHECK(s.active == 1);
+  CHECK(s.connecting == 0);
+  CHECK(s.waiting == 1);
+  CHECK(s.longest_wait == 2s);  // waiter 2 since 1s
+  CHECK(s.consecutive_connect_failures == 1);
+
+  CHECK_FALSE(pool.release(ids[0], clock.now(), true));
+  REQUIRE(pool.dispatch(clock.now()).size() == 1);
+  CHECK_FALSE(pool.release(ids[0], clock.now(), true));
+  s = pool.stats(clock.now());
+  CHECK(s.idle == 1);
+  CHECK(s.active == 0);
+  CHECK(s.waiting == 0);
+  CHECK(s.longest_wait == duration::zero());
+}
+
+TEST_CASE("forget drops a connection from the books") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 3));
+  const auto order = make_idle(pool, clock.now(), 2);
+  REQUIRE(pool.acquire(1, clock.now()) == order[1]);
+  pool.forget(order[0]);  // idle
+  CHECK(pool.stats(clock.now()).idle == 0);
+  pool.forget(order[1]);  // lent
+  CHECK(pool.stats(clock.now()).active == 0);
+  CHECK(pool.total() == 0);
+  pool.forget(999);  // unknown: no effect
+  CHECK(pool.total() == 0);
+  CHECK(pool.release(order[1], clock.now(), true) == close_reason::server_dirty);
+}
+
+TEST_CASE("random operations keep every invariant") {
+  std::mt19937 rng(5432);
+  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+
+  auto l = limits(2, 5);
+  l.idle_lifetime = 5s;
+  l.server_lifetime = 20s;
+  l.backoff_initial = 100ms;
+  l.backoff_max = 1s;
+  test::fake_clock clock;
+  pool_core pool(l);
+
+  // A model of what the pool should hold.
+  std::set<conn_id> connecting, idle, ever;
+  std::map<conn_id, waiter_id> lent;
+  std::deque<waiter_id> queue;
+  waiter_id next_waiter = 1;
+  std::size_t served = 0, closed = 0, refused = 0;
+
+  auto take_from_idle = [&](conn_id c, waiter_id w) {
+    REQUIRE(idle.count(c) == 1);
+    idle.erase(c);
+    lent.emplace(c, w);
+    ++served;
+  };
+  auto pick_from = [&](const auto& set) { return *std::next(set.begin(), static_cast<std::ptrdiff_t>(pick(set.size()))); };
+
+  for (int step = 0; step < 20000; ++step) {
+    CAPTURE(step);
+    switch (pick(9)) {
+      case 0: {  // a client arrives
+        const waiter_id w = next_waiter++;
+        if (auto c = pool.acquire(w, clock.now())) {
+          REQUIRE(queue.empty());
+          take_from_idle(*c, w);
+        } else {
+          queue.push_back(w);
+        }
+        break;
+      }
+      case 1:
+        for (auto id : pool.start_connects(clock.now())) {
+          REQUIRE(ever.insert(id).second);  // never reused
+          connecting.insert(id);
+        }
+        break;
+      case 2:
+        if (!connecting.empty()) {
+          const auto id = pick_from(connecting);
+          connecting.erase(id);
+          if (unit(rng) < 0.8) {
+            pool.connect_succeeded(id, clock.now(), unit(rng));
+            idle.insert(id);
+          } else {
+            pool.connect_failed(id, clock.now());
+            ++refused;
+          }
+        }
+        break;
+      case 3:
+        if (!lent.empty()) {
+          const auto id = pick_from(lent).first;
+          lent.erase(id);
+          const bool clean = unit(rng) < 0.9;
+          const auto r = pool.release(id, clock.now(), clean);
+          if (!clean) REQUIRE(r == close_reason::server_dirty);
+          if (r) ++closed;
+          else idle.insert(id);
+        }
+        break;
+      case 4:
+        for (const auto& a : pool.dispatch(clock.now())) {
+          REQUIRE_FALSE(queue.empty());
+          REQUIRE(a.waiter == queue.front());  // FIFO
+          queue.pop_front();
+          take_from_idle(a.conn, a.waiter);
+        }
+        break;
+      case 5:
+        for (const auto& c : pool.reap(clock.now())) {
+          REQUIRE(idle.erase(c.conn) == 1);  // only idle ones are reaped
+          ++closed;
+        }
+        break;
+      case 6:
+        if (!queue.empty()) {
+          const auto i = pick(queue.size());
+          REQUIRE(pool.remove_waiter(queue[i]));
+          queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+          REQUIRE_FALSE(pool.remove_waiter(next_waiter + 1));
+        }
+        break;
+      case 7:
+        if (!idle.empty() && unit(rng) < 0.2) {
+          const auto id = pick_from(idle);
+          pool.forget(id);
+          idle.erase(id);
+        }
+        break;
+      case 8:
+        clock.advance(std::chrono::milliseconds(pick(3000)));
+        break;
+    }
+    REQUIRE(pool.total() <= l.max_size);
+    const auto s = pool.stats(clock.now());
+    REQUIRE(s.idle == idle.size());
+    REQUIRE(s.active == lent.size());
+    REQUIRE(s.connecting == connecting.size());
+    REQUIRE(s.waiting == queue.size());
+    REQUIRE(pool.total() == idle.size() + lent.size() + connecting.size());
+  }
+  // The walk must have gone through the interesting states.
+  CHECK(served > 1000);
+  CHECK(closed > 100);
+  CHECK(refused > 100);
+  CHECK(ever.size() > 200);
+}
+
+}  // TEST_SUITE
