@@ -139,6 +139,13 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
 }
 
 asio::awaitable<close_reason> client_session::serve() {
+  // Startup state (parameters, the server's ParameterStatus list) lives only in login()'s
+  // frame, so an idle client keeps none of it.
+  if (auto refused = co_await login()) co_return *refused;
+  co_return co_await serve_requests();
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto cfg = services_.routes.config();
   max_message_size_ = cfg->max_message_size;
   auto startup = co_await with_timeout(read_startup(), cfg->auth_timeout);
@@ -187,7 +194,7 @@ asio::awaitable<close_reason> client_session::serve() {
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) co_return close_reason::client_eof;
   log::debug(label() + " logged in");
-  co_return co_await serve_requests();
+  co_return std::nullopt;
 }
 
 asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() {

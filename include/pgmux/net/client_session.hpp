@@ -45,6 +45,8 @@ class client_session final : public session_control,
   using startup_outcome = std::variant<protocol::startup_message, close_reason>;
 
   asio::awaitable<close_reason> serve();
+  // Startup, routing and authentication; a close reason when the client is turned away.
+  asio::awaitable<std::optional<close_reason>> login();
   asio::awaitable<startup_outcome> read_startup();
   asio::awaitable<close_reason> serve_requests();
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
