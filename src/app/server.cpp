@@ -25,7 +25,8 @@ int serve(std::shared_ptr<const config::config> cfg) {
   net::router routes(io, cfg);
   net::cancel_registry cancels;
   std::atomic<std::size_t> client_count{0};
-  net::listener listener(io, net::session_services{routes, cancels, client_count}, cfg->max_client_conn);
+  net::listener listener(io, net::session_services{routes, cancels, client_count}, cfg->max_client_conn,
+                        workers == 1);
 
   if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port); !error.empty()) {
     log::error(error);

@@ -1,6 +1,11 @@
 // The client session coroutine.
 #include "pgmux/net/client_session.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -66,6 +71,26 @@ void client_session::kill(close_reason reason) {
     self->killed_ = true;
     self->kill_reason_ = reason;
     error_code ignored;
+    self->client_.cancel(ignored);
+  });
+}
+
+void client_session::check_client() {
+  asio::post(strand_, [self = shared_from_this()] {
+    std::shared_ptr<server_connection> server;
+    {
+      std::lock_guard lock(self->current_mu_);
+      server = self->current_;
+    }
+    if (!server || !self->client_.is_open()) return;
+    char byte;
+    const auto n = ::recv(self->client_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+    // Hung up: stop waiting for the server; the cleanup cancels the query and rolls back.
+    self->killed_ = true;
+    self->kill_reason_ = close_reason::client_eof;
+    error_code ignored;
+    server->socket().cancel(ignored);
     self->client_.cancel(ignored);
   });
 }
@@ -216,23 +241,27 @@ asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() 
       }
     }
     if (buffer_.empty()) {
-      // Idle clients hold no buffer: wait for readability first.
+      // Idle clients hold no relay buffer: the first bytes of the next request land in a
+      // small array inside the session, and a block is taken only once they arrive.
       buffer_.release();
-      error_code ec;
+      auto first_read = client_.async_read_some(asio::buffer(first_bytes_), nothrow);
+      std::tuple<error_code, std::size_t> got;
       if (settings_.client_idle_timeout.count() > 0) {
-        auto r = co_await with_timeout(client_.async_wait(asio::socket_base::wait_read, nothrow),
-                                       settings_.client_idle_timeout);
+        auto r = co_await with_timeout(std::move(first_read), settings_.client_idle_timeout);
         if (!r) {
           co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
           co_return close_reason::client_idle_timeout;
         }
-        ec = std::get<0>(*r);
+        got = *r;
       } else {
-        std::tie(ec) = co_await client_.async_wait(asio::socket_base::wait_read, nothrow);
+        got = co_await std::move(first_read);
       }
       if (killed_) co_return kill_reason_;
-      if (ec) co_return close_reason::client_eof;
+      if (std::get<0>(got)) co_return close_reason::client_eof;
       buffer_.ensure();
+      std::memcpy(buffer_.free_begin(), first_bytes_.data(), std::get<1>(got));
+      buffer_.commit(std::get<1>(got));
+      continue;
     }
     auto [ec, n] = co_await client_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
     if (killed_) co_return kill_reason_;
@@ -307,7 +336,7 @@ asio::awaitable<close_reason> client_session::serve_requests() {
         const auto reason = kill_reason_;
         if (reason == close_reason::idle_transaction_timeout)
           co_await send_error("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout");
-        else
+        else if (reason != close_reason::client_eof)
           co_await send_error("FATAL", "57P01", std::string("terminating connection: ") + to_string(reason));
         killed_ = false;  // let the cleanup use the sockets
         co_await return_server();

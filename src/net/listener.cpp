@@ -35,8 +35,8 @@ struct listener::acceptor {
   std::string path;  // Unix socket file, removed on stop
 };
 
-listener::listener(asio::io_context& io, session_services services, std::size_t max_client_conn)
-    : io_(io), services_(services), max_client_conn_(max_client_conn) {}
+listener::listener(asio::io_context& io, session_services services, std::size_t max_client_conn, bool single_threaded)
+    : io_(io), services_(services), max_client_conn_(max_client_conn), single_threaded_(single_threaded) {}
 
 listener::~listener() { stop(); }
 
@@ -140,7 +140,7 @@ void listener::admit(socket_t socket, bool trusted, std::string peer) {
     }, asio::detached);
     return;
   }
-  auto strand = asio::make_strand(io_);
+  auto strand = single_threaded_ ? asio::any_io_executor(io_.get_executor()) : asio::any_io_executor(asio::make_strand(io_));
   auto session = std::make_shared<client_session>(std::move(socket), strand, trusted, std::move(peer), services_);
   asio::co_spawn(strand, session->run(), [](std::exception_ptr e) {
     if (!e) return;

@@ -18,6 +18,8 @@ using namespace std::chrono_literals;
 constexpr auto maintenance_period = 100ms;
 // An idle connection unused for longer than this is checked for a hang-up before it is lent.
 constexpr auto liveness_check_after = 1s;
+// How long a request runs before its client is checked for a hang-up.
+constexpr std::int64_t client_check_ns = std::chrono::nanoseconds(900ms).count();
 
 pgmux::pool::pool_limits limits_from(const config::pool_settings& s) {
   pgmux::pool::pool_limits l;
@@ -237,24 +239,29 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
 }
 
 void server_pool::check_timeouts(clock::time_point, deferred_work&, std::vector<std::shared_ptr<server_connection>>& cancel,
-                                 std::vector<std::shared_ptr<session_control>>& kill) {
+                                 std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify) {
   const auto now = now_ns();
   const auto command_timeout = std::chrono::nanoseconds(settings_.command_timeout).count();
   const auto idle_tx_timeout = std::chrono::nanoseconds(settings_.idle_transaction_timeout).count();
   for (const auto& [id, owner] : owners_) {
     auto& conn = conns_.at(id);
-    if (command_timeout > 0) {
-      const auto since = conn->busy_since_ns.load(std::memory_order_relaxed);
-      if (since != 0 && now - since > command_timeout && !conn->cancel_sent.exchange(true)) {
-        conn->cancels_in_flight.fetch_add(1);
-        cancel.push_back(conn);
-      }
+    const auto busy_since = conn->busy_since_ns.load(std::memory_order_relaxed);
+    if (command_timeout > 0 && busy_since != 0 && now - busy_since > command_timeout &&
+        !conn->cancel_sent.exchange(true)) {
+      conn->cancels_in_flight.fetch_add(1);
+      cancel.push_back(conn);
+    }
+    // A client that died while its query runs is noticed within about a second.
+    if (busy_since != 0 && now - busy_since > client_check_ns &&
+        now - conn->client_checked_ns.load(std::memory_order_relaxed) > client_check_ns) {
+      conn->client_checked_ns.store(now, std::memory_order_relaxed);
+      if (auto s = owner.lock()) notify.emplace_back(std::move(s), close_reason::client_eof);
     }
     if (idle_tx_timeout > 0) {
       const auto since = conn->idle_in_tx_since_ns.load(std::memory_order_relaxed);
       if (since != 0 && now - since > idle_tx_timeout) {
         conn->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
-        if (auto s = owner.lock()) kill.push_back(std::move(s));
+        if (auto s = owner.lock()) notify.emplace_back(std::move(s), close_reason::idle_transaction_timeout);
       }
     }
   }
@@ -268,7 +275,7 @@ asio::awaitable<void> server_pool::maintain() {
     co_await timer->async_wait(nothrow);
     deferred_work work;
     std::vector<std::shared_ptr<server_connection>> cancel;
-    std::vector<std::shared_ptr<session_control>> kill;
+    std::vector<std::pair<std::shared_ptr<session_control>, close_reason>> notify;
     {
       std::lock_guard lock(mu_);
       if (stopped_) co_return;
@@ -281,7 +288,7 @@ asio::awaitable<void> server_pool::maintain() {
         conns_.erase(it);
       }
       settle(now, work);
-      check_timeouts(now, work, cancel, kill);
+      check_timeouts(now, work, cancel, notify);
     }
     run(std::move(work));
     for (auto& conn : cancel) {
@@ -289,7 +296,10 @@ asio::awaitable<void> server_pool::maintain() {
       asio::co_spawn(io_, cancel_running_query(conn, settings().connect_timeout),
                      [](std::exception_ptr e) { log_exception(e, "cancel request"); });
     }
-    for (auto& s : kill) s->kill(close_reason::idle_transaction_timeout);
+    for (auto& [session, why] : notify) {
+      if (why == close_reason::client_eof) session->check_client();
+      else session->kill(why);
+    }
   }
 }
 

@@ -158,9 +158,88 @@ asio::awaitable<bool> clean_up(std::shared_ptr<server_connection> server, std::c
   co_return tx.idle();
 }
 
+// Whose turn it is, as the protocol decides: the server's while requests are unanswered and
+// no COPY data is due, the client's while it is mid-message, copying in, or owes the next
+// request. Unknown (a Parse/Bind/Execute batch not yet closed by Sync): both at once.
+enum class turn { client, server, both };
+
+turn whose_turn(server_connection& server, const protocol::stream_cursor& client_cursor) {
+  const auto& tx = server.tx();
+  if (client_cursor.remaining > 0 || tx.copy_in) return turn::client;
+  if (tx.open_batch) return turn::both;
+  return tx.outstanding > 0 ? turn::server : turn::client;
+}
+
+// Transaction pooling without a second coroutine: one side at a time, which is all the
+// protocol needs outside an unfinished extended-protocol batch.
+asio::awaitable<relay_result> relay_turns(client_side client, server_connection& server) {
+  auto& cbuf = client.buffer;
+  auto& sbuf = server.buffer();
+  for (;;) {
+    switch (whose_turn(server, client.cursor)) {
+      case turn::both: {
+        relay_state state;
+        auto result = co_await (client_to_server(client, server, state) || server_to_client(client, server, state, true));
+        co_return std::visit([](const relay_result& r) { return r; }, result);
+      }
+      case turn::client: {
+        if (!cbuf.empty()) {
+          const int before = server.tx().outstanding;
+          const auto r = protocol::scan_frontend(cbuf.view(), client.cursor, server.tx(), client.max_message_size);
+          if (r.forward > 0) {
+            server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+            note_requests(server, before);
+            auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(cbuf.data(), r.forward), nothrow);
+            cbuf.consume(r.forward);
+            if (ec) {
+              server.mark_broken();
+              co_return relay_result{relay_end::server_error, "write to server failed"};
+            }
+          }
+          if (r.stop == protocol::scan_stop::terminate) co_return relay_result{relay_end::client_terminate};
+          if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::client_protocol_error, r.error};
+          if (r.forward > 0) continue;  // the turn may have passed to the server
+        }
+        auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(cbuf.free_begin(), cbuf.free_size()), nothrow);
+        cbuf.commit(n);
+        if (client.killed) co_return relay_result{relay_end::killed};
+        if (ec) co_return relay_result{relay_end::client_eof};
+        break;
+      }
+      case turn::server: {
+        if (!sbuf.empty()) {
+          const int before = server.tx().outstanding;
+          const auto r = protocol::scan_backend(sbuf.view(), server.cursor(), server.tx(), true);
+          if (r.stop == protocol::scan_stop::invalid) {
+            server.mark_broken();
+            co_return relay_result{relay_end::server_error, r.error};
+          }
+          note_responses(server, before);
+          if (r.forward > 0) {
+            auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(sbuf.data(), r.forward), nothrow);
+            sbuf.consume(r.forward);
+            if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
+          }
+          if (r.stop == protocol::scan_stop::end_of_transaction) co_return relay_result{relay_end::transaction_done};
+          if (r.forward > 0) continue;
+        }
+        auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(sbuf.free_begin(), sbuf.free_size()), nothrow);
+        sbuf.commit(n);
+        if (client.killed) co_return relay_result{relay_end::killed};
+        if (ec) {
+          server.mark_broken();
+          co_return relay_result{relay_end::server_error, "the server closed the connection"};
+        }
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle) {
+  if (stop_when_idle) co_return co_await relay_turns(client, server);
   relay_state state;
   auto result = co_await (client_to_server(client, server, state) ||
                           server_to_client(client, server, state, stop_when_idle));

@@ -2,6 +2,7 @@
 // routing, authentication, then the request loop that borrows a server connection per
 // transaction (or per session) and relays.
 #pragma once
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,7 @@ class client_session final : public session_control,
   asio::awaitable<void> run();
 
   void kill(close_reason reason) override;
+  void check_client() override;
   void cancel_current_query() override;
 
  private:
@@ -65,6 +67,7 @@ class client_session final : public session_control,
   session_services services_;
 
   io_buffer buffer_;
+  std::array<char, 128> first_bytes_;  // where an idle client's next request starts arriving
   protocol::stream_cursor cursor_;
   std::shared_ptr<server_pool> pool_;
   config::pool_settings settings_;

@@ -13,7 +13,9 @@ namespace pgmux::net {
 
 class listener {
  public:
-  listener(asio::io_context& io, session_services services, std::size_t max_client_conn);
+  // With one worker thread, sessions run on the io_context directly: strands would only add
+  // cost where nothing runs concurrently.
+  listener(asio::io_context& io, session_services services, std::size_t max_client_conn, bool single_threaded);
   ~listener();
 
   // Binds; the error says what failed.
@@ -30,6 +32,7 @@ class listener {
   asio::io_context& io_;
   session_services services_;
   std::size_t max_client_conn_;
+  bool single_threaded_;
   std::vector<std::shared_ptr<acceptor>> acceptors_;
 };
 

@@ -24,6 +24,9 @@ class session_control {
  public:
   virtual ~session_control() = default;
   virtual void kill(close_reason reason) = 0;
+  // The server has been busy for a while: has the client hung up meanwhile? If so, the
+  // session stops waiting for the server and cleans it up (the query is cancelled).
+  virtual void check_client() = 0;
 };
 
 class server_pool;
@@ -101,7 +104,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   asio::awaitable<void> maintain();
   void check_timeouts(clock::time_point now, deferred_work& work,
                       std::vector<std::shared_ptr<server_connection>>& cancel,
-                      std::vector<std::shared_ptr<session_control>>& kill);
+                      std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify);
 
   asio::io_context& io_;
   const std::string name_;

@@ -68,6 +68,7 @@ class server_connection {
   // closing their socket. A connection is not lent to the next client before they land, so
   // a late cancel can never hit someone else's query.
   std::atomic<int> cancels_in_flight{0};
+  std::atomic<std::int64_t> client_checked_ns{0};  // last check_client() for the current request
   clock::time_point last_used{};
 
  private:
