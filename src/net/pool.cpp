@@ -95,8 +95,8 @@ void server_pool::stop() {
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
-    for (auto& [id, conn] : conns_)
-      if (!owners_.count(id)) work.close.push_back(conn);
+    for (auto& [id, slot] : conns_)
+      if (!slot.lent) work.close.push_back(slot.conn);
     for (auto& c : work.close) {
       core_.forget(c->id());
       conns_.erase(c->id());
@@ -127,7 +127,8 @@ asio::awaitable<std::variant<lease, std::string>> server_pool::acquire(clock::ti
       wid = next_waiter_++;
       auto id = core_.acquire(wid, now);
       if (!id) break;
-      auto conn = conns_.at(*id);
+      auto& slot = conns_.at(*id);
+      auto conn = slot.conn;
       if (now - conn->last_used > liveness_check_after && !conn->looks_alive()) {
         log::info(conn->describe() + " closed: the server hung up while it was idle");
         core_.release(*id, now, false);
@@ -135,7 +136,8 @@ asio::awaitable<std::variant<lease, std::string>> server_pool::acquire(clock::ti
         work.close.push_back(std::move(conn));
         continue;
       }
-      owners_[*id] = owner;
+      slot.owner = owner;
+      slot.lent = true;
       got = std::move(conn);
       break;
     }
@@ -169,7 +171,10 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
     std::lock_guard lock(mu_);
     const auto now = clock::now();
     const auto id = conn->id();
-    owners_.erase(id);
+    if (auto it = conns_.find(id); it != conns_.end()) {
+      it->second.lent = false;
+      it->second.owner.reset();
+    }
     auto reason = stopped_ ? std::optional(close_reason::shutdown) : core_.release(id, now, clean);
     if (stopped_) core_.forget(id);
     if (reason) {
@@ -187,15 +192,16 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
 void server_pool::settle(clock::time_point now, deferred_work& work) {
   for (const auto& a : core_.dispatch(now)) {
     auto it = waiters_.find(a.waiter);
-    auto conn = conns_.at(a.conn);
+    auto& slot = conns_.at(a.conn);
     if (it == waiters_.end()) {  // cannot happen: waiters leave the core and the map together
       core_.release(a.conn, now, true);
       continue;
     }
     auto w = std::move(it->second);
     waiters_.erase(it);
-    owners_[a.conn] = w->owner;
-    w->assigned = std::move(conn);
+    slot.owner = w->owner;
+    slot.lent = true;
+    w->assigned = slot.conn;
     work.wake.push_back(std::move(w));
   }
   for (auto id : core_.start_connects(now)) work.connect.push_back(id);
@@ -229,7 +235,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       log::debug("pool " + name_ + ": " + conn->describe() + " opened");
       conn->last_used = now;
       if (!parameters_) parameters_ = conn->parameters();
-      conns_.emplace(id, conn);
+      conns_.emplace(id, slot{conn, {}, false});
       core_.connect_succeeded(id, now, random_unit());
       last_connect_error_.clear();
     }
@@ -243,8 +249,10 @@ void server_pool::check_timeouts(clock::time_point, deferred_work&, std::vector<
   const auto now = now_ns();
   const auto command_timeout = std::chrono::nanoseconds(settings_.command_timeout).count();
   const auto idle_tx_timeout = std::chrono::nanoseconds(settings_.idle_transaction_timeout).count();
-  for (const auto& [id, owner] : owners_) {
-    auto& conn = conns_.at(id);
+  for (const auto& [id, slot] : conns_) {
+    if (!slot.lent) continue;
+    const auto& conn = slot.conn;
+    const auto& owner = slot.owner;
     const auto busy_since = conn->busy_since_ns.load(std::memory_order_relaxed);
     if (command_timeout > 0 && busy_since != 0 && now - busy_since > command_timeout &&
         !conn->cancel_sent.exchange(true)) {
@@ -283,8 +291,8 @@ asio::awaitable<void> server_pool::maintain() {
       for (const auto& c : core_.reap(now)) {
         auto it = conns_.find(c.conn);
         if (it == conns_.end()) continue;
-        log::info("pool " + name_ + ": " + it->second->describe() + " closed: " + to_string(c.reason));
-        work.close.push_back(std::move(it->second));
+        log::info("pool " + name_ + ": " + it->second.conn->describe() + " closed: " + to_string(c.reason));
+        work.close.push_back(std::move(it->second.conn));
         conns_.erase(it);
       }
       settle(now, work);

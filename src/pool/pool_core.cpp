@@ -11,15 +11,24 @@ void pool_core::set_limits(pool_limits limits) { limits_ = limits; }
 
 std::optional<std::size_t> pool_core::usable_idle(time_point now) const {
   for (std::size_t i = idle_.size(); i-- > 0;)
-    if (!expired(idle_[i].expires_at, now)) return i;
+    if (!expired(conns_.at(idle_[i]).expires_at, now)) return i;
   return std::nullopt;
 }
 
 conn_id pool_core::take_idle(std::size_t index) {
-  const auto entry = idle_[index];
+  const conn_id id = idle_[index];
+  if (index + 1 == idle_.size()) idle_.pop_back();
+  else idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(index));
+  conns_.at(id).lent = true;
+  ++lent_;
+  return id;
+}
+
+void pool_core::close_idle(std::size_t index, close_reason why, std::vector<closing>& out) {
+  const conn_id id = idle_[index];
+  out.push_back({id, why});
   idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(index));
-  active_.emplace(entry.id, entry.expires_at);
-  return entry.id;
+  conns_.erase(id);
 }
 
 std::optional<conn_id> pool_core::acquire(waiter_id w, time_point now) {
@@ -56,12 +65,14 @@ void pool_core::connect_succeeded(conn_id c, time_point now, double jitter) {
   if (connecting_ > 0) --connecting_;
   failures_ = 0;
   retry_at_.reset();
-  std::optional<time_point> expires_at;
+  conn_entry e;
+  e.idle_since = now;
   if (limits_.server_lifetime.count() > 0) {
     const auto stretch = std::chrono::duration_cast<duration>(limits_.server_lifetime * (0.1 * std::clamp(jitter, 0.0, 1.0)));
-    expires_at = now + limits_.server_lifetime + stretch;
+    e.expires_at = now + limits_.server_lifetime + stretch;
   }
-  idle_.push_back({c, now, expires_at});
+  conns_.emplace(c, e);
+  idle_.push_back(c);
 }
 
 void pool_core::connect_failed(conn_id, time_point now) {
@@ -73,21 +84,32 @@ void pool_core::connect_failed(conn_id, time_point now) {
 }
 
 std::optional<close_reason> pool_core::release(conn_id c, time_point now, bool clean) {
-  auto it = active_.find(c);
-  if (it == active_.end()) return close_reason::server_dirty;  // not ours: never pool it
-  const auto expires_at = it->second;
-  active_.erase(it);
-  if (!clean) return close_reason::server_dirty;
-  if (expired(expires_at, now)) return close_reason::server_lifetime;
-  if (total() >= limits_.max_size) return close_reason::reload;  // pool shrank while it was lent
-  idle_.push_back({c, now, expires_at});
+  auto it = conns_.find(c);
+  if (it == conns_.end() || !it->second.lent) return close_reason::server_dirty;  // not ours to pool
+  it->second.lent = false;
+  --lent_;
+  auto close = [&](close_reason why) {
+    conns_.erase(it);
+    return std::optional(why);
+  };
+  if (!clean) return close(close_reason::server_dirty);
+  if (expired(it->second.expires_at, now)) return close(close_reason::server_lifetime);
+  if (total() > limits_.max_size) return close(close_reason::reload);  // the pool shrank while it was lent
+  it->second.idle_since = now;
+  idle_.push_back(c);
   return std::nullopt;
 }
 
 void pool_core::forget(conn_id c) {
-  if (active_.erase(c) > 0) return;
-  auto it = std::find_if(idle_.begin(), idle_.end(), [c](const idle_entry& e) { return e.id == c; });
-  if (it != idle_.end()) idle_.erase(it);
+  auto it = conns_.find(c);
+  if (it == conns_.end()) return;
+  if (it->second.lent) {
+    --lent_;
+  } else {
+    auto pos = std::find(idle_.begin(), idle_.end(), c);
+    if (pos != idle_.end()) idle_.erase(pos);
+  }
+  conns_.erase(it);
 }
 
 std::vector<assignment> pool_core::dispatch(time_point now) {
@@ -103,19 +125,16 @@ std::vector<assignment> pool_core::dispatch(time_point now) {
 
 std::vector<closing> pool_core::reap(time_point now) {
   std::vector<closing> out;
-  auto close_at = [&](std::size_t i, close_reason why) {
-    out.push_back({idle_[i].id, why});
-    idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-  };
   for (std::size_t i = 0; i < idle_.size();) {
-    if (expired(idle_[i].expires_at, now)) close_at(i, close_reason::server_lifetime);
+    if (expired(conns_.at(idle_[i]).expires_at, now)) close_idle(i, close_reason::server_lifetime, out);
     else ++i;
   }
-  while (!idle_.empty() && total() > limits_.max_size) close_at(0, close_reason::reload);
+  while (!idle_.empty() && total() > limits_.max_size) close_idle(0, close_reason::reload, out);
   if (limits_.idle_lifetime.count() > 0) {
     // idle_ is least recently used first, so the longest idle go first.
-    while (!idle_.empty() && total() > limits_.min_size && now - idle_.front().idle_since >= limits_.idle_lifetime)
-      close_at(0, close_reason::server_idle);
+    while (!idle_.empty() && total() > limits_.min_size &&
+           now - conns_.at(idle_.front()).idle_since >= limits_.idle_lifetime)
+      close_idle(0, close_reason::server_idle, out);
   }
   return out;
 }
@@ -123,7 +142,7 @@ std::vector<closing> pool_core::reap(time_point now) {
 pool_stats pool_core::stats(time_point now) const {
   pool_stats s;
   s.idle = idle_.size();
-  s.active = active_.size();
+  s.active = lent_;
   s.connecting = connecting_;
   s.waiting = waiters_.size();
   if (!waiters_.empty()) s.longest_wait = now - waiters_.front().since;

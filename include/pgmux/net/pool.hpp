@@ -113,8 +113,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   mutable std::mutex mu_;
   config::pool_settings settings_;
   pgmux::pool::pool_core core_;
-  std::unordered_map<pgmux::pool::conn_id, std::shared_ptr<server_connection>> conns_;  // idle and lent
-  std::unordered_map<pgmux::pool::conn_id, std::weak_ptr<session_control>> owners_;     // lent
+  struct slot {
+    std::shared_ptr<server_connection> conn;
+    std::weak_ptr<session_control> owner;  // while lent
+    bool lent = false;
+  };
+  std::unordered_map<pgmux::pool::conn_id, slot> conns_;  // idle and lent, from connect to close
   std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
   pgmux::pool::waiter_id next_waiter_ = 1;
   std::optional<protocol::parameter_list> parameters_;

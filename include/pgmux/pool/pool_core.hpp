@@ -85,13 +85,15 @@ class pool_core {
   // When the connect backoff ends, if one is running.
   std::optional<time_point> retry_at() const noexcept { return retry_at_; }
 
-  std::size_t total() const noexcept { return idle_.size() + active_.size() + connecting_; }
+  std::size_t total() const noexcept { return conns_.size() + connecting_; }
   pool_stats stats(time_point now) const;
 
  private:
-  struct idle_entry {
-    conn_id id;
-    time_point idle_since;
+  // Every open connection has one entry from connect to close, so lending and returning
+  // move no memory: the hot path only flips `lent` and pushes or pops an id.
+  struct conn_entry {
+    bool lent = false;
+    time_point idle_since{};
     std::optional<time_point> expires_at;
   };
   struct waiter_entry {
@@ -105,11 +107,13 @@ class pool_core {
   // Index into idle_ of the most recently used connection that has not expired.
   std::optional<std::size_t> usable_idle(time_point now) const;
   conn_id take_idle(std::size_t index);
+  void close_idle(std::size_t index, close_reason why, std::vector<closing>& out);
 
   pool_limits limits_;
-  std::deque<idle_entry> idle_;                                       // least recently used first
-  std::unordered_map<conn_id, std::optional<time_point>> active_;     // lent: id -> expiry
-  std::deque<waiter_entry> waiters_;                                  // FIFO
+  std::unordered_map<conn_id, conn_entry> conns_;   // idle and lent
+  std::deque<conn_id> idle_;                         // least recently used first
+  std::size_t lent_ = 0;
+  std::deque<waiter_entry> waiters_;                 // FIFO
   std::size_t connecting_ = 0;
   conn_id next_id_ = 1;
   std::uint64_t failures_ = 0;
