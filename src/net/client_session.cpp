@@ -43,7 +43,32 @@ asio::awaitable<void> client_session::run() {
   auto self = shared_from_this();
   close_reason reason = close_reason::client_eof;
   try {
-    reason = co_await serve();
+    // Startup state lives only in login()'s frame, and an idle client waits right here, in
+    // this small frame, for the first bytes of its next request: idle clients stay cheap.
+    if (auto refused = co_await login()) {
+      reason = *refused;
+    } else {
+      for (;;) {
+        if (!lease_ && buffer_.empty()) {
+          buffer_.release();
+          std::optional<close_reason> ended;
+          if (settings_.client_idle_timeout.count() > 0) {
+            ended = co_await read_first_bytes_within_idle_timeout();
+          } else {
+            auto [ec, n] = co_await client_.async_read_some(asio::buffer(first_bytes_), nothrow);
+            ended = take_first_bytes(ec, n);
+          }
+          if (ended) {
+            reason = *ended;
+            break;
+          }
+        }
+        if (auto ended = co_await serve_request()) {
+          reason = *ended;
+          break;
+        }
+      }
+    }
   } catch (const std::exception& e) {
     log::error(label() + ": " + e.what());
     reason = close_reason::client_protocol_error;
@@ -56,6 +81,24 @@ asio::awaitable<void> client_session::run() {
   buffer_.clear();
   services_.client_count.fetch_sub(1, std::memory_order_relaxed);
   log::debug(label() + " disconnected: " + to_string(reason));
+}
+
+std::optional<close_reason> client_session::take_first_bytes(error_code ec, std::size_t n) {
+  if (killed_) return kill_reason_;
+  if (ec) return close_reason::client_eof;
+  buffer_.ensure();
+  std::memcpy(buffer_.free_begin(), first_bytes_.data(), n);
+  buffer_.commit(n);
+  return std::nullopt;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::read_first_bytes_within_idle_timeout() {
+  auto r = co_await with_timeout(client_.async_read_some(asio::buffer(first_bytes_), nothrow), settings_.client_idle_timeout);
+  if (!r) {
+    co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
+    co_return close_reason::client_idle_timeout;
+  }
+  co_return take_first_bytes(std::get<0>(*r), std::get<1>(*r));
 }
 
 void client_session::kill(close_reason reason) {
@@ -163,23 +206,29 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
   }
 }
 
-asio::awaitable<close_reason> client_session::serve() {
-  // Startup state (parameters, the server's ParameterStatus list) lives only in login()'s
-  // frame, so an idle client keeps none of it.
-  if (auto refused = co_await login()) co_return *refused;
-  co_return co_await serve_requests();
-}
-
 asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto cfg = services_.routes.config();
   max_message_size_ = cfg->max_message_size;
-  auto startup = co_await with_timeout(read_startup(), cfg->auth_timeout);
-  if (!startup) {
+  // A stalled startup is ended by cancelling the socket: cheaper than racing two coroutines,
+  // which matters when thousands of clients connect at once.
+  asio::steady_timer deadline(strand_, cfg->auth_timeout);
+  deadline.async_wait([self = shared_from_this()](error_code ec) {
+    // Runs on the session's executor, so it cannot interleave with the startup read.
+    if (ec || self->login_state_ != login_state::reading_startup) return;
+    self->login_state_ = login_state::timed_out;
+    error_code ignored;
+    self->client_.cancel(ignored);
+  });
+  auto startup = co_await read_startup();
+  deadline.cancel();
+  const bool timed_out = login_state_ == login_state::timed_out;
+  login_state_ = login_state::done;
+  if (timed_out) {
     co_await send_error("FATAL", "08P01", "startup not completed within auth_timeout");
     co_return close_reason::client_login_timeout;
   }
-  if (auto* reason = std::get_if<close_reason>(&*startup)) co_return *reason;
-  const auto& msg = std::get<protocol::startup_message>(*startup);
+  if (auto* reason = std::get_if<close_reason>(&startup)) co_return *reason;
+  const auto& msg = std::get<protocol::startup_message>(startup);
   user_ = msg.user();
   database_ = msg.database();
 
@@ -240,29 +289,7 @@ asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() 
         if (buffer_.size() >= h.hdr.total() || buffer_.full()) co_return std::nullopt;
       }
     }
-    if (buffer_.empty()) {
-      // Idle clients hold no relay buffer: the first bytes of the next request land in a
-      // small array inside the session, and a block is taken only once they arrive.
-      buffer_.release();
-      auto first_read = client_.async_read_some(asio::buffer(first_bytes_), nothrow);
-      std::tuple<error_code, std::size_t> got;
-      if (settings_.client_idle_timeout.count() > 0) {
-        auto r = co_await with_timeout(std::move(first_read), settings_.client_idle_timeout);
-        if (!r) {
-          co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
-          co_return close_reason::client_idle_timeout;
-        }
-        got = *r;
-      } else {
-        got = co_await std::move(first_read);
-      }
-      if (killed_) co_return kill_reason_;
-      if (std::get<0>(got)) co_return close_reason::client_eof;
-      buffer_.ensure();
-      std::memcpy(buffer_.free_begin(), first_bytes_.data(), std::get<1>(got));
-      buffer_.commit(std::get<1>(got));
-      continue;
-    }
+    buffer_.ensure();
     auto [ec, n] = co_await client_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
     if (killed_) co_return kill_reason_;
     if (ec) co_return close_reason::client_eof;
@@ -291,7 +318,7 @@ asio::awaitable<void> client_session::return_server() {
   lease_.release(clean && server->clean());
 }
 
-asio::awaitable<close_reason> client_session::serve_requests() {
+asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
   const bool transaction_mode = settings_.mode == config::pool_mode::transaction;
   for (;;) {
     if (!lease_) {
@@ -316,6 +343,7 @@ asio::awaitable<close_reason> client_session::serve_requests() {
           set_current_server(nullptr);
           co_await wait_for_cancels(*lease_);
           lease_.release();
+          co_return std::nullopt;
         }
         continue;
       case relay_end::client_terminate:

@@ -46,11 +46,16 @@ class client_session final : public session_control,
  private:
   using startup_outcome = std::variant<protocol::startup_message, close_reason>;
 
-  asio::awaitable<close_reason> serve();
   // Startup, routing and authentication; a close reason when the client is turned away.
   asio::awaitable<std::optional<close_reason>> login();
   asio::awaitable<startup_outcome> read_startup();
-  asio::awaitable<close_reason> serve_requests();
+  // The first bytes of an idle client's next request arrived in first_bytes_: move them
+  // into the relay buffer. A close reason when the read failed or the session was killed.
+  std::optional<close_reason> take_first_bytes(error_code ec, std::size_t n);
+  asio::awaitable<std::optional<close_reason>> read_first_bytes_within_idle_timeout();
+  // Serves the request at the front of the buffer: a whole transaction in transaction mode,
+  // the rest of the session in session mode. A close reason when the session ends.
+  asio::awaitable<std::optional<close_reason>> serve_request();
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
   asio::awaitable<std::optional<close_reason>> wait_for_request();
   // After the client is gone: bring the server connection back clean or close it.
@@ -76,6 +81,8 @@ class client_session final : public session_control,
   std::string user_, database_;
   std::optional<protocol::cancel_key> cancel_key_;
 
+  enum class login_state { reading_startup, timed_out, done };
+  login_state login_state_ = login_state::reading_startup;
   bool killed_ = false;
   close_reason kill_reason_ = close_reason::shutdown;
 
