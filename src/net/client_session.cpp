@@ -250,9 +250,9 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   if (!parameters) {
     // No server connection has been opened yet: open one to learn what the server reports.
     auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
-    if (auto* error = std::get_if<std::string>(&got)) {
-      co_await send_error("FATAL", "08006", *error);
-      co_return close_reason::query_wait_timeout;
+    if (auto* error = std::get_if<acquire_error>(&got)) {
+      co_await send_error("FATAL", error->code, "pgmux: " + error->message);
+      co_return close_reason::server_connect_failed;
     }
     auto first = std::move(std::get<lease>(got));
     parameters = first->parameters();
@@ -326,10 +326,10 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         co_return *reason;
       }
       auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
-      if (auto* error = std::get_if<std::string>(&got)) {
-        log::warn(label() + ": " + *error);
-        co_await send_error("FATAL", "53300", "pgmux: " + *error);
-        co_return close_reason::query_wait_timeout;
+      if (auto* error = std::get_if<acquire_error>(&got)) {
+        log::warn(label() + ": " + error->message);
+        co_await send_error("FATAL", error->code, "pgmux: " + error->message);
+        co_return error->code == "53300" ? close_reason::query_wait_timeout : close_reason::server_connect_failed;
       }
       lease_ = std::move(std::get<lease>(got));
       lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);

@@ -51,6 +51,7 @@ struct server_pool::waiter {
   asio::steady_timer timer;
   std::weak_ptr<session_control> owner;
   std::shared_ptr<server_connection> assigned;
+  std::optional<acquire_error> failed;  // the server refused logins: give up without waiting
 };
 
 lease& lease::operator=(lease&& other) noexcept {
@@ -112,7 +113,7 @@ void server_pool::stop() {
   if (maintenance_timer_) asio::post(maintenance_timer_->get_executor(), [t = maintenance_timer_] { t->cancel(); });
 }
 
-asio::awaitable<std::variant<lease, std::string>> server_pool::acquire(clock::time_point deadline,
+asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::time_point deadline,
                                                                        std::weak_ptr<session_control> owner) {
   auto self = shared_from_this();
   deferred_work work;
@@ -121,7 +122,7 @@ asio::awaitable<std::variant<lease, std::string>> server_pool::acquire(clock::ti
   std::shared_ptr<server_connection> got;
   {
     std::lock_guard lock(mu_);
-    if (stopped_) co_return std::string("pgmux is shutting down");
+    if (stopped_) co_return acquire_error{"57P01", "pgmux is shutting down"};
     const auto now = clock::now();
     for (;;) {
       wid = next_waiter_++;
@@ -141,6 +142,11 @@ asio::awaitable<std::variant<lease, std::string>> server_pool::acquire(clock::ti
       got = std::move(conn);
       break;
     }
+    if (!got && !last_refusal_code_.empty() && core_.total() == 0) {
+      // The server refused the last login and nothing is open that could be released.
+      core_.remove_waiter(wid);
+      co_return acquire_error{last_refusal_code_, last_connect_error_};
+    }
     if (!got) {
       w = std::make_shared<waiter>(co_await asio::this_coro::executor);
       w->owner = std::move(owner);
@@ -158,11 +164,12 @@ asio::awaitable<std::variant<lease, std::string>> server_pool::acquire(clock::ti
   if (w->assigned) co_return lease(self, std::move(w->assigned));
   core_.remove_waiter(wid);
   waiters_.erase(wid);
-  if (stopped_) co_return std::string("pgmux is shutting down");
+  if (w->failed) co_return std::move(*w->failed);
+  if (stopped_) co_return acquire_error{"57P01", "pgmux is shutting down"};
   std::string message = "no server connection available within query_wait_timeout (" +
                         std::to_string(settings_.query_wait_timeout.count()) + "ms)";
   if (!last_connect_error_.empty()) message += "; last server connect error: " + last_connect_error_;
-  co_return message;
+  co_return acquire_error{"53300", std::move(message)};
 }
 
 void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean) {
@@ -228,6 +235,16 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       core_.connect_failed(id, now);
       if (error != last_connect_error_) log::warn("pool " + name_ + ": " + error);
       last_connect_error_ = error;
+      last_refusal_code_ = conn->refusal_code();
+      if (!conn->refusal_code().empty()) {
+        // Retrying will not change the server's mind soon: tell everyone waiting now.
+        for (auto& [wid, w] : waiters_) {
+          core_.remove_waiter(wid);
+          w->failed = acquire_error{conn->refusal_code(), error};
+          work.wake.push_back(w);
+        }
+        waiters_.clear();
+      }
     } else if (stopped_) {
       core_.forget(id);
       work.close.push_back(conn);
@@ -238,6 +255,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       conns_.emplace(id, slot{conn, {}, false});
       core_.connect_succeeded(id, now, random_unit());
       last_connect_error_.clear();
+      last_refusal_code_.clear();
     }
     if (!stopped_) settle(now, work);
   }

@@ -111,12 +111,16 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
         auto request = protocol::decode_authentication(body);
         if (!request) co_return "malformed authentication request from server";
         auto step = auth.handle(*request);
-        if (!step.error.empty()) co_return "server authentication failed: " + step.error;
+        if (!step.error.empty()) {
+          refusal_code_ = "28000";
+          co_return "server authentication failed: " + step.error;
+        }
         out = std::move(step.reply);
         break;
       }
       case 'E': {
         auto fields = protocol::decode_error_response(body);
+        refusal_code_ = fields && !fields->code.empty() ? fields->code : "08004";
         co_return "server refused login: " + (fields ? fields->message + " (SQLSTATE " + fields->code + ")"
                                                      : std::string("malformed error"));
       }

@@ -57,6 +57,12 @@ class lease {
   std::shared_ptr<server_connection> conn_;
 };
 
+// Why a client got no server connection: the SQLSTATE and text of its ErrorResponse.
+struct acquire_error {
+  std::string code;
+  std::string message;
+};
+
 struct pool_snapshot {
   pgmux::pool::pool_stats core;
   config::pool_settings settings;
@@ -79,7 +85,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   // A connection for `owner`, waiting in FIFO order until `deadline`. On failure, the text
   // for the client's error message.
-  asio::awaitable<std::variant<lease, std::string>> acquire(clock::time_point deadline,
+  asio::awaitable<std::variant<lease, acquire_error>> acquire(clock::time_point deadline,
                                                             std::weak_ptr<session_control> owner);
 
   // ParameterStatus values of a real connection, once one has been opened.
@@ -123,6 +129,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   pgmux::pool::waiter_id next_waiter_ = 1;
   std::optional<protocol::parameter_list> parameters_;
   std::string last_connect_error_;
+  std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
   bool stopped_ = false;
   std::shared_ptr<asio::steady_timer> maintenance_timer_;
 };

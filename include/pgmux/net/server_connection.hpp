@@ -48,6 +48,9 @@ class server_connection {
   protocol::cancel_key backend_key() const noexcept { return backend_key_; }
   const server_address& address() const noexcept { return address_; }
   std::string describe() const;
+  // When open() failed because the server refused the login (or asked for a password pgmux
+  // lacks): the SQLSTATE to give clients. Empty for network failures and timeouts.
+  const std::string& refusal_code() const noexcept { return refusal_code_; }
 
   // Clean: idle, nothing half-read. Only such a connection may go back to the pool.
   bool clean() const noexcept { return !broken_ && tx_.idle() && buffer_.empty() && cursor_.remaining == 0; }
@@ -83,6 +86,7 @@ class server_connection {
   protocol::cancel_key backend_key_;
   server_address address_;
   bool broken_ = false;
+  std::string refusal_code_;
 };
 
 // Opens a socket to a server address (TCP, or the Unix socket when host is a directory).
