@@ -142,8 +142,10 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
       got = std::move(conn);
       break;
     }
-    if (!got && !last_refusal_code_.empty() && core_.total() == 0) {
-      // The server refused the last login and nothing is open that could be released.
+    if (!got && !last_refusal_code_.empty() && core_.total() == 0 && core_.retry_at() && now < *core_.retry_at()) {
+      // The server refused the last login moments ago and nothing is open that could be
+      // released: answer now rather than after query_wait_timeout. Past the backoff, the
+      // next client waits for a fresh attempt.
       core_.remove_waiter(wid);
       co_return acquire_error{last_refusal_code_, last_connect_error_};
     }
