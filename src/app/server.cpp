@@ -12,6 +12,11 @@
 #include "pgmux/net/cancel.hpp"
 #include "pgmux/net/listener.hpp"
 #include "pgmux/net/router.hpp"
+#include "pgmux/net/session_registry.hpp"
+#include "pgmux/net/timeout.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 namespace pgmux::app {
 
@@ -24,8 +29,9 @@ int serve(std::shared_ptr<const config::config> cfg) {
 
   net::router routes(io, cfg);
   net::cancel_registry cancels;
+  net::session_registry sessions;
   std::atomic<std::size_t> client_count{0};
-  net::listener listener(io, net::session_services{routes, cancels, client_count}, cfg->max_client_conn,
+  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count}, cfg->max_client_conn,
                         workers == 1);
 
   if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port); !error.empty()) {
@@ -40,6 +46,7 @@ int serve(std::shared_ptr<const config::config> cfg) {
   }
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  bool shutting_down = false;
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
@@ -47,10 +54,30 @@ int serve(std::shared_ptr<const config::config> cfg) {
       signals.async_wait(on_signal);
       return;
     }
-    log::info(sig == SIGINT ? "SIGINT: shutting down" : "SIGTERM: shutting down");
     listener.stop();
-    routes.stop();
-    io.stop();
+    if (sig == SIGINT || shutting_down) {
+      log::info("SIGINT: shutting down now");
+      routes.stop();
+      io.stop();
+      return;
+    }
+    // SIGTERM: no new clients; running transactions finish, up to shutdown_timeout.
+    log::info("SIGTERM: shutting down once running transactions finish (shutdown_timeout " +
+              config::format_duration(cfg->shutdown_timeout) + ")");
+    shutting_down = true;
+    sessions.for_each([](const std::shared_ptr<net::client_session>& s) { s->drain(); });
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      asio::steady_timer poll(io);
+      const auto deadline = net::clock::now() + cfg->shutdown_timeout;
+      while (client_count.load() > 0 && net::clock::now() < deadline) {
+        poll.expires_after(std::chrono::milliseconds(20));
+        co_await poll.async_wait(net::nothrow);
+      }
+      if (client_count.load() > 0) log::warn("shutdown_timeout reached with " + std::to_string(client_count.load()) + " clients left");
+      routes.stop();
+      io.stop();
+    }, asio::detached);
+    signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
 

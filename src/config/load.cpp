@@ -184,6 +184,7 @@ load_result load_config_text(std::string_view text) {
          if (cfg.max_message_size < 1024) r.error(s, "must be at least 1kB");
        }},
       {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
+      {"shutdown_timeout", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.shutdown_timeout); }},
       {"auth_timeout", [&](const json& v, const std::string& s) {
          r.read_duration(v, s, cfg.auth_timeout);
          if (cfg.auth_timeout.count() == 0) r.error(s, "must be greater than 0");

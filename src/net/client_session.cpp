@@ -13,6 +13,7 @@
 #include "pgmux/app/log.hpp"
 #include "pgmux/net/relay.hpp"
 #include "pgmux/net/router.hpp"
+#include "pgmux/net/session_registry.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
@@ -41,6 +42,7 @@ std::string client_session::label() const {
 
 asio::awaitable<void> client_session::run() {
   auto self = shared_from_this();
+  services_.sessions.add(self);
   close_reason reason = close_reason::client_eof;
   try {
     // Startup state lives only in login()'s frame, and an idle client waits right here, in
@@ -73,12 +75,17 @@ asio::awaitable<void> client_session::run() {
     log::error(label() + ": " + e.what());
     reason = close_reason::client_protocol_error;
   }
+  if (reason == close_reason::shutdown && !lease_) {
+    killed_ = false;
+    co_await send_error("FATAL", "57P01", "terminating connection: pgmux is shutting down");
+  }
   if (lease_) lease_.release(false);
   if (cancel_key_) services_.cancels.remove(*cancel_key_);
   error_code ignored;
   client_.shutdown(asio::socket_base::shutdown_both, ignored);
   client_.close(ignored);
   buffer_.clear();
+  services_.sessions.remove(this);
   services_.client_count.fetch_sub(1, std::memory_order_relaxed);
   log::debug(label() + " disconnected: " + to_string(reason));
 }
@@ -113,6 +120,18 @@ void client_session::kill(close_reason reason) {
     }
     self->killed_ = true;
     self->kill_reason_ = reason;
+    error_code ignored;
+    self->client_.cancel(ignored);
+  });
+}
+
+void client_session::drain() {
+  asio::post(strand_, [self = shared_from_this()] {
+    self->draining_ = true;
+    if (self->lease_ && self->settings_.mode == config::pool_mode::transaction) return;  // after this transaction
+    if (self->lease_ && self->lease_->tx().status != 'I') return;  // session mode: after the open transaction
+    self->killed_ = true;
+    self->kill_reason_ = close_reason::shutdown;
     error_code ignored;
     self->client_.cancel(ignored);
   });
@@ -343,6 +362,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           set_current_server(nullptr);
           co_await wait_for_cancels(*lease_);
           lease_.release();
+          if (draining_) co_return close_reason::shutdown;  // run() says goodbye
           co_return std::nullopt;
         }
         continue;

@@ -50,6 +50,7 @@ struct config {
   std::size_t max_message_size = 64 * 1024 * 1024;
   std::size_t max_client_conn = 10000;
   duration auth_timeout = 10s;  // startup and authentication of a client must finish within this
+  duration shutdown_timeout = 30s;  // SIGTERM: how long running transactions may take to finish
 };
 
 // The database entry serving `name`: the exact entry, else "*", else nullptr.

@@ -20,11 +20,13 @@
 namespace pgmux::net {
 
 class router;
+class session_registry;
 
 // Process-wide services every session uses.
 struct session_services {
   router& routes;
   cancel_registry& cancels;
+  session_registry& sessions;
   std::atomic<std::size_t>& client_count;  // decremented when the session ends
 };
 
@@ -40,6 +42,8 @@ class client_session final : public session_control,
   asio::awaitable<void> run();
 
   void kill(close_reason reason) override;
+  // Graceful shutdown: an idle client is closed now, a busy one after its transaction.
+  void drain();
   void check_client() override;
   void cancel_current_query() override;
 
@@ -84,6 +88,7 @@ class client_session final : public session_control,
   enum class login_state { reading_startup, timed_out, done };
   login_state login_state_ = login_state::reading_startup;
   bool killed_ = false;
+  bool draining_ = false;
   close_reason kill_reason_ = close_reason::shutdown;
 
   std::mutex current_mu_;  // guards current_ against cancel requests from other threads

@@ -1,0 +1,24 @@
+// The live client sessions, so that shutdown (and later the admin console) can reach them.
+#pragma once
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace pgmux::net {
+
+class client_session;
+
+class session_registry {
+ public:
+  void add(const std::shared_ptr<client_session>& s);
+  void remove(const client_session* s);
+  // Calls f for every live session, outside the lock.
+  void for_each(const std::function<void(const std::shared_ptr<client_session>&)>& f) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<const client_session*, std::weak_ptr<client_session>> sessions_;
+};
+
+}  // namespace pgmux::net
