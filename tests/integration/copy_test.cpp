@@ -1,0 +1,224 @@
+// COPY and large results through pgmux:
+// - COPY FROM STDIN of several MB and COPY TO STDOUT round-trip byte for byte, text and binary
+//                                                                             (workers 1 and 2)
+// - a COPY FROM that fails on bad data or is aborted by the client (CopyFail) leaves both
+//   connections usable
+// - a 200,000-row result streams with the right row count, whole and in single-row mode
+// - a large result to a stalled client is held back by the server (ClientWrite), not buffered by pgmux
+#include <doctest/doctest.h>
+
+#include <random>
+#include <thread>
+
+#include "integration/fixtures.hpp"
+
+// Inside namespace it: libpq declares `struct pg_conn` and `struct pg_result` globally.
+namespace it {
+namespace {
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+// Sends `data` as COPY FROM STDIN data in chunks that do not line up with rows.
+pg_result copy_in(const pg_conn& c, const std::string& sql, std::string_view data, std::size_t chunk = 65521) {
+  auto start = c.exec(sql);
+  REQUIRE_MESSAGE(start.status() == PGRES_COPY_IN, start.error());
+  for (std::size_t off = 0; off < data.size(); off += chunk) {
+    const auto piece = data.substr(off, chunk);
+    REQUIRE(PQputCopyData(c.get(), piece.data(), static_cast<int>(piece.size())) == 1);
+  }
+  REQUIRE(PQputCopyEnd(c.get(), nullptr) == 1);
+  bool timed_out = false;
+  auto r = get_result(c, 30s, &timed_out);
+  REQUIRE_FALSE(timed_out);
+  bool end_timed_out = false;
+  CHECK_FALSE(get_result(c, 10s, &end_timed_out));
+  return r;
+}
+
+std::string copy_out(const pg_conn& c, const std::string& sql) {
+  auto start = c.exec(sql);
+  REQUIRE_MESSAGE(start.status() == PGRES_COPY_OUT, start.error());
+  std::string out;
+  while (true) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(c.get(), &buf, 0);
+    if (n < 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    PQfreemem(buf);
+  }
+  bool timed_out = false;
+  auto r = get_result(c, 30s, &timed_out);
+  REQUIRE_FALSE(timed_out);
+  CHECK_MESSAGE(r.status() == PGRES_COMMAND_OK, r.error());
+  CHECK_FALSE(get_result(c, 10s, &timed_out));
+  return out;
+}
+
+std::size_t first_difference(const std::string& a, const std::string& b) {
+  std::size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  return i;
+}
+
+}  // namespace
+
+TEST_SUITE("copy") {
+
+TEST_CASE("COPY FROM STDIN of several MB and COPY TO STDOUT round-trip byte for byte") {
+  IT_FOR_EACH_WORKER_COUNT(workers);
+  {
+    auto setup = setup_connection();
+    exec_ok(setup, "drop table if exists it_copy, it_copy_bin;"
+                   " create table it_copy (id int, payload text); create table it_copy_bin (id int, payload text)");
+  }
+  proxy_instance proxy(proxy_options().workers(workers));
+  auto c = connect(proxy.conninfo());
+
+  constexpr int rows = 60000;
+  std::mt19937_64 gen{42};
+  std::string data;
+  data.reserve(rows * 72);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 1; i <= rows; ++i) {
+    data += std::to_string(i);
+    data += '\t';
+    for (int k = 0; k < 64; ++k) data += hex[gen() % 16];
+    data += '\n';
+  }
+  REQUIRE(data.size() > 4 * 1000 * 1000);
+
+  auto r = copy_in(c, "copy it_copy from stdin", data);
+  REQUIRE_MESSAGE(r.status() == PGRES_COMMAND_OK, r.error());
+  CHECK(std::string(PQcmdTuples(r.get())) == std::to_string(rows));
+
+  const std::string back = copy_out(c, "copy (select id, payload from it_copy order by id) to stdout");
+  CHECK(back.size() == data.size());
+  CHECK(fnv1a(back) == fnv1a(data));
+  CHECK_MESSAGE(back == data, "first difference at byte " << first_difference(back, data));
+
+  // Binary format both ways.
+  const std::string binary = copy_out(c, "copy (select id, payload from it_copy order by id) to stdout (format binary)");
+  CHECK(binary.size() > data.size());
+  r = copy_in(c, "copy it_copy_bin from stdin (format binary)", binary, 8191);
+  REQUIRE_MESSAGE(r.status() == PGRES_COMMAND_OK, r.error());
+
+  auto setup = setup_connection();
+  CHECK(scalar(setup, "select count(*) from it_copy_bin") == std::to_string(rows));
+  CHECK(scalar(setup, "select count(*) from it_copy a join it_copy_bin b using (id) where a.payload = b.payload") ==
+        std::to_string(rows));
+  CHECK(scalar(c, "select 'usable'") == "usable");
+}
+
+TEST_CASE("a COPY FROM that fails on bad data or is aborted by the client leaves both connections usable") {
+  {
+    auto setup = setup_connection();
+    exec_ok(setup, "drop table if exists it_copy_fail; create table it_copy_fail (id int, t text)");
+  }
+  proxy_instance proxy(proxy_options().pool("max_size", "1"));
+  auto c = connect(proxy.conninfo());
+  auto other = connect(proxy.conninfo());
+
+  auto r = copy_in(c, "copy it_copy_fail from stdin", "1\tok\nnot-a-number\tx\n3\tok\n");
+  CHECK(r.sqlstate() == "22P02");
+  CHECK(scalar(c, "select count(*) from it_copy_fail") == "0");
+  CHECK(scalar(other, "select 'other after bad data'") == "other after bad data");
+
+  auto start = c.exec("copy it_copy_fail from stdin");
+  REQUIRE(start.status() == PGRES_COPY_IN);
+  REQUIRE(PQputCopyData(c.get(), "1\tok\n", 5) == 1);
+  REQUIRE(PQputCopyEnd(c.get(), "client gave up") == 1);
+  bool timed_out = false;
+  r = get_result(c, 10s, &timed_out);
+  REQUIRE_FALSE(timed_out);
+  CHECK(r.sqlstate() == "57014");
+  CHECK(r.error().find("client gave up") != std::string::npos);
+  CHECK_FALSE(get_result(c, 10s, &timed_out));
+  CHECK(scalar(c, "select count(*) from it_copy_fail") == "0");
+  CHECK(PQtransactionStatus(c.get()) == PQTRANS_IDLE);
+
+  other.collect_notices();
+  exec_ok(other, "begin");
+  CHECK(scalar(other, "select 'other after CopyFail'") == "other after CopyFail");
+  exec_ok(other, "commit");
+  CHECK(other.notices().empty());
+}
+
+TEST_CASE("a 200,000-row result streams with the right row count, whole and in single-row mode") {
+  proxy_instance proxy;
+  auto c = connect(proxy.conninfo());
+  const std::string sql = "select g, repeat('x', 50) from generate_series(1, 200000) g";
+
+  auto r = c.exec(sql);
+  REQUIRE_MESSAGE(r.status() == PGRES_TUPLES_OK, r.error());
+  CHECK(r.rows() == 200000);
+  CHECK(r.value(0, 0) == "1");
+  CHECK(r.value(199999, 0) == "200000");
+  CHECK(r.value(199999, 1) == std::string(50, 'x'));
+
+  REQUIRE(PQsendQuery(c.get(), sql.c_str()) == 1);
+  REQUIRE(PQsetSingleRowMode(c.get()) == 1);
+  long rows = 0, sum = 0;
+  bool in_order = true;
+  while (true) {
+    bool timed_out = false;
+    auto row = get_result(c, 10s, &timed_out);
+    if (timed_out) FAIL("no row within 10 s after " << rows);
+    if (!row) break;
+    if (row.status() == PGRES_SINGLE_TUPLE) {
+      ++rows;
+      const long g = std::stol(row.value());
+      in_order = in_order && g == rows;
+      sum += g;
+    } else {
+      CHECK_MESSAGE(row.status() == PGRES_TUPLES_OK, row.error());
+      CHECK(row.rows() == 0);
+    }
+  }
+  CHECK(rows == 200000);
+  CHECK(sum == 200000L * 200001L / 2);
+  CHECK(in_order);
+  CHECK(scalar(c, "select 'after'") == "after");
+}
+
+TEST_CASE("a large result to a stalled client is held back by the server, not buffered by pgmux") {
+  proxy_instance proxy(proxy_options().workers(2));
+  auto c = connect(proxy.conninfo());
+  auto admin = connect(pg().admin_conninfo());
+  CHECK(scalar(c, "select count(*) from generate_series(1, 1000)") == "1000");
+  const long baseline_kb = proxy.peak_rss_kb();
+  REQUIRE(baseline_kb > 0);
+
+  // About 100 MB of rows; the client reads nothing for a while.
+  const std::string sql = "select g, repeat('z', 240) from generate_series(1, 400000) g";
+  REQUIRE(PQsendQuery(c.get(), sql.c_str()) == 1);
+  REQUIRE(PQsetSingleRowMode(c.get()) == 1);
+  const bool server_blocked = wait_until(
+      [&] {
+        return scalar(admin, "select count(*) from pg_stat_activity where wait_event = 'ClientWrite'"
+                             " and query like 'select g, repeat(''z''%'") == "1";
+      },
+      3s, 50ms);
+  CHECK_MESSAGE(server_blocked, "the server never waited on the stalled client: pgmux is buffering the result");
+  std::this_thread::sleep_for(500ms);
+
+  long rows = 0;
+  while (true) {
+    bool timed_out = false;
+    auto row = get_result(c, 20s, &timed_out);
+    if (timed_out) FAIL("no row within 20 s after " << rows);
+    if (!row) break;
+    if (row.status() == PGRES_SINGLE_TUPLE) ++rows;
+    else CHECK_MESSAGE(row.status() == PGRES_TUPLES_OK, row.error());
+  }
+  CHECK(rows == 400000);
+  const long grown_kb = proxy.peak_rss_kb() - baseline_kb;
+  MESSAGE("pgmux peak RSS grew by " << grown_kb << " kB while relaying ~100 MB");
+  CHECK(grown_kb < 48 * 1024);
+}
+
+}  // TEST_SUITE
+}  // namespace it
