@@ -330,6 +330,13 @@ asio::awaitable<void> client_session::wait_for_cancels(server_connection& server
 asio::awaitable<void> client_session::return_server() {
   if (!lease_) co_return;
   auto server = lease_.connection();
+  // Part of a message already went to the server: its input stream cannot be completed
+  // sensibly, so the connection cannot be made clean. Close it at once.
+  if (cursor_.remaining > 0) {
+    cursor_.remaining = 0;
+    lease_.release(false);
+    co_return;
+  }
   bool clean = co_await make_clean(server, cleanup_timeout);
   if (clean && settings_.mode == config::pool_mode::session)
     clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
