@@ -161,6 +161,7 @@ TEST_CASE("the shipped example config loads and documents the defaults") {
   CHECK(r.cfg->max_client_conn == defaults.max_client_conn);
   CHECK(r.cfg->max_message_size == defaults.max_message_size);
   CHECK(r.cfg->auth_timeout == defaults.auth_timeout);
+  CHECK(r.cfg->shutdown_timeout == defaults.shutdown_timeout);
   CHECK(find_database(*r.cfg, "anything") != nullptr);
 }
 
@@ -173,6 +174,7 @@ TEST_CASE("omitted keys take their documented defaults") {
   CHECK(cfg.max_message_size == 64u * 1024 * 1024);
   CHECK(cfg.max_client_conn == 10000);
   CHECK(cfg.auth_timeout == 10s);
+  CHECK(cfg.shutdown_timeout == 30s);
   const auto& p = cfg.databases.at("app").pool;
   CHECK(p.mode == pool_mode::transaction);
   CHECK(p.min_size == 2);
