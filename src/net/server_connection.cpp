@@ -18,6 +18,12 @@
 namespace pgmux::net {
 namespace {
 
+protocol::frame_result invalid_frame() {
+  protocol::frame_result r;
+  r.status = protocol::parse_status::invalid;
+  return r;
+}
+
 // Reads one complete message into `buf`. The frame views `buf`; consume it after use.
 asio::awaitable<protocol::frame_result> read_frame(socket_t& socket, io_buffer& buf, std::string& error) {
   for (;;) {
@@ -25,12 +31,12 @@ asio::awaitable<protocol::frame_result> read_frame(socket_t& socket, io_buffer& 
     if (r.status == protocol::parse_status::complete) co_return r;
     if (r.status == protocol::parse_status::invalid || buf.full()) {
       error = r.error ? r.error : "message too long";
-      co_return protocol::frame_result{protocol::parse_status::invalid};
+      co_return invalid_frame();
     }
     auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     if (ec) {
       error = ec == asio::error::eof ? "the server closed the connection" : ec.message();
-      co_return protocol::frame_result{protocol::parse_status::invalid};
+      co_return invalid_frame();
     }
     buf.commit(n);
   }
