@@ -1,6 +1,7 @@
 // The client session coroutine.
 #include "pgmux/net/client_session.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -116,7 +117,9 @@ void client_session::kill(close_reason reason) {
       std::lock_guard lock(self->current_mu_);
       if (!self->current_) return;
       const auto& tx = self->current_->tx();
-      if (tx.outstanding != 0 || tx.open_batch || tx.status == 'I') return;
+      const bool client_owes = !tx.idle() && (tx.outstanding == 0 || tx.copy_in || tx.open_batch ||
+                                              self->cursor_.remaining > 0);
+      if (!client_owes) return;
     }
     self->killed_ = true;
     self->kill_reason_ = reason;
@@ -128,8 +131,11 @@ void client_session::kill(close_reason reason) {
 void client_session::drain() {
   asio::post(strand_, [self = shared_from_this()] {
     self->draining_ = true;
-    if (self->lease_ && self->settings_.mode == config::pool_mode::transaction) return;  // after this transaction
-    if (self->lease_ && self->lease_->tx().status != 'I') return;  // session mode: after the open transaction
+    // A client with a request under way (buffered, waiting for a server, or relayed) is
+    // closed once its transaction ends; only an idle one is closed now.
+    if (self->lease_ && self->settings_.mode == config::pool_mode::transaction) return;
+    if (self->lease_ && !self->lease_->tx().idle()) return;  // session mode: see the transaction through
+    if (!self->lease_ && !self->buffer_.empty()) return;
     self->killed_ = true;
     self->kill_reason_ = close_reason::shutdown;
     error_code ignored;
@@ -145,9 +151,9 @@ void client_session::check_client() {
       server = self->current_;
     }
     if (!server || !self->client_.is_open()) return;
-    char byte;
-    const auto n = ::recv(self->client_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+    // POLLRDHUP sees the hang-up even behind bytes the client sent before it left.
+    pollfd p{self->client_.native_handle(), POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) <= 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) return;
     // Hung up: stop waiting for the server; the cleanup cancels the query and rolls back.
     self->killed_ = true;
     self->kill_reason_ = close_reason::client_eof;
@@ -160,11 +166,13 @@ void client_session::check_client() {
 void client_session::cancel_current_query() {
   std::shared_ptr<server_connection> server;
   {
+    // Counted under the lock: the session takes it before waiting for cancels to land, so
+    // this cancel cannot reach the server after it went to another client.
     std::lock_guard lock(current_mu_);
     server = current_;
+    if (server) server->cancels_in_flight.fetch_add(1);
   }
   if (!server) return;
-  server->cancels_in_flight.fetch_add(1);
   asio::co_spawn(strand_, cancel_running_query(server, settings_.connect_timeout), asio::detached);
 }
 

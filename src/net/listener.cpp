@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 
@@ -36,9 +37,10 @@ struct listener::acceptor {
 };
 
 listener::listener(asio::io_context& io, session_services services, std::size_t max_client_conn, bool single_threaded)
-    : io_(io), services_(services), max_client_conn_(max_client_conn), single_threaded_(single_threaded) {}
+    : io_(io), strand_(asio::make_strand(io)), services_(services), max_client_conn_(max_client_conn),
+      single_threaded_(single_threaded) {}
 
-listener::~listener() { stop(); }
+listener::~listener() { close_acceptors(); }
 
 std::string listener::listen_tcp(const std::string& host, std::uint16_t port) {
   error_code ec;
@@ -76,7 +78,7 @@ std::string listener::listen_unix(const std::string& directory, std::uint16_t po
 
 void listener::start() {
   for (auto& a : acceptors_)
-    asio::co_spawn(io_, accept_loop(a), [](std::exception_ptr e) {
+    asio::co_spawn(strand_, accept_loop(a), [](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
@@ -87,6 +89,10 @@ void listener::start() {
 }
 
 void listener::stop() {
+  asio::post(strand_, [this] { close_acceptors(); });
+}
+
+void listener::close_acceptors() {
   for (auto& a : acceptors_) {
     error_code ignored;
     a->socket.close(ignored);

@@ -184,6 +184,9 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
       it->second.lent = false;
       it->second.owner.reset();
     }
+    // A CancelRequest still on its way could hit the next client's query: never lend such a
+    // connection (the maintenance task counts its cancels under this same lock).
+    if (conn->cancels_in_flight.load() > 0) clean = false;
     auto reason = stopped_ ? std::optional(close_reason::shutdown) : core_.release(id, now, clean);
     if (stopped_) core_.forget(id);
     if (reason) {
@@ -228,7 +231,12 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
   auto conn = std::make_shared<server_connection>(io_.get_executor(), id);
   server_login login = login_;
   login.timeout = settings().connect_timeout;
-  const std::string error = co_await conn->open(login);
+  std::string error;
+  try {
+    error = co_await conn->open(login);
+  } catch (const std::exception& e) {  // the books must hear of every attempt, whatever happens
+    error = std::string("server connect failed: ") + e.what();
+  }
   deferred_work work;
   {
     std::lock_guard lock(mu_);

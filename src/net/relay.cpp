@@ -40,10 +40,18 @@ void note_responses(server_connection& server, int outstanding_before) {
   if (tx.outstanding == outstanding_before) return;
   if (tx.outstanding == 0) {
     server.busy_since_ns.store(0, std::memory_order_relaxed);
-    if (!tx.open_batch && tx.status != 'I') server.idle_in_tx_since_ns.store(now_ns(), std::memory_order_relaxed);
   } else {
-    server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);  // the next statement starts its clock
+    // The next pipelined statement starts its own clock and may be cancelled in turn.
+    server.cancel_sent.store(false, std::memory_order_relaxed);
+    server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);
   }
+}
+
+// The client is about to be waited for while it holds the connection with something open
+// (a transaction, an unfinished batch or message, a COPY): idle_transaction_timeout runs.
+void mark_client_turn(server_connection& server) {
+  if (server.tx().idle() || server.idle_in_tx_since_ns.load(std::memory_order_relaxed) != 0) return;
+  server.idle_in_tx_since_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
 asio::awaitable<relay_result> client_to_server(client_side client, server_connection& server, relay_state& state) {
@@ -70,6 +78,7 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
       if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::client_protocol_error, r.error};
       if (state.done) continue;
     }
+    mark_client_turn(server);
     auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     buf.commit(n);  // bytes read after the transaction ended stay for the next one
     if (client.killed) co_return relay_result{relay_end::killed};
@@ -136,6 +145,7 @@ asio::awaitable<bool> clean_up(std::shared_ptr<server_connection> server, std::c
   if (tx.copy_in) {
     protocol::encode_copy_fail(out, "client disconnected");
     tx.copy_in = false;
+    if (tx.copy_extended) tx.open_batch = true;  // the server discards input until a Sync
   }
   if (tx.open_batch) {
     protocol::encode_sync(out);
@@ -165,9 +175,11 @@ enum class turn { client, server, both };
 
 turn whose_turn(server_connection& server, const protocol::stream_cursor& client_cursor) {
   const auto& tx = server.tx();
-  if (client_cursor.remaining > 0 || tx.copy_in) return turn::client;
-  if (tx.open_batch) return turn::both;
-  return tx.outstanding > 0 ? turn::server : turn::client;
+  // COPY IN and unfinished batches may need both directions at once (the server can answer
+  // while the client still sends), else one side could block the other for good.
+  if (tx.open_batch || tx.copy_in) return turn::both;
+  if (tx.outstanding == 0) return turn::client;  // the server waits for the client
+  return client_cursor.remaining > 0 ? turn::both : turn::server;
 }
 
 // Transaction pooling without a second coroutine: one side at a time, which is all the
@@ -198,8 +210,12 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           }
           if (r.stop == protocol::scan_stop::terminate) co_return relay_result{relay_end::client_terminate};
           if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::client_protocol_error, r.error};
+          // Only stray COPY messages leave the server idle: nothing is owed either way.
+          if (r.forward > 0 && server.tx().idle() && client.cursor.remaining == 0 && sbuf.empty())
+            co_return relay_result{relay_end::transaction_done};
           if (r.forward > 0) continue;  // the turn may have passed to the server
         }
+        mark_client_turn(server);
         auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(cbuf.free_begin(), cbuf.free_size()), nothrow);
         cbuf.commit(n);
         if (client.killed) co_return relay_result{relay_end::killed};

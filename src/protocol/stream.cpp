@@ -40,11 +40,34 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     if (!is_frontend_message(tag)) return {pos, scan_stop::invalid, "unknown message type"};
     switch (tag) {
       case 'X': return {pos, scan_stop::terminate};
-      case 'Q': case 'F': ++tx.outstanding; break;
-      case 'S': ++tx.outstanding; tx.open_batch = false; break;
-      case 'c': case 'f': tx.copy_in = false; break;
+      case 'Q':
+        ++tx.outstanding;
+        tx.syncs_since_request = 0;
+        tx.last_request_extended = false;
+        break;
+      case 'F': ++tx.outstanding; break;
+      case 'E':
+        tx.open_batch = true;
+        tx.syncs_since_request = 0;
+        tx.last_request_extended = true;
+        break;
+      case 'S':
+        if (tx.copy_in) break;  // ignored by the server during COPY FROM STDIN
+        ++tx.outstanding;
+        ++tx.syncs_since_request;
+        tx.open_batch = false;
+        break;
+      case 'H':
+        if (!tx.copy_in) tx.open_batch = true;
+        break;
+      case 'c': case 'f':
+        if (tx.copy_in) {
+          tx.copy_in = false;
+          if (tx.copy_extended) tx.open_batch = true;  // the server now waits for a Sync
+        }
+        break;
       case 'd': break;
-      default: tx.open_batch = true; break;  // Parse, Bind, Describe, Execute, Close, Flush
+      default: tx.open_batch = true; break;  // Parse, Bind, Describe, Close
     }
     cursor.remaining = h.hdr.total();
   }
@@ -70,7 +93,13 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         if (stop_when_idle && tx.idle()) return {pos, scan_stop::end_of_transaction};
         continue;
       }
-      case 'G': tx.copy_in = true; break;
+      case 'G':
+        tx.copy_in = true;
+        tx.copy_extended = tx.last_request_extended;
+        tx.outstanding -= tx.syncs_since_request;  // those reach the server during the COPY: ignored
+        if (tx.outstanding < 0) tx.outstanding = 0;
+        tx.syncs_since_request = 0;
+        break;
       default: break;
     }
     cursor.remaining = h.hdr.total();

@@ -5,6 +5,9 @@
 //   connections usable
 // - a 200,000-row result streams with the right row count, whole and in single-row mode
 // - a large result to a stalled client is held back by the server (ClientWrite), not buffered by pgmux
+// - COPY FROM STDIN through the extended protocol (PQexecParams) ends its transaction; the
+//   server connection is shared with the next client (max_size 1)
+// - COPY FROM STDIN whose trigger floods the client with notices completes (both directions at once)
 #include <doctest/doctest.h>
 
 #include <random>
@@ -218,6 +221,57 @@ TEST_CASE("a large result to a stalled client is held back by the server, not bu
   const long grown_kb = proxy.peak_rss_kb() - baseline_kb;
   MESSAGE("pgmux peak RSS grew by " << grown_kb << " kB while relaying ~100 MB");
   CHECK(grown_kb < 48 * 1024);
+}
+
+TEST_CASE("COPY FROM STDIN through the extended protocol ends its transaction") {
+  {
+    auto setup = setup_connection();
+    exec_ok(setup, "drop table if exists it_copy_ext; create table it_copy_ext (id int)");
+  }
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  auto c = connect(proxy.conninfo());
+  auto other = connect(proxy.conninfo());
+  for (int round = 0; round < 3; ++round) {
+    // PQexecParams sends Parse/Bind/Describe/Execute/Sync: PostgreSQL ignores that Sync during the COPY.
+    pg_result start(PQexecParams(c.get(), "copy it_copy_ext from stdin", 0, nullptr, nullptr, nullptr, nullptr, 0));
+    REQUIRE_MESSAGE(start.status() == PGRES_COPY_IN, start.error());
+    const std::string rows = "1\n2\n3\n";
+    REQUIRE(PQputCopyData(c.get(), rows.data(), static_cast<int>(rows.size())) == 1);
+    REQUIRE(PQputCopyEnd(c.get(), nullptr) == 1);
+    bool timed_out = false;
+    auto r = get_result(c, 10s, &timed_out);
+    REQUIRE_FALSE(timed_out);
+    CHECK_MESSAGE(r.status() == PGRES_COMMAND_OK, r.error());
+    CHECK_FALSE(get_result(c, 10s, &timed_out));
+    // With one server connection, this only answers if the COPY's transaction was seen to end.
+    const auto t0 = clock::now();
+    CHECK(scalar(other, "select count(*) from it_copy_ext") == std::to_string(3 * (round + 1)));
+    CHECK(seconds_since(t0) < 5.0);
+    CHECK(scalar(c, "select 'still usable'") == "still usable");
+  }
+}
+
+TEST_CASE("COPY FROM STDIN whose trigger floods the client with notices completes") {
+  {
+    auto setup = setup_connection();
+    exec_ok(setup, "drop table if exists it_copy_noisy;"
+                   " create table it_copy_noisy (id int, payload text);"
+                   " create or replace function it_noisy() returns trigger language plpgsql as $$"
+                   " begin raise notice '%', repeat('n', 2000); return new; end $$;"
+                   " create trigger it_noisy before insert on it_copy_noisy for each row execute function it_noisy()");
+  }
+  proxy_instance proxy;
+  auto c = connect(proxy.conninfo());
+  c.collect_notices();
+  std::string data;
+  const std::string payload(1000, 'p');
+  for (int i = 0; i < 20000; ++i) data += std::to_string(i) + "\t" + payload + "\n";  // ~20 MB in, ~40 MB of notices out
+  const auto t0 = clock::now();
+  auto r = copy_in(c, "copy it_copy_noisy from stdin", data);
+  CHECK_MESSAGE(r.status() == PGRES_COMMAND_OK, r.error());
+  CHECK(c.notices().size() == 20000);
+  CHECK(seconds_since(t0) < 60.0);
+  CHECK(scalar(c, "select count(*) from it_copy_noisy") == "20000");
 }
 
 }  // TEST_SUITE

@@ -22,14 +22,17 @@ class listener {
   std::string listen_tcp(const std::string& host, std::uint16_t port);
   std::string listen_unix(const std::string& directory, std::uint16_t port);
   void start();
+  // Stops accepting. Safe from any thread: the acceptors are closed on their own strand.
   void stop();
 
  private:
   struct acceptor;
   asio::awaitable<void> accept_loop(std::shared_ptr<acceptor> a);
+  void close_acceptors();
   void admit(socket_t socket, bool trusted, std::string peer);
 
   asio::io_context& io_;
+  asio::any_io_executor strand_;  // accept loops and stop() run here
   session_services services_;
   std::size_t max_client_conn_;
   bool single_threaded_;

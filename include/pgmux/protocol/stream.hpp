@@ -14,6 +14,12 @@ struct tx_tracker {
   bool copy_in = false;     // the server waits for CopyData from the client
   char status = 'I';        // transaction status of the last ReadyForQuery
 
+  // COPY FROM STDIN: the server ignores Sync and Flush while it waits for CopyData, so Syncs
+  // sent after the request that started the COPY are uncounted when CopyInResponse comes.
+  int syncs_since_request = 0;     // Syncs sent since the last Query or Execute
+  bool last_request_extended = false;  // that request was an Execute
+  bool copy_extended = false;      // the running COPY came from an Execute: it ends with a Sync
+
   // Between transactions: nothing asked, nothing owed, no transaction open.
   bool idle() const noexcept { return outstanding == 0 && !open_batch && status == 'I'; }
 };

@@ -1,0 +1,203 @@
+// Relay scanning (protocol/stream): what may be forwarded and when a transaction ends.
+// Cases:
+// - a simple query ends the transaction at ReadyForQuery 'I', not at 'T'
+// - pipelined queries end only at the last ReadyForQuery
+// - an extended batch is open until Sync; bytes after the ending ReadyForQuery stay unforwarded
+// - a message split across reads is forwarded as it arrives, its header counted once
+// - ReadyForQuery split after its header waits for its status byte
+// - Terminate stops the scan before it; unknown types and oversized lengths are invalid
+// - COPY FROM STDIN by Query and by Execute: Syncs sent during the COPY are not counted
+// - stray COPY messages outside a COPY change nothing
+#include <doctest/doctest.h>
+
+#include "pgmux/protocol/stream.hpp"
+#include "support/wire.hpp"
+
+using namespace pgmux::protocol;
+
+namespace {
+
+constexpr std::size_t max_len = 1 << 20;
+
+std::string query(std::string_view sql) { return wire::msg('Q').cstr(sql).str(); }
+std::string rfq(char status) { return wire::msg('Z').bytes(std::string(1, status)).str(); }
+std::string empty_msg(char tag) { return wire::msg(tag).str(); }
+std::string command_complete(std::string_view tag) { return wire::msg('C').cstr(tag).str(); }
+
+// Feeds a whole frontend stream; returns the scan of the last chunk.
+scan_result feed_frontend(const std::string& bytes, stream_cursor& c, tx_tracker& tx) {
+  return scan_frontend(bytes, c, tx, max_len);
+}
+
+}  // namespace
+
+TEST_SUITE("stream") {
+
+TEST_CASE("a simple query ends the transaction at ReadyForQuery I, not at T") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const auto q = query("begin");
+  auto f = feed_frontend(q, fc, tx);
+  CHECK(f.forward == q.size());
+  CHECK(f.stop == scan_stop::need_more);
+  CHECK(tx.outstanding == 1);
+
+  const auto in_tx = command_complete("BEGIN") + rfq('T');
+  auto b = scan_backend(in_tx, bc, tx, true);
+  CHECK(b.stop == scan_stop::need_more);
+  CHECK(b.forward == in_tx.size());
+  CHECK(tx.outstanding == 0);
+  CHECK(tx.status == 'T');
+  CHECK_FALSE(tx.idle());
+
+  feed_frontend(query("commit"), fc, tx);
+  const auto done = command_complete("COMMIT") + rfq('I');
+  b = scan_backend(done, bc, tx, true);
+  CHECK(b.stop == scan_stop::end_of_transaction);
+  CHECK(b.forward == done.size());
+  CHECK(tx.idle());
+}
+
+TEST_CASE("pipelined queries end only at the last ReadyForQuery") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  feed_frontend(query("select 1") + query("select 2"), fc, tx);
+  CHECK(tx.outstanding == 2);
+  const auto first = command_complete("SELECT 1") + rfq('I');
+  auto b = scan_backend(first, bc, tx, true);
+  CHECK(b.stop == scan_stop::need_more);
+  CHECK(tx.outstanding == 1);
+  b = scan_backend(first, bc, tx, true);
+  CHECK(b.stop == scan_stop::end_of_transaction);
+}
+
+TEST_CASE("an extended batch is open until Sync and bytes after the ending ReadyForQuery stay") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const auto batch = wire::msg('P').cstr("").cstr("select 1").i16(0).str() + wire::msg('B').cstr("").cstr("").i16(0).i16(0).i16(0).str() +
+                     wire::msg('E').cstr("").i32(0).str();
+  feed_frontend(batch, fc, tx);
+  CHECK(tx.open_batch);
+  CHECK(tx.outstanding == 0);
+  CHECK_FALSE(tx.idle());
+  feed_frontend(empty_msg('S'), fc, tx);
+  CHECK_FALSE(tx.open_batch);
+  CHECK(tx.outstanding == 1);
+
+  const auto answer = empty_msg('1') + empty_msg('2') + command_complete("SELECT 1") + rfq('I');
+  const auto notice_after = wire::msg('N').bytes("SNOTICE").i8(0).i8(0).str();
+  auto b = scan_backend(answer + notice_after, bc, tx, true);
+  CHECK(b.stop == scan_stop::end_of_transaction);
+  CHECK(b.forward == answer.size());
+}
+
+TEST_CASE("a message split across reads is forwarded as it arrives and counted once") {
+  tx_tracker tx;
+  stream_cursor fc;
+  const auto q = query(std::string(1000, 'x'));
+  auto f = feed_frontend(q.substr(0, 3), fc, tx);  // not even a header
+  CHECK(f.forward == 0);
+  CHECK(tx.outstanding == 0);
+  f = feed_frontend(q.substr(0, 100), fc, tx);
+  CHECK(f.forward == 100);
+  CHECK(tx.outstanding == 1);
+  CHECK(fc.remaining == q.size() - 100);
+  f = feed_frontend(q.substr(100, 500), fc, tx);
+  CHECK(f.forward == 500);
+  f = feed_frontend(q.substr(600) + query("select 2"), fc, tx);
+  CHECK(f.forward == q.size() - 600 + query("select 2").size());
+  CHECK(tx.outstanding == 2);
+  CHECK(fc.remaining == 0);
+}
+
+TEST_CASE("ReadyForQuery split after its header waits for its status byte") {
+  tx_tracker tx;
+  stream_cursor bc;
+  tx.outstanding = 1;
+  const auto z = rfq('I');
+  auto b = scan_backend(z.substr(0, 5), bc, tx, true);
+  CHECK(b.forward == 0);
+  CHECK(b.stop == scan_stop::need_more);
+  CHECK(tx.outstanding == 1);
+  b = scan_backend(z, bc, tx, true);
+  CHECK(b.stop == scan_stop::end_of_transaction);
+  CHECK(b.forward == z.size());
+}
+
+TEST_CASE("Terminate stops the scan before it; unknown types and oversized lengths are invalid") {
+  tx_tracker tx;
+  stream_cursor fc;
+  const auto q = query("select 1");
+  auto f = feed_frontend(q + empty_msg('X'), fc, tx);
+  CHECK(f.stop == scan_stop::terminate);
+  CHECK(f.forward == q.size());
+
+  SUBCASE("unknown type") {
+    stream_cursor c;
+    tx_tracker t;
+    f = scan_frontend(q + empty_msg('!'), c, t, max_len);
+    CHECK(f.stop == scan_stop::invalid);
+    CHECK(f.forward == q.size());
+  }
+  SUBCASE("oversized") {
+    stream_cursor c;
+    tx_tracker t;
+    f = scan_frontend(wire::msg('Q').cstr("x").with_length(2000), c, t, 1000);
+    CHECK(f.stop == scan_stop::invalid);
+    CHECK(f.forward == 0);
+  }
+  SUBCASE("length below 4") {
+    stream_cursor c;
+    tx_tracker t;
+    f = scan_frontend(wire::msg('Q').with_length(3), c, t, max_len);
+    CHECK(f.stop == scan_stop::invalid);
+  }
+}
+
+TEST_CASE("COPY FROM STDIN: Syncs sent during the COPY are not counted") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const auto copy_in_response = wire::msg('G').i8(0).i16(0).str();
+  const auto data = wire::msg('d').bytes("1\n2\n").str();
+
+  SUBCASE("started by Query") {
+    feed_frontend(query("copy t from stdin"), fc, tx);
+    scan_backend(copy_in_response, bc, tx, true);
+    CHECK(tx.copy_in);
+    CHECK_FALSE(tx.copy_extended);
+    feed_frontend(data + empty_msg('S') + empty_msg('c'), fc, tx);  // the stray Sync is ignored by PostgreSQL
+    CHECK_FALSE(tx.copy_in);
+    CHECK(tx.outstanding == 1);
+    auto b = scan_backend(command_complete("COPY 2") + rfq('I'), bc, tx, true);
+    CHECK(b.stop == scan_stop::end_of_transaction);
+  }
+  SUBCASE("started by Execute, its Sync sent before the server entered the COPY") {
+    // libpq's PQexecParams: Parse/Bind/Describe/Execute/Sync in one go; PQputCopyEnd: CopyDone, Sync.
+    feed_frontend(wire::msg('P').cstr("").cstr("copy t from stdin").i16(0).str() + wire::msg('E').cstr("").i32(0).str() +
+                      empty_msg('S'),
+                  fc, tx);
+    CHECK(tx.outstanding == 1);
+    scan_backend(empty_msg('1') + copy_in_response, bc, tx, true);
+    CHECK(tx.copy_in);
+    CHECK(tx.copy_extended);
+    CHECK(tx.outstanding == 0);  // that Sync reached the server during the COPY
+    feed_frontend(data + empty_msg('c'), fc, tx);
+    CHECK(tx.open_batch);  // the server waits for a Sync now
+    CHECK_FALSE(tx.idle());
+    feed_frontend(empty_msg('S'), fc, tx);
+    CHECK(tx.outstanding == 1);
+    auto b = scan_backend(command_complete("COPY 2") + rfq('I'), bc, tx, true);
+    CHECK(b.stop == scan_stop::end_of_transaction);
+    CHECK(tx.idle());
+  }
+}
+
+TEST_CASE("stray COPY messages outside a COPY change nothing") {
+  tx_tracker tx;
+  stream_cursor fc;
+  auto f = feed_frontend(wire::msg('d').bytes("x").str() + empty_msg('c'), fc, tx);
+  CHECK(f.stop == scan_stop::need_more);
+  CHECK(tx.idle());
+}
+
+}  // TEST_SUITE
