@@ -335,7 +335,7 @@ asio::awaitable<void> client_session::wait_for_cancels(server_connection& server
   if (server.cancels_in_flight.load() > 0) server.mark_broken();
 }
 
-asio::awaitable<void> client_session::return_server() {
+asio::awaitable<void> client_session::return_server(bool let_finish) {
   if (!lease_) co_return;
   auto server = lease_.connection();
   // Part of a message already went to the server: its input stream cannot be completed
@@ -345,7 +345,11 @@ asio::awaitable<void> client_session::return_server() {
     lease_.release(false);
     co_return;
   }
-  bool clean = co_await make_clean(server, cleanup_timeout);
+  // A statement left to finish may take as long as command_timeout allows.
+  const auto timeout = let_finish && settings_.command_timeout > cleanup_timeout
+                           ? std::chrono::duration_cast<std::chrono::milliseconds>(settings_.command_timeout)
+                           : std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout);
+  bool clean = co_await make_clean(server, timeout, let_finish);
   if (clean && settings_.mode == config::pool_mode::session)
     clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
   co_await wait_for_cancels(*server);
@@ -383,7 +387,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         continue;
       case relay_end::client_terminate:
         set_current_server(nullptr);
-        co_await return_server();
+        co_await return_server(/*let_finish=*/true);
         co_return close_reason::client_terminate;
       case relay_end::client_eof:
         set_current_server(nullptr);

@@ -139,7 +139,8 @@ asio::awaitable<bool> send(server_connection& server, const std::string& out) {
   co_return !ec;
 }
 
-asio::awaitable<bool> clean_up(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout) {
+asio::awaitable<bool> clean_up(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
+                               bool let_finish) {
   auto& tx = server->tx();
   std::string out;
   if (tx.copy_in) {
@@ -154,9 +155,11 @@ asio::awaitable<bool> clean_up(std::shared_ptr<server_connection> server, std::c
   }
   if (!out.empty() && !co_await send(*server, out)) co_return false;
   if (tx.outstanding > 0) {
-    // Something may still be running: stop it rather than wait for it.
-    server->cancels_in_flight.fetch_add(1);
-    co_await cancel_running_query(server, timeout);
+    if (!let_finish) {
+      // Something may still be running: stop it rather than wait for it.
+      server->cancels_in_flight.fetch_add(1);
+      co_await cancel_running_query(server, timeout);
+    }
     if (!co_await drain(*server)) co_return false;
   }
   if (tx.status != 'I') {
@@ -262,10 +265,11 @@ asio::awaitable<relay_result> relay(client_side client, server_connection& serve
   co_return std::visit([](const relay_result& r) { return r; }, result);
 }
 
-asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout) {
+asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
+                                 bool let_finish) {
   if (server->broken()) co_return false;
   if (server->clean()) co_return true;
-  auto ok = co_await with_timeout(clean_up(server, timeout), timeout);
+  auto ok = co_await with_timeout(clean_up(server, timeout, let_finish), timeout);
   if (!ok || !*ok) {
     server->mark_broken();
     co_return false;

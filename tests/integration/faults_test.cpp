@@ -9,6 +9,7 @@
 // - an unusable server (closes at once, or never answers) gives its clients an error; pgmux keeps
 //   serving others, gives up after connect_timeout and does not spin
 // - SIGTERM: stops accepting, lets an open transaction finish, then exits 0
+// - a query sent together with Terminate runs to its end, as PostgreSQL would run it
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -436,6 +437,25 @@ TEST_CASE("SIGTERM stops accepting, lets an open transaction finish, then pgmux 
   CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
   auto admin = connect(pg().admin_conninfo());
   CHECK(wait_until([&] { return server_connections(admin) == 0; }, 3s));
+}
+
+
+TEST_CASE("a query sent together with Terminate runs to its end") {
+  {
+    auto setup = setup_connection();
+    exec_ok(setup, "drop table if exists it_fire_and_forget; create table it_fire_and_forget (id int)");
+  }
+  proxy_instance proxy(proxy_options().pool("max_size", "1"));
+  {
+    raw_socket s(proxy.port());
+    REQUIRE(s.startup());
+    // The statement takes a while; the client does not wait for its answer.
+    REQUIRE(s.send(wire::msg('Q', wire::cstr("select pg_sleep(0.3); insert into it_fire_and_forget values (1)")) +
+                   wire::msg('X', "")));
+    s.shutdown_write();
+  }
+  auto c = connect(proxy.conninfo());
+  CHECK(wait_until([&] { return scalar(c, "select count(*) from it_fire_and_forget") == "1"; }, 5s));
 }
 
 }  // TEST_SUITE

@@ -63,7 +63,8 @@ class client_session final : public session_control,
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
   asio::awaitable<std::optional<close_reason>> wait_for_request();
   // After the client is gone: bring the server connection back clean or close it.
-  asio::awaitable<void> return_server();
+  // `let_finish`: the client said Terminate, so what it asked for last runs to its end.
+  asio::awaitable<void> return_server(bool let_finish = false);
   asio::awaitable<void> wait_for_cancels(server_connection& server);
   asio::awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message);
   void set_current_server(std::shared_ptr<server_connection> server);

@@ -38,9 +38,11 @@ struct client_side {
 asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle);
 
 // Brings a server connection whose client is gone back to idle: ends a COPY, cancels what
-// runs, drains the answers, rolls back an open transaction, within `timeout`. True when the
-// connection is clean afterwards.
-asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout);
+// runs (unless `let_finish`: a client that said Terminate after its last request gets that
+// request run to the end, as PostgreSQL would), drains the answers and rolls back an open
+// transaction, all within `timeout`. True when the connection is clean afterwards.
+asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
+                                 bool let_finish = false);
 
 // Sends one simple query (e.g. DISCARD ALL) and reads up to its ReadyForQuery. True when it
 // succeeded and left the connection clean.
