@@ -54,6 +54,36 @@ void mark_client_turn(server_connection& server) {
   server.idle_in_tx_since_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
+// Scans what the client sent; the first `forward` bytes may go to the server now.
+protocol::scan_result scan_client_bytes(const client_side& client, server_connection& server) {
+  const int before = server.tx().outstanding;
+  const auto r = protocol::scan_frontend(client.buffer.view(), client.cursor, server.tx(), client.max_message_size);
+  if (r.forward > 0) {
+    server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+    note_requests(server, before);
+  }
+  return r;
+}
+
+// How a client scan ends the relay, if it does.
+std::optional<relay_result> client_scan_end(const protocol::scan_result& r) {
+  if (r.stop == protocol::scan_stop::terminate) return relay_result{relay_end::client_terminate};
+  if (r.stop == protocol::scan_stop::invalid) return relay_result{relay_end::client_protocol_error, r.error};
+  return std::nullopt;
+}
+
+// Scans what the server sent; the first `forward` bytes may go to the client now.
+protocol::scan_result scan_server_bytes(server_connection& server, bool stop_when_idle) {
+  const int before = server.tx().outstanding;
+  const auto r = protocol::scan_backend(server.buffer().view(), server.cursor(), server.tx(), stop_when_idle);
+  if (r.stop == protocol::scan_stop::invalid) server.mark_broken();
+  note_responses(server, before);
+  return r;
+}
+
+const relay_result server_write_failed{relay_end::server_error, "write to server failed"};
+const relay_result server_closed{relay_end::server_error, "the server closed the connection"};
+
 asio::awaitable<relay_result> client_to_server(client_side client, server_connection& server, relay_state& state) {
   auto& buf = client.buffer;
   for (;;) {
@@ -62,20 +92,16 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
       co_return relay_result{relay_end::transaction_done};
     }
     if (!buf.empty()) {
-      const int before = server.tx().outstanding;
-      const auto r = protocol::scan_frontend(buf.view(), client.cursor, server.tx(), client.max_message_size);
+      const auto r = scan_client_bytes(client, server);
       if (r.forward > 0) {
-        server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
-        note_requests(server, before);
         auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(buf.data(), r.forward), nothrow);
         buf.consume(r.forward);
         if (ec) {
           server.mark_broken();
-          co_return relay_result{relay_end::server_error, "write to server failed"};
+          co_return server_write_failed;
         }
       }
-      if (r.stop == protocol::scan_stop::terminate) co_return relay_result{relay_end::client_terminate};
-      if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::client_protocol_error, r.error};
+      if (auto end = client_scan_end(r)) co_return *end;
       if (state.done) continue;
     }
     mark_client_turn(server);
@@ -92,13 +118,8 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
   auto& buf = server.buffer();
   for (;;) {
     if (!buf.empty()) {
-      const int before = server.tx().outstanding;
-      const auto r = protocol::scan_backend(buf.view(), server.cursor(), server.tx(), stop_when_idle);
-      if (r.stop == protocol::scan_stop::invalid) {
-        server.mark_broken();
-        co_return relay_result{relay_end::server_error, r.error};
-      }
-      note_responses(server, before);
+      const auto r = scan_server_bytes(server, stop_when_idle);
+      if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
       // Set before writing, so the client pump holds back what the client sends next.
       if (r.stop == protocol::scan_stop::end_of_transaction) state.done = true;
       if (r.forward > 0) {
@@ -113,7 +134,7 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
     if (ec == asio::error::operation_aborted) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
     if (ec) {
       server.mark_broken();
-      co_return relay_result{relay_end::server_error, "the server closed the connection"};
+      co_return server_closed;
     }
   }
 }
@@ -199,20 +220,16 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
       }
       case turn::client: {
         if (!cbuf.empty()) {
-          const int before = server.tx().outstanding;
-          const auto r = protocol::scan_frontend(cbuf.view(), client.cursor, server.tx(), client.max_message_size);
+          const auto r = scan_client_bytes(client, server);
           if (r.forward > 0) {
-            server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
-            note_requests(server, before);
             auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(cbuf.data(), r.forward), nothrow);
             cbuf.consume(r.forward);
             if (ec) {
               server.mark_broken();
-              co_return relay_result{relay_end::server_error, "write to server failed"};
+              co_return server_write_failed;
             }
           }
-          if (r.stop == protocol::scan_stop::terminate) co_return relay_result{relay_end::client_terminate};
-          if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::client_protocol_error, r.error};
+          if (auto end = client_scan_end(r)) co_return *end;
           // Only stray COPY messages leave the server idle: nothing is owed either way.
           if (r.forward > 0 && server.tx().idle() && client.cursor.remaining == 0 && sbuf.empty())
             co_return relay_result{relay_end::transaction_done};
@@ -227,13 +244,8 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
       }
       case turn::server: {
         if (!sbuf.empty()) {
-          const int before = server.tx().outstanding;
-          const auto r = protocol::scan_backend(sbuf.view(), server.cursor(), server.tx(), true);
-          if (r.stop == protocol::scan_stop::invalid) {
-            server.mark_broken();
-            co_return relay_result{relay_end::server_error, r.error};
-          }
-          note_responses(server, before);
+          const auto r = scan_server_bytes(server, true);
+          if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
           if (r.forward > 0) {
             auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(sbuf.data(), r.forward), nothrow);
             sbuf.consume(r.forward);
@@ -247,7 +259,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
         if (client.killed) co_return relay_result{relay_end::killed};
         if (ec) {
           server.mark_broken();
-          co_return relay_result{relay_end::server_error, "the server closed the connection"};
+          co_return server_closed;
         }
         break;
       }
