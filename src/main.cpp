@@ -68,5 +68,5 @@ int main(int argc, char** argv) {
     std::printf("%s: config OK\n", config_path.c_str());
     return 0;
   }
-  return pgmux::app::serve(std::make_shared<const pgmux::config::config>(std::move(*loaded.cfg)));
+  return pgmux::app::serve(std::make_shared<const pgmux::config::config>(std::move(*loaded.cfg)), config_path);
 }

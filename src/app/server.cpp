@@ -6,9 +6,12 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "pgmux/app/log.hpp"
+#include "pgmux/config/load.hpp"
 #include "pgmux/net/cancel.hpp"
 #include "pgmux/net/listener.hpp"
 #include "pgmux/net/router.hpp"
@@ -22,7 +25,20 @@ namespace pgmux::app {
 
 namespace asio = boost::asio;
 
-int serve(std::shared_ptr<const config::config> cfg) {
+namespace {
+
+// Settings that only a restart applies: said in the log, never half-applied.
+void warn_about_restart_settings(const config::config& running, const config::config& loaded) {
+  auto warn = [](const char* key) { log::warn(std::string("reload: ") + key + " changed; it takes effect after a restart"); };
+  if (running.listen.host != loaded.listen.host || running.listen.port != loaded.listen.port) warn("listen");
+  if (running.listen.unix_socket_dir != loaded.listen.unix_socket_dir) warn("listen.unix_socket_dir");
+  if (running.workers != loaded.workers) warn("workers");
+  if (running.max_client_conn != loaded.max_client_conn) warn("max_client_conn");
+}
+
+}  // namespace
+
+int serve(std::shared_ptr<const config::config> cfg, const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
   const unsigned workers = cfg->workers;
   asio::io_context io(workers == 1 ? 1 : static_cast<int>(workers));
@@ -45,13 +61,30 @@ int serve(std::shared_ptr<const config::config> cfg) {
     }
   }
 
+  // Reading the config file is blocking I/O: it runs here, never on a worker thread.
+  asio::thread_pool blocking(1);
+
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   bool shutting_down = false;
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      log::warn("SIGHUP: live reload is not supported yet; restart pgmux to apply config changes");
       signals.async_wait(on_signal);
+      if (shutting_down) return;
+      asio::post(blocking, [&io, &routes, config_path] {
+        auto loaded = config::load_config_file(config_path);
+        asio::post(io, [&routes, config_path, loaded = std::move(loaded)]() mutable {
+          if (!loaded.cfg) {
+            for (const auto& e : loaded.errors) log::error("reload: " + config_path + ": " + e.path + ": " + e.message);
+            log::error("reload: the config was not applied; pgmux keeps running with the previous one");
+            return;
+          }
+          auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
+          warn_about_restart_settings(*routes.config(), *next);
+          routes.reload(next);
+          log::info("reload: applied " + config_path);
+        });
+      });
       return;
     }
     listener.stop();
@@ -63,12 +96,12 @@ int serve(std::shared_ptr<const config::config> cfg) {
     }
     // SIGTERM: no new clients; running transactions finish, up to shutdown_timeout.
     log::info("SIGTERM: shutting down once running transactions finish (shutdown_timeout " +
-              config::format_duration(cfg->shutdown_timeout) + ")");
+              config::format_duration(routes.config()->shutdown_timeout) + ")");
     shutting_down = true;
     sessions.for_each([](const std::shared_ptr<net::client_session>& s) { s->drain(); });
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       asio::steady_timer poll(io);
-      const auto deadline = net::clock::now() + cfg->shutdown_timeout;
+      const auto deadline = net::clock::now() + routes.config()->shutdown_timeout;
       while (client_count.load() > 0 && net::clock::now() < deadline) {
         poll.expires_after(std::chrono::milliseconds(20));
         co_await poll.async_wait(net::nothrow);

@@ -69,10 +69,42 @@ void lease::release(bool clean) {
   owner->give_back(std::move(conn_), clean);
 }
 
-server_pool::server_pool(asio::io_context& io, std::string name, server_login login, config::pool_settings settings)
-    : io_(io), name_(std::move(name)), login_(std::move(login)), settings_(settings), core_(limits_from(settings)) {}
+server_pool::server_pool(asio::io_context& io, std::string name, std::string entry, server_login login,
+                         config::pool_settings settings)
+    : io_(io), name_(std::move(name)), entry_(std::move(entry)), login_(std::move(login)), settings_(settings), core_(limits_from(settings)) {}
 
 server_pool::~server_pool() = default;
+
+server_login server_pool::login() const {
+  std::lock_guard lock(mu_);
+  return login_;
+}
+
+void server_pool::update(const config::pool_settings& settings, const server_login& login) {
+  deferred_work work;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    settings_ = settings;
+    core_.set_limits(limits_from(settings));
+    if (!(login == login_)) {
+      login_ = login;
+      ++login_generation_;
+      last_refusal_code_.clear();
+      for (auto it = conns_.begin(); it != conns_.end();) {
+        if (it->second.lent) {
+          ++it;
+          continue;
+        }
+        core_.forget(it->first);
+        work.close.push_back(std::move(it->second.conn));
+        it = conns_.erase(it);
+      }
+    }
+    settle(clock::now(), work);
+  }
+  run(std::move(work));
+}
 
 config::pool_settings server_pool::settings() const {
   std::lock_guard lock(mu_);
@@ -90,12 +122,13 @@ void server_pool::start() {
   asio::co_spawn(asio::make_strand(io_), maintain(), [](std::exception_ptr e) { log_exception(e, "pool maintenance"); });
 }
 
-void server_pool::stop() {
+void server_pool::stop(std::string why) {
   deferred_work work;
   std::vector<std::shared_ptr<waiter>> waiting;
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
+    stop_reason_ = std::move(why);
     for (auto& [id, slot] : conns_)
       if (!slot.lent) work.close.push_back(slot.conn);
     for (auto& c : work.close) {
@@ -122,7 +155,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
   std::shared_ptr<server_connection> got;
   {
     std::lock_guard lock(mu_);
-    if (stopped_) co_return acquire_error{"57P01", "pgmux is shutting down"};
+    if (stopped_) co_return acquire_error{"57P01", stop_reason_};
     const auto now = clock::now();
     for (;;) {
       wid = next_waiter_++;
@@ -130,8 +163,9 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
       if (!id) break;
       auto& slot = conns_.at(*id);
       auto conn = slot.conn;
-      if (now - conn->last_used > liveness_check_after && !conn->looks_alive()) {
-        log::info(conn->describe() + " closed: the server hung up while it was idle");
+      const bool outdated = slot.login_generation != login_generation_;
+      if (outdated || (now - conn->last_used > liveness_check_after && !conn->looks_alive())) {
+        log::info(conn->describe() + (outdated ? " closed: reload" : " closed: the server hung up while it was idle"));
         core_.release(*id, now, false);
         conns_.erase(*id);
         work.close.push_back(std::move(conn));
@@ -167,7 +201,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
   core_.remove_waiter(wid);
   waiters_.erase(wid);
   if (w->failed) co_return std::move(*w->failed);
-  if (stopped_) co_return acquire_error{"57P01", "pgmux is shutting down"};
+  if (stopped_) co_return acquire_error{"57P01", stop_reason_};
   std::string message = "no server connection available within query_wait_timeout (" +
                         std::to_string(settings_.query_wait_timeout.count()) + "ms)";
   if (!last_connect_error_.empty()) message += "; last server connect error: " + last_connect_error_;
@@ -183,6 +217,7 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
     if (auto it = conns_.find(id); it != conns_.end()) {
       it->second.lent = false;
       it->second.owner.reset();
+      if (it->second.login_generation != login_generation_) clean = false;  // opened for an old login
     }
     // A CancelRequest still on its way could hit the next client's query: never lend such a
     // connection (the maintenance task counts its cancels under this same lock).
@@ -229,8 +264,14 @@ void server_pool::run(deferred_work work) {
 asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
   auto self = shared_from_this();
   auto conn = std::make_shared<server_connection>(io_.get_executor(), id);
-  server_login login = login_;
-  login.timeout = settings().connect_timeout;
+  server_login login;
+  std::uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    login = login_;
+    login.timeout = settings_.connect_timeout;
+    generation = login_generation_;
+  }
   std::string error;
   try {
     error = co_await conn->open(login);
@@ -262,7 +303,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       log::debug("pool " + name_ + ": " + conn->describe() + " opened");
       conn->last_used = now;
       if (!parameters_) parameters_ = conn->parameters();
-      conns_.emplace(id, slot{conn, {}, false});
+      conns_.emplace(id, slot{conn, generation, {}, false});
       core_.connect_succeeded(id, now, random_unit());
       last_connect_error_.clear();
       last_refusal_code_.clear();

@@ -17,8 +17,10 @@ std::vector<std::shared_ptr<server_pool>> router::pools() const {
   return out;
 }
 
-std::shared_ptr<server_pool> router::make_pool(const config::database_config& db, const std::string& database,
-                                               const std::string& user) {
+namespace {
+
+// The login and settings a pool for (database, user) gets from its config entry.
+server_login login_for(const config::database_config& db, const std::string& database, const std::string& user) {
   const auto& t = db.target;
   server_login login;
   login.address = server_address{t.host, t.port};
@@ -27,9 +29,69 @@ std::shared_ptr<server_pool> router::make_pool(const config::database_config& db
   login.password = config::resolve_password(t, login.user, login.database);
   login.application_name = t.application_name.empty() ? "pgmux" : t.application_name;
   login.options = t.options;
+  return login;
+}
+
+config::pool_settings settings_for(const config::database_config& db) {
   auto settings = db.pool;
-  if (t.connect_timeout) settings.connect_timeout = *t.connect_timeout;
-  return std::make_shared<server_pool>(io_, database + "/" + login.user, std::move(login), settings);
+  if (db.target.connect_timeout) settings.connect_timeout = *db.target.connect_timeout;
+  return settings;
+}
+
+}  // namespace
+
+std::shared_ptr<server_pool> router::make_pool(const config::database_config& db, const std::string& database,
+                                               const std::string& user) {
+  auto login = login_for(db, database, user);
+  auto name = database + "/" + login.user;
+  return std::make_shared<server_pool>(io_, std::move(name), db.name, std::move(login), settings_for(db));
+}
+
+std::vector<std::shared_ptr<server_pool>> router::create_fixed_pools() {
+  std::vector<std::shared_ptr<server_pool>> created;
+  for (const auto& [name, db] : cfg_->databases) {
+    if (name == "*" || db.target.user.empty()) continue;
+    const std::string key = name + '\0' + db.target.user;
+    if (pools_.count(key)) continue;
+    auto p = make_pool(db, name, db.target.user);
+    pools_.emplace(key, p);
+    created.push_back(std::move(p));
+  }
+  return created;
+}
+
+void router::reload(std::shared_ptr<const config::config> cfg) {
+  struct change {
+    std::shared_ptr<server_pool> pool;
+    config::pool_settings settings;
+    server_login login;
+  };
+  std::vector<change> updates;
+  std::vector<std::shared_ptr<server_pool>> removed, created;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    cfg_ = std::move(cfg);
+    for (auto it = pools_.begin(); it != pools_.end();) {
+      const auto sep = it->first.find('\0');
+      const std::string database = it->first.substr(0, sep);
+      const std::string server_user = it->first.substr(sep + 1);
+      const auto* db = config::find_database(*cfg_, database);
+      // Gone, served by another entry now, or as another server user: that pool is no
+      // longer reachable, and its clients must come through routing again.
+      if (!db || db->name != it->second->entry() || (!db->target.user.empty() && db->target.user != server_user)) {
+        removed.push_back(std::move(it->second));
+        it = pools_.erase(it);
+        continue;
+      }
+      updates.push_back({it->second, settings_for(*db), login_for(*db, database, server_user)});
+      ++it;
+    }
+    created = create_fixed_pools();
+  }
+  for (auto& p : removed) p->stop("database \"" + p->name() + "\" was removed from the configuration");
+  for (auto& u : updates) u.pool->update(u.settings, u.login);
+  for (auto& p : created) p->start();
 }
 
 router::route_result router::route(const std::string& database, const std::string& user) {
@@ -56,12 +118,7 @@ void router::start() {
   std::vector<std::shared_ptr<server_pool>> created;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [name, db] : cfg_->databases) {
-      if (name == "*" || db.target.user.empty()) continue;
-      auto p = make_pool(db, name, db.target.user);
-      pools_.emplace(name + '\0' + db.target.user, p);
-      created.push_back(std::move(p));
-    }
+    created = create_fixed_pools();
   }
   for (auto& p : created) p->start();
 }

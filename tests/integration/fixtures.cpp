@@ -778,6 +778,14 @@ void proxy_instance::kill_now() {
 }
 
 std::string proxy_instance::log() const { return read_file(log_path_); }
+
+void proxy_instance::rewrite_config(const std::string& text) {
+  // Written aside and renamed, so pgmux never reads a half-written file.
+  const std::string tmp = config_path_ + ".new";
+  write_file(tmp, text);
+  REQUIRE(std::rename(tmp.c_str(), config_path_.c_str()) == 0);
+  config_ = text;
+}
 std::string proxy_instance::log_tail(std::size_t lines) const { return tail_lines(log(), lines); }
 
 long proxy_instance::peak_rss_kb() const {

@@ -237,6 +237,8 @@ class proxy_instance {
   pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }  // also the Unix socket dir when enabled
   std::string config_text() const { return config_; }
+  // Replaces the config file (for SIGHUP reload tests); the running pgmux is not told.
+  void rewrite_config(const std::string& text);
   std::string conninfo(const std::string& db = "pgmux_test", const std::string& user = "pgmux_test") const;
 
   // Still running (not exited, not a zombie).

@@ -71,17 +71,26 @@ struct pool_snapshot {
 class server_pool : public std::enable_shared_from_this<server_pool> {
  public:
   // `login` carries the server address, user, database and password every connection uses.
-  server_pool(asio::io_context& io, std::string name, server_login login, config::pool_settings settings);
+  // `entry` names the config entry it comes from ("*" for the catch-all).
+  server_pool(asio::io_context& io, std::string name, std::string entry, server_login login,
+              config::pool_settings settings);
   ~server_pool();
 
   const std::string& name() const noexcept { return name_; }
-  const server_login& login() const noexcept { return login_; }
+  const std::string& entry() const noexcept { return entry_; }
+  server_login login() const;
   config::pool_settings settings() const;
 
   // Opens min_size connections and starts the maintenance task.
   void start();
   // Closes idle connections and stops maintenance; lent ones close when given back.
-  void stop();
+  // `why` is what clients that still ask this pool are told.
+  void stop(std::string why = "pgmux is shutting down");
+
+  // Reload: new bounds and timeouts take effect at once (a smaller pool closes idle
+  // connections first, lent ones as they come back). A changed server address, user or
+  // password closes the idle connections and the lent ones when they come back.
+  void update(const config::pool_settings& settings, const server_login& login);
 
   // A connection for `owner`, waiting in FIFO order until `deadline`. On failure, the text
   // for the client's error message.
@@ -114,13 +123,16 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   asio::io_context& io_;
   const std::string name_;
-  const server_login login_;
+  const std::string entry_;
+  server_login login_;            // guarded by mu_
+  std::uint64_t login_generation_ = 0;  // bumped when login_ changes
 
   mutable std::mutex mu_;
   config::pool_settings settings_;
   pgmux::pool::pool_core core_;
   struct slot {
     std::shared_ptr<server_connection> conn;
+    std::uint64_t login_generation = 0;     // opened with an older login: close, never lend again
     std::weak_ptr<session_control> owner;  // while lent
     bool lent = false;
   };
@@ -130,6 +142,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::optional<protocol::parameter_list> parameters_;
   std::string last_connect_error_;
   std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
+  std::string stop_reason_ = "pgmux is shutting down";
   bool stopped_ = false;
   std::shared_ptr<asio::steady_timer> maintenance_timer_;
 };

@@ -27,6 +27,10 @@ class router {
 
   // Opens the pools whose server user is fixed by their DSN, so min_size is warm at start.
   void start();
+  // Applies a new config: changed pools are updated in place, pools of removed databases
+  // drain (their idle connections close now, lent ones when given back), new databases
+  // with a fixed server user open their min_size.
+  void reload(std::shared_ptr<const config::config> cfg);
   void stop();
 
   std::shared_ptr<const config::config> config() const;
@@ -35,6 +39,8 @@ class router {
  private:
   std::shared_ptr<server_pool> make_pool(const config::database_config& db, const std::string& database,
                                          const std::string& user);
+  // With mu_ held: creates the fixed-user pools `cfg_` names that do not exist yet.
+  std::vector<std::shared_ptr<server_pool>> create_fixed_pools();
 
   asio::io_context& io_;
   mutable std::mutex mu_;

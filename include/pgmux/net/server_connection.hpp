@@ -17,11 +17,13 @@ namespace pgmux::net {
 
 // What a session needs to reach a server again, for CancelRequests.
 struct server_address {
+  friend bool operator==(const server_address&, const server_address&) = default;
   std::string host;  // name, address, or Unix socket directory
   std::uint16_t port = 5432;
 };
 
 struct server_login {
+  friend bool operator==(const server_login&, const server_login&) = default;
   server_address address;
   std::string user;
   std::string database;
