@@ -11,6 +11,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "pgmux/app/log.hpp"
+#include "pgmux/app/metrics.hpp"
 #include "pgmux/config/load.hpp"
 #include "pgmux/net/cancel.hpp"
 #include "pgmux/net/listener.hpp"
@@ -34,6 +35,7 @@ void warn_about_restart_settings(const config::config& running, const config::co
   if (running.listen.unix_socket_dir != loaded.listen.unix_socket_dir) warn("listen.unix_socket_dir");
   if (running.workers != loaded.workers) warn("workers");
   if (running.max_client_conn != loaded.max_client_conn) warn("max_client_conn");
+  if (running.metrics_listen != loaded.metrics_listen) warn("metrics.listen");
 }
 
 }  // namespace
@@ -59,6 +61,18 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
       log::error(error);
       return 1;
     }
+  }
+
+  std::unique_ptr<metrics_endpoint> metrics;
+  if (!cfg->metrics_listen.empty()) {
+    try {
+      metrics = std::make_unique<metrics_endpoint>(cfg->metrics_listen, routes,
+                                                   client_figures{client_count, listener.accepted_total()});
+    } catch (const std::exception& e) {
+      log::error("cannot serve metrics on " + cfg->metrics_listen + ": " + e.what());
+      return 1;
+    }
+    log::info("metrics at http://" + cfg->metrics_listen + "/metrics");
   }
 
   // Reading the config file is blocking I/O: it runs here, never on a worker thread.

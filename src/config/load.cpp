@@ -185,6 +185,22 @@ load_result load_config_text(std::string_view text) {
        }},
       {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
       {"shutdown_timeout", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.shutdown_timeout); }},
+      {"metrics", [&](const json& v, const std::string& s) {
+         if (v.is_null()) return;  // disabled
+         if (!r.expect_object(v, s)) return;
+         r.for_each_key(v, s, {
+             {"listen", [&](const json& x, const std::string& p) {
+                r.read_string(x, p, cfg.metrics_listen);
+                const auto colon = cfg.metrics_listen.rfind(':');
+                unsigned port = 0;
+                const bool ok = colon != std::string::npos && colon > 0 && colon + 1 < cfg.metrics_listen.size() &&
+                                cfg.metrics_listen.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+                                (port = static_cast<unsigned>(std::stoul(cfg.metrics_listen.substr(colon + 1, 5)))) > 0 &&
+                                port <= 65535 && cfg.metrics_listen.size() - colon - 1 <= 5;
+                if (x.is_string() && !ok) r.error(p, "expected \"host:port\", e.g. \"127.0.0.1:9930\", got \"" + cfg.metrics_listen + "\"");
+              }},
+         });
+       }},
       {"auth_timeout", [&](const json& v, const std::string& s) {
          r.read_duration(v, s, cfg.auth_timeout);
          if (cfg.auth_timeout.count() == 0) r.error(s, "must be greater than 0");

@@ -133,6 +133,7 @@ asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
 }
 
 void listener::admit(socket_t socket, bool trusted, std::string peer) {
+  accepted_total_.fetch_add(1, std::memory_order_relaxed);
   const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
   if (count > max_client_conn_) {
     services_.client_count.fetch_sub(1, std::memory_order_relaxed);

@@ -173,6 +173,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
       }
       slot.owner = owner;
       slot.lent = true;
+      slot.lent_at = now;
       got = std::move(conn);
       break;
     }
@@ -191,17 +192,25 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
     settle(now, work);
   }
   run(std::move(work));
-  if (got) co_return lease(self, std::move(got));
+  if (got) {
+    counters_.wait_seconds.observe(0);
+    co_return lease(self, std::move(got));
+  }
 
+  const auto wait_start = clock::now();
   w->timer.expires_at(deadline);
   co_await w->timer.async_wait(nothrow);
 
   std::lock_guard lock(mu_);
-  if (w->assigned) co_return lease(self, std::move(w->assigned));
+  if (w->assigned) {
+    counters_.wait_seconds.observe(std::chrono::duration<double>(clock::now() - wait_start).count());
+    co_return lease(self, std::move(w->assigned));
+  }
   core_.remove_waiter(wid);
   waiters_.erase(wid);
   if (w->failed) co_return std::move(*w->failed);
   if (stopped_) co_return acquire_error{"57P01", stop_reason_};
+  counters_.query_wait_timeouts.fetch_add(1, std::memory_order_relaxed);
   std::string message = "no server connection available within query_wait_timeout (" +
                         std::to_string(settings_.query_wait_timeout.count()) + "ms)";
   if (!last_connect_error_.empty()) message += "; last server connect error: " + last_connect_error_;
@@ -217,6 +226,8 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
     if (auto it = conns_.find(id); it != conns_.end()) {
       it->second.lent = false;
       it->second.owner.reset();
+      counters_.transactions.fetch_add(1, std::memory_order_relaxed);
+      counters_.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
       if (it->second.login_generation != login_generation_) clean = false;  // opened for an old login
     }
     // A CancelRequest still on its way could hit the next client's query: never lend such a
@@ -248,6 +259,7 @@ void server_pool::settle(clock::time_point now, deferred_work& work) {
     waiters_.erase(it);
     slot.owner = w->owner;
     slot.lent = true;
+    slot.lent_at = now;
     w->assigned = slot.conn;
     work.wake.push_back(std::move(w));
   }
@@ -283,6 +295,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
     std::lock_guard lock(mu_);
     const auto now = clock::now();
     if (!error.empty()) {
+      counters_.server_connect_errors.fetch_add(1, std::memory_order_relaxed);
       core_.connect_failed(id, now);
       if (error != last_connect_error_) log::warn("pool " + name_ + ": " + error);
       last_connect_error_ = error;
@@ -303,7 +316,8 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       log::debug("pool " + name_ + ": " + conn->describe() + " opened");
       conn->last_used = now;
       if (!parameters_) parameters_ = conn->parameters();
-      conns_.emplace(id, slot{conn, generation, {}, false});
+      counters_.server_connects.fetch_add(1, std::memory_order_relaxed);
+      conns_.emplace(id, slot{conn, generation, {}, false, {}});
       core_.connect_succeeded(id, now, random_unit());
       last_connect_error_.clear();
       last_refusal_code_.clear();
@@ -326,6 +340,7 @@ void server_pool::check_timeouts(clock::time_point, deferred_work&, std::vector<
     if (command_timeout > 0 && busy_since != 0 && now - busy_since > command_timeout &&
         !conn->cancel_sent.exchange(true)) {
       conn->cancels_in_flight.fetch_add(1);
+      counters_.command_timeouts.fetch_add(1, std::memory_order_relaxed);
       cancel.push_back(conn);
     }
     // A client that died while its query runs is noticed within about a second.
@@ -387,7 +402,7 @@ std::optional<protocol::parameter_list> server_pool::server_parameters() const {
 
 pool_snapshot server_pool::snapshot() const {
   std::lock_guard lock(mu_);
-  return pool_snapshot{core_.stats(clock::now()), settings_};
+  return pool_snapshot{name_.substr(0, name_.rfind('/')), login_.user, core_.stats(clock::now()), settings_};
 }
 
 }  // namespace pgmux::net

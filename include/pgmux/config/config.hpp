@@ -51,6 +51,7 @@ struct config {
   std::size_t max_client_conn = 10000;
   duration auth_timeout = 10s;  // startup and authentication of a client must finish within this
   duration shutdown_timeout = 30s;  // SIGTERM: how long running transactions may take to finish
+  std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none
 };
 
 // The database entry serving `name`: the exact entry, else "*", else nullptr.

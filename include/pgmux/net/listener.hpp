@@ -22,6 +22,7 @@ class listener {
   std::string listen_tcp(const std::string& host, std::uint16_t port);
   std::string listen_unix(const std::string& directory, std::uint16_t port);
   void start();
+  std::atomic<std::uint64_t>& accepted_total() noexcept { return accepted_total_; }
   // Stops accepting. Safe from any thread: the acceptors are closed on their own strand.
   void stop();
 
@@ -36,6 +37,7 @@ class listener {
   session_services services_;
   std::size_t max_client_conn_;
   bool single_threaded_;
+  std::atomic<std::uint64_t> accepted_total_{0};
   std::vector<std::shared_ptr<acceptor>> acceptors_;
 };
 

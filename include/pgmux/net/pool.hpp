@@ -14,6 +14,7 @@
 #include "pgmux/config/config.hpp"
 #include "pgmux/net/io.hpp"
 #include "pgmux/net/server_connection.hpp"
+#include "pgmux/pool/histogram.hpp"
 #include "pgmux/pool/pool_core.hpp"
 
 namespace pgmux::net {
@@ -63,7 +64,20 @@ struct acquire_error {
   std::string message;
 };
 
+// Event counts of one pool, fed from the hot path with relaxed atomics, read at scrape time.
+struct pool_counters {
+  std::atomic<std::uint64_t> transactions{0};  // leases given back (transactions, or sessions)
+  std::atomic<std::uint64_t> server_connects{0};
+  std::atomic<std::uint64_t> server_connect_errors{0};
+  std::atomic<std::uint64_t> query_wait_timeouts{0};
+  std::atomic<std::uint64_t> command_timeouts{0};
+  pgmux::pool::atomic_histogram wait_seconds;         // request to server connection
+  pgmux::pool::atomic_histogram transaction_seconds;  // server connection held
+};
+
 struct pool_snapshot {
+  std::string database;
+  std::string user;  // the server user
   pgmux::pool::pool_stats core;
   config::pool_settings settings;
 };
@@ -101,6 +115,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::optional<protocol::parameter_list> server_parameters() const;
 
   pool_snapshot snapshot() const;
+  const pool_counters& counters() const noexcept { return counters_; }
 
  private:
   friend class lease;
@@ -135,6 +150,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::uint64_t login_generation = 0;     // opened with an older login: close, never lend again
     std::weak_ptr<session_control> owner;  // while lent
     bool lent = false;
+    clock::time_point lent_at{};
   };
   std::unordered_map<pgmux::pool::conn_id, slot> conns_;  // idle and lent, from connect to close
   std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
@@ -143,6 +159,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::string last_connect_error_;
   std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
   std::string stop_reason_ = "pgmux is shutting down";
+  pool_counters counters_;
   bool stopped_ = false;
   std::shared_ptr<asio::steady_timer> maintenance_timer_;
 };

@@ -1,0 +1,31 @@
+// The Prometheus endpoint: pool state is read when scraped, never pushed from the hot path.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pgmux::net {
+class router;
+}
+
+namespace pgmux::app {
+
+// Process-wide client figures the endpoint reports.
+struct client_figures {
+  std::atomic<std::size_t>& connected;           // clients connected now
+  std::atomic<std::uint64_t>& connections_total;  // clients accepted since start
+};
+
+class metrics_endpoint {
+ public:
+  // Serves GET /metrics on `listen` ("host:port"). Throws std::runtime_error when it cannot bind.
+  metrics_endpoint(const std::string& listen, net::router& routes, client_figures clients);
+  ~metrics_endpoint();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace pgmux::app

@@ -1,0 +1,160 @@
+// Prometheus exposition of pools and clients, collected at scrape time.
+#include "pgmux/app/metrics.hpp"
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+
+#include "pgmux/net/router.hpp"
+
+#ifndef PGMUX_VERSION
+#define PGMUX_VERSION "0.0.0"
+#endif
+
+namespace pgmux::app {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+ClientMetric sample(const net::pool_snapshot& p, double value, MetricType type) {
+  ClientMetric m;
+  m.label = {{"database", p.database}, {"user", p.user}};
+  if (type == MetricType::Counter) m.counter.value = value;
+  else m.gauge.value = value;
+  return m;
+}
+
+ClientMetric histogram_sample(const net::pool_snapshot& p, const pool::atomic_histogram& h) {
+  ClientMetric m;
+  m.label = {{"database", p.database}, {"user", p.user}};
+  const auto s = h.snapshot();
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < pool::atomic_histogram::bounds.size(); ++i) {
+    cumulative += s.counts[i];
+    m.histogram.bucket.push_back({cumulative, pool::atomic_histogram::bounds[i]});
+  }
+  cumulative += s.counts.back();
+  m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = s.sum;
+  return m;
+}
+
+class collector final : public prometheus::Collectable {
+ public:
+  collector(net::router& routes, client_figures clients) : routes_(routes), clients_(clients) {}
+
+  std::vector<MetricFamily> Collect() const override {
+    struct gauge_def {
+      const char* name;
+      const char* help;
+      double (*value)(const net::pool_snapshot&);
+    };
+    static const gauge_def gauges[] = {
+        {"pgmux_pool_size", "Open server connections (idle, lent and being opened).",
+         [](const net::pool_snapshot& p) { return double(p.core.idle + p.core.active + p.core.connecting); }},
+        {"pgmux_pool_idle", "Idle server connections.", [](const net::pool_snapshot& p) { return double(p.core.idle); }},
+        {"pgmux_pool_used", "Server connections lent to clients.", [](const net::pool_snapshot& p) { return double(p.core.active); }},
+        {"pgmux_pool_min_size", "Configured min_size.", [](const net::pool_snapshot& p) { return double(p.settings.min_size); }},
+        {"pgmux_pool_max_size", "Configured max_size.", [](const net::pool_snapshot& p) { return double(p.settings.max_size); }},
+        {"pgmux_pool_waiting_clients", "Clients waiting for a server connection.",
+         [](const net::pool_snapshot& p) { return double(p.core.waiting); }},
+        {"pgmux_pool_max_wait_seconds", "Age of the oldest waiting client.",
+         [](const net::pool_snapshot& p) { return std::chrono::duration<double>(p.core.longest_wait).count(); }},
+    };
+    struct counter_def {
+      const char* name;
+      const char* help;
+      const std::atomic<std::uint64_t> net::pool_counters::*field;
+    };
+    static const counter_def counters[] = {
+        {"pgmux_transactions_total", "Server connections given back after a transaction (or session).",
+         &net::pool_counters::transactions},
+        {"pgmux_server_connects_total", "Server connections opened.", &net::pool_counters::server_connects},
+        {"pgmux_server_connect_errors_total", "Server connection attempts that failed.",
+         &net::pool_counters::server_connect_errors},
+        {"pgmux_query_wait_timeouts_total", "Clients that waited query_wait_timeout in vain.",
+         &net::pool_counters::query_wait_timeouts},
+        {"pgmux_command_timeouts_total", "Statements cancelled for command_timeout.", &net::pool_counters::command_timeouts},
+    };
+
+    std::vector<MetricFamily> out;
+    auto pools = routes_.pools();
+    std::vector<net::pool_snapshot> snaps;
+    snaps.reserve(pools.size());
+    for (auto& p : pools) snaps.push_back(p->snapshot());
+
+    for (const auto& g : gauges) {
+      auto f = family(g.name, g.help, MetricType::Gauge);
+      for (const auto& s : snaps) f.metric.push_back(sample(s, g.value(s), MetricType::Gauge));
+      out.push_back(std::move(f));
+    }
+    for (const auto& c : counters) {
+      auto f = family(c.name, c.help, MetricType::Counter);
+      for (std::size_t i = 0; i < pools.size(); ++i)
+        f.metric.push_back(sample(snaps[i], double((pools[i]->counters().*c.field).load(std::memory_order_relaxed)),
+                                  MetricType::Counter));
+      out.push_back(std::move(f));
+    }
+    auto wait = family("pgmux_pool_wait_seconds", "Time from a client's request to its server connection.",
+                       MetricType::Histogram);
+    auto held = family("pgmux_transaction_duration_seconds", "Time a server connection was held per transaction.",
+                       MetricType::Histogram);
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+      wait.metric.push_back(histogram_sample(snaps[i], pools[i]->counters().wait_seconds));
+      held.metric.push_back(histogram_sample(snaps[i], pools[i]->counters().transaction_seconds));
+    }
+    out.push_back(std::move(wait));
+    out.push_back(std::move(held));
+
+    auto connected = family("pgmux_client_connections", "Client connections open now.", MetricType::Gauge);
+    ClientMetric c;
+    c.gauge.value = double(clients_.connected.load(std::memory_order_relaxed));
+    connected.metric.push_back(c);
+    out.push_back(std::move(connected));
+    auto accepted = family("pgmux_client_connections_total", "Client connections accepted.", MetricType::Counter);
+    ClientMetric a;
+    a.counter.value = double(clients_.connections_total.load(std::memory_order_relaxed));
+    accepted.metric.push_back(a);
+    out.push_back(std::move(accepted));
+    auto build = family("pgmux_build_info", "Always 1; the version in a label.", MetricType::Gauge);
+    ClientMetric b;
+    b.label = {{"version", PGMUX_VERSION}};
+    b.gauge.value = 1;
+    build.metric.push_back(b);
+    out.push_back(std::move(build));
+    return out;
+  }
+
+ private:
+  net::router& routes_;
+  client_figures clients_;
+};
+
+}  // namespace
+
+struct metrics_endpoint::impl {
+  std::shared_ptr<collector> source;
+  prometheus::Exposer exposer;
+  impl(const std::string& listen, net::router& routes, client_figures clients)
+      : source(std::make_shared<collector>(routes, clients)), exposer(listen, 2) {
+    exposer.RegisterCollectable(source, "/metrics");
+  }
+};
+
+metrics_endpoint::metrics_endpoint(const std::string& listen, net::router& routes, client_figures clients)
+    : impl_(std::make_unique<impl>(listen, routes, clients)) {}
+
+metrics_endpoint::~metrics_endpoint() = default;
+
+}  // namespace pgmux::app
