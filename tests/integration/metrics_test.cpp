@@ -1,0 +1,125 @@
+// The Prometheus endpoint, scraped over real HTTP, checked for values rather than names:
+// - pgmux_pool_used follows transactions held open; pgmux_pool_waiting_clients counts a waiter
+// - pgmux_transactions_total rises by exactly the number of transactions run
+// - pgmux_command_timeouts_total counts a cancelled statement; build_info is there
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <regex>
+#include <thread>
+
+#include "integration/fixtures.hpp"
+
+namespace it {
+namespace {
+
+// GET /metrics with a plain socket; returns the body ("" on failure).
+std::string scrape(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+      char buf[8192];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  const auto body = response.find("\r\n\r\n");
+  REQUIRE_MESSAGE(response.rfind("HTTP/1.", 0) == 0, "no HTTP response: " << response.substr(0, 200));
+  return body == std::string::npos ? std::string{} : response.substr(body + 4);
+}
+
+// The value of the sample `name{labels}` (labels as written by the exposer), or -1.
+double value_of(const std::string& body, const std::string& sample) {
+  std::size_t at = 0;
+  while ((at = body.find(sample, at)) != std::string::npos) {
+    const bool line_start = at == 0 || body[at - 1] == '\n';
+    const auto after = at + sample.size();
+    if (line_start && after < body.size() && body[after] == ' ') return std::stod(body.substr(after + 1));
+    at = after;
+  }
+  return -1;
+}
+
+const std::string pool_labels = "{database=\"pgmux_test\",user=\"pgmux_test\"}";
+
+}  // namespace
+
+TEST_SUITE("metrics") {
+
+TEST_CASE("pool gauges follow held transactions and waiting clients") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options()
+                           .pool("min_size", "0")
+                           .pool("max_size", "2")
+                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  auto a = connect(proxy.conninfo());
+  auto b = connect(proxy.conninfo());
+  CHECK(value_of(scrape(mport), "pgmux_pool_used" + pool_labels) == 0);
+  exec_ok(a, "begin");
+  exec_ok(a, "select 1");
+  exec_ok(b, "begin");
+  exec_ok(b, "select 1");
+  auto body = scrape(mport);
+  CHECK(value_of(body, "pgmux_pool_used" + pool_labels) == 2);
+  CHECK(value_of(body, "pgmux_pool_size" + pool_labels) == 2);
+  CHECK(value_of(body, "pgmux_pool_max_size" + pool_labels) == 2);
+
+  // A third client has to wait for one of the two.
+  std::thread waiter([&] {
+    auto c = connect(proxy.conninfo());
+    CHECK(scalar(c, "select 'served'") == "served");
+  });
+  CHECK(wait_until([&] { return value_of(scrape(mport), "pgmux_pool_waiting_clients" + pool_labels) == 1; }, 5s));
+  CHECK(value_of(scrape(mport), "pgmux_pool_max_wait_seconds" + pool_labels) > 0);
+  exec_ok(a, "commit");
+  waiter.join();
+  exec_ok(b, "commit");
+  body = scrape(mport);
+  CHECK(value_of(body, "pgmux_pool_used" + pool_labels) == 0);
+  CHECK(value_of(body, "pgmux_pool_waiting_clients" + pool_labels) == 0);
+  CHECK(value_of(body, "pgmux_pool_wait_seconds_count" + pool_labels) >= 3);
+  CHECK(body.find("pgmux_build_info{version=\"") != std::string::npos);
+}
+
+TEST_CASE("counters rise by the expected amounts") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options()
+                           .pool("command_timeout", "300ms")
+                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 1") == "1");
+  // A server connection goes back just after the client has its answer: let that happen.
+  std::this_thread::sleep_for(300ms);
+  const auto before = scrape(mport);
+  const double tx0 = value_of(before, "pgmux_transactions_total" + pool_labels);
+  const double timeouts0 = value_of(before, "pgmux_command_timeouts_total" + pool_labels);
+  REQUIRE(tx0 >= 1);
+  for (int i = 0; i < 20; ++i) CHECK(scalar(c, "select " + std::to_string(i)) == std::to_string(i));
+  exec_ok(c, "begin; select 1; select 2; commit");
+  auto r = c.exec("select pg_sleep(3)");
+  CHECK(r.sqlstate() == "57014");
+  // The last server connection is given back just after the client has its answer.
+  wait_until([&] { return value_of(scrape(mport), "pgmux_transactions_total" + pool_labels) >= tx0 + 22; }, 3s);
+  const auto after = scrape(mport);
+  CHECK(value_of(after, "pgmux_transactions_total" + pool_labels) == tx0 + 22);
+  CHECK(value_of(after, "pgmux_command_timeouts_total" + pool_labels) == timeouts0 + 1);
+  CHECK(value_of(after, "pgmux_client_connections") >= 1);
+  CHECK(value_of(after, "pgmux_client_connections_total") >= 1);
+}
+
+}  // TEST_SUITE
+}  // namespace it
