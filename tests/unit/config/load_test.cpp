@@ -458,3 +458,13 @@ TEST_CASE("load_config_file reads a file and reports a missing one") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("metrics.listen takes host:port, null turns it off") {
+  CHECK(loaded(with_db()).metrics_listen.empty());
+  CHECK(loaded(with_db(R"("metrics": null)")).metrics_listen.empty());
+  CHECK(loaded(with_db(R"("metrics": {"listen": "127.0.0.1:9930"})")).metrics_listen == "127.0.0.1:9930");
+  SUBCASE("no port") { refused_at(with_db(R"("metrics": {"listen": "127.0.0.1"})"), "/metrics/listen"); }
+  SUBCASE("port out of range") { refused_at(with_db(R"("metrics": {"listen": "127.0.0.1:70000"})"), "/metrics/listen"); }
+  SUBCASE("not a string") { refused_at(with_db(R"("metrics": {"listen": 9930})"), "/metrics/listen"); }
+  SUBCASE("unknown key") { refused_at(with_db(R"("metrics": {"port": 9930})"), "/metrics/port"); }
+}
