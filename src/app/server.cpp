@@ -13,6 +13,7 @@
 #include "pgmux/app/log.hpp"
 #include "pgmux/app/metrics.hpp"
 #include "pgmux/config/load.hpp"
+#include "pgmux/net/admin_console.hpp"
 #include "pgmux/net/cancel.hpp"
 #include "pgmux/net/listener.hpp"
 #include "pgmux/net/router.hpp"
@@ -45,11 +46,14 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   const unsigned workers = cfg->workers;
   asio::io_context io(workers == 1 ? 1 : static_cast<int>(workers));
 
+  // Reading the config file is blocking I/O: it runs here, never on a worker thread.
+  asio::thread_pool blocking(1);
   net::router routes(io, cfg);
   net::cancel_registry cancels;
   net::session_registry sessions;
   std::atomic<std::size_t> client_count{0};
-  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count}, cfg->max_client_conn,
+  net::admin_hooks hooks;  // filled in below, before anything is accepted
+  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count, &hooks}, cfg->max_client_conn,
                         workers == 1);
 
   if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port); !error.empty()) {
@@ -75,43 +79,38 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
     log::info("metrics at http://" + cfg->metrics_listen + "/metrics");
   }
 
-  // Reading the config file is blocking I/O: it runs here, never on a worker thread.
-  asio::thread_pool blocking(1);
-
-  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
-  bool shutting_down = false;
-  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    if (sig == SIGHUP) {
-      signals.async_wait(on_signal);
-      if (shutting_down) return;
-      asio::post(blocking, [&io, &routes, config_path] {
-        auto loaded = config::load_config_file(config_path);
-        asio::post(io, [&routes, config_path, loaded = std::move(loaded)]() mutable {
-          if (!loaded.cfg) {
-            for (const auto& e : loaded.errors) log::error("reload: " + config_path + ": " + e.path + ": " + e.message);
-            log::error("reload: the config was not applied; pgmux keeps running with the previous one");
-            return;
-          }
-          auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
-          warn_about_restart_settings(*routes.config(), *next);
-          routes.reload(next);
-          log::info("reload: applied " + config_path);
-        });
+  std::atomic<bool> shutting_down{false};
+  // SIGHUP and the console's RELOAD. The file is read on the blocking executor and applied
+  // on the io_context.
+  auto reload_config = [&io, &routes, &blocking, &shutting_down, config_path] {
+    if (shutting_down) return;
+    asio::post(blocking, [&io, &routes, config_path] {
+      auto loaded = config::load_config_file(config_path);
+      asio::post(io, [&routes, config_path, loaded = std::move(loaded)]() mutable {
+        if (!loaded.cfg) {
+          for (const auto& e : loaded.errors) log::error("reload: " + config_path + ": " + e.path + ": " + e.message);
+          log::error("reload: the config was not applied; pgmux keeps running with the previous one");
+          return;
+        }
+        auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
+        warn_about_restart_settings(*routes.config(), *next);
+        routes.reload(next);
+        log::info("reload: applied " + config_path);
       });
-      return;
-    }
+    });
+  };
+  auto stop_now = [&] {
     listener.stop();
-    if (sig == SIGINT || shutting_down) {
-      log::info("SIGINT: shutting down now");
-      routes.stop();
-      io.stop();
-      return;
-    }
-    // SIGTERM: no new clients; running transactions finish, up to shutdown_timeout.
-    log::info("SIGTERM: shutting down once running transactions finish (shutdown_timeout " +
+    routes.stop();
+    io.stop();
+  };
+  // SIGTERM and the console's SHUTDOWN: no new clients; running transactions finish, up to
+  // shutdown_timeout.
+  auto shut_down_gracefully = [&] {
+    if (shutting_down.exchange(true)) return;
+    listener.stop();
+    log::info("shutting down once running transactions finish (shutdown_timeout " +
               config::format_duration(routes.config()->shutdown_timeout) + ")");
-    shutting_down = true;
     sessions.for_each([](const std::shared_ptr<net::client_session>& s) { s->drain(); });
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       asio::steady_timer poll(io);
@@ -121,10 +120,26 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
         co_await poll.async_wait(net::nothrow);
       }
       if (client_count.load() > 0) log::warn("shutdown_timeout reached with " + std::to_string(client_count.load()) + " clients left");
-      routes.stop();
-      io.stop();
+      stop_now();
     }, asio::detached);
-    signals.async_wait(on_signal);
+  };
+  hooks.reload = reload_config;
+  hooks.shutdown = [&io, &shut_down_gracefully] { asio::post(io, shut_down_gracefully); };
+
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      signals.async_wait(on_signal);
+      reload_config();
+    } else if (sig == SIGTERM && !shutting_down) {
+      log::info("SIGTERM received");
+      signals.async_wait(on_signal);
+      shut_down_gracefully();
+    } else {
+      log::info(sig == SIGINT ? "SIGINT: shutting down now" : "second SIGTERM: shutting down now");
+      stop_now();
+    }
   };
   signals.async_wait(on_signal);
 

@@ -185,6 +185,19 @@ load_result load_config_text(std::string_view text) {
        }},
       {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
       {"shutdown_timeout", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.shutdown_timeout); }},
+      {"admin", [&](const json& v, const std::string& s) {
+         if (!r.expect_object(v, s)) return;
+         r.for_each_key(v, s, {
+             {"users", [&](const json& x, const std::string& p) {
+                if (!x.is_array()) return r.error(p, std::string("expected an array of user names, got ") + x.type_name());
+                for (std::size_t i = 0; i < x.size(); ++i) {
+                  std::string name;
+                  r.read_string(x[i], p + "/" + std::to_string(i), name);
+                  if (x[i].is_string()) cfg.admin_users.push_back(std::move(name));
+                }
+              }},
+         });
+       }},
       {"metrics", [&](const json& v, const std::string& s) {
          if (v.is_null()) return;  // disabled
          if (!r.expect_object(v, s)) return;

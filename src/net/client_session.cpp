@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -12,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include "pgmux/app/log.hpp"
+#include "pgmux/net/admin_console.hpp"
 #include "pgmux/net/relay.hpp"
 #include "pgmux/net/router.hpp"
 #include "pgmux/net/session_registry.hpp"
@@ -50,6 +52,8 @@ asio::awaitable<void> client_session::run() {
     // this small frame, for the first bytes of its next request: idle clients stay cheap.
     if (auto refused = co_await login()) {
       reason = *refused;
+    } else if (admin_) {
+      reason = co_await serve_admin_console(client_, services_.routes, services_.sessions, services_.hooks);
     } else {
       for (;;) {
         if (!lease_ && buffer_.empty()) {
@@ -81,6 +85,7 @@ asio::awaitable<void> client_session::run() {
     co_await send_error("FATAL", "57P01", "terminating connection: pgmux is shutting down");
   }
   if (lease_) lease_.release(false);
+  if (pool_) pool_->client_left();
   if (cancel_key_) services_.cancels.remove(*cancel_key_);
   error_code ignored;
   client_.shutdown(asio::socket_base::shutdown_both, ignored);
@@ -126,6 +131,13 @@ void client_session::kill(close_reason reason) {
     error_code ignored;
     self->client_.cancel(ignored);
   });
+}
+
+std::optional<client_info> client_session::info() const {
+  if (!logged_in_.load(std::memory_order_acquire)) return std::nullopt;
+  static constexpr const char* names[] = {"idle", "waiting", "active"};
+  return client_info{user_, database_, peer_, names[static_cast<int>(activity_.load(std::memory_order_relaxed))],
+                     connected_at_};
 }
 
 void client_session::drain() {
@@ -259,12 +271,37 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   user_ = msg.user();
   database_ = msg.database();
 
+  if (database_ == admin_database) {
+    const auto& admins = cfg->admin_users;
+    if (!trusted_ || std::find(admins.begin(), admins.end(), user_) == admins.end()) {
+      co_await send_error("FATAL", "28000", "not allowed to use the pgmux admin console: user \"" + user_ +
+                                                "\" is not in admin.users");
+      co_return close_reason::client_protocol_error;
+    }
+    admin_ = true;
+    std::string out;
+    protocol::encode_authentication_ok(out);
+    protocol::encode_parameter_status(out, "server_version", "15.0 (pgmux)");
+    protocol::encode_parameter_status(out, "server_encoding", "UTF8");
+    protocol::encode_parameter_status(out, "client_encoding", "UTF8");
+    protocol::encode_parameter_status(out, "DateStyle", "ISO, MDY");
+    protocol::encode_parameter_status(out, "integer_datetimes", "on");
+    protocol::encode_parameter_status(out, "standard_conforming_strings", "on");
+    protocol::encode_backend_key_data(out, protocol::cancel_key{1, 1});
+    protocol::encode_ready_for_query(out, 'I');
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
+    if (ec) co_return close_reason::client_eof;
+    logged_in_.store(true, std::memory_order_release);
+    co_return std::nullopt;
+  }
+
   auto route = services_.routes.route(database_, user_);
   if (!route.pool) {
     co_await send_error("FATAL", "3D000", route.error);
     co_return close_reason::unknown_database;
   }
   pool_ = std::move(route.pool);
+  pool_->client_joined();
   settings_ = pool_->settings();
 
   // Client authentication: trust, for loopback and Unix-socket peers only, in this version.
@@ -295,6 +332,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) co_return close_reason::client_eof;
   log::debug(label() + " logged in");
+  logged_in_.store(true, std::memory_order_release);
   co_return std::nullopt;
 }
 
@@ -363,7 +401,9 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       if (auto reason = co_await wait_for_request()) {
         co_return *reason;
       }
+      activity_.store(activity::waiting, std::memory_order_relaxed);
       auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
+      activity_.store(std::holds_alternative<lease>(got) ? activity::active : activity::idle, std::memory_order_relaxed);
       if (auto* error = std::get_if<acquire_error>(&got)) {
         log::warn(label() + ": " + error->message);
         co_await send_error("FATAL", error->code, "pgmux: " + error->message);
@@ -381,6 +421,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           set_current_server(nullptr);
           co_await wait_for_cancels(*lease_);
           lease_.release();
+          activity_.store(activity::idle, std::memory_order_relaxed);
           if (draining_) co_return close_reason::shutdown;  // run() says goodbye
           co_return std::nullopt;
         }

@@ -93,6 +93,45 @@ void encode_notice_response(std::string& out, std::string_view code, std::string
   encode_error_like(out, static_cast<char>(backend_tag::notice_response), "NOTICE", code, message, {});
 }
 
+void encode_row_description(std::string& out, const std::vector<std::string>& columns) {
+  constexpr std::int32_t text_oid = 25;
+  const auto at = begin(out, static_cast<char>(backend_tag::row_description));
+  out.push_back(static_cast<char>(columns.size() >> 8));
+  out.push_back(static_cast<char>(columns.size()));
+  for (const auto& name : columns) {
+    put_cstr(out, name);
+    put_int32(out, 0);                   // table oid
+    out.append({'\0', '\0'});            // column number
+    put_int32(out, text_oid);
+    out.append({'\xff', '\xff'});        // type size: variable
+    put_int32(out, -1);                  // type modifier
+    out.append({'\0', '\0'});            // text format
+  }
+  finish(out, at);
+}
+
+void encode_data_row(std::string& out, const std::vector<std::string>& values) {
+  const auto at = begin(out, static_cast<char>(backend_tag::data_row));
+  out.push_back(static_cast<char>(values.size() >> 8));
+  out.push_back(static_cast<char>(values.size()));
+  for (const auto& v : values) {
+    put_int32(out, static_cast<std::int32_t>(v.size()));
+    out.append(v);
+  }
+  finish(out, at);
+}
+
+void encode_command_complete(std::string& out, std::string_view tag) {
+  const auto at = begin(out, static_cast<char>(backend_tag::command_complete));
+  put_cstr(out, tag);
+  finish(out, at);
+}
+
+void encode_empty_query_response(std::string& out) {
+  const auto at = begin(out, static_cast<char>(backend_tag::empty_query_response));
+  finish(out, at);
+}
+
 void encode_negotiation_answer(std::string& out, char answer) { out.push_back(answer); }
 
 void encode_startup_message(std::string& out, const parameter_list& parameters) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "pgmux/config/dsn.hpp"
 #include "pgmux/config/duration.hpp"
@@ -52,6 +53,7 @@ struct config {
   duration auth_timeout = 10s;  // startup and authentication of a client must finish within this
   duration shutdown_timeout = 30s;  // SIGTERM: how long running transactions may take to finish
   std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none
+  std::vector<std::string> admin_users;  // may open the admin console (virtual database "pgmux")
 };
 
 // The database entry serving `name`: the exact entry, else "*", else nullptr.

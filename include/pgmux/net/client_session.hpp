@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@ namespace pgmux::net {
 
 class router;
 class session_registry;
+struct admin_hooks;
 
 // Process-wide services every session uses.
 struct session_services {
@@ -28,6 +30,16 @@ struct session_services {
   cancel_registry& cancels;
   session_registry& sessions;
   std::atomic<std::size_t>& client_count;  // decremented when the session ends
+  const admin_hooks* hooks = nullptr;      // for the admin console
+};
+
+// What SHOW CLIENTS tells about a session.
+struct client_info {
+  std::string user;
+  std::string database;
+  std::string peer;
+  const char* state;  // "idle", "waiting" (for a server connection), "active" (holding one)
+  std::chrono::system_clock::time_point connected_at;
 };
 
 class client_session final : public session_control,
@@ -40,6 +52,9 @@ class client_session final : public session_control,
                  session_services services);
 
   asio::awaitable<void> run();
+
+  // nullopt until the client has logged in.
+  std::optional<client_info> info() const;
 
   void kill(close_reason reason) override;
   // Graceful shutdown: an idle client is closed now, a busy one after its transaction.
@@ -88,6 +103,11 @@ class client_session final : public session_control,
 
   enum class login_state { reading_startup, timed_out, done };
   login_state login_state_ = login_state::reading_startup;
+  enum class activity : std::uint8_t { idle, waiting, active };
+  std::atomic<activity> activity_{activity::idle};
+  std::atomic<bool> logged_in_{false};  // user_, database_, peer_ are final once set
+  bool admin_ = false;
+  const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   bool killed_ = false;
   bool draining_ = false;
   close_reason kill_reason_ = close_reason::shutdown;

@@ -116,6 +116,10 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   pool_snapshot snapshot() const;
   const pool_counters& counters() const noexcept { return counters_; }
+  // Clients logged in to this pool (SHOW POOLS: cl_active + cl_waiting).
+  void client_joined() noexcept { clients_.fetch_add(1, std::memory_order_relaxed); }
+  void client_left() noexcept { clients_.fetch_sub(1, std::memory_order_relaxed); }
+  std::size_t clients() const noexcept { return clients_.load(std::memory_order_relaxed); }
 
  private:
   friend class lease;
@@ -160,6 +164,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
   std::string stop_reason_ = "pgmux is shutting down";
   pool_counters counters_;
+  std::atomic<std::size_t> clients_{0};
   bool stopped_ = false;
   std::shared_ptr<asio::steady_timer> maintenance_timer_;
 };

@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pgmux/protocol/messages.hpp"
 
@@ -16,6 +17,11 @@ void encode_ready_for_query(std::string& out, char status);
 void encode_error_response(std::string& out, std::string_view severity, std::string_view code,
                            std::string_view message, std::string_view detail = {});
 void encode_notice_response(std::string& out, std::string_view code, std::string_view message);
+// Result sets pgmux builds itself (the admin console): every column is text.
+void encode_row_description(std::string& out, const std::vector<std::string>& columns);
+void encode_data_row(std::string& out, const std::vector<std::string>& values);
+void encode_command_complete(std::string& out, std::string_view tag);
+void encode_empty_query_response(std::string& out);
 // A single byte answer to SSLRequest / GSSENCRequest ('S' or 'N').
 void encode_negotiation_answer(std::string& out, char answer);
 

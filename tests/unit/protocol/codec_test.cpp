@@ -460,3 +460,16 @@ TEST_CASE("random bodies never crash the decoders") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("admin result sets: RowDescription, DataRow and CommandComplete golden bytes") {
+  std::string out;
+  pgmux::protocol::encode_row_description(out, {"a"});
+  // 'T', length 4+2+(2 + 4+2+4+2+4+2) = 26, one text column "a"
+  CHECK(out == wire::bin("T\0\0\0\x1a\0\x01" "a\0" "\0\0\0\0" "\0\0" "\0\0\0\x19" "\xff\xff" "\xff\xff\xff\xff" "\0\0"));
+  out.clear();
+  pgmux::protocol::encode_data_row(out, {"xy", ""});
+  CHECK(out == wire::bin("D\0\0\0\x10\0\x02" "\0\0\0\x02xy" "\0\0\0\0"));
+  out.clear();
+  pgmux::protocol::encode_command_complete(out, "SHOW");
+  CHECK(out == wire::msg('C').cstr("SHOW").str());
+}

@@ -5,7 +5,7 @@
 // - an extended batch is open until Sync; bytes after the ending ReadyForQuery stay unforwarded
 // - a message split across reads is forwarded as it arrives, its header counted once
 // - ReadyForQuery split after its header waits for its status byte
-// - Terminate stops the scan before it; unknown types and oversized lengths are invalid
+// - Terminate stops the scan before it, and unknown types and oversized lengths are invalid
 // - COPY FROM STDIN by Query and by Execute: Syncs sent during the COPY are not counted
 // - stray COPY messages outside a COPY change nothing
 #include <doctest/doctest.h>
@@ -124,7 +124,7 @@ TEST_CASE("ReadyForQuery split after its header waits for its status byte") {
   CHECK(b.forward == z.size());
 }
 
-TEST_CASE("Terminate stops the scan before it; unknown types and oversized lengths are invalid") {
+TEST_CASE("Terminate stops the scan before it, and unknown types and oversized lengths are invalid") {
   tx_tracker tx;
   stream_cursor fc;
   const auto q = query("select 1");

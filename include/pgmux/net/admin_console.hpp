@@ -1,0 +1,43 @@
+// The admin console: the virtual database "pgmux", spoken to over the ordinary protocol so
+// psql shows tables. Column names follow PgBouncer's where the notion is the same.
+#pragma once
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgmux/close_reason.hpp"
+#include "pgmux/net/io.hpp"
+
+namespace pgmux::net {
+
+class router;
+class session_registry;
+
+inline constexpr std::string_view admin_database = "pgmux";
+
+// What the console may ask of the process; set up by the app layer.
+struct admin_hooks {
+  std::function<void()> reload;    // as SIGHUP
+  std::function<void()> shutdown;  // as SIGTERM
+};
+
+// A result the console sends back: a table (possibly empty), or an error.
+struct admin_reply {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+  std::string command_tag;  // "SHOW", "RELOAD", ...
+  std::string error;        // non-empty: ErrorResponse with SQLSTATE error_code
+  std::string error_code;
+  bool close_after = false;
+};
+
+// Runs one console command (pure apart from reading pools and sessions).
+admin_reply run_admin_command(std::string_view sql, router& routes, session_registry& sessions,
+                              const admin_hooks* hooks);
+
+// Serves console queries on `client` until it leaves.
+asio::awaitable<close_reason> serve_admin_console(socket_t& client, router& routes, session_registry& sessions,
+                                                  const admin_hooks* hooks);
+
+}  // namespace pgmux::net

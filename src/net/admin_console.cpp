@@ -1,0 +1,234 @@
+// Admin console commands and the loop that serves them.
+#include "pgmux/net/admin_console.hpp"
+
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "pgmux/config/duration.hpp"
+#include "pgmux/net/client_session.hpp"
+#include "pgmux/net/router.hpp"
+#include "pgmux/net/session_registry.hpp"
+#include "pgmux/net/timeout.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/frame.hpp"
+
+#ifndef PGMUX_VERSION
+#define PGMUX_VERSION "0.0.0"
+#endif
+
+namespace pgmux::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// "  show   Pools ; " -> "SHOW POOLS"
+std::string normalize(std::string_view sql) {
+  std::string out;
+  bool space = false;
+  for (char c : sql) {
+    if (c == ';') break;
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+std::string timestamp(std::chrono::system_clock::time_point t) {
+  const auto tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[48];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+admin_reply table(std::vector<std::string> columns) {
+  admin_reply r;
+  r.columns = std::move(columns);
+  r.command_tag = "SHOW";
+  return r;
+}
+
+admin_reply show_pools(router& routes) {
+  auto r = table({"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested",
+                  "sv_login", "maxwait", "maxwait_us", "pool_mode"});
+  for (const auto& p : routes.pools()) {
+    const auto s = p->snapshot();
+    const auto waiting = s.core.waiting;
+    const auto clients = p->clients();
+    const auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(s.core.longest_wait).count();
+    r.rows.push_back({s.database, s.user, std::to_string(clients > waiting ? clients - waiting : 0),
+                      std::to_string(waiting), std::to_string(s.core.active), std::to_string(s.core.idle), "0", "0",
+                      std::to_string(s.core.connecting), std::to_string(wait_us / 1000000),
+                      std::to_string(wait_us % 1000000), config::to_string(s.settings.mode)});
+  }
+  return r;
+}
+
+admin_reply show_stats(router& routes) {
+  auto r = table({"database", "user", "total_xact_count", "total_xact_time", "total_wait_time", "avg_xact_time",
+                  "avg_wait_time", "total_server_connects", "total_connect_errors", "total_query_wait_timeouts",
+                  "total_command_timeouts"});
+  for (const auto& p : routes.pools()) {
+    const auto s = p->snapshot();
+    const auto& c = p->counters();
+    const auto xact = c.transaction_seconds.snapshot();
+    const auto wait = c.wait_seconds.snapshot();
+    const double xacts = static_cast<double>(xact.total());
+    const double waits = static_cast<double>(wait.total());
+    r.rows.push_back({s.database, s.user, num(xacts), num(xact.sum * 1e6), num(wait.sum * 1e6),
+                      num(xacts > 0 ? xact.sum * 1e6 / xacts : 0), num(waits > 0 ? wait.sum * 1e6 / waits : 0),
+                      std::to_string(c.server_connects.load()), std::to_string(c.server_connect_errors.load()),
+                      std::to_string(c.query_wait_timeouts.load()), std::to_string(c.command_timeouts.load())});
+  }
+  return r;
+}
+
+admin_reply show_clients(session_registry& sessions) {
+  auto r = table({"type", "user", "database", "state", "addr", "connect_time"});
+  sessions.for_each([&](const std::shared_ptr<client_session>& s) {
+    if (auto i = s->info())
+      r.rows.push_back({"C", i->user, i->database, i->state, i->peer, timestamp(i->connected_at)});
+  });
+  return r;
+}
+
+admin_reply show_databases(router& routes) {
+  auto r = table({"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "pool_mode",
+                  "command_timeout", "query_wait_timeout"});
+  const auto cfg = routes.config();
+  for (const auto& [name, db] : cfg->databases)
+    r.rows.push_back({name, db.target.host, std::to_string(db.target.port), db.target.dbname, db.target.user,
+                      std::to_string(db.pool.max_size), std::to_string(db.pool.min_size), config::to_string(db.pool.mode),
+                      config::format_duration(db.pool.command_timeout), config::format_duration(db.pool.query_wait_timeout)});
+  return r;
+}
+
+admin_reply show_config(router& routes) {
+  auto r = table({"key", "value"});
+  const auto cfg = routes.config();
+  const auto& d = cfg->pool_defaults;
+  auto add = [&](std::string key, std::string value) { r.rows.push_back({std::move(key), std::move(value)}); };
+  add("listen.host", cfg->listen.host);
+  add("listen.port", std::to_string(cfg->listen.port));
+  add("listen.unix_socket_dir", cfg->listen.unix_socket_dir);
+  add("workers", std::to_string(cfg->workers));
+  add("max_client_conn", std::to_string(cfg->max_client_conn));
+  add("max_message_size", std::to_string(cfg->max_message_size));
+  add("auth_timeout", config::format_duration(cfg->auth_timeout));
+  add("shutdown_timeout", config::format_duration(cfg->shutdown_timeout));
+  add("metrics.listen", cfg->metrics_listen);
+  add("pool_defaults.mode", config::to_string(d.mode));
+  add("pool_defaults.min_size", std::to_string(d.min_size));
+  add("pool_defaults.max_size", std::to_string(d.max_size));
+  add("pool_defaults.max_inactive_connection_lifetime", config::format_duration(d.max_inactive_connection_lifetime));
+  add("pool_defaults.server_lifetime", config::format_duration(d.server_lifetime));
+  add("pool_defaults.command_timeout", config::format_duration(d.command_timeout));
+  add("pool_defaults.query_wait_timeout", config::format_duration(d.query_wait_timeout));
+  add("pool_defaults.idle_transaction_timeout", config::format_duration(d.idle_transaction_timeout));
+  add("pool_defaults.client_idle_timeout", config::format_duration(d.client_idle_timeout));
+  add("pool_defaults.connect_timeout", config::format_duration(d.connect_timeout));
+  return r;
+}
+
+admin_reply error(std::string code, std::string message) {
+  admin_reply r;
+  r.error_code = std::move(code);
+  r.error = std::move(message);
+  return r;
+}
+
+}  // namespace
+
+admin_reply run_admin_command(std::string_view sql, router& routes, session_registry& sessions,
+                              const admin_hooks* hooks) {
+  const auto cmd = normalize(sql);
+  if (cmd == "SHOW POOLS") return show_pools(routes);
+  if (cmd == "SHOW STATS") return show_stats(routes);
+  if (cmd == "SHOW CLIENTS") return show_clients(sessions);
+  if (cmd == "SHOW DATABASES") return show_databases(routes);
+  if (cmd == "SHOW CONFIG") return show_config(routes);
+  if (cmd == "SHOW VERSION") {
+    auto r = table({"version"});
+    r.rows.push_back({std::string("pgmux ") + PGMUX_VERSION});
+    return r;
+  }
+  if (cmd == "RELOAD" || cmd == "SHUTDOWN") {
+    if (!hooks) return error("0A000", cmd + " is not available here");
+    admin_reply r;
+    r.command_tag = cmd;
+    if (cmd == "RELOAD") {
+      hooks->reload();
+    } else {
+      hooks->shutdown();
+      r.close_after = true;
+    }
+    return r;
+  }
+  if (cmd.rfind("PAUSE", 0) == 0 || cmd.rfind("RESUME", 0) == 0 || cmd == "SHOW SERVERS")
+    return error("0A000", cmd + " is not supported yet");
+  return error("42601", "unknown admin command: \"" + std::string(sql) +
+                            "\"; try SHOW POOLS, SHOW STATS, SHOW CLIENTS, SHOW DATABASES, SHOW CONFIG, SHOW VERSION, "
+                            "RELOAD or SHUTDOWN");
+}
+
+asio::awaitable<close_reason> serve_admin_console(socket_t& client, router& routes, session_registry& sessions,
+                                                  const admin_hooks* hooks) {
+  std::string in;
+  char chunk[4096];
+  for (;;) {
+    const auto f = protocol::parse_frame(in, 1 << 20);
+    if (f.status == protocol::parse_status::invalid) co_return close_reason::client_protocol_error;
+    if (f.status == protocol::parse_status::need_more) {
+      auto [ec, n] = co_await client.async_read_some(asio::buffer(chunk), nothrow);
+      if (ec) co_return close_reason::client_eof;
+      in.append(chunk, n);
+      continue;
+    }
+    const char tag = f.msg.tag;
+    const auto sql = tag == 'Q' ? protocol::decode_query(f.msg.body) : std::nullopt;
+    in.erase(0, f.consumed);
+    if (tag == 'X') co_return close_reason::client_terminate;
+    std::string out;
+    bool close_after = false;
+    if (tag != 'Q' || !sql) {
+      protocol::encode_error_response(out, "FATAL", "08P01", "the pgmux admin console accepts only simple queries");
+      close_after = true;
+    } else if (normalize(*sql).empty()) {
+      protocol::encode_empty_query_response(out);
+    } else {
+      auto r = run_admin_command(*sql, routes, sessions, hooks);
+      if (!r.error.empty()) {
+        protocol::encode_error_response(out, "ERROR", r.error_code, r.error);
+      } else {
+        if (!r.columns.empty()) {
+          protocol::encode_row_description(out, r.columns);
+          for (const auto& row : r.rows) protocol::encode_data_row(out, row);
+        }
+        protocol::encode_command_complete(out, r.command_tag);
+      }
+      close_after = r.close_after;
+    }
+    if (!close_after) protocol::encode_ready_for_query(out, 'I');
+    auto written = co_await with_timeout(asio::async_write(client, asio::buffer(out), nothrow), 10s);
+    if (!written || std::get<0>(*written)) co_return close_reason::client_eof;
+    if (close_after) co_return close_reason::shutdown;
+  }
+}
+
+}  // namespace pgmux::net

@@ -1,0 +1,125 @@
+// The admin console (virtual database "pgmux"), driven with libpq:
+// - only users listed in admin.users get in; the console never reaches a real server
+// - SHOW POOLS follows held transactions and waiting clients with PgBouncer's column names
+// - SHOW CLIENTS, SHOW DATABASES, SHOW CONFIG, SHOW VERSION answer; an unknown command is an error
+//   and the console stays usable
+// - RELOAD applies an edited config file; SHUTDOWN lets pgmux exit 0
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <thread>
+
+#include "integration/fixtures.hpp"
+
+namespace it {
+namespace {
+
+const std::string admin_user = "pgmux_test";
+
+proxy_options with_admin() {
+  return proxy_options().top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}");
+}
+
+// The value of `column` in the first row whose first column is `first`, or "" when none.
+std::string cell(const pg_result& r, const std::string& first, const std::string& column) {
+  const int col = PQfnumber(r.get(), column.c_str());
+  if (col < 0) return "";
+  for (int row = 0; row < PQntuples(r.get()); ++row)
+    if (first == PQgetvalue(r.get(), row, 0)) return PQgetvalue(r.get(), row, col);
+  return "";
+}
+
+}  // namespace
+
+TEST_SUITE("admin") {
+
+TEST_CASE("only admin.users reach the console, and it never reaches a server") {
+  proxy_instance proxy(with_admin());
+  pg_conn stranger(proxy.conninfo("pgmux", "postgres"));
+  CHECK_FALSE(stranger.ok());
+  CHECK(stranger.error().find("admin") != std::string::npos);
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  auto r = admin.exec("SHOW VERSION");
+  REQUIRE(r.status() == PGRES_TUPLES_OK);
+  CHECK(std::string(PQgetvalue(r.get(), 0, 0)).rfind("pgmux ", 0) == 0);
+  auto pg_admin = connect(pg().admin_conninfo());
+  CHECK(scalar(pg_admin, "select count(*) from pg_stat_activity where datname = 'pgmux'") == "0");
+}
+
+TEST_CASE("SHOW POOLS follows held transactions and waiting clients") {
+  proxy_instance proxy(with_admin().pool("min_size", "0").pool("max_size", "1"));
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  auto holder = connect(proxy.conninfo());
+  exec_ok(holder, "begin");
+  exec_ok(holder, "select 1");
+  auto r = admin.exec("show pools;");
+  REQUIRE_MESSAGE(r.status() == PGRES_TUPLES_OK, r.error());
+  CHECK(cell(r, "pgmux_test", "sv_active") == "1");
+  CHECK(cell(r, "pgmux_test", "cl_active") == "1");
+  CHECK(cell(r, "pgmux_test", "pool_mode") == "transaction");
+
+  std::thread waiter([&] {
+    auto c = connect(proxy.conninfo());
+    CHECK(scalar(c, "select 'served'") == "served");
+  });
+  CHECK(wait_until([&] { return cell(admin.exec("SHOW POOLS"), "pgmux_test", "cl_waiting") == "1"; }, 5s));
+  exec_ok(holder, "commit");
+  waiter.join();
+  r = admin.exec("SHOW POOLS");
+  CHECK(cell(r, "pgmux_test", "cl_waiting") == "0");
+  CHECK(cell(r, "pgmux_test", "sv_active") == "0");
+  CHECK(cell(r, "pgmux_test", "sv_idle") == "1");
+
+  auto stats = admin.exec("SHOW STATS");
+  REQUIRE(stats.status() == PGRES_TUPLES_OK);
+  CHECK(std::stoi(cell(stats, "pgmux_test", "total_xact_count")) >= 2);
+}
+
+TEST_CASE("SHOW CLIENTS, DATABASES and CONFIG answer, and an unknown command is an error") {
+  proxy_instance proxy(with_admin());
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  auto client = connect(proxy.conninfo());
+  CHECK(scalar(client, "select 1") == "1");
+  auto clients = admin.exec("SHOW CLIENTS");
+  REQUIRE(clients.status() == PGRES_TUPLES_OK);
+  int app_clients = 0;
+  for (int i = 0; i < PQntuples(clients.get()); ++i)
+    if (std::string(PQgetvalue(clients.get(), i, PQfnumber(clients.get(), "database"))) == "pgmux_test") ++app_clients;
+  CHECK(app_clients == 1);
+  auto dbs = admin.exec("SHOW DATABASES");
+  REQUIRE(dbs.status() == PGRES_TUPLES_OK);
+  CHECK(cell(dbs, "pgmux_test", "pool_size") == "10");
+  auto config = admin.exec("SHOW CONFIG");
+  REQUIRE(config.status() == PGRES_TUPLES_OK);
+  CHECK(cell(config, "listen.port", "value") == std::to_string(proxy.port()));
+  auto bad = admin.exec("SHOW NONSENSE");
+  CHECK(bad.status() == PGRES_FATAL_ERROR);
+  CHECK(bad.sqlstate() == "42601");
+  CHECK(admin.exec("SHOW VERSION").status() == PGRES_TUPLES_OK);
+}
+
+TEST_CASE("RELOAD applies an edited config and SHUTDOWN stops pgmux") {
+  proxy_instance proxy(with_admin());
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  auto text = proxy.config_text();
+  const std::string from = "\"max_size\": 10";
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, from.size(), "\"max_size\": 7");
+  proxy.rewrite_config(text);
+  auto r = admin.exec("RELOAD");
+  CHECK_MESSAGE(r.status() == PGRES_COMMAND_OK, r.error());
+  CHECK(wait_until([&] { return cell(admin.exec("SHOW DATABASES"), "pgmux_test", "pool_size") == "7"; }, 3s));
+
+  auto client = connect(proxy.conninfo());
+  CHECK(scalar(client, "select 1") == "1");
+  proxy.send_signal(0);  // no signal: only tells the fixture that pgmux will exit now
+  admin.exec("SHUTDOWN");
+  int status = 0;
+  CHECK(proxy.wait_exit(5s, &status));
+  CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+}
+
+}  // TEST_SUITE
+}  // namespace it
