@@ -5,7 +5,10 @@
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 
+#include "pgmux/net/client_session.hpp"
+#include "pgmux/net/process_counters.hpp"
 #include "pgmux/net/router.hpp"
+#include "pgmux/net/session_registry.hpp"
 
 #ifndef PGMUX_VERSION
 #define PGMUX_VERSION "0.0.0"
@@ -106,6 +109,18 @@ class collector final : public prometheus::Collectable {
                                   MetricType::Counter));
       out.push_back(std::move(f));
     }
+    auto disconnects = family("pgmux_server_disconnects_total", "Server connections closed, by reason.",
+                              MetricType::Counter);
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+      for (std::size_t k = 0; k < std::size(net::disconnect_kind_names); ++k) {
+        auto m = sample(snaps[i], double(pools[i]->counters().disconnects[k].load(std::memory_order_relaxed)),
+                        MetricType::Counter);
+        m.label.push_back({"reason", net::disconnect_kind_names[k]});
+        disconnects.metric.push_back(std::move(m));
+      }
+    }
+    out.push_back(std::move(disconnects));
+
     auto wait = family("pgmux_pool_wait_seconds", "Time from a client's request to its server connection.",
                        MetricType::Histogram);
     auto held = family("pgmux_transaction_duration_seconds", "Time a server connection was held per transaction.",
@@ -117,11 +132,45 @@ class collector final : public prometheus::Collectable {
     out.push_back(std::move(wait));
     out.push_back(std::move(held));
 
-    auto connected = family("pgmux_client_connections", "Client connections open now.", MetricType::Gauge);
-    ClientMetric c;
-    c.gauge.value = double(clients_.connected.load(std::memory_order_relaxed));
-    connected.metric.push_back(c);
+    // Clients by state; those still logging in count as idle.
+    std::size_t active = 0, waiting = 0;
+    clients_.sessions.for_each([&](const std::shared_ptr<net::client_session>& s) {
+      if (auto i = s->info()) {
+        if (std::string_view(i->state) == "active") ++active;
+        else if (std::string_view(i->state) == "waiting") ++waiting;
+      }
+    });
+    const auto total = clients_.connected.load(std::memory_order_relaxed);
+    auto connected = family("pgmux_client_connections", "Client connections open now, by state.", MetricType::Gauge);
+    for (auto [state, n] : {std::pair<const char*, double>{"active", double(active)},
+                            {"waiting", double(waiting)},
+                            {"idle", double(total > active + waiting ? total - active - waiting : 0)}}) {
+      ClientMetric m;
+      m.label = {{"state", state}};
+      m.gauge.value = n;
+      connected.metric.push_back(std::move(m));
+    }
     out.push_back(std::move(connected));
+    auto cancels = family("pgmux_cancel_requests_total", "CancelRequests received from clients.", MetricType::Counter);
+    ClientMetric cr;
+    cr.counter.value = double(clients_.counters.cancel_requests.load(std::memory_order_relaxed));
+    cancels.metric.push_back(cr);
+    out.push_back(std::move(cancels));
+    auto reloads = family("pgmux_config_reloads_total", "Config reloads, by result.", MetricType::Counter);
+    for (auto [result, n] : {std::pair<const char*, double>{"success", double(clients_.counters.reloads_applied.load())},
+                             {"error", double(clients_.counters.reloads_failed.load())}}) {
+      ClientMetric m;
+      m.label = {{"result", result}};
+      m.counter.value = n;
+      reloads.metric.push_back(std::move(m));
+    }
+    out.push_back(std::move(reloads));
+    auto last = family("pgmux_config_last_reload_success_timestamp_seconds",
+                       "Unix time the running config was applied (start or last successful reload).", MetricType::Gauge);
+    ClientMetric lr;
+    lr.gauge.value = double(clients_.counters.last_reload_success_ms.load()) / 1000.0;
+    last.metric.push_back(lr);
+    out.push_back(std::move(last));
     auto accepted = family("pgmux_client_connections_total", "Client connections accepted.", MetricType::Counter);
     ClientMetric a;
     a.counter.value = double(clients_.connections_total.load(std::memory_order_relaxed));

@@ -53,7 +53,11 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   net::session_registry sessions;
   std::atomic<std::size_t> client_count{0};
   net::admin_hooks hooks;  // filled in below, before anything is accepted
-  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count, &hooks}, cfg->max_client_conn,
+  net::process_counters counters;
+  counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count();
+  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count, &hooks, &counters},
+                         cfg->max_client_conn,
                         workers == 1);
 
   if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port); !error.empty()) {
@@ -71,7 +75,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   if (!cfg->metrics_listen.empty()) {
     try {
       metrics = std::make_unique<metrics_endpoint>(cfg->metrics_listen, routes,
-                                                   client_figures{client_count, listener.accepted_total()});
+                                                   client_figures{client_count, listener.accepted_total(), sessions, counters});
     } catch (const std::exception& e) {
       log::error("cannot serve metrics on " + cfg->metrics_listen + ": " + e.what());
       return 1;
@@ -82,12 +86,13 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   std::atomic<bool> shutting_down{false};
   // SIGHUP and the console's RELOAD. The file is read on the blocking executor and applied
   // on the io_context.
-  auto reload_config = [&io, &routes, &blocking, &shutting_down, config_path] {
+  auto reload_config = [&io, &routes, &blocking, &shutting_down, &counters, config_path] {
     if (shutting_down) return;
-    asio::post(blocking, [&io, &routes, config_path] {
+    asio::post(blocking, [&io, &routes, &counters, config_path] {
       auto loaded = config::load_config_file(config_path);
-      asio::post(io, [&routes, config_path, loaded = std::move(loaded)]() mutable {
+      asio::post(io, [&routes, &counters, config_path, loaded = std::move(loaded)]() mutable {
         if (!loaded.cfg) {
+          counters.reloads_failed.fetch_add(1);
           for (const auto& e : loaded.errors) log::error("reload: " + config_path + ": " + e.path + ": " + e.message);
           log::error("reload: the config was not applied; pgmux keeps running with the previous one");
           return;
@@ -95,6 +100,9 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
         auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
         warn_about_restart_settings(*routes.config(), *next);
         routes.reload(next);
+        counters.reloads_applied.fetch_add(1);
+        counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch()).count();
         log::info("reload: applied " + config_path);
       });
     });

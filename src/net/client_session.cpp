@@ -237,6 +237,7 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
         continue;
       }
       case protocol::startup_kind::cancel_request:
+        if (services_.counters) services_.counters->cancel_requests.fetch_add(1, std::memory_order_relaxed);
         if (auto target = services_.cancels.find(packet->cancel)) target->cancel_current_query();
         co_return close_reason::client_eof;
       case protocol::startup_kind::startup:

@@ -46,6 +46,17 @@ void log_exception(std::exception_ptr e, const char* what) {
 
 }  // namespace
 
+disconnect_kind disconnect_kind_of(close_reason r) noexcept {
+  switch (r) {
+    case close_reason::server_idle: return disconnect_kind::idle;
+    case close_reason::server_lifetime: return disconnect_kind::lifetime;
+    case close_reason::server_dirty: return disconnect_kind::dirty;
+    case close_reason::reload: return disconnect_kind::reload;
+    case close_reason::shutdown: return disconnect_kind::shutdown;
+    default: return disconnect_kind::error;
+  }
+}
+
 struct server_pool::waiter {
   explicit waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
   asio::steady_timer timer;
@@ -97,6 +108,7 @@ void server_pool::update(const config::pool_settings& settings, const server_log
           continue;
         }
         core_.forget(it->first);
+        counters_.count_disconnect(disconnect_kind::reload);
         work.close.push_back(std::move(it->second.conn));
         it = conns_.erase(it);
       }
@@ -134,6 +146,7 @@ void server_pool::stop(std::string why) {
     for (auto& c : work.close) {
       core_.forget(c->id());
       conns_.erase(c->id());
+      counters_.count_disconnect(disconnect_kind::shutdown);
     }
     for (auto& [id, w] : waiters_) {
       core_.remove_waiter(id);
@@ -168,6 +181,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
         log::info(conn->describe() + (outdated ? " closed: reload" : " closed: the server hung up while it was idle"));
         core_.release(*id, now, false);
         conns_.erase(*id);
+        counters_.count_disconnect(outdated ? disconnect_kind::reload : disconnect_kind::error);
         work.close.push_back(std::move(conn));
         continue;
       }
@@ -237,6 +251,7 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
     if (stopped_) core_.forget(id);
     if (reason) {
       conns_.erase(id);
+      counters_.count_disconnect(conn->broken() ? disconnect_kind::error : disconnect_kind_of(*reason));
       log::info(conn->describe() + " closed: " + to_string(*reason));
       work.close.push_back(std::move(conn));
     } else {
@@ -376,6 +391,7 @@ asio::awaitable<void> server_pool::maintain() {
         auto it = conns_.find(c.conn);
         if (it == conns_.end()) continue;
         log::info("pool " + name_ + ": " + it->second.conn->describe() + " closed: " + to_string(c.reason));
+        counters_.count_disconnect(disconnect_kind_of(c.reason));
         work.close.push_back(std::move(it->second.conn));
         conns_.erase(it);
       }

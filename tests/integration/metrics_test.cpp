@@ -2,12 +2,15 @@
 // - pgmux_pool_used follows transactions held open; pgmux_pool_waiting_clients counts a waiter
 // - pgmux_transactions_total rises by exactly the number of transactions run
 // - pgmux_command_timeouts_total counts a cancelled statement; build_info is there
+// - client states, CancelRequests, config reloads by result and server disconnects by reason
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <signal.h>
 
 #include <regex>
 #include <thread>
@@ -117,8 +120,56 @@ TEST_CASE("counters rise by the expected amounts") {
   const auto after = scrape(mport);
   CHECK(value_of(after, "pgmux_transactions_total" + pool_labels) == tx0 + 22);
   CHECK(value_of(after, "pgmux_command_timeouts_total" + pool_labels) == timeouts0 + 1);
-  CHECK(value_of(after, "pgmux_client_connections") >= 1);
+  CHECK(value_of(after, "pgmux_client_connections{state=\"idle\"}") >= 1);
   CHECK(value_of(after, "pgmux_client_connections_total") >= 1);
+}
+
+
+TEST_CASE("client states, cancel requests, reloads and disconnect reasons are counted") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options()
+                           .pool("min_size", "0")
+                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  auto c = connect(proxy.conninfo());
+  auto idle = connect(proxy.conninfo());
+  exec_ok(c, "begin");
+  exec_ok(c, "select 1");
+  auto body = scrape(mport);
+  CHECK(value_of(body, "pgmux_client_connections{state=\"active\"}") == 1);
+  CHECK(value_of(body, "pgmux_client_connections{state=\"idle\"}") == 1);
+  exec_ok(c, "commit");
+
+  // A CancelRequest through pgmux.
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(300ms);
+    char err[256];
+    PGcancel* cancel = PQgetCancel(c.get());
+    PQcancel(cancel, err, sizeof err);
+    PQfreeCancel(cancel);
+  });
+  auto r = c.exec("select pg_sleep(5)");
+  canceller.join();
+  CHECK(r.sqlstate() == "57014");
+  CHECK(value_of(scrape(mport), "pgmux_cancel_requests_total") == 1);
+
+  // One invalid and one valid reload; the valid one changes the DSN's application_name, so
+  // the idle server connections close for "reload".
+  auto text = proxy.config_text();
+  auto broken = text;
+  broken.replace(broken.find("\"workers\""), 9, "\"wrokers\"");
+  proxy.rewrite_config(broken);
+  proxy.send_signal(SIGHUP);
+  CHECK(wait_until([&] { return value_of(scrape(mport), "pgmux_config_reloads_total{result=\"error\"}") == 1; }, 3s));
+  const auto at = text.find("dbname=pgmux_test");
+  REQUIRE(at != std::string::npos);
+  text.insert(at, "application_name=it_reloaded ");
+  proxy.rewrite_config(text);
+  proxy.send_signal(SIGHUP);
+  CHECK(wait_until([&] { return value_of(scrape(mport), "pgmux_config_reloads_total{result=\"success\"}") == 1; }, 3s));
+  body = scrape(mport);
+  CHECK(value_of(body, "pgmux_server_disconnects_total{database=\"pgmux_test\",user=\"pgmux_test\",reason=\"reload\"}") >= 1);
+  CHECK(value_of(body, "pgmux_config_last_reload_success_timestamp_seconds") > 1.7e9);
+  CHECK(scalar(idle, "select application_name from pg_stat_activity where pid = pg_backend_pid()") == "it_reloaded");
 }
 
 }  // TEST_SUITE

@@ -7,6 +7,8 @@
 
 namespace pgmux::net {
 class router;
+class session_registry;
+struct process_counters;
 }
 
 namespace pgmux::app {
@@ -15,6 +17,8 @@ namespace pgmux::app {
 struct client_figures {
   std::atomic<std::size_t>& connected;           // clients connected now
   std::atomic<std::uint64_t>& connections_total;  // clients accepted since start
+  net::session_registry& sessions;               // for clients by state
+  net::process_counters& counters;
 };
 
 class metrics_endpoint {

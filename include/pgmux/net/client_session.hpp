@@ -16,6 +16,7 @@
 #include "pgmux/net/io.hpp"
 #include "pgmux/net/io_buffer.hpp"
 #include "pgmux/net/pool.hpp"
+#include "pgmux/net/process_counters.hpp"
 #include "pgmux/protocol/messages.hpp"
 
 namespace pgmux::net {
@@ -31,6 +32,7 @@ struct session_services {
   session_registry& sessions;
   std::atomic<std::size_t>& client_count;  // decremented when the session ends
   const admin_hooks* hooks = nullptr;      // for the admin console
+  process_counters* counters = nullptr;
 };
 
 // What SHOW CLIENTS tells about a session.

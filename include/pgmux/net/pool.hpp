@@ -2,6 +2,7 @@
 // Bookkeeping sits behind one short mutex (workers share the pool); waiting clients sleep
 // on their own timer, woken by a post to their own executor when a connection is theirs.
 #pragma once
+#include <array>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,8 +65,17 @@ struct acquire_error {
   std::string message;
 };
 
+// Why server connections closed, as the metrics label them.
+enum class disconnect_kind : std::size_t { idle, lifetime, error, dirty, reload, shutdown };
+inline constexpr const char* disconnect_kind_names[] = {"idle", "lifetime", "error", "dirty", "reload", "shutdown"};
+disconnect_kind disconnect_kind_of(close_reason r) noexcept;
+
 // Event counts of one pool, fed from the hot path with relaxed atomics, read at scrape time.
 struct pool_counters {
+  std::array<std::atomic<std::uint64_t>, 6> disconnects{};  // by disconnect_kind
+  void count_disconnect(disconnect_kind k) noexcept {
+    disconnects[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+  }
   std::atomic<std::uint64_t> transactions{0};  // leases given back (transactions, or sessions)
   std::atomic<std::uint64_t> server_connects{0};
   std::atomic<std::uint64_t> server_connect_errors{0};
