@@ -237,17 +237,19 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
     std::lock_guard lock(mu_);
     const auto now = clock::now();
     const auto id = conn->id();
+    bool outdated = false;  // opened for a login a reload has replaced
     if (auto it = conns_.find(id); it != conns_.end()) {
       it->second.lent = false;
       it->second.owner.reset();
       counters_.transactions.fetch_add(1, std::memory_order_relaxed);
       counters_.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
-      if (it->second.login_generation != login_generation_) clean = false;  // opened for an old login
+      outdated = it->second.login_generation != login_generation_;
     }
     // A CancelRequest still on its way could hit the next client's query: never lend such a
     // connection (the maintenance task counts its cancels under this same lock).
     if (conn->cancels_in_flight.load() > 0) clean = false;
-    auto reason = stopped_ ? std::optional(close_reason::shutdown) : core_.release(id, now, clean);
+    auto reason = stopped_ ? std::optional(close_reason::shutdown) : core_.release(id, now, clean && !outdated);
+    if (reason && outdated && clean) reason = close_reason::reload;
     if (stopped_) core_.forget(id);
     if (reason) {
       conns_.erase(id);
