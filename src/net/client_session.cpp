@@ -13,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include "pgmux/app/log.hpp"
+#include "pgmux/auth/client_auth.hpp"
 #include "pgmux/net/admin_console.hpp"
 #include "pgmux/net/relay.hpp"
 #include "pgmux/net/router.hpp"
@@ -272,12 +273,19 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   user_ = msg.user();
   database_ = msg.database();
 
+  // Client authentication. Trust needs no exchange; password methods will run theirs here.
+  const auto choice = auth::choose_client_method({user_, database_, trusted_});
+  if (choice.method == auth::client_method::reject) {
+    co_await send_error("FATAL", "28000", choice.reason);
+    co_return close_reason::client_auth_failed;
+  }
+
   if (database_ == admin_database) {
     const auto& admins = cfg->admin_users;
-    if (!trusted_ || std::find(admins.begin(), admins.end(), user_) == admins.end()) {
+    if (std::find(admins.begin(), admins.end(), user_) == admins.end()) {
       co_await send_error("FATAL", "28000", "not allowed to use the pgmux admin console: user \"" + user_ +
                                                 "\" is not in admin.users");
-      co_return close_reason::client_protocol_error;
+      co_return close_reason::client_auth_failed;
     }
     admin_ = true;
     std::string out;
@@ -304,12 +312,6 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   pool_ = std::move(route.pool);
   pool_->client_joined();
   settings_ = pool_->settings();
-
-  // Client authentication: trust, for loopback and Unix-socket peers only, in this version.
-  if (!trusted_) {
-    co_await send_error("FATAL", "28000", "pgmux accepts only loopback and Unix-socket clients (trust authentication)");
-    co_return close_reason::client_protocol_error;
-  }
 
   auto parameters = pool_->server_parameters();
   if (!parameters) {
