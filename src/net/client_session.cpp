@@ -416,10 +416,16 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
       set_current_server(lease_.connection());
     }
-    const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_}, *lease_,
-                                  transaction_mode);
+    const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_},
+                                  *lease_, transaction_mode);
     switch (r.end) {
       case relay_end::transaction_done:
+        if (lease_->tx().idle() && !transaction_mode && draining_) {
+          // Session mode, shutting down: the open transaction has ended, so may the session.
+          set_current_server(nullptr);
+          co_await return_server();
+          co_return close_reason::shutdown;
+        }
         if (lease_->tx().idle() && transaction_mode) {
           set_current_server(nullptr);
           co_await wait_for_cancels(*lease_);

@@ -118,7 +118,7 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
   auto& buf = server.buffer();
   for (;;) {
     if (!buf.empty()) {
-      const auto r = scan_server_bytes(server, stop_when_idle);
+      const auto r = scan_server_bytes(server, stop_when_idle || client.draining);
       if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
       // Set before writing, so the client pump holds back what the client sends next.
       if (r.stop == protocol::scan_stop::end_of_transaction) state.done = true;

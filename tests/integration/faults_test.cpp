@@ -10,6 +10,7 @@
 //   serving others, gives up after connect_timeout and does not spin
 // - SIGTERM: stops accepting, lets an open transaction finish, then exits 0
 // - a query sent together with Terminate runs to its end, as PostgreSQL would run it
+// - SIGTERM in session mode: an open transaction finishes, then the client is closed and pgmux exits
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -456,6 +457,23 @@ TEST_CASE("a query sent together with Terminate runs to its end") {
   }
   auto c = connect(proxy.conninfo());
   CHECK(wait_until([&] { return scalar(c, "select count(*) from it_fire_and_forget") == "1"; }, 5s));
+}
+
+
+TEST_CASE("SIGTERM in session mode lets the open transaction finish, then ends the session") {
+  proxy_instance proxy(proxy_options().pool("mode", "session").top_level(R"("shutdown_timeout": "20s")"));
+  auto c = connect(proxy.conninfo());
+  exec_ok(c, "begin");
+  CHECK(scalar(c, "select 'in transaction'") == "in transaction");
+  proxy.send_signal(SIGTERM);
+  CHECK(wait_until([&] { return !pg_conn(proxy.conninfo()).ok(); }, 2s));
+  CHECK(scalar(c, "select 'finishing'") == "finishing");
+  exec_ok(c, "commit");
+  const auto committed = clock::now();
+  int status = 0;
+  CHECK_MESSAGE(proxy.wait_exit(5s, &status), "pgmux waited for shutdown_timeout instead of the transaction");
+  CHECK(seconds_since(committed) < 5.0);
+  CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
 }
 
 }  // TEST_SUITE

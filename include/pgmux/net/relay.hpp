@@ -31,6 +31,7 @@ struct client_side {
   protocol::stream_cursor& cursor;
   const bool& killed;
   std::size_t max_message_size;
+  const bool& draining;  // shutting down: session mode, too, stops at the next idle ReadyForQuery
 };
 
 // Relays until the end named above. With stop_when_idle (transaction and statement modes)
