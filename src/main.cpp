@@ -6,10 +6,7 @@
 #include "pgmux/app/log.hpp"
 #include "pgmux/app/server.hpp"
 #include "pgmux/config/load.hpp"
-
-#ifndef PGMUX_VERSION
-#define PGMUX_VERSION "0.0.0"
-#endif
+#include "pgmux/version.hpp"
 
 namespace {
 
@@ -40,7 +37,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (arg == "-V" || arg == "--version") {
-      std::printf("pgmux %s\n", PGMUX_VERSION);
+      std::printf("pgmux %s\n", pgmux::version());
       return 0;
     }
     if (arg == "--check") {

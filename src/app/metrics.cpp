@@ -9,10 +9,7 @@
 #include "pgmux/net/process_counters.hpp"
 #include "pgmux/net/router.hpp"
 #include "pgmux/net/session_registry.hpp"
-
-#ifndef PGMUX_VERSION
-#define PGMUX_VERSION "0.0.0"
-#endif
+#include "pgmux/version.hpp"
 
 namespace pgmux::app {
 namespace {
@@ -178,7 +175,7 @@ class collector final : public prometheus::Collectable {
     out.push_back(std::move(accepted));
     auto build = family("pgmux_build_info", "Always 1; the version in a label.", MetricType::Gauge);
     ClientMetric b;
-    b.label = {{"version", PGMUX_VERSION}};
+    b.label = {{"version", version()}};
     b.gauge.value = 1;
     build.metric.push_back(b);
     out.push_back(std::move(build));

@@ -18,6 +18,7 @@
 #include "pgmux/net/listener.hpp"
 #include "pgmux/net/router.hpp"
 #include "pgmux/net/session_registry.hpp"
+#include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -129,7 +130,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
       }
       if (client_count.load() > 0) log::warn("shutdown_timeout reached with " + std::to_string(client_count.load()) + " clients left");
       stop_now();
-    }, asio::detached);
+    }, net::log_failure("shutdown"));
   };
   hooks.reload = reload_config;
   hooks.shutdown = [&io, &shut_down_gracefully] { asio::post(io, shut_down_gracefully); };

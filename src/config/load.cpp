@@ -14,6 +14,15 @@ using json = nlohmann::json;
 
 const char* type_name(const json& j) { return j.type_name(); }
 
+// A whole file, or nullopt when it cannot be opened.
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 // Collects errors while walking the document.
 class reader {
  public:
@@ -260,26 +269,22 @@ load_result load_config_text(std::string_view text) {
     if (!db.target.password.empty()) continue;
     const auto path = passfile_path(db.target);
     if (path.empty()) continue;
-    std::ifstream in(path);
-    if (!in) {
+    auto contents = read_whole_file(path);
+    if (!contents) {
       if (!db.target.passfile.empty())
         result.errors.push_back({"/databases/" + reader::escape(name) + "/dsn", "cannot read passfile " + path});
       continue;
     }
-    std::ostringstream text;
-    text << in.rdbuf();
-    db.target.passfile_contents = text.str();
+    db.target.passfile_contents = std::move(*contents);
   }
   if (result.errors.empty()) result.cfg = std::move(cfg);
   return result;
 }
 
 load_result load_config_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return load_result{std::nullopt, {{"/", "cannot open config file " + path}}};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_config_text(text.str());
+  auto text = read_whole_file(path);
+  if (!text) return load_result{std::nullopt, {{"/", "cannot open config file " + path}}};
+  return load_config_text(*text);
 }
 
 std::string format_errors(const std::vector<config_error>& errors) {

@@ -15,10 +15,7 @@
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/frame.hpp"
-
-#ifndef PGMUX_VERSION
-#define PGMUX_VERSION "0.0.0"
-#endif
+#include "pgmux/version.hpp"
 
 namespace pgmux::net {
 namespace {
@@ -165,7 +162,7 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
   if (cmd == "SHOW CONFIG") return show_config(routes);
   if (cmd == "SHOW VERSION") {
     auto r = table({"version"});
-    r.rows.push_back({std::string("pgmux ") + PGMUX_VERSION});
+    r.rows.push_back({std::string("pgmux ") + version()});
     return r;
   }
   if (cmd == "RELOAD" || cmd == "SHUTDOWN") {

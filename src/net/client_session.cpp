@@ -18,6 +18,7 @@
 #include "pgmux/net/relay.hpp"
 #include "pgmux/net/router.hpp"
 #include "pgmux/net/session_registry.hpp"
+#include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
@@ -186,7 +187,7 @@ void client_session::cancel_current_query() {
     if (server) server->cancels_in_flight.fetch_add(1);
   }
   if (!server) return;
-  asio::co_spawn(strand_, cancel_running_query(server, settings_.connect_timeout), asio::detached);
+  asio::co_spawn(strand_, cancel_running_query(server, settings_.connect_timeout), log_failure("cancel request"));
 }
 
 void client_session::set_current_server(std::shared_ptr<server_connection> server) {

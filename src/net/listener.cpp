@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include "pgmux/app/log.hpp"
+#include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/protocol/encode.hpp"
 
@@ -78,14 +79,7 @@ std::string listener::listen_unix(const std::string& directory, std::uint16_t po
 
 void listener::start() {
   for (auto& a : acceptors_)
-    asio::co_spawn(strand_, accept_loop(a), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        log::error(std::string("accept loop: ") + ex.what());
-      }
-    });
+    asio::co_spawn(strand_, accept_loop(a), log_failure("accept loop"));
 }
 
 void listener::stop() {
@@ -149,14 +143,7 @@ void listener::admit(socket_t socket, bool trusted, std::string peer) {
   }
   auto strand = single_threaded_ ? asio::any_io_executor(io_.get_executor()) : asio::any_io_executor(asio::make_strand(io_));
   auto session = std::make_shared<client_session>(std::move(socket), strand, trusted, std::move(peer), services_);
-  asio::co_spawn(strand, session->run(), [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      log::error(std::string("client session: ") + ex.what());
-    }
-  });
+  asio::co_spawn(strand, session->run(), log_failure("client session"));
 }
 
 }  // namespace pgmux::net

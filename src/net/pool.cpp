@@ -8,6 +8,7 @@
 #include <random>
 
 #include "pgmux/app/log.hpp"
+#include "pgmux/net/spawn.hpp"
 
 namespace pgmux::net {
 namespace {
@@ -33,15 +34,6 @@ pgmux::pool::pool_limits limits_from(const config::pool_settings& s) {
 double random_unit() {
   thread_local std::minstd_rand rng{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-}
-
-void log_exception(std::exception_ptr e, const char* what) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    log::error(std::string(what) + ": " + ex.what());
-  }
 }
 
 }  // namespace
@@ -80,9 +72,10 @@ void lease::release(bool clean) {
   owner->give_back(std::move(conn_), clean);
 }
 
-server_pool::server_pool(asio::io_context& io, std::string name, std::string entry, server_login login,
+server_pool::server_pool(asio::io_context& io, std::string database, std::string entry, server_login login,
                          config::pool_settings settings)
-    : io_(io), name_(std::move(name)), entry_(std::move(entry)), login_(std::move(login)), settings_(settings), core_(limits_from(settings)) {}
+    : io_(io), database_(std::move(database)), server_user_(login.user), name_(database_ + "/" + server_user_),
+      entry_(std::move(entry)), login_(std::move(login)), settings_(settings), core_(limits_from(settings)) {}
 
 server_pool::~server_pool() = default;
 
@@ -131,7 +124,7 @@ void server_pool::start() {
     maintenance_timer_ = std::make_shared<asio::steady_timer>(io_);
   }
   run(std::move(work));
-  asio::co_spawn(asio::make_strand(io_), maintain(), [](std::exception_ptr e) { log_exception(e, "pool maintenance"); });
+  asio::co_spawn(asio::make_strand(io_), maintain(), log_failure("pool maintenance"));
 }
 
 void server_pool::stop(std::string why) {
@@ -287,7 +280,7 @@ void server_pool::run(deferred_work work) {
   for (auto& w : work.wake) asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
   for (auto& c : work.close) c->close();
   for (auto id : work.connect)
-    asio::co_spawn(asio::make_strand(io_), connect_one(id), [](std::exception_ptr e) { log_exception(e, "server connect"); });
+    asio::co_spawn(asio::make_strand(io_), connect_one(id), log_failure("server connect"));
 }
 
 asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
@@ -404,7 +397,7 @@ asio::awaitable<void> server_pool::maintain() {
     for (auto& conn : cancel) {
       log::info("pool " + name_ + ": command_timeout reached on " + conn->describe() + ", cancelling");
       asio::co_spawn(io_, cancel_running_query(conn, settings().connect_timeout),
-                     [](std::exception_ptr e) { log_exception(e, "cancel request"); });
+                     log_failure("cancel request"));
     }
     for (auto& [session, why] : notify) {
       if (why == close_reason::client_eof) session->check_client();
@@ -420,7 +413,7 @@ std::optional<protocol::parameter_list> server_pool::server_parameters() const {
 
 pool_snapshot server_pool::snapshot() const {
   std::lock_guard lock(mu_);
-  return pool_snapshot{name_.substr(0, name_.rfind('/')), login_.user, core_.stats(clock::now()), settings_};
+  return pool_snapshot{database_, server_user_, core_.stats(clock::now()), settings_};
 }
 
 }  // namespace pgmux::net

@@ -42,9 +42,7 @@ config::pool_settings settings_for(const config::database_config& db) {
 
 std::shared_ptr<server_pool> router::make_pool(const config::database_config& db, const std::string& database,
                                                const std::string& user) {
-  auto login = login_for(db, database, user);
-  auto name = database + "/" + login.user;
-  return std::make_shared<server_pool>(io_, std::move(name), db.name, std::move(login), settings_for(db));
+  return std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, user), settings_for(db));
 }
 
 std::vector<std::shared_ptr<server_pool>> router::create_fixed_pools() {
@@ -73,9 +71,8 @@ void router::reload(std::shared_ptr<const config::config> cfg) {
     if (stopped_) return;
     cfg_ = std::move(cfg);
     for (auto it = pools_.begin(); it != pools_.end();) {
-      const auto sep = it->first.find('\0');
-      const std::string database = it->first.substr(0, sep);
-      const std::string server_user = it->first.substr(sep + 1);
+      const std::string& database = it->second->database();
+      const std::string& server_user = it->second->server_user();
       const auto* db = config::find_database(*cfg_, database);
       // Gone, served by another entry now, or as another server user: that pool is no
       // longer reachable, and its clients must come through routing again.

@@ -95,12 +95,15 @@ struct pool_snapshot {
 class server_pool : public std::enable_shared_from_this<server_pool> {
  public:
   // `login` carries the server address, user, database and password every connection uses.
-  // `entry` names the config entry it comes from ("*" for the catch-all).
-  server_pool(asio::io_context& io, std::string name, std::string entry, server_login login,
+  // `database` is the name clients ask for; `entry` the config entry serving it ("*" for the
+  // catch-all). The server user is login.user.
+  server_pool(asio::io_context& io, std::string database, std::string entry, server_login login,
               config::pool_settings settings);
   ~server_pool();
 
-  const std::string& name() const noexcept { return name_; }
+  const std::string& name() const noexcept { return name_; }  // "database/user", for logs
+  const std::string& database() const noexcept { return database_; }
+  const std::string& server_user() const noexcept { return server_user_; }
   const std::string& entry() const noexcept { return entry_; }
   server_login login() const;
   config::pool_settings settings() const;
@@ -151,6 +154,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
                       std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify);
 
   asio::io_context& io_;
+  const std::string database_;
+  const std::string server_user_;  // fixed for the pool's life: another user means another pool
   const std::string name_;
   const std::string entry_;
   server_login login_;            // guarded by mu_
