@@ -337,7 +337,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
   run(std::move(work));
 }
 
-void server_pool::check_timeouts(clock::time_point, deferred_work&, std::vector<std::shared_ptr<server_connection>>& cancel,
+void server_pool::check_timeouts(std::vector<std::shared_ptr<server_connection>>& cancel,
                                  std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify) {
   const auto now = now_ns();
   const auto command_timeout = std::chrono::nanoseconds(settings_.command_timeout).count();
@@ -391,7 +391,7 @@ asio::awaitable<void> server_pool::maintain() {
         conns_.erase(it);
       }
       settle(now, work);
-      check_timeouts(now, work, cancel, notify);
+      check_timeouts(cancel, notify);
     }
     run(std::move(work));
     for (auto& conn : cancel) {

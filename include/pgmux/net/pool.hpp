@@ -149,8 +149,9 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   void run(deferred_work work);
   asio::awaitable<void> connect_one(pgmux::pool::conn_id id);
   asio::awaitable<void> maintain();
-  void check_timeouts(clock::time_point now, deferred_work& work,
-                      std::vector<std::shared_ptr<server_connection>>& cancel,
+  // With mu_ held: lent connections whose statement ran past command_timeout (to cancel),
+  // and sessions to kill for idle_transaction_timeout or to check for a hung-up client.
+  void check_timeouts(std::vector<std::shared_ptr<server_connection>>& cancel,
                       std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify);
 
   asio::io_context& io_;
