@@ -21,6 +21,7 @@ const char* to_string(close_reason r) noexcept {
     case close_reason::server_dirty: return "server not clean";
     case close_reason::server_connect_failed: return "server connect failed";
     case close_reason::server_reset_failed: return "server reset failed";
+    case close_reason::pause: return "pause";
     case close_reason::reload: return "reload";
     case close_reason::shutdown: return "shutdown";
   }
@@ -47,6 +48,7 @@ close_side side(close_reason r) noexcept {
     case close_reason::server_connect_failed:
     case close_reason::server_reset_failed:
       return close_side::server;
+    case close_reason::pause:
     case close_reason::reload:
     case close_reason::shutdown:
       return close_side::proxy;

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     if (arg == "--check") {
       check_only = true;
     } else if (arg == "-v" || arg == "--verbose") {
-      pgmux::log::set_level(pgmux::log::level::debug);
+      pgmux::log::force_debug();
     } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
       config_path = argv[++i];
     } else if (arg.rfind("--config=", 0) == 0) {

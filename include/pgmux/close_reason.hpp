@@ -24,6 +24,7 @@ enum class close_reason {
   server_connect_failed,
   server_reset_failed,
   // proxy side
+  pause,                   // PAUSE from the admin console
   reload,
   shutdown,
 };

@@ -128,6 +128,26 @@ class collector final : public prometheus::Collectable {
     }
     out.push_back(std::move(wait));
     out.push_back(std::move(held));
+    auto statements = family("pgmux_query_duration_seconds",
+                             "Round trip of each request (a Query, or an extended-protocol batch up to Sync) to its ReadyForQuery.",
+                             MetricType::Histogram);
+    auto queries = family("pgmux_queries_total", "Requests answered by a ReadyForQuery.", MetricType::Counter);
+    auto bytes = family("pgmux_bytes_total", "Bytes relayed, by direction.", MetricType::Counter);
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+      const auto& c = pools[i]->counters();
+      auto h = histogram_sample(snaps[i], c.statement_seconds);
+      queries.metric.push_back(sample(snaps[i], double(h.histogram.sample_count), MetricType::Counter));
+      statements.metric.push_back(std::move(h));
+      for (auto [direction, n] : {std::pair<const char*, const std::atomic<std::uint64_t>*>{"client_to_server", &c.bytes_to_server},
+                                  {"server_to_client", &c.bytes_to_client}}) {
+        auto m = sample(snaps[i], double(n->load(std::memory_order_relaxed)), MetricType::Counter);
+        m.label.push_back({"direction", direction});
+        bytes.metric.push_back(std::move(m));
+      }
+    }
+    out.push_back(std::move(statements));
+    out.push_back(std::move(queries));
+    out.push_back(std::move(bytes));
 
     // Clients by state; those still logging in count as idle.
     std::size_t active = 0, waiting = 0;
@@ -148,6 +168,25 @@ class collector final : public prometheus::Collectable {
       connected.metric.push_back(std::move(m));
     }
     out.push_back(std::move(connected));
+    auto errors = family("pgmux_client_errors_total", "Clients turned away or dropped by pgmux, by reason.",
+                         MetricType::Counter);
+    for (std::size_t k = 0; k < std::size(net::client_error_names); ++k) {
+      ClientMetric m;
+      m.label = {{"reason", net::client_error_names[k]}};
+      m.counter.value = double(clients_.counters.client_errors[k].load(std::memory_order_relaxed));
+      errors.metric.push_back(std::move(m));
+    }
+    out.push_back(std::move(errors));
+    auto lag = family("pgmux_event_loop_lag_seconds", "How late the last periodic probe timer fired, per worker thread.",
+                      MetricType::Gauge);
+    const auto workers = std::min<std::size_t>(clients_.counters.workers.load(), net::max_lag_workers);
+    for (std::size_t w = 0; w < workers; ++w) {
+      ClientMetric m;
+      m.label = {{"worker", std::to_string(w)}};
+      m.gauge.value = double(clients_.counters.loop_lag_ns[w].load(std::memory_order_relaxed)) / 1e9;
+      lag.metric.push_back(std::move(m));
+    }
+    out.push_back(std::move(lag));
     auto cancels = family("pgmux_cancel_requests_total", "CancelRequests received from clients.", MetricType::Counter);
     ClientMetric cr;
     cr.counter.value = double(clients_.counters.cancel_requests.load(std::memory_order_relaxed));

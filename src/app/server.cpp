@@ -40,10 +40,31 @@ void warn_about_restart_settings(const config::config& running, const config::co
   if (running.metrics_listen != loaded.metrics_listen) warn("metrics.listen");
 }
 
+// The worker index of the running thread, for the event-loop lag gauge.
+thread_local unsigned worker_index = 0;
+
+// Every worker runs handlers from the one io_context, so `workers` probes are started; each
+// measures how late its timer fired and files it under the worker thread that ran it. A late
+// timer means handlers queue up behind busy threads: clients wait for the same reason.
+asio::awaitable<void> probe_event_loop(net::process_counters& counters) {
+  constexpr auto period = std::chrono::milliseconds(250);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(period);
+    const auto due = timer.expiry();
+    auto [ec] = co_await timer.async_wait(net::nothrow);
+    if (ec) co_return;
+    const auto late = std::chrono::duration_cast<std::chrono::nanoseconds>(net::clock::now() - due).count();
+    if (worker_index < net::max_lag_workers)
+      counters.loop_lag_ns[worker_index].store(late > 0 ? late : 0, std::memory_order_relaxed);
+  }
+}
+
 }  // namespace
 
 int serve(std::shared_ptr<const config::config> cfg, const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
+  log::apply(cfg->log);
   const unsigned workers = cfg->workers;
   asio::io_context io(workers == 1 ? 1 : static_cast<int>(workers));
 
@@ -100,6 +121,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
         }
         auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
         warn_about_restart_settings(*routes.config(), *next);
+        log::apply(next->log);
         routes.reload(next);
         counters.reloads_applied.fetch_add(1);
         counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -157,8 +179,14 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   log::info("pgmux listening on " + cfg->listen.host + ":" + std::to_string(cfg->listen.port) + " with " +
             std::to_string(workers) + " worker" + (workers == 1 ? "" : "s"));
 
+  counters.workers = workers;
+  for (unsigned i = 0; i < workers; ++i) asio::co_spawn(io, probe_event_loop(counters), asio::detached);
+
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&io] { io.run(); });
+  for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&io, i] {
+    worker_index = i;
+    io.run();
+  });
   io.run();
   for (auto& t : threads) t.join();
   log::info("pgmux stopped");

@@ -152,6 +152,18 @@ class reader {
 
 const char* to_string(pool_mode m) noexcept { return m == pool_mode::session ? "session" : "transaction"; }
 
+const char* to_string(log_level l) noexcept {
+  switch (l) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warn: return "warn";
+    case log_level::error: return "error";
+  }
+  return "info";
+}
+
+const char* to_string(log_format f) noexcept { return f == log_format::json ? "json" : "text"; }
+
 const database_config* find_database(const config& cfg, std::string_view name) noexcept {
   if (auto it = cfg.databases.find(std::string(name)); it != cfg.databases.end()) return &it->second;
   if (auto it = cfg.databases.find("*"); it != cfg.databases.end()) return &it->second;
@@ -221,6 +233,32 @@ load_result load_config_text(std::string_view text) {
                                 port <= 65535 && cfg.metrics_listen.size() - colon - 1 <= 5;
                 if (x.is_string() && !ok) r.error(p, "expected \"host:port\", e.g. \"127.0.0.1:9930\", got \"" + cfg.metrics_listen + "\"");
               }},
+         });
+       }},
+      {"log", [&](const json& v, const std::string& s) {
+         if (!r.expect_object(v, s)) return;
+         r.for_each_key(v, s, {
+             {"level", [&](const json& x, const std::string& p) {
+                std::string level;
+                r.read_string(x, p, level);
+                if (level == "debug") cfg.log.level = log_level::debug;
+                else if (level == "info") cfg.log.level = log_level::info;
+                else if (level == "warn" || level == "warning") cfg.log.level = log_level::warn;
+                else if (level == "error") cfg.log.level = log_level::error;
+                else if (x.is_string()) r.error(p, "expected \"debug\", \"info\", \"warn\" or \"error\", got \"" + level + "\"");
+              }},
+             {"format", [&](const json& x, const std::string& p) {
+                std::string format;
+                r.read_string(x, p, format);
+                if (format == "text") cfg.log.format = log_format::text;
+                else if (format == "json") cfg.log.format = log_format::json;
+                else if (x.is_string()) r.error(p, "expected \"text\" or \"json\", got \"" + format + "\"");
+              }},
+             {"connections", [&](const json& x, const std::string& p) {
+                if (!x.is_boolean()) return r.error(p, std::string("expected true or false, got ") + x.type_name());
+                cfg.log.connections = x.get<bool>();
+              }},
+             {"slow_query", [&](const json& x, const std::string& p) { r.read_duration(x, p, cfg.log.slow_query); }},
          });
        }},
       {"auth_timeout", [&](const json& v, const std::string& s) {

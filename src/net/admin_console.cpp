@@ -107,13 +107,54 @@ admin_reply show_clients(session_registry& sessions) {
 
 admin_reply show_databases(router& routes) {
   auto r = table({"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "pool_mode",
-                  "command_timeout", "query_wait_timeout"});
+                  "command_timeout", "query_wait_timeout", "paused"});
   const auto cfg = routes.config();
   for (const auto& [name, db] : cfg->databases)
     r.rows.push_back({name, db.target.host, std::to_string(db.target.port), db.target.dbname, db.target.user,
                       std::to_string(db.pool.max_size), std::to_string(db.pool.min_size), config::to_string(db.pool.mode),
-                      config::format_duration(db.pool.command_timeout), config::format_duration(db.pool.query_wait_timeout)});
+                      config::format_duration(db.pool.command_timeout), config::format_duration(db.pool.query_wait_timeout),
+                      routes.paused(name) ? "1" : "0"});
   return r;
+}
+
+admin_reply show_servers(router& routes) {
+  auto r = table({"type", "user", "database", "state", "addr", "port", "local_addr", "local_port", "connect_time",
+                  "request_time", "close_needed", "remote_pid"});
+  for (const auto& p : routes.pools()) {
+    for (const auto& s : p->servers()) {
+      std::string local_addr = s.local_address, local_port;
+      if (auto colon = local_addr.rfind(':'); colon != std::string::npos) {
+        local_port = local_addr.substr(colon + 1);
+        local_addr.resize(colon);
+      }
+      r.rows.push_back({"S", s.user, s.database, s.state, s.address, std::to_string(s.port), local_addr, local_port,
+                        timestamp(s.connect_time), timestamp(s.request_time), s.close_needed ? "1" : "0",
+                        std::to_string(s.remote_pid)});
+    }
+  }
+  return r;
+}
+
+// The database a PAUSE or RESUME names, as written ("" when none): `PAUSE app`, `PAUSE "App";`.
+std::string command_argument(std::string_view sql) {
+  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  std::size_t pos = 0;
+  while (pos < sql.size() && is_space(sql[pos])) ++pos;
+  while (pos < sql.size() && !is_space(sql[pos]) && sql[pos] != ';') ++pos;  // the command word
+  std::string_view rest = sql.substr(pos);
+  if (auto semi = rest.find(';'); semi != std::string_view::npos) rest = rest.substr(0, semi);
+  while (!rest.empty() && is_space(rest.front())) rest.remove_prefix(1);
+  while (!rest.empty() && is_space(rest.back())) rest.remove_suffix(1);
+  if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') rest = rest.substr(1, rest.size() - 2);
+  return std::string(rest);
+}
+
+// Lent server connections of the pools a PAUSE covers.
+std::size_t lent_connections(router& routes, const std::string& database) {
+  std::size_t n = 0;
+  for (const auto& p : routes.pools())
+    if (database.empty() || p->database() == database) n += p->snapshot().core.active;
+  return n;
 }
 
 admin_reply show_config(router& routes) {
@@ -130,6 +171,10 @@ admin_reply show_config(router& routes) {
   add("auth_timeout", config::format_duration(cfg->auth_timeout));
   add("shutdown_timeout", config::format_duration(cfg->shutdown_timeout));
   add("metrics.listen", cfg->metrics_listen);
+  add("log.level", config::to_string(cfg->log.level));
+  add("log.format", config::to_string(cfg->log.format));
+  add("log.connections", cfg->log.connections ? "true" : "false");
+  add("log.slow_query", config::format_duration(cfg->log.slow_query));
   add("pool_defaults.mode", config::to_string(d.mode));
   add("pool_defaults.min_size", std::to_string(d.min_size));
   add("pool_defaults.max_size", std::to_string(d.max_size));
@@ -177,11 +222,20 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
     }
     return r;
   }
-  if (cmd.rfind("PAUSE", 0) == 0 || cmd.rfind("RESUME", 0) == 0 || cmd == "SHOW SERVERS")
-    return error("0A000", cmd + " is not supported yet");
+  if (cmd == "SHOW SERVERS") return show_servers(routes);
+  const bool pause = cmd == "PAUSE" || cmd.rfind("PAUSE ", 0) == 0;
+  if (pause || cmd == "RESUME" || cmd.rfind("RESUME ", 0) == 0) {
+    const auto database = command_argument(sql);
+    const auto failed = pause ? routes.pause(database) : routes.resume(database);
+    if (!failed.empty()) return error(pause ? "3D000" : "55000", failed);
+    admin_reply r;
+    r.command_tag = pause ? "PAUSE" : "RESUME";
+    if (pause) r.wait_for_pause = database;
+    return r;
+  }
   return error("42601", "unknown admin command: \"" + std::string(sql) +
-                            "\"; try SHOW POOLS, SHOW STATS, SHOW CLIENTS, SHOW DATABASES, SHOW CONFIG, SHOW VERSION, "
-                            "RELOAD or SHUTDOWN");
+                            "\"; try SHOW POOLS, SHOW STATS, SHOW CLIENTS, SHOW SERVERS, SHOW DATABASES, SHOW CONFIG, "
+                            "SHOW VERSION, RELOAD, PAUSE [db], RESUME [db] or SHUTDOWN");
 }
 
 asio::awaitable<close_reason> serve_admin_console(socket_t& client, router& routes, session_registry& sessions,
@@ -210,6 +264,21 @@ asio::awaitable<close_reason> serve_admin_console(socket_t& client, router& rout
       protocol::encode_empty_query_response(out);
     } else {
       auto r = run_admin_command(*sql, routes, sessions, hooks);
+      if (r.wait_for_pause) {
+        // As PgBouncer's PAUSE: answer once running transactions have finished, within
+        // shutdown_timeout; the pools stay paused either way.
+        const auto limit = routes.config()->shutdown_timeout;
+        const auto deadline = clock::now() + limit;
+        asio::steady_timer poll(co_await asio::this_coro::executor);
+        std::size_t lent = 0;
+        while ((lent = lent_connections(routes, *r.wait_for_pause)) > 0 && clock::now() < deadline) {
+          poll.expires_after(20ms);
+          co_await poll.async_wait(nothrow);
+        }
+        if (lent > 0)
+          r = error("55000", "paused, but " + std::to_string(lent) + " server connections are still in use after " +
+                                 config::format_duration(limit) + " (shutdown_timeout); new transactions wait until RESUME");
+      }
       if (!r.error.empty()) {
         protocol::encode_error_response(out, "ERROR", r.error_code, r.error);
       } else {

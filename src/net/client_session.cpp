@@ -95,7 +95,14 @@ asio::awaitable<void> client_session::run() {
   buffer_.clear();
   services_.sessions.remove(this);
   services_.client_count.fetch_sub(1, std::memory_order_relaxed);
-  log::debug(label() + " disconnected: " + to_string(reason));
+  if (services_.counters)
+    if (auto e = client_error_of(reason)) services_.counters->count_client_error(*e);
+  if (log::enabled(log::connections() ? log::level::info : log::level::debug)) {
+    const auto seconds = std::chrono::duration<double>(std::chrono::system_clock::now() - connected_at_).count();
+    char took[32];
+    std::snprintf(took, sizeof took, "%.3f", seconds);
+    log::connection(label() + " disconnected: " + to_string(reason) + " after " + took + "s");
+  }
 }
 
 std::optional<close_reason> client_session::take_first_bytes(error_code ec, std::size_t n) {
@@ -301,6 +308,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     protocol::encode_ready_for_query(out, 'I');
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
     if (ec) co_return close_reason::client_eof;
+    log::connection(label() + " logged in to the admin console");
     logged_in_.store(true, std::memory_order_release);
     co_return std::nullopt;
   }
@@ -320,7 +328,8 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
     if (auto* error = std::get_if<acquire_error>(&got)) {
       co_await send_error("FATAL", error->code, "pgmux: " + error->message);
-      co_return close_reason::server_connect_failed;
+      // A "*" entry passes unknown names on: the server is the one to say they don't exist.
+      co_return error->code == "3D000" ? close_reason::unknown_database : close_reason::server_connect_failed;
     }
     auto first = std::move(std::get<lease>(got));
     parameters = first->parameters();
@@ -335,7 +344,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   protocol::encode_ready_for_query(out, 'I');
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) co_return close_reason::client_eof;
-  log::debug(label() + " logged in");
+  log::connection(label() + " logged in");
   logged_in_.store(true, std::memory_order_release);
   co_return std::nullopt;
 }

@@ -131,6 +131,8 @@ void listener::admit(socket_t socket, bool trusted, std::string peer) {
   const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
   if (count > max_client_conn_) {
     services_.client_count.fetch_sub(1, std::memory_order_relaxed);
+    if (services_.counters) services_.counters->count_client_error(client_error::limit);
+    log::connection("client " + peer + " refused: max_client_conn (" + std::to_string(max_client_conn_) + ") reached");
     auto refused = std::make_shared<socket_t>(std::move(socket));
     asio::co_spawn(io_, [refused]() -> asio::awaitable<void> {
       std::string out;

@@ -43,6 +43,7 @@ disconnect_kind disconnect_kind_of(close_reason r) noexcept {
     case close_reason::server_idle: return disconnect_kind::idle;
     case close_reason::server_lifetime: return disconnect_kind::lifetime;
     case close_reason::server_dirty: return disconnect_kind::dirty;
+    case close_reason::pause: return disconnect_kind::pause;
     case close_reason::reload: return disconnect_kind::reload;
     case close_reason::shutdown: return disconnect_kind::shutdown;
     default: return disconnect_kind::error;
@@ -231,6 +232,8 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
     const auto now = clock::now();
     const auto id = conn->id();
     bool outdated = false;  // opened for a login a reload has replaced
+    conn->flush_figures();
+    conn->last_statement.clear();
     if (auto it = conns_.find(id); it != conns_.end()) {
       it->second.lent = false;
       it->second.owner.reset();
@@ -286,6 +289,8 @@ void server_pool::run(deferred_work work) {
 asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
   auto self = shared_from_this();
   auto conn = std::make_shared<server_connection>(io_.get_executor(), id);
+  conn->pool_name = name_;
+  conn->counters = &counters_;
   server_login login;
   std::uint64_t generation = 0;
   {
@@ -323,7 +328,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       core_.forget(id);
       work.close.push_back(conn);
     } else {
-      log::debug("pool " + name_ + ": " + conn->describe() + " opened");
+      log::connection("pool " + name_ + ": " + conn->describe() + " opened");
       conn->last_used = now;
       if (!parameters_) parameters_ = conn->parameters();
       counters_.server_connects.fetch_add(1, std::memory_order_relaxed);
@@ -411,9 +416,48 @@ std::optional<protocol::parameter_list> server_pool::server_parameters() const {
   return parameters_;
 }
 
+void server_pool::set_paused(bool paused) {
+  deferred_work work;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_ || core_.paused() == paused) return;
+    core_.set_paused(paused);
+    const auto now = clock::now();
+    for (const auto& c : core_.reap(now)) {  // paused: every idle connection goes now
+      auto it = conns_.find(c.conn);
+      if (it == conns_.end()) continue;
+      counters_.count_disconnect(disconnect_kind_of(c.reason));
+      work.close.push_back(std::move(it->second.conn));
+      conns_.erase(it);
+    }
+    settle(now, work);
+  }
+  log::info("pool " + name_ + (paused ? ": paused" : ": resumed"));
+  run(std::move(work));
+}
+
 pool_snapshot server_pool::snapshot() const {
   std::lock_guard lock(mu_);
-  return pool_snapshot{database_, server_user_, core_.stats(clock::now()), settings_};
+  return pool_snapshot{database_, server_user_, core_.stats(clock::now()), settings_, core_.paused()};
+}
+
+std::vector<server_info> server_pool::servers() const {
+  std::lock_guard lock(mu_);
+  const auto steady_now = clock::now();
+  const auto system_now = std::chrono::system_clock::now();
+  auto wall = [&](clock::time_point t) {
+    return system_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(steady_now - t);
+  };
+  std::vector<server_info> out;
+  out.reserve(conns_.size());
+  for (const auto& [id, slot] : conns_) {
+    const auto& c = *slot.conn;
+    out.push_back(server_info{database_, server_user_, slot.lent ? "active" : "idle", c.address().host,
+                              c.address().port, c.local_address, c.connected_at,
+                              wall(slot.lent ? slot.lent_at : c.last_used), c.backend_key().pid,
+                              slot.login_generation != login_generation_});
+  }
+  return out;
 }
 
 }  // namespace pgmux::net

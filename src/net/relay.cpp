@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
+#include "pgmux/app/log.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
@@ -26,6 +27,34 @@ asio::awaitable<void> park() {
   co_await forever.async_wait(nothrow);
 }
 
+// Slow-query logging: keeps the start of the SQL of the last Query or Parse in `sent`, whose
+// messages begin at `pos`. Bind alone names its statement instead. Never parameters.
+void remember_statement(server_connection& server, std::string_view sent, std::size_t pos) {
+  constexpr std::size_t max_text = 200;
+  while (pos + protocol::header_size <= sent.size()) {
+    const auto h = protocol::parse_header(sent.substr(pos), SIZE_MAX);
+    if (h.status != protocol::parse_status::complete) break;
+    const auto body = sent.substr(pos + protocol::header_size, std::min(h.hdr.body_size(), sent.size() - pos - protocol::header_size));
+    if (h.hdr.tag == 'Q') {
+      server.last_statement.assign(body.substr(0, std::min(max_text, body.find('\0'))));
+    } else if (h.hdr.tag == 'P') {
+      const auto name_end = body.find('\0');
+      if (name_end != std::string_view::npos) {
+        const auto text = body.substr(name_end + 1);
+        server.last_statement.assign(text.substr(0, std::min(max_text, text.find('\0'))));
+      }
+    } else if (h.hdr.tag == 'B') {
+      const auto portal_end = body.find('\0');
+      if (portal_end != std::string_view::npos) {
+        const auto statement = body.substr(portal_end + 1);
+        const auto name = statement.substr(0, std::min<std::size_t>(64, statement.find('\0')));
+        if (!name.empty()) server.last_statement = "(prepared statement \"" + std::string(name) + "\")";
+      }
+    }
+    pos += h.hdr.total();
+  }
+}
+
 // Keeps the counters the pool's maintenance task reads in step with the tracker.
 void note_requests(server_connection& server, int outstanding_before) {
   const auto& tx = server.tx();
@@ -35,15 +64,32 @@ void note_requests(server_connection& server, int outstanding_before) {
   }
 }
 
-void note_responses(server_connection& server, int outstanding_before) {
+// One request (a Query, or an extended-protocol batch up to its Sync) got its ReadyForQuery.
+void note_statement_done(server_connection& server, std::int64_t now) {
+  const auto since = server.busy_since_ns.load(std::memory_order_relaxed);
+  if (since == 0) return;
+  const auto took = now - since;
+  server.figures.statements.observe(static_cast<double>(took) / 1e9);
+  const auto slow = log::slow_query_ns();
+  if (slow > 0 && took >= slow && log::enabled(log::level::warn)) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3f", static_cast<double>(took) / 1e9);
+    log::warn(std::string("slow query: ") + seconds + "s on pool " + server.pool_name + ", " + server.describe() +
+              ": " + (server.last_statement.empty() ? std::string("(statement text not seen)") : server.last_statement));
+  }
+}
+
+void note_responses(server_connection& server, int outstanding_before, unsigned answered_before) {
   const auto& tx = server.tx();
   if (tx.outstanding == outstanding_before) return;
+  const auto now = now_ns();
+  for (unsigned i = answered_before; i != tx.answered; ++i) note_statement_done(server, now);
   if (tx.outstanding == 0) {
     server.busy_since_ns.store(0, std::memory_order_relaxed);
   } else {
     // The next pipelined statement starts its own clock and may be cancelled in turn.
     server.cancel_sent.store(false, std::memory_order_relaxed);
-    server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);
+    server.busy_since_ns.store(now, std::memory_order_relaxed);
   }
 }
 
@@ -57,9 +103,13 @@ void mark_client_turn(server_connection& server) {
 // Scans what the client sent; the first `forward` bytes may go to the server now.
 protocol::scan_result scan_client_bytes(const client_side& client, server_connection& server) {
   const int before = server.tx().outstanding;
+  const std::size_t first_header = client.cursor.remaining;  // bytes that finish a message already begun
   const auto r = protocol::scan_frontend(client.buffer.view(), client.cursor, server.tx(), client.max_message_size);
   if (r.forward > 0) {
+    server.figures.bytes_to_server += r.forward;
     server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+    if (log::slow_query_ns() > 0 && first_header < r.forward)
+      remember_statement(server, client.buffer.view().substr(0, r.forward), first_header);
     note_requests(server, before);
   }
   return r;
@@ -75,9 +125,13 @@ std::optional<relay_result> client_scan_end(const protocol::scan_result& r) {
 // Scans what the server sent; the first `forward` bytes may go to the client now.
 protocol::scan_result scan_server_bytes(server_connection& server, bool stop_when_idle) {
   const int before = server.tx().outstanding;
+  const unsigned answered_before = server.tx().answered;
   const auto r = protocol::scan_backend(server.buffer().view(), server.cursor(), server.tx(), stop_when_idle);
   if (r.stop == protocol::scan_stop::invalid) server.mark_broken();
-  note_responses(server, before);
+  server.figures.bytes_to_client += r.forward;
+  note_responses(server, before, answered_before);
+  // Session mode keeps the connection for long: its figures go out at every idle moment.
+  if (!stop_when_idle && server.tx().answered != answered_before && server.tx().idle()) server.flush_figures();
   return r;
 }
 

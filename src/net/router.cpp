@@ -42,7 +42,46 @@ config::pool_settings settings_for(const config::database_config& db) {
 
 std::shared_ptr<server_pool> router::make_pool(const config::database_config& db, const std::string& database,
                                                const std::string& user) {
-  return std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, user), settings_for(db));
+  auto p = std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, user), settings_for(db));
+  if (paused_all_ || paused_databases_.count(database)) p->set_paused(true);
+  return p;
+}
+
+std::string router::pause(const std::string& database) {
+  std::vector<std::shared_ptr<server_pool>> affected;
+  {
+    std::lock_guard lock(mu_);
+    if (!database.empty() && !config::find_database(*cfg_, database)) return "no such database: " + database;
+    if (database.empty()) paused_all_ = true;
+    else paused_databases_.insert(database);
+    for (auto& [key, p] : pools_)
+      if (database.empty() || p->database() == database) affected.push_back(p);
+  }
+  for (auto& p : affected) p->set_paused(true);
+  return {};
+}
+
+std::string router::resume(const std::string& database) {
+  std::vector<std::shared_ptr<server_pool>> affected;
+  {
+    std::lock_guard lock(mu_);
+    if (database.empty()) {
+      paused_all_ = false;
+      paused_databases_.clear();
+    } else {
+      if (paused_all_) return "all databases are paused: RESUME them all, without a name";
+      if (!paused_databases_.erase(database)) return "database " + database + " is not paused";
+    }
+    for (auto& [key, p] : pools_)
+      if (database.empty() || p->database() == database) affected.push_back(p);
+  }
+  for (auto& p : affected) p->set_paused(false);
+  return {};
+}
+
+bool router::paused(const std::string& database) const {
+  std::lock_guard lock(mu_);
+  return paused_all_ || paused_databases_.count(database) > 0;
 }
 
 std::vector<std::shared_ptr<server_pool>> router::create_fixed_pools() {

@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -76,6 +78,22 @@ std::string server_connection::describe() const {
          std::to_string(backend_key_.pid) + ")";
 }
 
+namespace {
+
+// "127.0.0.1:41234" for TCP, "unix" for a Unix-domain socket.
+std::string describe_local_end(socket_t& socket) {
+  error_code ec;
+  const auto local = socket.local_endpoint(ec);
+  if (ec) return {};
+  const auto* sa = local.data();
+  if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) return "unix";
+  asio::ip::tcp::endpoint tcp;
+  std::memcpy(tcp.data(), sa, local.size());
+  return tcp.address().to_string() + ":" + std::to_string(tcp.port());
+}
+
+}  // namespace
+
 asio::awaitable<std::string> server_connection::open(const server_login& login) {
   address_ = login.address;
   auto result = co_await with_timeout(this->login(login), login.timeout);
@@ -140,6 +158,8 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
         buffer_.consume(r.consumed);
         if (!buffer_.empty()) co_return "unexpected data after ReadyForQuery at login";
         tx_ = protocol::tx_tracker{};
+        connected_at = std::chrono::system_clock::now();
+        local_address = describe_local_end(socket_);
         co_return std::string{};
       case 'N':
       case 'v':
@@ -149,6 +169,14 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
     }
     buffer_.consume(r.consumed);
   }
+}
+
+void server_connection::flush_figures() noexcept {
+  if (!counters) return;
+  if (figures.bytes_to_server) counters->bytes_to_server.fetch_add(figures.bytes_to_server, std::memory_order_relaxed);
+  if (figures.bytes_to_client) counters->bytes_to_client.fetch_add(figures.bytes_to_client, std::memory_order_relaxed);
+  figures.bytes_to_server = figures.bytes_to_client = 0;
+  figures.statements.flush_into(counters->statement_seconds);
 }
 
 bool server_connection::looks_alive() {

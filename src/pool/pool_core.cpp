@@ -32,7 +32,7 @@ void pool_core::close_idle(std::size_t index, close_reason why, std::vector<clos
 }
 
 std::optional<conn_id> pool_core::acquire(waiter_id w, time_point now) {
-  if (waiters_.empty()) {
+  if (waiters_.empty() && !paused_) {
     if (auto i = usable_idle(now)) return take_idle(*i);
   }
   waiters_.push_back({w, now});
@@ -48,7 +48,7 @@ bool pool_core::remove_waiter(waiter_id w) {
 
 std::vector<conn_id> pool_core::start_connects(time_point now) {
   std::vector<conn_id> out;
-  if (retry_at_ && now < *retry_at_) return out;
+  if (paused_ || (retry_at_ && now < *retry_at_)) return out;
   const std::size_t have = total();
   if (have >= limits_.max_size) return out;
   const std::size_t for_waiters = waiters_.size() > connecting_ ? waiters_.size() - connecting_ : 0;
@@ -114,7 +114,7 @@ void pool_core::forget(conn_id c) {
 
 std::vector<assignment> pool_core::dispatch(time_point now) {
   std::vector<assignment> out;
-  while (!waiters_.empty()) {
+  while (!waiters_.empty() && !paused_) {
     auto i = usable_idle(now);
     if (!i) break;
     out.push_back({waiters_.front().id, take_idle(*i)});
@@ -125,6 +125,10 @@ std::vector<assignment> pool_core::dispatch(time_point now) {
 
 std::vector<closing> pool_core::reap(time_point now) {
   std::vector<closing> out;
+  if (paused_) {
+    while (!idle_.empty()) close_idle(0, close_reason::pause, out);
+    return out;
+  }
   for (std::size_t i = 0; i < idle_.size();) {
     if (expired(conns_.at(idle_[i]).expires_at, now)) close_idle(i, close_reason::server_lifetime, out);
     else ++i;

@@ -86,7 +86,10 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       case 'Z': {
         if (h.hdr.length != 5) return {pos, scan_stop::invalid, "malformed ReadyForQuery"};
         if (rest.size() < 6) return {pos, scan_stop::need_more};
-        if (tx.outstanding > 0) --tx.outstanding;
+        if (tx.outstanding > 0) {
+          --tx.outstanding;
+          ++tx.answered;
+        }
         tx.status = rest[5];
         tx.copy_in = false;
         pos += 6;

@@ -4,10 +4,13 @@
 // - SHOW CLIENTS, SHOW DATABASES, SHOW CONFIG, SHOW VERSION answer; an unknown command is an error
 //   and the console stays usable
 // - RELOAD applies an edited config file; SHUTDOWN lets pgmux exit 0
+// - PAUSE answers once running transactions end, holds new ones and closes server
+//   connections; RESUME serves the held clients; SHOW SERVERS lists real backends
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
 
+#include <atomic>
 #include <thread>
 
 #include "integration/fixtures.hpp"
@@ -119,6 +122,65 @@ TEST_CASE("RELOAD applies an edited config and SHUTDOWN stops pgmux") {
   int status = 0;
   CHECK(proxy.wait_exit(5s, &status));
   CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+}
+
+TEST_CASE("PAUSE waits for running transactions and holds new ones until RESUME") {
+  proxy_instance proxy(with_admin().pool("min_size", "0").pool("max_size", "2"));
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  auto holder = connect(proxy.conninfo());
+  exec_ok(holder, "begin");
+  const auto holder_pid = scalar(holder, "select pg_backend_pid()");
+
+  // SHOW SERVERS lists the real backend behind the held transaction.
+  auto servers = admin.exec("SHOW SERVERS");
+  REQUIRE_MESSAGE(servers.status() == PGRES_TUPLES_OK, servers.error());
+  REQUIRE(PQntuples(servers.get()) == 1);
+  CHECK(servers.value(0, PQfnumber(servers.get(), "state")) == "active");
+  CHECK(servers.value(0, PQfnumber(servers.get(), "remote_pid")) == holder_pid);
+  CHECK(servers.value(0, PQfnumber(servers.get(), "database")) == "pgmux_test");
+  CHECK(servers.value(0, PQfnumber(servers.get(), "local_addr")) == "127.0.0.1");
+
+  // PAUSE answers only once the held transaction has ended.
+  std::atomic<bool> paused{false};
+  std::string pause_error;
+  std::thread pauser([&] {
+    auto console = connect(proxy.conninfo("pgmux", admin_user));
+    auto r = console.exec("PAUSE pgmux_test");
+    pause_error = r.status() == PGRES_COMMAND_OK ? "" : r.error() + " ";
+    paused = true;
+  });
+  CHECK(wait_until([&] { return cell(admin.exec("SHOW DATABASES"), "pgmux_test", "paused") == "1"; }, 3s));
+  std::this_thread::sleep_for(300ms);
+  CHECK_FALSE(paused.load());
+
+  // A new transaction waits while paused.
+  std::atomic<bool> served{false};
+  std::thread newcomer([&] {
+    auto c = connect(proxy.conninfo());
+    CHECK(scalar(c, "select 'served'") == "served");
+    served = true;
+  });
+  CHECK(wait_until([&] { return cell(admin.exec("SHOW POOLS"), "pgmux_test", "cl_waiting") == "1"; }, 3s));
+  exec_ok(holder, "commit");
+  CHECK(wait_until([&] { return paused.load(); }, 3s));
+  pauser.join();
+  CHECK_MESSAGE(pause_error.empty(), pause_error);
+  CHECK_FALSE(served.load());
+  // Paused pools keep no server connection, so the database could restart underneath.
+  CHECK(wait_until([&] { return PQntuples(admin.exec("SHOW SERVERS").get()) == 0; }, 3s));
+  auto pg_admin = connect(pg().admin_conninfo());
+  CHECK(wait_until([&] {
+    return scalar(pg_admin, "select count(*) from pg_stat_activity where datname = 'pgmux_test' and "
+                            "application_name = 'pgmux'") == "0";
+  }, 3s));
+
+  auto r = admin.exec("RESUME pgmux_test");
+  CHECK_MESSAGE(r.status() == PGRES_COMMAND_OK, r.error());
+  CHECK(wait_until([&] { return served.load(); }, 5s));
+  newcomer.join();
+  CHECK(cell(admin.exec("SHOW DATABASES"), "pgmux_test", "paused") == "0");
+  CHECK(admin.exec("RESUME pgmux_test").sqlstate() == "55000");  // not paused any more
+  CHECK(scalar(holder, "select 'after resume'") == "after resume");
 }
 
 }  // TEST_SUITE

@@ -3,6 +3,9 @@
 // - pgmux_transactions_total rises by exactly the number of transactions run
 // - pgmux_command_timeouts_total counts a cancelled statement; build_info is there
 // - client states, CancelRequests, config reloads by result and server disconnects by reason
+// - queries, their durations and bytes per direction rise by what a known workload sends;
+//   client errors are counted by reason; event-loop lag is reported per worker
+// - every metric deploy/'s alert rules and Grafana dashboard use is exported
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -173,6 +176,83 @@ TEST_CASE("client states, cancel requests, reloads and disconnect reasons are co
   body = scrape(mport);
   CHECK(value_of(body, "pgmux_config_last_reload_success_timestamp_seconds") > 1.7e9);
   CHECK(scalar(idle, "select application_name from pg_stat_activity where pid = pg_backend_pid()") == "it_reloaded");
+}
+
+TEST_CASE("queries, bytes, client errors and event-loop lag are reported") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().workers(2).top_level("\"metrics\": {\"listen\": \"127.0.0.1:" +
+                                                            std::to_string(mport) + "\"}"));
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 1") == "1");
+  const std::string queries = "pgmux_queries_total" + pool_labels;
+  const std::string durations = "pgmux_query_duration_seconds_count" + pool_labels;
+  const std::string to_server =
+      "pgmux_bytes_total{database=\"pgmux_test\",user=\"pgmux_test\",direction=\"client_to_server\"}";
+  const std::string to_client =
+      "pgmux_bytes_total{database=\"pgmux_test\",user=\"pgmux_test\",direction=\"server_to_client\"}";
+  REQUIRE(wait_until([&] { return value_of(scrape(mport), queries) >= 1; }, 3s));
+  const auto before = scrape(mport);
+  const double q0 = value_of(before, queries), in0 = value_of(before, to_server), out0 = value_of(before, to_client);
+
+  // Ten simple queries of known size, then one extended-protocol request (one Sync).
+  const std::string sql = "select repeat('x', 5000)";
+  for (int i = 0; i < 10; ++i) CHECK(scalar(c, sql).size() == 5000);
+  const char* param = "42";
+  pg_result extended(PQexecParams(c.get(), "select $1::int", 1, nullptr, &param, nullptr, nullptr, 0));
+  CHECK(extended.value() == "42");
+  CHECK(wait_until([&] { return value_of(scrape(mport), queries) == q0 + 11; }, 3s));
+  const auto after = scrape(mport);
+  CHECK(value_of(after, queries) == q0 + 11);
+  CHECK(value_of(after, durations) == value_of(after, queries));
+  // Each Query message is a tag, a length and the text with its NUL.
+  CHECK(value_of(after, to_server) >= in0 + 10 * (5 + sql.size() + 1));
+  CHECK(value_of(after, to_client) >= out0 + 10 * 5000);
+  CHECK(value_of(after, to_client) < out0 + 10 * 5000 + 4000);  // rows, not more
+
+  // Client errors by reason: an unknown database, a protocol violation.
+  pg_conn unknown(proxy.conninfo("no_such_database"));
+  CHECK_FALSE(unknown.ok());
+  {
+    raw_socket raw(proxy.port());
+    REQUIRE(raw.startup());
+    raw.send(wire::msg('?', "garbage"));
+    CHECK(raw.read_until_closed(3s).closed);
+  }
+  const std::string unknown_db = "pgmux_client_errors_total{reason=\"unknown_database\"}";
+  const std::string protocol = "pgmux_client_errors_total{reason=\"protocol\"}";
+  CHECK(wait_until([&] { return value_of(scrape(mport), protocol) == 1; }, 3s));
+  const auto errors = scrape(mport);
+  CHECK(value_of(errors, unknown_db) == 1);
+  CHECK(value_of(errors, protocol) == 1);
+  CHECK(value_of(errors, "pgmux_client_errors_total{reason=\"auth\"}") == 0);
+
+  // One lag gauge per worker, small on an idle proxy.
+  CHECK(wait_until([&] { return value_of(scrape(mport), "pgmux_event_loop_lag_seconds{worker=\"1\"}") >= 0; }, 3s));
+  for (const char* w : {"0", "1"}) {
+    const double lag = value_of(scrape(mport), std::string("pgmux_event_loop_lag_seconds{worker=\"") + w + "\"}");
+    CHECK(lag >= 0);
+    CHECK(lag < 0.5);
+  }
+}
+
+TEST_CASE("every metric the alert rules and the dashboard use is exported") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 1") == "1");
+  const auto body = scrape(mport);
+  const std::regex name("pgmux_[a-z_]+");
+  int checked = 0;
+  for (const char* file : {"/deploy/pgmux-alerts.yml", "/deploy/grafana-dashboard.json"}) {
+    const auto text = read_file(std::string(PGMUX_SOURCE_DIR) + file);
+    REQUIRE_MESSAGE(!text.empty(), file);
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator(); ++it) {
+      const auto metric = it->str();
+      ++checked;
+      CHECK_MESSAGE(body.find("\n" + metric) != std::string::npos, file << " uses " << metric << ", which pgmux does not export");
+    }
+  }
+  CHECK(checked > 10);
 }
 
 }  // TEST_SUITE

@@ -43,6 +43,20 @@ struct listen_config {
   std::string unix_socket_dir;  // empty: no Unix socket
 };
 
+enum class log_format { text, json };
+enum class log_level { debug, info, warn, error };
+
+const char* to_string(log_level l) noexcept;
+const char* to_string(log_format f) noexcept;
+
+struct log_config {
+  log_level level = log_level::info;
+  log_format format = log_format::text;
+  bool connections = true;      // a line per client login and disconnect, as PgBouncer's log_connections
+  duration slow_query = 0s;     // statements slower than this are logged; 0: off
+  friend bool operator==(const log_config&, const log_config&) = default;
+};
+
 struct config {
   listen_config listen;
   unsigned workers = 2;
@@ -54,6 +68,7 @@ struct config {
   duration shutdown_timeout = 30s;  // SIGTERM: how long running transactions may take to finish
   std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none
   std::vector<std::string> admin_users;  // may open the admin console (virtual database "pgmux")
+  log_config log;
 };
 
 // The database entry serving `name`: the exact entry, else "*", else nullptr.

@@ -2,6 +2,7 @@
 // psql shows tables. Column names follow PgBouncer's where the notion is the same.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,8 @@ struct admin_reply {
   std::string error;        // non-empty: ErrorResponse with SQLSTATE error_code
   std::string error_code;
   bool close_after = false;
+  // PAUSE: the reply is sent once no server connection of these pools is lent ("" = all).
+  std::optional<std::string> wait_for_pause;
 };
 
 // Runs one console command (pure apart from reading pools and sessions).

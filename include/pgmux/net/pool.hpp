@@ -14,6 +14,7 @@
 
 #include "pgmux/config/config.hpp"
 #include "pgmux/net/io.hpp"
+#include "pgmux/net/pool_counters.hpp"
 #include "pgmux/net/server_connection.hpp"
 #include "pgmux/pool/histogram.hpp"
 #include "pgmux/pool/pool_core.hpp"
@@ -65,31 +66,26 @@ struct acquire_error {
   std::string message;
 };
 
-// Why server connections closed, as the metrics label them.
-enum class disconnect_kind : std::size_t { idle, lifetime, error, dirty, reload, shutdown };
-inline constexpr const char* disconnect_kind_names[] = {"idle", "lifetime", "error", "dirty", "reload", "shutdown"};
-disconnect_kind disconnect_kind_of(close_reason r) noexcept;
-
-// Event counts of one pool, fed from the hot path with relaxed atomics, read at scrape time.
-struct pool_counters {
-  std::array<std::atomic<std::uint64_t>, 6> disconnects{};  // by disconnect_kind
-  void count_disconnect(disconnect_kind k) noexcept {
-    disconnects[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
-  }
-  std::atomic<std::uint64_t> transactions{0};  // leases given back (transactions, or sessions)
-  std::atomic<std::uint64_t> server_connects{0};
-  std::atomic<std::uint64_t> server_connect_errors{0};
-  std::atomic<std::uint64_t> query_wait_timeouts{0};
-  std::atomic<std::uint64_t> command_timeouts{0};
-  pgmux::pool::atomic_histogram wait_seconds;         // request to server connection
-  pgmux::pool::atomic_histogram transaction_seconds;  // server connection held
-};
-
 struct pool_snapshot {
   std::string database;
   std::string user;  // the server user
   pgmux::pool::pool_stats core;
   config::pool_settings settings;
+  bool paused = false;
+};
+
+// One open server connection, as SHOW SERVERS lists it.
+struct server_info {
+  std::string database;
+  std::string user;
+  const char* state;  // "active" (lent to a client) or "idle"
+  std::string address;
+  std::uint16_t port = 0;
+  std::string local_address;
+  std::chrono::system_clock::time_point connect_time;
+  std::chrono::system_clock::time_point request_time;  // lent at (active) or given back (idle)
+  std::int32_t remote_pid = 0;
+  bool close_needed = false;  // opened with a login a reload replaced: closed when next idle
 };
 
 class server_pool : public std::enable_shared_from_this<server_pool> {
@@ -127,7 +123,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // ParameterStatus values of a real connection, once one has been opened.
   std::optional<protocol::parameter_list> server_parameters() const;
 
+  // PAUSE: running transactions finish, new ones wait (query_wait_timeout still applies),
+  // idle connections close. RESUME lends and connects again.
+  void set_paused(bool paused);
+
   pool_snapshot snapshot() const;
+  std::vector<server_info> servers() const;
   const pool_counters& counters() const noexcept { return counters_; }
   // Clients logged in to this pool (SHOW POOLS: cl_active + cl_waiting).
   void client_joined() noexcept { clients_.fetch_add(1, std::memory_order_relaxed); }

@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -33,6 +34,12 @@ class router {
   void reload(std::shared_ptr<const config::config> cfg);
   void stop();
 
+  // PAUSE / RESUME of one database's pools (every pool when `database` is empty), including
+  // pools made later for it. Returns an error text for a database pgmux does not serve.
+  std::string pause(const std::string& database);
+  std::string resume(const std::string& database);
+  bool paused(const std::string& database) const;
+
   std::shared_ptr<const config::config> config() const;
   std::vector<std::shared_ptr<server_pool>> pools() const;
 
@@ -47,6 +54,8 @@ class router {
   std::shared_ptr<const config::config> cfg_;
   std::unordered_map<std::string, std::shared_ptr<server_pool>> pools_;  // key: database '\0' server user
   bool stopped_ = false;
+  bool paused_all_ = false;
+  std::set<std::string> paused_databases_;
 };
 
 }  // namespace pgmux::net

@@ -10,6 +10,7 @@
 #include "pgmux/config/dsn.hpp"
 #include "pgmux/net/io.hpp"
 #include "pgmux/net/io_buffer.hpp"
+#include "pgmux/net/pool_counters.hpp"
 #include "pgmux/protocol/messages.hpp"
 #include "pgmux/protocol/stream.hpp"
 
@@ -75,6 +76,22 @@ class server_connection {
   std::atomic<int> cancels_in_flight{0};
   std::atomic<std::int64_t> client_checked_ns{0};  // last check_client() for the current request
   clock::time_point last_used{};
+  std::chrono::system_clock::time_point connected_at{};  // when open() succeeded
+  std::string local_address;  // "host:port" of pgmux's end, for SHOW SERVERS
+  std::string pool_name;      // "database/user", for log lines
+
+  // Figures of the current lease, owned by the session holding it and added to the pool's
+  // counters when the connection is given back.
+  struct lease_figures {
+    std::uint64_t bytes_to_server = 0;
+    std::uint64_t bytes_to_client = 0;
+    pgmux::pool::local_histogram statements;  // per request, to its ReadyForQuery
+  } figures;
+  // With slow-query logging on: the start of the SQL of the latest request sent.
+  std::string last_statement;
+  pool_counters* counters = nullptr;  // the owning pool's, which outlives every lease
+  // Adds the lease's figures to the pool's counters and starts afresh (end of a transaction).
+  void flush_figures() noexcept;
 
  private:
   asio::awaitable<std::string> login(const server_login& login);

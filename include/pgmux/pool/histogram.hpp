@@ -28,6 +28,13 @@ class atomic_histogram {
       return t;
     }
   };
+  // Adds counts gathered elsewhere (a local_histogram flushed once per transaction).
+  void add(const std::array<std::uint32_t, bounds.size() + 1>& counts, std::uint64_t sum_us) noexcept {
+    for (std::size_t i = 0; i < counts.size(); ++i)
+      if (counts[i] != 0) counts_[i].fetch_add(counts[i], std::memory_order_relaxed);
+    sum_us_.fetch_add(sum_us, std::memory_order_relaxed);
+  }
+
   snapshot_t snapshot() const noexcept {
     snapshot_t s;
     for (std::size_t i = 0; i < counts_.size(); ++i) s.counts[i] = counts_[i].load(std::memory_order_relaxed);
@@ -38,6 +45,34 @@ class atomic_histogram {
  private:
   std::array<std::atomic<std::uint64_t>, bounds.size() + 1> counts_{};
   std::atomic<std::uint64_t> sum_us_{0};
+};
+
+// The same buckets, owned by one thread at a time: per-statement figures are gathered here
+// during a transaction and flushed into the pool's atomic_histogram when the server
+// connection is given back, so statements cost no shared-memory traffic between workers.
+class local_histogram {
+ public:
+  void observe(double seconds) noexcept {
+    std::size_t i = 0;
+    while (i < atomic_histogram::bounds.size() && seconds > atomic_histogram::bounds[i]) ++i;
+    ++counts_[i];
+    ++total_;
+    sum_us_ += static_cast<std::uint64_t>(seconds * 1e6);
+  }
+  std::uint64_t total() const noexcept { return total_; }
+  // Moves everything into `to` and starts afresh.
+  void flush_into(atomic_histogram& to) noexcept {
+    if (total_ == 0) return;
+    to.add(counts_, sum_us_);
+    counts_ = {};
+    sum_us_ = 0;
+    total_ = 0;
+  }
+
+ private:
+  std::array<std::uint32_t, atomic_histogram::bounds.size() + 1> counts_{};
+  std::uint64_t sum_us_ = 0;
+  std::uint64_t total_ = 0;
 };
 
 }  // namespace pgmux::pool

@@ -56,6 +56,11 @@ class pool_core {
   // New bounds (reload). Excess idle connections go at the next reap; lent ones when released.
   void set_limits(pool_limits limits);
 
+  // PAUSE: no connection is lent, opened or kept idle (reap closes the idle ones) until
+  // resumed; lent ones finish their transactions and come back. Waiters stay queued.
+  void set_paused(bool paused) noexcept { paused_ = paused; }
+  bool paused() const noexcept { return paused_; }
+
   // A client asks for a connection: the most recently used idle one if nobody is queued
   // before it, else the client joins the FIFO queue and nullopt is returned.
   std::optional<conn_id> acquire(waiter_id w, time_point now);
@@ -118,6 +123,7 @@ class pool_core {
   conn_id next_id_ = 1;
   std::uint64_t failures_ = 0;
   std::optional<time_point> retry_at_;
+  bool paused_ = false;
 };
 
 }  // namespace pgmux::pool

@@ -13,6 +13,7 @@ struct tx_tracker {
   bool open_batch = false;  // extended-protocol messages sent since the last Sync
   bool copy_in = false;     // the server waits for CopyData from the client
   char status = 'I';        // transaction status of the last ReadyForQuery
+  unsigned answered = 0;    // ReadyForQuery that answered a request, ever (wraps; for differences)
 
   // COPY FROM STDIN: the server ignores Sync and Flush while it waits for CopyData, so Syncs
   // sent after the request that started the COPY are uncounted when CopyInResponse comes.

@@ -20,6 +20,7 @@
 //   growing max_size allows more connects
 //   stats count every state and the longest wait
 //   forget drops a connection from the books
+//   pause holds new clients, closes idle connections and lets lent ones finish
 //   random operations keep every invariant
 #include <doctest/doctest.h>
 
@@ -553,6 +554,39 @@ TEST_CASE("forget drops a connection from the books") {
   pool.forget(999);  // unknown: no effect
   CHECK(pool.total() == 0);
   CHECK(pool.release(order[1], clock.now(), true) == close_reason::server_dirty);
+}
+
+TEST_CASE("pause holds new clients, closes idle connections and lets lent ones finish") {
+  test::fake_clock clock;
+  pool_core pool(limits(1, 3));
+  const auto order = make_idle(pool, clock.now(), 2);
+  const auto lent = pool.acquire(1, clock.now());
+  REQUIRE(lent);
+  pool.set_paused(true);
+  CHECK(pool.paused());
+  // A new client queues although a connection is idle, and nothing is opened for it.
+  CHECK_FALSE(pool.acquire(2, clock.now()));
+  CHECK(pool.start_connects(clock.now()).empty());
+  CHECK(pool.dispatch(clock.now()).empty());
+  // Idle connections close, min_size notwithstanding.
+  const auto closed = pool.reap(clock.now());
+  REQUIRE(closed.size() == 1);
+  CHECK(closed[0].reason == close_reason::pause);
+  CHECK(pool.stats(clock.now()).idle == 0);
+  // The lent one comes back idle and is closed at the next reap, not lent to the waiter.
+  CHECK_FALSE(pool.release(*lent, clock.now(), true));
+  CHECK(pool.dispatch(clock.now()).empty());
+  CHECK(conns_of(pool.reap(clock.now())) == std::vector<conn_id>{*lent});
+  CHECK(pool.total() == 0);
+  CHECK(pool.stats(clock.now()).waiting == 1);
+  // Resumed: the waiter gets a fresh connection and min_size is kept again.
+  pool.set_paused(false);
+  const auto fresh = connect_all(pool, clock.now());
+  CHECK(fresh.size() == 1);
+  const auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 2);
+  (void)order;
 }
 
 TEST_CASE("random operations keep every invariant") {

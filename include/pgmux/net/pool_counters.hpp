@@ -1,0 +1,36 @@
+// Event counts of one pool, fed from the hot path with relaxed atomics and read at scrape
+// time. Apart from pool.hpp so that server connections can add their figures here.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "pgmux/close_reason.hpp"
+#include "pgmux/pool/histogram.hpp"
+
+namespace pgmux::net {
+
+// Why server connections closed, as the metrics label them.
+enum class disconnect_kind : std::size_t { idle, lifetime, error, dirty, pause, reload, shutdown };
+inline constexpr const char* disconnect_kind_names[] = {"idle",  "lifetime", "error",   "dirty",
+                                                        "pause", "reload",   "shutdown"};
+disconnect_kind disconnect_kind_of(close_reason r) noexcept;
+
+struct pool_counters {
+  std::array<std::atomic<std::uint64_t>, std::size(disconnect_kind_names)> disconnects{};  // by disconnect_kind
+  void count_disconnect(disconnect_kind k) noexcept {
+    disconnects[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+  }
+  std::atomic<std::uint64_t> transactions{0};  // leases given back (transactions, or sessions)
+  std::atomic<std::uint64_t> server_connects{0};
+  std::atomic<std::uint64_t> server_connect_errors{0};
+  std::atomic<std::uint64_t> query_wait_timeouts{0};
+  std::atomic<std::uint64_t> command_timeouts{0};
+  std::atomic<std::uint64_t> bytes_to_server{0};
+  std::atomic<std::uint64_t> bytes_to_client{0};
+  pgmux::pool::atomic_histogram wait_seconds;         // request to server connection
+  pgmux::pool::atomic_histogram transaction_seconds;  // server connection held
+  pgmux::pool::atomic_histogram statement_seconds;    // request to its ReadyForQuery (queries)
+};
+
+}  // namespace pgmux::net
