@@ -4,20 +4,10 @@
 
 #include "pgmux/protocol/frame.hpp"
 #include "pgmux/protocol/tags.hpp"
+#include "bytes.hpp"
 
 namespace pgmux::protocol {
-namespace {
-
-// Reads a NUL-terminated string at `pos`, advancing past the NUL. nullopt when unterminated.
-std::optional<std::string_view> read_cstr(std::string_view body, std::size_t& pos) {
-  const auto end = body.find('\0', pos);
-  if (end == std::string_view::npos) return std::nullopt;
-  auto s = body.substr(pos, end - pos);
-  pos = end + 1;
-  return s;
-}
-
-}  // namespace
+using detail::read_cstr;
 
 const std::string* startup_message::find(std::string_view name) const noexcept {
   for (const auto& [k, v] : parameters)

@@ -4,38 +4,15 @@
 #include <cstdint>
 
 #include "pgmux/protocol/tags.hpp"
+#include "bytes.hpp"
 
 namespace pgmux::protocol {
 namespace {
 
-void put_int32(std::string& out, std::int32_t v) {
-  const auto u = static_cast<std::uint32_t>(v);
-  out.push_back(static_cast<char>(u >> 24));
-  out.push_back(static_cast<char>(u >> 16));
-  out.push_back(static_cast<char>(u >> 8));
-  out.push_back(static_cast<char>(u));
-}
-
-void put_cstr(std::string& out, std::string_view s) {
-  out.append(s);
-  out.push_back('\0');
-}
-
-// Starts a tagged message (tag 0: untagged) and returns where its length field is.
-std::size_t begin(std::string& out, char tag) {
-  if (tag != 0) out.push_back(tag);
-  const auto at = out.size();
-  put_int32(out, 0);
-  return at;
-}
-
-void finish(std::string& out, std::size_t length_at) {
-  const auto length = static_cast<std::uint32_t>(out.size() - length_at);
-  out[length_at] = static_cast<char>(length >> 24);
-  out[length_at + 1] = static_cast<char>(length >> 16);
-  out[length_at + 2] = static_cast<char>(length >> 8);
-  out[length_at + 3] = static_cast<char>(length);
-}
+using detail::begin;
+using detail::finish;
+using detail::put_cstr;
+using detail::put_int32;
 
 void encode_error_like(std::string& out, char tag, std::string_view severity, std::string_view code,
                        std::string_view message, std::string_view detail) {

@@ -1,0 +1,55 @@
+// Session parameters a client sets at startup and pgmux must carry onto whichever server
+// connection serves it: reading the startup `options` parameter as PostgreSQL does, naming
+// parameters safely, and the SQL that makes a server connection's settings match a client's.
+#pragma once
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "pgmux/protocol/messages.hpp"
+
+namespace pgmux::protocol {
+
+// The settings in a startup `options` value: words separated by whitespace, a backslash
+// escaping the next character (a space included), each word "-c name=value", "-cname=value" or
+// "--name=value"; '-' in a name means '_'. Anything else is refused with a message in `error`,
+// as PostgreSQL refuses it: other switches, a missing value, a stray word, an invalid name.
+std::optional<parameter_list> parse_startup_options(std::string_view options, std::string& error);
+
+// Letters, digits, '_' and '.', as dot-separated parts that do not start with a digit.
+bool valid_parameter_name(std::string_view name) noexcept;
+
+// Parameter names compare case-insensitively, as PostgreSQL compares them.
+bool parameter_name_equal(std::string_view a, std::string_view b) noexcept;
+
+// A SQL string literal holding `value` exactly, whatever standard_conforming_strings and the
+// client_encoding are: '...' with quotes doubled when every byte is ASCII and none is a
+// backslash, else a dollar-quoted string, which has no escapes that a multibyte character
+// could swallow. `value` must not contain NUL.
+std::string quote_literal(std::string_view value);
+
+// The parameters whose values pgmux keeps equal to what each client set (all reported by the
+// server in ParameterStatus).
+inline constexpr std::array<std::string_view, 6> tracked_parameters{
+    "client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings", "application_name",
+};
+
+// The index of `name` in tracked_parameters, ignoring case; nullopt when not tracked.
+std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexcept;
+
+// One setting to apply to a server connection; no value means back to its default (RESET).
+struct parameter_change {
+  std::string name;
+  std::optional<std::string> value;
+};
+
+// One statement applying `changes` in order, "" when there are none. It calls set_config
+// rather than SET: set_config takes the value string as the startup packet gives it, where
+// SET would quote a list parameter's value into one element (SET search_path = 'a, b' names
+// the single schema "a, b"); a NULL value resets, like RESET.
+std::string build_set_sql(std::span<const parameter_change> changes);
+
+}  // namespace pgmux::protocol
