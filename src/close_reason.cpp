@@ -15,6 +15,7 @@ const char* to_string(close_reason r) noexcept {
     case close_reason::unknown_database: return "unknown database";
     case close_reason::query_wait_timeout: return "query wait timeout";
     case close_reason::too_many_clients: return "too many clients";
+    case close_reason::transaction_in_statement_mode: return "transaction in statement mode";
     case close_reason::server_idle: return "server idle timeout";
     case close_reason::server_lifetime: return "server lifetime";
     case close_reason::server_error: return "server error";
@@ -40,6 +41,7 @@ close_side side(close_reason r) noexcept {
     case close_reason::unknown_database:
     case close_reason::query_wait_timeout:
     case close_reason::too_many_clients:
+    case close_reason::transaction_in_statement_mode:
       return close_side::client;
     case close_reason::server_idle:
     case close_reason::server_lifetime:

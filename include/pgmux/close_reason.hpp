@@ -16,6 +16,7 @@ enum class close_reason {
   unknown_database,
   query_wait_timeout,
   too_many_clients,
+  transaction_in_statement_mode,  // BEGIN (or any open transaction) in statement pooling
   // server side
   server_idle,             // idle above min_size for max_inactive_connection_lifetime
   server_lifetime,

@@ -86,6 +86,12 @@ class collector final : public prometheus::Collectable {
         {"pgmux_query_wait_timeouts_total", "Clients that waited query_wait_timeout in vain.",
          &net::pool_counters::query_wait_timeouts},
         {"pgmux_command_timeouts_total", "Statements cancelled for command_timeout.", &net::pool_counters::command_timeouts},
+        {"pgmux_prepared_statements_prepared_total",
+         "Named prepared statements prepared on server connections (transaction mode), the clients' Parses included.",
+         &net::pool_counters::statements_prepared},
+        {"pgmux_prepared_statements_stale_total",
+         "Prepared statements forgotten because the server reported them missing or stale (re-prepared on next use).",
+         &net::pool_counters::statements_stale},
     };
 
     std::vector<MetricFamily> out;

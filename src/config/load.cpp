@@ -115,7 +115,8 @@ class reader {
            read_string(v, s, m);
            if (m == "transaction") p.mode = pool_mode::transaction;
            else if (m == "session") p.mode = pool_mode::session;
-           else if (v.is_string()) error(s, "expected \"transaction\" or \"session\", got \"" + m + "\"");
+           else if (m == "statement") p.mode = pool_mode::statement;
+           else if (v.is_string()) error(s, "expected \"transaction\", \"session\" or \"statement\", got \"" + m + "\"");
          }},
         {"min_size", [&](const json& v, const std::string& s) { read_uint(v, s, p.min_size, 0, 100000); }},
         {"max_size", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_size, 1, 100000); }},
@@ -126,6 +127,7 @@ class reader {
         {"idle_transaction_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.idle_transaction_timeout); }},
         {"client_idle_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.client_idle_timeout); }},
         {"connect_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.connect_timeout); }},
+        {"max_prepared_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_prepared_statements, 0, 1000000); }},
     });
   }
 
@@ -150,7 +152,14 @@ class reader {
 
 }  // namespace
 
-const char* to_string(pool_mode m) noexcept { return m == pool_mode::session ? "session" : "transaction"; }
+const char* to_string(pool_mode m) noexcept {
+  switch (m) {
+    case pool_mode::session: return "session";
+    case pool_mode::statement: return "statement";
+    case pool_mode::transaction: break;
+  }
+  return "transaction";
+}
 
 const char* to_string(log_level l) noexcept {
   switch (l) {

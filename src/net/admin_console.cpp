@@ -185,6 +185,7 @@ admin_reply show_config(router& routes) {
   add("pool_defaults.idle_transaction_timeout", config::format_duration(d.idle_transaction_timeout));
   add("pool_defaults.client_idle_timeout", config::format_duration(d.client_idle_timeout));
   add("pool_defaults.connect_timeout", config::format_duration(d.connect_timeout));
+  add("pool_defaults.max_prepared_statements", std::to_string(d.max_prepared_statements));
   return r;
 }
 

@@ -32,12 +32,18 @@ using namespace std::chrono_literals;
 // Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
 constexpr auto cleanup_timeout = 5000ms;
 
+// Tells clients apart for the unnamed statement a server connection holds; never reused.
+std::uint64_t next_client_id() noexcept {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 }  // namespace
 
 client_session::client_session(socket_t socket, asio::any_io_executor strand, bool trusted, std::string peer,
                                session_services services)
     : client_(std::move(socket)), strand_(std::move(strand)), trusted_(trusted), peer_(std::move(peer)),
-      services_(services) {}
+      services_(services), prepared_(next_client_id()) {}
 
 std::string client_session::label() const {
   std::string s = "client " + peer_;
@@ -154,7 +160,7 @@ void client_session::drain() {
     self->draining_ = true;
     // A client with a request under way (buffered, waiting for a server, or relayed) is
     // closed once its transaction ends; only an idle one is closed now.
-    if (self->lease_ && self->settings_.mode == config::pool_mode::transaction) return;
+    if (self->lease_ && self->settings_.mode != config::pool_mode::session) return;
     if (self->lease_ && !self->lease_->tx().idle()) return;  // session mode: see the transaction through
     if (!self->lease_ && !self->buffer_.empty()) return;
     self->killed_ = true;
@@ -336,10 +342,25 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     first.release();
   }
 
+  // The settings the client asked for at startup; clients that ask for none share one value.
+  static const auto none = std::make_shared<const protocol::session_settings>();
+  std::string settings_error;
+  auto wanted = protocol::settings_from_startup(msg.parameters, settings_error);
+  if (!wanted) {
+    co_await send_error("FATAL", "08P01", settings_error);
+    co_return close_reason::client_protocol_error;
+  }
+  wanted_settings_ = *wanted == *none ? none : std::make_shared<const protocol::session_settings>(std::move(*wanted));
+
   cancel_key_ = services_.cancels.add(weak_from_this());
   std::string out;
   protocol::encode_authentication_ok(out);
-  for (const auto& [name, value] : *parameters) protocol::encode_parameter_status(out, name, value);
+  // What a server would report to this client: its own values where it set them.
+  for (const auto& [name, value] : *parameters) {
+    const auto i = protocol::tracked_parameter_index(name);
+    const auto& own = i ? wanted_settings_->tracked[*i] : std::nullopt;
+    protocol::encode_parameter_status(out, name, own ? *own : value);
+  }
   protocol::encode_backend_key_data(out, *cancel_key_);
   protocol::encode_ready_for_query(out, 'I');
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
@@ -403,12 +424,15 @@ asio::awaitable<void> client_session::return_server(bool let_finish) {
   bool clean = co_await make_clean(server, timeout, let_finish);
   if (clean && settings_.mode == config::pool_mode::session)
     clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
+  if (clean && settings_.mode == config::pool_mode::session) server->settings = server->startup_settings;
   co_await wait_for_cancels(*server);
   lease_.release(clean && server->clean());
 }
 
 asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
-  const bool transaction_mode = settings_.mode == config::pool_mode::transaction;
+  // Statement pooling is transaction pooling that also ends at every statement.
+  const bool transaction_mode = settings_.mode != config::pool_mode::session;
+  const bool statement_mode = settings_.mode == config::pool_mode::statement;
   for (;;) {
     if (!lease_) {
       if (auto reason = co_await wait_for_request()) {
@@ -424,12 +448,37 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       }
       lease_ = std::move(std::get<lease>(got));
       lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+      lease_->tx().single_statement = statement_mode;
       set_current_server(lease_.connection());
+      if (auto failed = co_await apply_settings(*lease_, *wanted_settings_,
+                                                std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout))) {
+        set_current_server(nullptr);
+        if (failed->severity == "FATAL") {
+          log::warn(label() + ": " + lease_->describe() + ": applying session settings failed: " + failed->message);
+          lease_.release(false);
+          co_await send_error("FATAL", "08006", "pgmux: server connection lost while applying session settings");
+          co_return close_reason::server_error;
+        }
+        // The server refuses the client's startup settings, as PostgreSQL would have at login.
+        lease_.release();
+        co_await send_error("FATAL", failed->code, failed->message);
+        co_return close_reason::client_protocol_error;
+      }
     }
-    const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_},
+    const bool rewrite_statements = transaction_mode && settings_.max_prepared_statements > 0;
+    const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
+                                              rewrite_statements ? &prepared_ : nullptr,
+                                              transaction_mode ? &wanted_settings_ : nullptr},
                                   *lease_, transaction_mode);
     switch (r.end) {
       case relay_end::transaction_done:
+        if (statement_mode && !lease_->tx().idle()) {
+          // The statement opened a transaction block, which statement pooling cannot keep.
+          set_current_server(nullptr);
+          co_await send_error("FATAL", "25000", "transaction blocks are not allowed in statement pooling mode");
+          co_await return_server();
+          co_return close_reason::transaction_in_statement_mode;
+        }
         if (lease_->tx().idle() && !transaction_mode && draining_) {
           // Session mode, shutting down: the open transaction has ended, so may the session.
           set_current_server(nullptr);

@@ -298,6 +298,8 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
     login = login_;
     login.timeout = settings_.connect_timeout;
     generation = login_generation_;
+    std::vector<std::string> none;  // a new connection holds nothing to evict
+    conn->prepared.statements.set_capacity(settings_.max_prepared_statements, none);
   }
   std::string error;
   try {

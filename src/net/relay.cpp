@@ -5,6 +5,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
+#include <cstring>
+
 #include "pgmux/app/log.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
@@ -104,14 +106,15 @@ void mark_client_turn(server_connection& server) {
 protocol::scan_result scan_client_bytes(const client_side& client, server_connection& server) {
   const int before = server.tx().outstanding;
   const std::size_t first_header = client.cursor.remaining;  // bytes that finish a message already begun
-  const auto r = protocol::scan_frontend(client.buffer.view(), client.cursor, server.tx(), client.max_message_size);
+  const auto r = protocol::scan_frontend(client.buffer.view(), client.cursor, server.tx(), client.max_message_size,
+                                         client.prepared ? &server.prepared : nullptr);
   if (r.forward > 0) {
     server.figures.bytes_to_server += r.forward;
     server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
     if (log::slow_query_ns() > 0 && first_header < r.forward)
       remember_statement(server, client.buffer.view().substr(0, r.forward), first_header);
-    note_requests(server, before);
   }
+  if (r.forward > 0 || r.stop == protocol::scan_stop::intercept) note_requests(server, before);
   return r;
 }
 
@@ -123,10 +126,17 @@ std::optional<relay_result> client_scan_end(const protocol::scan_result& r) {
 }
 
 // Scans what the server sent; the first `forward` bytes may go to the client now.
-protocol::scan_result scan_server_bytes(server_connection& server, bool stop_when_idle) {
+protocol::scan_result scan_server_bytes(const client_side& client, server_connection& server, bool stop_when_idle) {
   const int before = server.tx().outstanding;
   const unsigned answered_before = server.tx().answered;
-  const auto r = protocol::scan_backend(server.buffer().view(), server.cursor(), server.tx(), stop_when_idle);
+  protocol::backend_context context;
+  if (client.prepared) context = {&server.prepared, client.prepared, io_buffer::block_size};
+  if (client.settings) {
+    context.server_settings = &server.settings;
+    context.client_settings = client.settings;
+    context.inspect_limit = io_buffer::block_size;
+  }
+  const auto r = protocol::scan_backend(server.buffer().view(), server.cursor(), server.tx(), stop_when_idle, context);
   if (r.stop == protocol::scan_stop::invalid) server.mark_broken();
   server.figures.bytes_to_client += r.forward;
   note_responses(server, before, answered_before);
@@ -137,6 +147,62 @@ protocol::scan_result scan_server_bytes(server_connection& server, bool stop_whe
 
 const relay_result server_write_failed{relay_end::server_error, "write to server failed"};
 const relay_result server_closed{relay_end::server_error, "the server closed the connection"};
+
+// The client's Parse, Bind, Describe or Close at the front of its buffer, rewritten for this
+// server connection and sent (reading the rest of it first if need be). For Bind only the head
+// is rewritten; the cursor then passes the rest of the body on unchanged.
+asio::awaitable<std::optional<relay_result>> send_translated(const client_side& client, server_connection& server) {
+  auto& buf = client.buffer;
+  auto& out = server.translated;
+  out.clear();
+  std::string gathered;  // a message longer than the buffer, gathered whole
+  for (;;) {
+    const bool gathering = !gathered.empty();
+    const auto t = protocol::translate_frontend(gathering ? std::string_view(gathered) : buf.view(),
+                                                gathering ? SIZE_MAX : io_buffer::block_size, *client.prepared,
+                                                server.prepared, out);
+    if (t.status == protocol::translate_status::invalid) co_return relay_result{relay_end::client_protocol_error, t.error};
+    if (t.status == protocol::translate_status::done) {
+      if (gathering) {
+        // What followed the message goes back to the (empty) buffer: at most one read's worth.
+        const auto after = std::string_view(gathered).substr(t.consumed);
+        std::memcpy(buf.free_begin(), after.data(), after.size());
+        buf.commit(after.size());
+      } else {
+        buf.consume(t.consumed);
+      }
+      client.cursor.remaining = t.rest;
+      break;
+    }
+    if (buf.full()) {
+      gathered.append(buf.view());
+      buf.clear();
+    }
+    auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+    buf.commit(n);
+    if (client.killed) co_return relay_result{relay_end::killed};
+    if (ec) co_return relay_result{relay_end::client_eof};
+    if (!gathered.empty()) {
+      gathered.append(buf.view());
+      buf.clear();
+    }
+  }
+  server.figures.bytes_to_server += out.size();
+  server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+  auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(out), nothrow);
+  if (ec) {
+    server.mark_broken();
+    co_return server_write_failed;
+  }
+  co_return std::nullopt;
+}
+
+// The answer to pgmux's own request at the front of the server buffer (whole, the scan made
+// sure): never relayed.
+void drop_answer(server_connection& server) {
+  const auto h = protocol::parse_header(server.buffer().view(), SIZE_MAX);
+  server.buffer().consume(h.hdr.total());
+}
 
 asio::awaitable<relay_result> client_to_server(client_side client, server_connection& server, relay_state& state) {
   auto& buf = client.buffer;
@@ -156,6 +222,10 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
         }
       }
       if (auto end = client_scan_end(r)) co_return *end;
+      if (r.stop == protocol::scan_stop::intercept) {
+        if (auto end = co_await send_translated(client, server)) co_return *end;
+        continue;
+      }
       if (state.done) continue;
     }
     mark_client_turn(server);
@@ -172,7 +242,7 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
   auto& buf = server.buffer();
   for (;;) {
     if (!buf.empty()) {
-      const auto r = scan_server_bytes(server, stop_when_idle || client.draining);
+      const auto r = scan_server_bytes(client, server, stop_when_idle || client.draining);
       if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
       // Set before writing, so the client pump holds back what the client sends next.
       if (r.stop == protocol::scan_stop::end_of_transaction) state.done = true;
@@ -180,6 +250,10 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
         auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(buf.data(), r.forward), nothrow);
         buf.consume(r.forward);
         if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
+      }
+      if (r.stop == protocol::scan_stop::drop) {
+        drop_answer(server);
+        continue;
       }
       if (state.done) co_return relay_result{relay_end::transaction_done};
     }
@@ -196,9 +270,13 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
 // Reads and drops server output until every outstanding request is answered.
 asio::awaitable<bool> drain(server_connection& server) {
   auto& buf = server.buffer();
+  // A rollback reverts the settings a SET in the transaction made: the server says so.
+  protocol::backend_context context;
+  context.server_settings = &server.settings;
+  context.inspect_limit = io_buffer::block_size;
   for (;;) {
     if (!buf.empty()) {
-      const auto r = protocol::scan_backend(buf.view(), server.cursor(), server.tx(), false);
+      const auto r = protocol::scan_backend(buf.view(), server.cursor(), server.tx(), false, context);
       buf.consume(r.forward);
       if (r.stop == protocol::scan_stop::invalid) co_return false;
     }
@@ -284,6 +362,10 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
             }
           }
           if (auto end = client_scan_end(r)) co_return *end;
+          if (r.stop == protocol::scan_stop::intercept) {
+            if (auto end = co_await send_translated(client, server)) co_return *end;
+            continue;
+          }
           // Only stray COPY messages leave the server idle: nothing is owed either way.
           if (r.forward > 0 && server.tx().idle() && client.cursor.remaining == 0 && sbuf.empty())
             co_return relay_result{relay_end::transaction_done};
@@ -298,7 +380,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
       }
       case turn::server: {
         if (!sbuf.empty()) {
-          const auto r = scan_server_bytes(server, true);
+          const auto r = scan_server_bytes(client, server, true);
           if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
           if (r.forward > 0) {
             auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(sbuf.data(), r.forward), nothrow);
@@ -306,6 +388,10 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
             if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
           }
           if (r.stop == protocol::scan_stop::end_of_transaction) co_return relay_result{relay_end::transaction_done};
+          if (r.stop == protocol::scan_stop::drop) {
+            drop_answer(server);
+            continue;
+          }
           if (r.forward > 0) continue;
         }
         auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(sbuf.free_begin(), sbuf.free_size()), nothrow);
@@ -335,12 +421,71 @@ asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std:
                                  bool let_finish) {
   if (server->broken()) co_return false;
   if (server->clean()) co_return true;
+  // Answers are drained without matching them to requests: what was in flight is unknown.
+  server->prepared.reset_after_cleanup();
   auto ok = co_await with_timeout(clean_up(server, timeout, let_finish), timeout);
   if (!ok || !*ok) {
     server->mark_broken();
     co_return false;
   }
   co_return server->clean();
+}
+
+asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
+                                                                      const protocol::session_settings& wanted,
+                                                                      std::chrono::milliseconds timeout) {
+  const auto changes = protocol::settings_changes(wanted, server.settings, server.startup_settings);
+  if (changes.empty()) co_return std::nullopt;
+  // FATAL: the connection is broken; ERROR: the server refused the client's settings.
+  auto failure = [](const char* code, std::string message) {
+    return protocol::error_fields{"FATAL", code, std::move(message), {}, {}};
+  };
+  auto apply = [&]() -> asio::awaitable<std::optional<protocol::error_fields>> {
+    std::string out;
+    protocol::encode_query(out, protocol::build_set_sql(changes));
+    if (!co_await send(server, out)) co_return failure("08006", "write to server failed");
+    std::optional<protocol::error_fields> refused;
+    auto& buf = server.buffer();
+    for (;;) {
+      const auto f = protocol::parse_frame(buf.view(), io_buffer::block_size);
+      if (f.status == protocol::parse_status::invalid)
+        co_return failure("08P01", std::string("invalid message from the server: ") + f.error);
+      if (f.status == protocol::parse_status::complete) {
+        const char tag = f.msg.tag;
+        if (tag == 'S') {
+          if (auto status = protocol::decode_parameter_status(f.msg.body))
+            protocol::note_parameter_status(nullptr, server.settings, status->first, status->second);
+        } else if (tag == 'E' && !refused) {
+          refused = protocol::decode_error_response(f.msg.body);
+          if (!refused) refused = protocol::error_fields{"ERROR", "XX000", "malformed error", {}, {}};
+        } else if (tag == 'Z') {
+          const auto status = protocol::decode_ready_for_query(f.msg.body);
+          buf.consume(f.consumed);
+          if (!status || *status != 'I' || !buf.empty())
+            co_return failure("08P01", "unexpected state after applying settings");
+          break;
+        }
+        buf.consume(f.consumed);
+        continue;
+      }
+      if (buf.full()) co_return failure("08P01", "oversized answer to the settings query");
+      auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+      if (ec) co_return failure("08006", "server connection lost");
+      buf.commit(n);
+    }
+    if (refused) co_return refused;
+    server.settings.extra = wanted.extra;
+    co_return std::nullopt;
+  };
+  server.buffer().ensure();
+  server.prepared.unnamed_client = 0;  // a simple query destroys the unnamed statement
+  auto result = co_await with_timeout(apply(), timeout);
+  if (!result) {
+    server.mark_broken();
+    co_return failure("08006", "applying session settings timed out");
+  }
+  if (*result && (*result)->severity == "FATAL") server.mark_broken();
+  co_return std::move(*result);
 }
 
 asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout) {

@@ -159,6 +159,7 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
         if (!buffer_.empty()) co_return "unexpected data after ReadyForQuery at login";
         tx_ = protocol::tx_tracker{};
         connected_at = std::chrono::system_clock::now();
+        startup_settings = settings = protocol::settings_from_status(parameters_);
         local_address = describe_local_end(socket_);
         co_return std::string{};
       case 'N':
@@ -177,6 +178,9 @@ void server_connection::flush_figures() noexcept {
   if (figures.bytes_to_client) counters->bytes_to_client.fetch_add(figures.bytes_to_client, std::memory_order_relaxed);
   figures.bytes_to_server = figures.bytes_to_client = 0;
   figures.statements.flush_into(counters->statement_seconds);
+  if (prepared.prepares) counters->statements_prepared.fetch_add(prepared.prepares, std::memory_order_relaxed);
+  if (prepared.stale_statements) counters->statements_stale.fetch_add(prepared.stale_statements, std::memory_order_relaxed);
+  prepared.prepares = prepared.stale_statements = 0;
 }
 
 bool server_connection::looks_alive() {

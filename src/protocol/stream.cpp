@@ -5,6 +5,9 @@
 #include <limits>
 
 #include "pgmux/protocol/frame.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/prepared.hpp"
+#include "pgmux/protocol/session_settings.hpp"
 
 namespace pgmux::protocol {
 namespace {
@@ -29,7 +32,8 @@ bool is_frontend_message(char tag) noexcept {
   }
 }
 
-scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len) {
+scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
+                          server_prepared* prepared) {
   std::size_t pos = 0;
   for (;;) {
     if (cursor.remaining > 0 && !pass_remaining(buffered, pos, cursor)) return {pos, scan_stop::need_more};
@@ -38,6 +42,36 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     if (h.status == parse_status::invalid) return {pos, scan_stop::invalid, h.error};
     const char tag = h.hdr.tag;
     if (!is_frontend_message(tag)) return {pos, scan_stop::invalid, "unknown message type"};
+    if (prepared) {
+      auto& responses = prepared->responses;
+      switch (tag) {
+        case 'P': case 'B': case 'D': case 'C':
+          tx.open_batch = true;
+          return {pos, scan_stop::intercept};
+        case 'Q': {
+          // DEALLOCATE of a statement name is the client's: translate_frontend rewrites it.
+          const auto rest = buffered.substr(pos);
+          if (h.hdr.body_size() > 0) {
+            if (rest.size() <= header_size) return {pos, scan_stop::need_more};
+            const char first = rest[header_size];
+            if (first == 'D' || first == 'd') {
+              ++tx.outstanding;  // counted here: the relay never scans this header again
+              tx.syncs_since_request = 0;
+              tx.last_request_extended = false;
+              return {pos, scan_stop::intercept};
+            }
+          }
+          responses.push(request_kind::query);
+          prepared->unnamed_client = 0;  // a simple Query destroys the unnamed statement
+          break;
+        }
+        case 'E': responses.push(request_kind::execute); break;
+        case 'S': responses.push(request_kind::sync); break;
+        case 'F': responses.push(request_kind::function_call); break;
+        case 'c': case 'f': responses.copy_ended(); break;
+        default: break;
+      }
+    }
     switch (tag) {
       case 'X': return {pos, scan_stop::terminate};
       case 'Q':
@@ -73,7 +107,8 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
   }
 }
 
-scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, bool stop_when_idle) {
+scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, bool stop_when_idle,
+                         const backend_context& prepared) {
   constexpr auto unlimited = std::numeric_limits<std::size_t>::max();
   std::size_t pos = 0;
   for (;;) {
@@ -82,10 +117,42 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
     const auto h = parse_header(rest, unlimited);
     if (h.status == parse_status::need_more) return {pos, scan_stop::need_more};
     if (h.status == parse_status::invalid) return {pos, scan_stop::invalid, h.error};
+    if (prepared.server_settings && h.hdr.tag == 'S') {
+      // The client's own SET (or its revert): the server has the value now, and the client wants it.
+      if (rest.size() < h.hdr.total() && h.hdr.total() <= prepared.inspect_limit) return {pos, scan_stop::need_more};
+      if (rest.size() >= h.hdr.total()) {
+        if (auto status = decode_parameter_status(rest.substr(header_size, h.hdr.body_size())))
+          note_parameter_status(prepared.client_settings, *prepared.server_settings, status->first, status->second);
+      }
+    }
+    if (auto* server = prepared.server) {
+      const char tag = h.hdr.tag;
+      const std::size_t total = h.hdr.total();
+      // Messages pgmux may drop or must read: wait until they are whole (unless they could
+      // never fit, which only very long error texts could do).
+      const bool read_whole = tag == '1' || tag == '3' || tag == 'E' || tag == 'C' || tag == 'Z';
+      const bool whole = rest.size() >= total;
+      if (read_whole && !whole && total <= prepared.inspect_limit) return {pos, scan_stop::need_more};
+      const auto decision = server->responses.on_backend(tag);
+      if (decision.unexpected) return {pos, scan_stop::invalid, "the server sent a message that answers no request"};
+      const auto body = whole ? rest.substr(header_size, h.hdr.body_size()) : std::string_view{};
+      if (decision.failed != 0 && whole) note_request_failed(*server, prepared.client, decision.failed, body);
+      if (!server->responses.skipped().empty()) {
+        for (auto token : server->responses.skipped()) note_request_skipped(*server, token);
+        server->responses.clear_skipped();
+      }
+      if (tag == 'C' && whole && prepared.client) note_command_complete(*server, *prepared.client, body);
+      if (!decision.forward) return {pos, scan_stop::drop};
+      if (tag == 'Z' && server->responses.empty()) note_idle(*server);
+    }
     switch (h.hdr.tag) {
       case 'Z': {
         if (h.hdr.length != 5) return {pos, scan_stop::invalid, "malformed ReadyForQuery"};
         if (rest.size() < 6) return {pos, scan_stop::need_more};
+        // Statement pooling: a statement that leaves a transaction open stops the relay before
+        // its ReadyForQuery, which stays unread; the session answers the client with an error.
+        if (stop_when_idle && tx.single_statement && rest[5] != 'I' && tx.outstanding <= 1 && !tx.open_batch)
+          return {pos, scan_stop::end_of_transaction};
         if (tx.outstanding > 0) {
           --tx.outstanding;
           ++tx.answered;

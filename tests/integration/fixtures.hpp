@@ -322,4 +322,12 @@ class raw_socket {
   int fd_ = -1;
 };
 
+// ---------------------------------------------------------------------------------------------------
+// Prometheus endpoint
+
+// GET /metrics over a plain socket; the body (REQUIREs an HTTP answer).
+std::string scrape_metrics(int port);
+// The value of the sample `name{labels}` (labels as the exposer writes them), or -1.
+double metric_value(const std::string& body, const std::string& sample);
+
 }  // namespace it

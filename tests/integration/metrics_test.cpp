@@ -23,42 +23,8 @@
 namespace it {
 namespace {
 
-// GET /metrics with a plain socket; returns the body ("" on failure).
-std::string scrape(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
-      char buf[8192];
-      ssize_t n;
-      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  const auto body = response.find("\r\n\r\n");
-  REQUIRE_MESSAGE(response.rfind("HTTP/1.", 0) == 0, "no HTTP response: " << response.substr(0, 200));
-  return body == std::string::npos ? std::string{} : response.substr(body + 4);
-}
-
-// The value of the sample `name{labels}` (labels as written by the exposer), or -1.
-double value_of(const std::string& body, const std::string& sample) {
-  std::size_t at = 0;
-  while ((at = body.find(sample, at)) != std::string::npos) {
-    const bool line_start = at == 0 || body[at - 1] == '\n';
-    const auto after = at + sample.size();
-    if (line_start && after < body.size() && body[after] == ' ') return std::stod(body.substr(after + 1));
-    at = after;
-  }
-  return -1;
-}
+std::string scrape(int port) { return scrape_metrics(port); }
+double value_of(const std::string& body, const std::string& sample) { return metric_value(body, sample); }
 
 const std::string pool_labels = "{database=\"pgmux_test\",user=\"pgmux_test\"}";
 

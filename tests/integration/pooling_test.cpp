@@ -2,10 +2,13 @@
 // - pgbench TPC-B-like, 100 clients over max_size 10, -M simple and -M extended: no failed
 //   transaction, never more than 10 server connections                    (workers 1 and 2)
 // - pgbench select-only (-S), 100 clients over max_size 10: same            (workers 1 and 2)
+//   (select-only also with -M prepared: named statements follow clients across server connections)
+// - pgbench -M prepared, 50 clients over max_size 5, select-only and TPC-B-like: no failed transaction
 // - 100 client threads each get their own results and no committed update is lost (workers 1 and 2)
 // - min_size server connections are opened at start, without clients, and kept when idle
 // - transaction mode: two clients share one server connection; SET LOCAL does not leak (workers 1 and 2)
 // - waiting clients get the server in FIFO order when the holder's transaction ends (workers 1 and 2)
+// - statement mode: the server goes back after every statement; BEGIN ends the client with an error
 // - session mode: a client keeps its server and session state; the next client gets it reset
 //   (DISCARD ALL) after the first leaves                                   (workers 1 and 2)
 // - session mode: LISTEN/NOTIFY notifications reach an idle client
@@ -47,9 +50,9 @@ struct pgbench_outcome {
   long failed = -1;
 };
 
-pgbench_outcome pgbench(const proxy_instance& proxy, const std::string& args) {
+pgbench_outcome pgbench(const proxy_instance& proxy, const std::string& args, int clients, int threads) {
   pgbench_outcome out;
-  out.result = run("pgbench -n -c 100 -j 2 -T 4 " + args + " -h 127.0.0.1 -p " + std::to_string(proxy.port()) +
+  out.result = run("pgbench -n -c " + std::to_string(clients) + " -j " + std::to_string(threads) + " -T 4 " + args + " -h 127.0.0.1 -p " + std::to_string(proxy.port()) +
                        " -U pgmux_test pgmux_test",
                    90);
   std::smatch m;
@@ -60,17 +63,18 @@ pgbench_outcome pgbench(const proxy_instance& proxy, const std::string& args) {
   return out;
 }
 
-void check_pgbench(const proxy_instance& proxy, const std::string& args) {
+void check_pgbench(const proxy_instance& proxy, const std::string& args, int clients = 100, int max_size = 10,
+                   int threads = 2) {
   CAPTURE(args);
   connection_sampler sampler;
-  auto b = pgbench(proxy, args);
+  auto b = pgbench(proxy, args, clients, threads);
   sampler.stop();
   INFO("pgbench output:\n" << b.result.output);
   CHECK(b.result.code == 0);
   CHECK(b.failed == 0);
   CHECK(b.processed > 100);
   CHECK(sampler.samples() > 5);  // few when the machine is saturated, but some
-  CHECK(sampler.max_seen() <= 10);
+  CHECK(sampler.max_seen() <= max_size);
   CHECK(sampler.max_seen() >= 2);  // the sampler saw the load (and pgmux used more than one server)
   MESSAGE("pgbench " << args << " (workers " << proxy.workers() << "): " << b.processed << " transactions, " << b.failed << " failed, at most "
                      << sampler.max_seen() << " server connections in " << sampler.samples() << " samples");
@@ -93,7 +97,17 @@ TEST_CASE("pgbench select-only with 100 clients over max_size 10: no failed tran
   IT_FOR_EACH_WORKER_COUNT(workers);
   pgbench_init();
   proxy_instance proxy(proxy_options().workers(workers).pool("max_size", "10").pool("query_wait_timeout", "60s"));
-  for (const char* mode : {"-M simple", "-M extended"}) check_pgbench(proxy, std::string("-S -T 3 ") + mode);
+  for (const char* mode : {"-M simple", "-M extended", "-M prepared"}) check_pgbench(proxy, std::string("-S -T 3 ") + mode);
+}
+
+TEST_CASE("pgbench -M prepared with 50 clients over max_size 5: no failed transaction") {
+  pgbench_init();
+  proxy_instance proxy(proxy_options().workers(2).pool("max_size", "5").pool("query_wait_timeout", "60s"));
+  check_pgbench(proxy, "-S -T 3 -M prepared", 50, 5);
+  // pgbench prepares a client's statements with a blocking PQprepare on the thread it shares
+  // with other clients: behind any pool smaller than the client count, a client holding a
+  // server mid-transaction on the same thread would wait for it for ever. A thread per client.
+  check_pgbench(proxy, "-M prepared", 50, 5, 50);
 }
 
 TEST_CASE("100 client threads each get their own results and no committed update is lost") {
@@ -393,6 +407,32 @@ TEST_CASE("per-database pool settings override pool_defaults") {
   CHECK(scalar(d, "select 2") == "2");
   exec_ok(c, "commit");
   exec_ok(a, "commit");
+}
+
+TEST_CASE("statement mode gives the server back after every statement and refuses transaction blocks") {
+  proxy_instance proxy(proxy_options().pool("mode", "statement").pool("max_size", "1").pool("min_size", "0"));
+  auto a = connect(proxy.conninfo());
+  auto b = connect(proxy.conninfo());
+  for (int i = 0; i < 3; ++i) {
+    CHECK(scalar(a, "select 'a'") == "a");
+    CHECK(scalar(b, "select 'b'") == "b");
+  }
+  // Prepared statements and an implicit multi-statement query are single statements.
+  pg_result p(PQprepare(a.get(), "s", "select $1::int * 3", 0, nullptr));
+  REQUIRE(p.status() == PGRES_COMMAND_OK);
+  const char* v[] = {"14"};
+  pg_result x(PQexecPrepared(a.get(), "s", 1, v, nullptr, nullptr, 0));
+  CHECK(x.value() == "42");
+  exec_ok(b, "select 1; select 2");
+  // BEGIN ends that client with a clear error and rolls back; the other is unaffected.
+  auto begin = a.exec("begin");
+  CHECK(begin.status() == PGRES_FATAL_ERROR);
+  // libpq reports the FATAL message, then the closed connection.
+  CHECK_MESSAGE(a.error().find("transaction blocks are not allowed in statement pooling mode") != std::string::npos,
+                a.error());
+  CHECK(a.exec("select 1").status() == PGRES_FATAL_ERROR);
+  CHECK(scalar(b, "select 'still served'") == "still served");
+  CHECK(scalar(b, "select count(*) from pg_stat_activity where state like 'idle in transaction%'") == "0");
 }
 
 }  // TEST_SUITE

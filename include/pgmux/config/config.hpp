@@ -13,7 +13,7 @@ namespace pgmux::config {
 
 using namespace std::chrono_literals;
 
-enum class pool_mode { session, transaction };
+enum class pool_mode { session, transaction, statement };
 const char* to_string(pool_mode m) noexcept;
 
 struct pool_settings {
@@ -27,6 +27,9 @@ struct pool_settings {
   duration idle_transaction_timeout = 0s;    // 0: off
   duration client_idle_timeout = 0s;         // 0: off
   duration connect_timeout = 5s;
+  // Transaction mode: server-side prepared statements kept per server connection (least
+  // recently used closed first). 0 turns prepared-statement support off.
+  std::size_t max_prepared_statements = 1000;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 

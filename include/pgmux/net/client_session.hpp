@@ -18,6 +18,7 @@
 #include "pgmux/net/pool.hpp"
 #include "pgmux/net/process_counters.hpp"
 #include "pgmux/protocol/messages.hpp"
+#include "pgmux/protocol/prepared.hpp"
 
 namespace pgmux::net {
 
@@ -96,6 +97,8 @@ class client_session final : public session_control,
   io_buffer buffer_;
   std::array<char, 128> first_bytes_;  // where an idle client's next request starts arriving
   protocol::stream_cursor cursor_;
+  protocol::client_prepared prepared_;  // statement names, for transaction pooling
+  std::shared_ptr<const protocol::session_settings> wanted_settings_;  // applied to each server connection lent
   std::shared_ptr<server_pool> pool_;
   config::pool_settings settings_;
   std::size_t max_message_size_ = 0;

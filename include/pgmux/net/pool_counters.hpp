@@ -28,6 +28,8 @@ struct pool_counters {
   std::atomic<std::uint64_t> command_timeouts{0};
   std::atomic<std::uint64_t> bytes_to_server{0};
   std::atomic<std::uint64_t> bytes_to_client{0};
+  std::atomic<std::uint64_t> statements_prepared{0};  // named statements prepared on servers
+  std::atomic<std::uint64_t> statements_stale{0};     // forgotten after the server called them gone or stale
   pgmux::pool::atomic_histogram wait_seconds;         // request to server connection
   pgmux::pool::atomic_histogram transaction_seconds;  // server connection held
   pgmux::pool::atomic_histogram statement_seconds;    // request to its ReadyForQuery (queries)

@@ -32,6 +32,12 @@ struct client_side {
   const bool& killed;
   std::size_t max_message_size;
   const bool& draining;  // shutting down: session mode, too, stops at the next idle ReadyForQuery
+  // Transaction pooling with prepared statements: the client's statement names. nullptr relays
+  // Parse, Bind, Describe and Close unchanged (session mode, or max_prepared_statements 0).
+  protocol::client_prepared* prepared = nullptr;
+  // Transaction pooling: the settings the client wants, kept up to date from the
+  // ParameterStatus its own SETs produce. nullptr in session mode.
+  std::shared_ptr<const protocol::session_settings>* settings = nullptr;
 };
 
 // Relays until the end named above. With stop_when_idle (transaction and statement modes)
@@ -44,6 +50,14 @@ asio::awaitable<relay_result> relay(client_side client, server_connection& serve
 // transaction, all within `timeout`. True when the connection is clean afterwards.
 asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
                                  bool let_finish = false);
+
+// Makes the session settings of a server connection just handed to a client match what the
+// client wants (one query of set_config calls, its answers hidden), within `timeout`.
+// nullopt on success (or nothing to do); else the server's error (the client's settings are
+// invalid: the connection stays clean) or a description of what failed (it is then broken).
+asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
+                                                                      const protocol::session_settings& wanted,
+                                                                      std::chrono::milliseconds timeout);
 
 // Sends one simple query (e.g. DISCARD ALL) and reads up to its ReadyForQuery. True when it
 // succeeded and left the connection clean.

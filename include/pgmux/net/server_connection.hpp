@@ -12,6 +12,8 @@
 #include "pgmux/net/io_buffer.hpp"
 #include "pgmux/net/pool_counters.hpp"
 #include "pgmux/protocol/messages.hpp"
+#include "pgmux/protocol/prepared.hpp"
+#include "pgmux/protocol/session_settings.hpp"
 #include "pgmux/protocol/stream.hpp"
 
 namespace pgmux::net {
@@ -56,7 +58,9 @@ class server_connection {
   const std::string& refusal_code() const noexcept { return refusal_code_; }
 
   // Clean: idle, nothing half-read. Only such a connection may go back to the pool.
-  bool clean() const noexcept { return !broken_ && tx_.idle() && buffer_.empty() && cursor_.remaining == 0; }
+  bool clean() const noexcept {
+    return !broken_ && tx_.idle() && buffer_.empty() && cursor_.remaining == 0 && prepared.responses.empty();
+  }
   void mark_broken() noexcept { broken_ = true; }
   bool broken() const noexcept { return broken_; }
   // True when the server has not hung up or sent anything unasked while idle (one non-blocking peek).
@@ -90,6 +94,12 @@ class server_connection {
   // With slow-query logging on: the start of the SQL of the latest request sent.
   std::string last_statement;
   pool_counters* counters = nullptr;  // the owning pool's, which outlives every lease
+  // Transaction pooling: the prepared statements it holds and the requests in flight.
+  protocol::server_prepared prepared;
+  std::string translated;  // scratch for rewritten client messages, reused
+  // Session settings it has now, and had right after login (what DISCARD ALL returns to).
+  protocol::session_settings settings;
+  protocol::session_settings startup_settings;
   // Adds the lease's figures to the pool's counters and starts afresh (end of a transaction).
   void flush_figures() noexcept;
 

@@ -3,6 +3,7 @@
 // Only headers are read, plus the one-byte body of ReadyForQuery; bodies are never copied.
 #pragma once
 #include <cstddef>
+#include <memory>
 #include <string_view>
 
 namespace pgmux::protocol {
@@ -20,6 +21,9 @@ struct tx_tracker {
   int syncs_since_request = 0;     // Syncs sent since the last Query or Execute
   bool last_request_extended = false;  // that request was an Execute
   bool copy_extended = false;      // the running COPY came from an Execute: it ends with a Sync
+  // Statement pooling: a ReadyForQuery that would leave a transaction open ends the relay
+  // before it is passed on (the session then refuses the transaction).
+  bool single_statement = false;
 
   // Between transactions: nothing asked, nothing owed, no transaction open.
   bool idle() const noexcept { return outstanding == 0 && !open_batch && status == 'I'; }
@@ -35,6 +39,10 @@ enum class scan_stop {
   end_of_transaction,  // (backend) ReadyForQuery left the connection idle; stop after `forward`
   terminate,           // (frontend) a Terminate message starts at `forward`
   invalid,             // protocol violation at `forward`; see error
+  intercept,           // (frontend, prepared statements) a Parse, Bind, Describe or Close starts at
+                       // `forward`: translate_frontend rewrites it
+  drop,                // (backend, prepared statements) the complete message at `forward` answers
+                       // pgmux's own request: the client must not see it
 };
 
 struct scan_result {
@@ -43,13 +51,31 @@ struct scan_result {
   const char* error = nullptr;
 };
 
+struct server_prepared;
+struct client_prepared;
+
 // Client -> server. Counts requests into `tx`; rejects unknown message types and lengths over
-// max_len. Stops before a Terminate.
-scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len);
+// max_len. Stops before a Terminate. With `prepared` (transaction pooling), records every
+// request in its response queue and stops before each Parse, Bind, Describe and Close.
+scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
+                          server_prepared* prepared = nullptr);
 
 // Server -> client. Counts ReadyForQuery out of `tx`. With stop_when_idle, stops right after
-// the ReadyForQuery that leaves the connection idle (transaction pooling).
-scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, bool stop_when_idle);
+// the ReadyForQuery that leaves the connection idle (transaction pooling). With `prepared`,
+// matches every message to its request, stops before answers to pgmux's own requests, and
+// learns from errors and CommandCompletes what statements the connection holds; messages it
+// must read whole are waited for unless longer than `inspect_limit` (the buffer's size).
+struct session_settings;
+struct backend_context {
+  server_prepared* server = nullptr;
+  client_prepared* client = nullptr;
+  std::size_t inspect_limit = 0;
+  // Transaction pooling: ParameterStatus updates what the server has and the client wants.
+  session_settings* server_settings = nullptr;
+  std::shared_ptr<const session_settings>* client_settings = nullptr;
+};
+scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, bool stop_when_idle,
+                         const backend_context& prepared = {});
 
 // True for the message types a client may send after startup.
 bool is_frontend_message(char tag) noexcept;

@@ -302,7 +302,7 @@ TEST_CASE("wrong types are reported where they are") {
   SUBCASE("max_size zero") { refused_at(with_db(R"("pool_defaults": {"max_size": 0, "min_size": 0})"), "/pool_defaults/max_size"); }
   SUBCASE("min_size as a string") { refused_at(with_db(R"("pool_defaults": {"min_size": "1"})"), "/pool_defaults/min_size"); }
   SUBCASE("mode unknown") {
-    CHECK(refused_at(with_db(R"("pool_defaults": {"mode": "statement"})"), "/pool_defaults/mode").find("statement") !=
+    CHECK(refused_at(with_db(R"("pool_defaults": {"mode": "batch"})"), "/pool_defaults/mode").find("statement") !=
           std::string::npos);
   }
   SUBCASE("mode not a string") { refused_at(with_db(R"("pool_defaults": {"mode": 1})"), "/pool_defaults/mode"); }

@@ -1,8 +1,8 @@
 // Session parameters (protocol/session_params): startup options, names, literals, SQL.
 // Cases:
 //   -c name=value, -cname=value and --name=value, several in one string
-//   backslashes escape spaces and themselves; a trailing one is dropped
-//   '-' in a name means '_'; the value keeps everything after the first '='
+//   backslashes escape spaces and themselves, a trailing one is dropped
+//   '-' in a name means '_' and the value keeps everything after the first '='
 //   empty options set nothing, and -- ends them
 //   other switches, stray words, missing values and bad names are refused
 //   parameter names: letters, digits, '_' and dotted parts
@@ -51,7 +51,7 @@ TEST_CASE("-c name=value, -cname=value and --name=value, several in one string")
   CHECK(parse_ok("-c DateStyle=ISO,\\ MDY") == parameter_list{{"DateStyle", "ISO, MDY"}});
 }
 
-TEST_CASE("backslashes escape spaces and themselves; a trailing one is dropped") {
+TEST_CASE("backslashes escape spaces and themselves, a trailing one is dropped") {
   CHECK(parse_ok("-c application_name=my\\ app") == parameter_list{{"application_name", "my app"}});
   CHECK(parse_ok("-c a=x\\\\y") == parameter_list{{"a", "x\\y"}});
   CHECK(parse_ok("-c a=x\\\\\\ y") == parameter_list{{"a", "x\\ y"}});
@@ -60,7 +60,7 @@ TEST_CASE("backslashes escape spaces and themselves; a trailing one is dropped")
   CHECK(parse_error("-c\\ a=x").find("\" a\"") != std::string::npos);  // one word: the name is " a"
 }
 
-TEST_CASE("'-' in a name means '_'; the value keeps everything after the first '='") {
+TEST_CASE("'-' in a name means '_' and the value keeps everything after the first '='") {
   CHECK(parse_ok("--statement-timeout=5s") == parameter_list{{"statement_timeout", "5s"}});
   CHECK(parse_ok("-c my-ext.some-setting=a-b") == parameter_list{{"my_ext.some_setting", "a-b"}});
   CHECK(parse_ok("-c a=b=c") == parameter_list{{"a", "b=c"}});

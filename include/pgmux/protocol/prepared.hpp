@@ -1,0 +1,94 @@
+// Prepared statements across pooled server connections (transaction pooling): how a client's
+// Parse, Bind, Describe and Close are rewritten for the server connection it holds right now,
+// and what the server's answers teach about the statements that connection holds.
+//
+// - A named statement is prepared on the server under its definition's name (statements.hpp),
+//   shared by every client that prepares the same SQL. A Bind or Describe of it on a connection
+//   that lacks it is preceded by a hidden Parse; the connection keeps at most
+//   max_prepared_statements, the least recently used are Closed.
+// - Every Parse pgmux sends is preceded by a hidden Close of the same name, so that a statement
+//   pgmux wrongly believed absent (or that went stale) can never make it fail.
+// - A client's Close of its own name answers CloseComplete through a Close of a name that never
+//   exists: the server answers in order, and the shared statement stays for others.
+// - The unnamed statement: a Bind or Describe of it on a connection that does not hold this
+//   client's latest unnamed Parse is preceded by a hidden re-Parse; without one, by a Close of
+//   the unnamed statement, so that another client's unnamed statement is never used.
+// - Statements the server reports gone or stale (26000, or 0A000 "cached plan must not change
+//   result type") are forgotten, so the next use prepares them afresh.
+// Pure: no sockets. The relay calls these with the bytes it holds.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "pgmux/protocol/response_queue.hpp"
+#include "pgmux/protocol/statements.hpp"
+
+namespace pgmux::protocol {
+
+// One client's side: its statement names and an id no other client of this process has.
+struct client_prepared {
+  explicit client_prepared(std::uint64_t client_id) : id(client_id) {}
+  std::uint64_t id;
+  client_statements statements;
+};
+
+// One server connection's side, as far as pgmux knows.
+struct server_prepared {
+  explicit server_prepared(std::size_t max_statements = 1000) : statements(max_statements) {}
+  server_statements statements;
+  response_queue responses;
+  // Whose unnamed statement the server holds: a client id and that client's unnamed
+  // generation. 0: none, or unknown (a simple Query destroys the unnamed statement).
+  std::uint64_t unnamed_client = 0;
+  std::uint64_t unnamed_generation = 0;
+  // Parses, Binds and Describes whose failure pgmux must hear of: the server name they use,
+  // and for a client's own Parse the client's name, which PostgreSQL would not define either.
+  // Cleared whenever nothing is in flight.
+  struct watched_request {
+    std::uint32_t token;
+    std::string server_name;
+    std::string client_name;
+  };
+  std::vector<watched_request> watched;
+  std::uint32_t next_token = 1;
+  // Counts for the metrics, taken (and zeroed) when the lease ends.
+  std::uint64_t stale_statements = 0;  // statements forgotten because the server said so
+  std::uint64_t prepares = 0;          // Parses sent for named statements (the client's or pgmux's own)
+
+  // Everything sent may or may not have taken effect (a client vanished mid-batch and the
+  // connection was cleaned up): forget what cannot be vouched for.
+  void reset_after_cleanup();
+};
+
+enum class translate_status { done, need_more, invalid };
+
+struct translate_result {
+  translate_status status = translate_status::need_more;
+  std::size_t consumed = 0;  // bytes of `buffered` used up
+  std::size_t rest = 0;      // Bind: body bytes after the names, to be relayed unchanged
+  const char* error = nullptr;
+};
+
+// `buffered` starts with a Parse, Bind, Describe or Close of the client (the whole message; for
+// Bind at least its names). Appends what the server must receive instead to `out` and records
+// every request in server.responses. need_more: the message (or the Bind names) is not all
+// there yet; `buffer_capacity` tells a message too large to ever be there (Bind names).
+translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
+                                    server_prepared& server, std::string& out);
+
+// A backend message whose answer pgmux watched failed with this ErrorResponse body, or was
+// skipped by the server: forget the statement it assumed.
+void note_request_failed(server_prepared& server, client_prepared* client, std::uint32_t token,
+                         std::string_view error_body);
+void note_request_skipped(server_prepared& server, std::uint32_t token);
+// CommandComplete of the client's own SQL: DISCARD ALL and DEALLOCATE ALL drop every prepared
+// statement of the connection (and the client's names with them).
+void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body);
+// Nothing is in flight any more: watch tokens can be forgotten.
+void note_idle(server_prepared& server);
+
+}  // namespace pgmux::protocol

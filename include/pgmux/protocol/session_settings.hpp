@@ -1,0 +1,52 @@
+// The session settings a client expects and those a server connection has, so that a server
+// connection handed to a client can be made to match it first.
+// - Tracked parameters (session_params.hpp: client_encoding, DateStyle, TimeZone, ...) are
+//   reported by the server in ParameterStatus, so the server side is always known; the client
+//   side follows the client's startup values and every ParameterStatus the server sends it
+//   (its own SETs, and their revert at the end of a transaction for SET LOCAL).
+// - Other startup parameters (extra_float_digits, search_path, `options`' -c settings) are not
+//   reported: pgmux knows only what it set itself on a server connection.
+#pragma once
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgmux/protocol/messages.hpp"
+#include "pgmux/protocol/session_params.hpp"
+
+namespace pgmux::protocol {
+
+struct session_settings {
+  // Client: the values it set (startup, its own SETs); nullopt where it set none, which means
+  // the server connection's own default. Server: the values it has; nullopt: not reported.
+  std::array<std::optional<std::string>, tracked_parameters.size()> tracked;
+  parameter_list extra;  // other settings: wanted (client) or applied by pgmux (server), in order
+  friend bool operator==(const session_settings&, const session_settings&) = default;
+};
+
+// The tracked values among a server's ParameterStatus messages (at its login).
+session_settings settings_from_status(const parameter_list& reported);
+
+// What a client asks for at startup: tracked parameters it sent, and the others (with
+// `options`' settings, applied first as PostgreSQL does) as extras. user, database and options
+// themselves are not settings. nullopt with `error` set for an `options` value PostgreSQL
+// would refuse or a parameter name that is not one (replication connections are refused, too).
+std::optional<session_settings> settings_from_startup(const parameter_list& startup, std::string& error);
+
+// Changes that make `server` match `client`: each tracked value that differs from the client's,
+// or where the client set none from the connection's own `server_defaults` (what it reported
+// at login), extras that differ or are missing, and a reset for each extra the server has that
+// the client has not.
+std::vector<parameter_change> settings_changes(const session_settings& client, const session_settings& server,
+                                               const session_settings& server_defaults);
+
+// A ParameterStatus from the server while relaying: the server now has this value and, for a
+// tracked parameter, so does the client from now on (a copy is made before `client` changes,
+// as clients that set nothing share one empty value). Untracked names change nothing.
+void note_parameter_status(std::shared_ptr<const session_settings>* client, session_settings& server,
+                           std::string_view name, std::string_view value);
+
+}  // namespace pgmux::protocol

@@ -1,0 +1,348 @@
+// Rewriting a client's extended-protocol messages for the server connection it holds.
+#include "pgmux/protocol/prepared.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/extended.hpp"
+#include "pgmux/protocol/frame.hpp"
+
+namespace pgmux::protocol {
+namespace {
+
+// Server statements are "pgmux_" and 32 hex digits: this name is never one of them.
+constexpr std::string_view never_prepared = "pgmux_closed";
+
+// Watch tokens tell Parses (whose failure means the statement does not exist) from Binds and
+// Describes (whose failure means so only for some errors) by their lowest bit.
+std::uint32_t watch(server_prepared& server, std::string_view name, bool is_parse, std::string_view client_name = {}) {
+  if (server.next_token >= (1u << 30)) server.next_token = 1;  // tokens live only while in flight
+  const std::uint32_t token = (server.next_token++ << 1) | (is_parse ? 1u : 0u);
+  server.watched.push_back({token, std::string(name), std::string(client_name)});
+  return token;
+}
+
+const server_prepared::watched_request* find_watched(const server_prepared& server, std::uint32_t token) {
+  for (const auto& w : server.watched)
+    if (w.token == token) return &w;
+  return nullptr;
+}
+
+void forget_statement(server_prepared& server, std::uint32_t token) {
+  if (const auto* w = find_watched(server, token)) server.statements.erase(w->server_name);
+}
+
+void note_skipped_requests(server_prepared& server) {
+  for (auto token : server.responses.skipped()) note_request_skipped(server, token);
+  server.responses.clear_skipped();
+}
+
+// Prepares `def` on this connection ahead of what the client sent: Closes of evicted
+// statements, then Close and Parse of this one, all hidden from the client unless `parse_action`
+// forwards the Parse's answer (the client's own Parse).
+void prepare_on_server(server_prepared& server, const statement_def& def, std::string& out,
+                       response_action parse_action, std::string_view client_name = {}) {
+  std::vector<std::string> evicted;
+  server.statements.insert(def.server_name, evicted);
+  server.statements.pin(def.server_name);
+  for (const auto& name : evicted) {
+    encode_close(out, target_statement, name);
+    server.responses.push(request_kind::close, response_action::hide);
+  }
+  encode_close(out, target_statement, def.server_name);
+  server.responses.push(request_kind::close, response_action::hide);
+  encode_parse(out, def.server_name, def.query, def.param_types);
+  ++server.prepares;
+  if (!server.responses.push(request_kind::parse, parse_action, watch(server, def.server_name, true, client_name)))
+    server.statements.erase(def.server_name);  // the server will skip it (an earlier error)
+}
+
+// Before a Bind or Describe of the unnamed statement: make the server's unnamed statement this
+// client's latest, or none at all.
+void ensure_unnamed(server_prepared& server, const client_prepared& client, std::string& out) {
+  const auto& def = client.statements.unnamed();
+  const auto generation = client.statements.unnamed_generation();
+  if (def) {
+    if (server.unnamed_client == client.id && server.unnamed_generation == generation) return;
+    encode_parse(out, "", def->query, def->param_types);
+    if (server.responses.push(request_kind::parse, response_action::hide)) {
+      server.unnamed_client = client.id;
+      server.unnamed_generation = generation;
+    }
+    return;
+  }
+  // This client has no unnamed statement: make sure it cannot use another client's.
+  if (server.unnamed_client == client.id) return;
+  encode_close(out, target_statement, "");
+  server.responses.push(request_kind::close, response_action::hide);
+  server.unnamed_client = 0;
+}
+
+// A named statement of the client, ready on this connection: its server name, or nullptr when
+// the client never prepared that name (the message then goes unchanged, for the server to
+// answer: 26000, or a statement the client made with SQL PREPARE).
+const statement_def* ensure_named(server_prepared& server, const client_prepared& client, std::string_view name,
+                                  std::string& out) {
+  const auto& def = client.statements.find(name);
+  if (!def) return nullptr;
+  if (!server.statements.pin(def->server_name)) prepare_on_server(server, *def, out, response_action::hide);
+  return def.get();
+}
+
+// The statement name of `DEALLOCATE [PREPARE] name [;]` as PostgreSQL reads it (unquoted
+// names fold to lower case), or nullopt for any other SQL, DEALLOCATE ALL included.
+std::optional<std::string> deallocated_name(std::string_view sql) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; };
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  std::size_t pos = 0;
+  auto skip_spaces = [&] {
+    while (pos < sql.size() && is_space(sql[pos])) ++pos;
+  };
+  auto word = [&](std::string_view w) {
+    if (sql.size() - pos < w.size()) return false;
+    for (std::size_t i = 0; i < w.size(); ++i)
+      if (lower(sql[pos + i]) != w[i]) return false;
+    if (pos + w.size() < sql.size() && !is_space(sql[pos + w.size()])) return false;
+    pos += w.size();
+    return true;
+  };
+  skip_spaces();
+  if (!word("deallocate")) return std::nullopt;
+  skip_spaces();
+  const auto before_prepare = pos;
+  if (!word("prepare")) pos = before_prepare;
+  skip_spaces();
+  std::string name;
+  if (pos < sql.size() && sql[pos] == '"') {
+    for (++pos;; ++pos) {
+      if (pos >= sql.size()) return std::nullopt;
+      if (sql[pos] == '"') {
+        if (pos + 1 < sql.size() && sql[pos + 1] == '"') {
+          name.push_back('"');
+          ++pos;
+          continue;
+        }
+        ++pos;
+        break;
+      }
+      name.push_back(sql[pos]);
+    }
+  } else {
+    while (pos < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[pos])) || sql[pos] == '_' || sql[pos] == '$' ||
+                                static_cast<unsigned char>(sql[pos]) >= 0x80))
+      name.push_back(lower(sql[pos++]));
+    if (name.empty() || name == "all" || std::isdigit(static_cast<unsigned char>(name[0]))) return std::nullopt;
+  }
+  skip_spaces();
+  if (pos < sql.size() && sql[pos] == ';') ++pos;
+  skip_spaces();
+  if (pos != sql.size() || name.empty()) return std::nullopt;
+  return name;
+}
+
+bool is_error(std::string_view code, std::string_view message, std::string_view want_code, std::string_view want_text) {
+  return code == want_code && (want_text.empty() || message.find(want_text) != std::string_view::npos);
+}
+
+}  // namespace
+
+void server_prepared::reset_after_cleanup() {
+  if (!responses.empty()) statements.clear();  // some of what was sent may not have happened
+  responses.clear();
+  watched.clear();
+  statements.unpin_all();
+  unnamed_client = 0;
+}
+
+translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
+                                    server_prepared& server, std::string& out) {
+  const auto h = parse_header(buffered, SIZE_MAX);
+  if (h.status != parse_status::complete) return {translate_status::need_more};
+  const char tag = h.hdr.tag;
+  const std::size_t total = h.hdr.total();
+  const auto body_size = h.hdr.body_size();
+  translate_result result{translate_status::done};
+
+  if (tag == 'B') {
+    const auto names = decode_bind_names(buffered.substr(header_size), body_size);
+    if (names.status == parse_status::invalid) return {translate_status::invalid, 0, 0, "malformed Bind message"};
+    if (names.status == parse_status::need_more) {
+      if (buffered.size() >= buffer_capacity) return {translate_status::invalid, 0, 0, "Bind names too long"};
+      return {translate_status::need_more};
+    }
+    const std::size_t head = header_size + names.names_size;
+    std::uint32_t token = 0;
+    if (names.statement.empty()) {
+      ensure_unnamed(server, client, out);
+      out.append(buffered.substr(0, head));
+    } else if (const auto* def = ensure_named(server, client, names.statement, out)) {
+      encode_bind_header(out, body_size, names.names_size, names.portal, def->server_name);
+      token = watch(server, def->server_name, false);
+    } else {
+      out.append(buffered.substr(0, head));
+    }
+    server.responses.push(request_kind::bind, response_action::forward, token);
+    note_skipped_requests(server);
+    return {translate_status::done, head, body_size - names.names_size};
+  }
+
+  if (buffered.size() < total) {
+    // Parse, Describe and Close are needed whole; the relay gathers one larger than its buffer.
+    return {translate_status::need_more};
+  }
+  const auto message = buffered.substr(0, total);
+  const auto body = message.substr(header_size);
+  result.consumed = total;
+
+  switch (tag) {
+    case 'Q': {
+      // DEALLOCATE of a name the client prepared through the protocol (psycopg evicts its
+      // cache so): the shared server statement of this connection goes, the client's name with
+      // it, and the server answers "DEALLOCATE" in order. Other SQL goes unchanged.
+      const auto sql = body.substr(0, body.find('\0'));
+      std::optional<std::string> name = deallocated_name(sql);
+      const statement_ptr def = name ? client.statements.find(*name) : nullptr;
+      if (def) {
+        if (!server.statements.pin(def->server_name)) {
+          // Prepared first so that DEALLOCATE finds it, closed by a Sync of its own: a failure
+          // there must not make the server skip the Query.
+          prepare_on_server(server, *def, out, response_action::hide);
+          encode_sync(out);
+          server.responses.push(request_kind::sync, response_action::hide);
+        }
+        encode_query(out, "DEALLOCATE " + def->server_name);
+        server.statements.erase(def->server_name);
+        client.statements.erase(*name);
+      } else {
+        out.append(message);
+      }
+      server.responses.push(request_kind::query);
+      server.unnamed_client = 0;
+      break;
+    }
+    case 'P': {
+      const auto parse = decode_parse(body);
+      if (!parse) return {translate_status::invalid, 0, 0, "malformed Parse message"};
+      if (parse->name.empty()) {
+        // DEALLOCATE of a client's name, sent through the extended protocol (psycopg does):
+        // the Parse carries the server name instead, prepared first if need be (the client's
+        // Sync follows, so a failure there cannot make the server skip more than PostgreSQL would).
+        std::string rewritten;
+        if (const auto name = deallocated_name(parse->query)) {
+          if (const statement_ptr def = client.statements.find(*name)) {
+            if (!server.statements.pin(def->server_name)) prepare_on_server(server, *def, out, response_action::hide);
+            rewritten = "DEALLOCATE " + def->server_name;
+            server.statements.erase(def->server_name);
+            client.statements.erase(*name);
+          }
+        }
+        const std::string_view query = rewritten.empty() ? parse->query : std::string_view(rewritten);
+        // Kept for a re-Parse elsewhere; the unnamed statement needs no server name.
+        client.statements.add("", std::make_shared<const statement_def>(
+                                       statement_def{{}, std::string(query), std::string(parse->param_types)}));
+        if (rewritten.empty()) out.append(message);
+        else encode_parse(out, "", query, parse->param_types);
+        if (server.responses.push(request_kind::parse)) {
+          server.unnamed_client = client.id;
+          server.unnamed_generation = client.statements.unnamed_generation();
+        }
+      } else {
+        auto def = make_statement(parse->query, parse->param_types);
+        prepare_on_server(server, *def, out, response_action::forward, parse->name);
+        client.statements.add(parse->name, std::move(def));
+      }
+      break;
+    }
+    case 'D': {
+      const auto target = decode_describe(body);
+      if (!target) return {translate_status::invalid, 0, 0, "malformed Describe message"};
+      if (target->kind == target_portal) {
+        out.append(message);
+        server.responses.push(request_kind::describe_portal);
+        break;
+      }
+      std::uint32_t token = 0;
+      if (target->name.empty()) {
+        ensure_unnamed(server, client, out);
+        out.append(message);
+      } else if (const auto* def = ensure_named(server, client, target->name, out)) {
+        encode_describe(out, target_statement, def->server_name);
+        token = watch(server, def->server_name, false);
+      } else {
+        out.append(message);
+      }
+      server.responses.push(request_kind::describe_statement, response_action::forward, token);
+      break;
+    }
+    case 'C': {
+      const auto target = decode_close(body);
+      if (!target) return {translate_status::invalid, 0, 0, "malformed Close message"};
+      if (target->kind == target_statement && !target->name.empty() && client.statements.erase(target->name)) {
+        // The shared server statement stays for other clients; the server still answers in order.
+        encode_close(out, target_statement, never_prepared);
+      } else {
+        if (target->kind == target_statement && target->name.empty()) {
+          client.statements.erase("");
+          server.unnamed_client = 0;
+        }
+        out.append(message);
+      }
+      server.responses.push(request_kind::close);
+      break;
+    }
+    default:
+      return {translate_status::invalid, 0, 0, "not a Parse, Bind, Describe or Close message"};
+  }
+  note_skipped_requests(server);
+  return result;
+}
+
+void note_request_failed(server_prepared& server, client_prepared* client, std::uint32_t token,
+                         std::string_view error_body) {
+  if (token & 1u) {  // a Parse pgmux sent: the statement does not exist
+    const auto* w = find_watched(server, token);
+    if (!w) return;
+    server.statements.erase(w->server_name);
+    // The client's own Parse failed: the name stays undefined, as on PostgreSQL.
+    if (client && !w->client_name.empty()) {
+      const auto& def = client->statements.find(w->client_name);
+      if (def && def->server_name == w->server_name) client->statements.erase(w->client_name);
+    }
+    return;
+  }
+  const auto fields = decode_error_response(error_body);
+  if (!fields) return;
+  // The statement pgmux believed present is missing, or its plan went stale after a schema
+  // change: prepare it afresh on its next use.
+  if (is_error(fields->code, fields->message, "26000", "") ||
+      is_error(fields->code, fields->message, "0A000", "cached plan must not change result type")) {
+    if (const auto* w = find_watched(server, token); w && server.statements.contains(w->server_name)) {
+      server.statements.erase(w->server_name);
+      ++server.stale_statements;
+    }
+  }
+}
+
+void note_request_skipped(server_prepared& server, std::uint32_t token) {
+  if (token & 1u) forget_statement(server, token);
+}
+
+void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body) {
+  if (body.empty() || body[0] != 'D') return;
+  const auto tag = body.substr(0, body.find('\0'));
+  if (tag == "DISCARD ALL" || tag == "DEALLOCATE ALL") {
+    server.statements.clear();
+    client.statements.clear();
+    server.unnamed_client = 0;
+  }
+}
+
+void note_idle(server_prepared& server) {
+  server.watched.clear();
+  server.statements.unpin_all();
+}
+
+}  // namespace pgmux::protocol

@@ -1,0 +1,95 @@
+// Matching a server connection's session settings to a client's.
+#include "pgmux/protocol/session_settings.hpp"
+
+namespace pgmux::protocol {
+namespace {
+
+// Startup parameters that are not settings.
+bool is_connection_parameter(std::string_view name) {
+  return name == "user" || name == "database" || name == "options";
+}
+
+// Sets `name` among the extras, replacing an earlier value of the same parameter.
+void put_extra(parameter_list& extra, std::string_view name, std::string_view value) {
+  for (auto& [n, v] : extra) {
+    if (parameter_name_equal(n, name)) {
+      v = value;
+      return;
+    }
+  }
+  extra.emplace_back(std::string(name), std::string(value));
+}
+
+const std::string* find_extra(const parameter_list& extra, std::string_view name) {
+  for (const auto& [n, v] : extra)
+    if (parameter_name_equal(n, name)) return &v;
+  return nullptr;
+}
+
+}  // namespace
+
+session_settings settings_from_status(const parameter_list& reported) {
+  session_settings s;
+  for (const auto& [name, value] : reported)
+    if (auto i = tracked_parameter_index(name)) s.tracked[*i] = value;
+  return s;
+}
+
+std::optional<session_settings> settings_from_startup(const parameter_list& startup, std::string& error) {
+  session_settings s;
+  auto set = [&](std::string_view name, std::string_view value) -> bool {
+    if (!valid_parameter_name(name)) {
+      error = "invalid startup parameter name \"" + std::string(name) + "\"";
+      return false;
+    }
+    if (auto i = tracked_parameter_index(name)) s.tracked[*i] = std::string(value);
+    else put_extra(s.extra, name, value);
+    return true;
+  };
+  // options first: explicit startup parameters override its settings, as in PostgreSQL.
+  for (const auto& [name, value] : startup) {
+    if (name != "options") continue;
+    auto parsed = parse_startup_options(value, error);
+    if (!parsed) return std::nullopt;
+    for (const auto& [n, v] : *parsed)
+      if (!set(n, v)) return std::nullopt;
+  }
+  for (const auto& [name, value] : startup) {
+    if (is_connection_parameter(name)) continue;
+    if (name == "replication") {
+      error = "replication connections are not supported through pgmux";
+      return std::nullopt;
+    }
+    if (!set(name, value)) return std::nullopt;
+  }
+  return s;
+}
+
+std::vector<parameter_change> settings_changes(const session_settings& client, const session_settings& server,
+                                               const session_settings& server_defaults) {
+  std::vector<parameter_change> out;
+  for (std::size_t i = 0; i < client.tracked.size(); ++i) {
+    const auto& want = client.tracked[i] ? client.tracked[i] : server_defaults.tracked[i];
+    if (want && want != server.tracked[i]) out.push_back({std::string(tracked_parameters[i]), want});
+  }
+  for (const auto& [name, value] : client.extra) {
+    const auto* have = find_extra(server.extra, name);
+    if (!have || *have != value) out.push_back({name, value});
+  }
+  for (const auto& [name, value] : server.extra)
+    if (!find_extra(client.extra, name)) out.push_back({name, std::nullopt});
+  return out;
+}
+
+void note_parameter_status(std::shared_ptr<const session_settings>* client, session_settings& server,
+                           std::string_view name, std::string_view value) {
+  const auto i = tracked_parameter_index(name);
+  if (!i) return;
+  server.tracked[*i] = std::string(value);
+  if (!client || !*client || (*client)->tracked[*i] == value) return;
+  auto copy = std::make_shared<session_settings>(**client);
+  copy->tracked[*i] = std::string(value);
+  *client = std::move(copy);
+}
+
+}  // namespace pgmux::protocol

@@ -1,0 +1,71 @@
+// Real drivers through pgmux in transaction mode, with their default settings and more
+// clients than server connections (Debian's python3-asyncpg and python3-psycopg, run by the
+// system Python):
+// - asyncpg with its statement cache: 50 concurrent tasks x 200 parameterized queries, none failing
+// - psycopg 3 with prepare_threshold 0 (everything prepared): 10 clients, none failing; and with
+//   a cache smaller than its statements, so that it evicts them with SQL DEALLOCATE
+// At most max_size server connections are used throughout.
+#include <doctest/doctest.h>
+
+#include <regex>
+
+#include "integration/fixtures.hpp"
+
+namespace it {
+namespace {
+
+const std::string python = "/usr/bin/python3";
+
+std::string script(const char* name) { return std::string(PGMUX_SOURCE_DIR) + "/tests/integration/drivers/" + name; }
+
+long ok_count(const std::string& output) {
+  std::smatch m;
+  if (std::regex_search(output, m, std::regex(R"(^ok (\d+)$)", std::regex::multiline))) return std::stol(m[1]);
+  return -1;
+}
+
+}  // namespace
+
+TEST_SUITE("drivers") {
+
+TEST_CASE("asyncpg with its statement cache: 50 tasks, 200 queries each, no error") {
+  proxy_instance proxy(proxy_options().workers(2).pool("max_size", "5").pool("query_wait_timeout", "60s"));
+  connection_sampler sampler;
+  const auto r = run(python + " " + script("asyncpg_load.py") + " 127.0.0.1 " + std::to_string(proxy.port()) +
+                         " pgmux_test pgmux_test 50 200",
+                     150);
+  sampler.stop();
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(ok_count(r.output) == 50 * 201);
+  CHECK(sampler.max_seen() <= 5);
+}
+
+TEST_CASE("psycopg 3 with prepare_threshold 0: every query prepared, no error") {
+  proxy_instance proxy(proxy_options().workers(2).pool("max_size", "3").pool("query_wait_timeout", "60s"));
+  connection_sampler sampler;
+  const auto r = run(python + " " + script("psycopg_load.py") + " " +
+                         shell_quote("host=127.0.0.1 port=" + std::to_string(proxy.port()) +
+                                     " user=pgmux_test dbname=pgmux_test") +
+                         " 10 100",
+                     150);
+  sampler.stop();
+  INFO(r.output);
+  CHECK(r.code == 0);
+  // Two statements per query, plus two per transaction every 20 queries.
+  CHECK(ok_count(r.output) == 10 * (100 * 2 + 5 * 2));
+  CHECK(sampler.max_seen() <= 3);
+
+  // A cache of 2 for 4 statements: DEALLOCATE of the client's own names all along.
+  const auto small = run(python + " " + script("psycopg_load.py") + " " +
+                             shell_quote("host=127.0.0.1 port=" + std::to_string(proxy.port()) +
+                                         " user=pgmux_test dbname=pgmux_test") +
+                             " 4 60 2",
+                         150);
+  INFO(small.output);
+  CHECK(small.code == 0);
+  CHECK(ok_count(small.output) == 4 * (60 * 2 + 3 * 2));
+}
+
+}  // TEST_SUITE
+}  // namespace it

@@ -1,0 +1,84 @@
+// Session parameters in transaction mode, with two clients sharing one server connection
+// (max_size 1):
+// - each client gets its own startup values back in ParameterStatus and sees them in SHOW and
+//   pg_stat_activity (application_name), whatever the other client set
+// - a client's own SET of a tracked parameter follows it to later transactions; settings that
+//   are not reported (extra_float_digits, from options) are applied and reset as clients alternate
+// - a startup setting the server refuses ends that client with the server's error
+#include <doctest/doctest.h>
+
+#include "integration/fixtures.hpp"
+
+namespace it {
+namespace {
+
+std::string conninfo_with(const proxy_instance& proxy, const std::string& extra) {
+  return proxy.conninfo() + " " + extra;
+}
+
+std::string own_application_name(const pg_conn& c) {
+  return scalar(c, "select application_name from pg_stat_activity where pid = pg_backend_pid()");
+}
+
+}  // namespace
+
+TEST_SUITE("settings") {
+
+TEST_CASE("two clients sharing one server connection each see their own settings") {
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  auto a = connect(conninfo_with(proxy, "application_name=alpha options='-c TimeZone=Asia/Tokyo -c extra_float_digits=0'"));
+  auto b = connect(conninfo_with(proxy, "application_name=beta options='-c TimeZone=America/New_York'"));
+  auto plain = connect(proxy.conninfo());
+
+  CHECK(std::string(PQparameterStatus(a.get(), "TimeZone")) == "Asia/Tokyo");
+  CHECK(std::string(PQparameterStatus(a.get(), "application_name")) == "alpha");
+  CHECK(std::string(PQparameterStatus(b.get(), "TimeZone")) == "America/New_York");
+  CHECK(std::string(PQparameterStatus(b.get(), "application_name")) == "beta");
+  const std::string server_default_float_digits = scalar(plain, "show extra_float_digits");
+
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    CHECK(scalar(a, "show timezone") == "Asia/Tokyo");
+    CHECK(own_application_name(a) == "alpha");
+    CHECK(scalar(a, "show extra_float_digits") == "0");
+    CHECK(scalar(b, "show timezone") == "America/New_York");
+    CHECK(own_application_name(b) == "beta");
+    CHECK(scalar(b, "show extra_float_digits") == server_default_float_digits);
+    CHECK(scalar(plain, "show extra_float_digits") == server_default_float_digits);
+  }
+  // They really share the one server connection.
+  CHECK(scalar(a, "select pg_backend_pid()") == scalar(b, "select pg_backend_pid()"));
+
+  // A's own SET follows A, not B; a SET LOCAL ends with its transaction.
+  exec_ok(a, "set timezone = 'Europe/Paris'");
+  CHECK(scalar(b, "show timezone") == "America/New_York");
+  CHECK(scalar(a, "show timezone") == "Europe/Paris");
+  exec_ok(b, "begin");
+  exec_ok(b, "set local timezone = 'UTC'");
+  CHECK(scalar(b, "show timezone") == "UTC");
+  exec_ok(b, "commit");
+  CHECK(scalar(a, "show timezone") == "Europe/Paris");
+  CHECK(scalar(b, "show timezone") == "America/New_York");
+  // A DateStyle set inside a transaction that rolls back is undone for the client too.
+  exec_ok(a, "begin; set datestyle = 'German'; rollback");
+  CHECK(scalar(b, "select 1") == "1");
+  CHECK(scalar(a, "show datestyle") == "ISO, MDY");
+}
+
+TEST_CASE("a startup setting the server refuses ends that client with the server's error") {
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  pg_conn bad(conninfo_with(proxy, "options='-c TimeZone=Mars/Olympus_Mons'"));
+  REQUIRE(bad.ok());  // pgmux cannot check it before a server connection is lent
+  auto r = bad.exec("select 1");
+  CHECK(r.status() == PGRES_FATAL_ERROR);
+  // libpq reports the FATAL message and then the lost connection.
+  CHECK_MESSAGE(bad.error().find("invalid value for parameter \"TimeZone\"") != std::string::npos, bad.error());
+  // Everyone else is unaffected, on the same server connection.
+  auto good = connect(proxy.conninfo());
+  CHECK(scalar(good, "show timezone") != "Mars/Olympus_Mons");
+  pg_conn refused(conninfo_with(proxy, "options='-x nonsense'"));
+  CHECK_FALSE(refused.ok());
+}
+
+}  // TEST_SUITE
+}  // namespace it

@@ -1,0 +1,120 @@
+// Session settings a client wants versus those a server connection has.
+// Cases:
+//   tracked startup values are kept, others become extras
+//   options settings come first and explicit parameters override them
+//   a client that sets nothing has no settings
+//   bad options, bad names and replication are refused
+//   changes cover differing tracked values, missing extras and extras to reset
+//   a ParameterStatus updates the server and copies the client's settings before changing them
+#include <doctest/doctest.h>
+
+#include "pgmux/protocol/session_settings.hpp"
+
+using namespace pgmux::protocol;
+
+namespace {
+
+session_settings defaults() {
+  return settings_from_status({{"server_version", "15.5"},
+                               {"TimeZone", "Etc/UTC"},
+                               {"application_name", "pgmux"},
+                               {"DateStyle", "ISO, MDY"},
+                               {"client_encoding", "UTF8"}});
+}
+
+std::string tracked(const session_settings& s, std::string_view name) {
+  const auto& v = s.tracked[*tracked_parameter_index(name)];
+  return v ? *v : "<none>";
+}
+
+}  // namespace
+
+TEST_SUITE("session_settings") {
+
+TEST_CASE("tracked startup values are kept, others become extras") {
+  std::string error;
+  auto s = settings_from_startup({{"user", "u"},
+                                  {"database", "d"},
+                                  {"timezone", "Asia/Tokyo"},
+                                  {"application_name", "app"},
+                                  {"extra_float_digits", "3"}},
+                                 error);
+  REQUIRE_MESSAGE(s, error);
+  CHECK(tracked(*s, "TimeZone") == "Asia/Tokyo");
+  CHECK(tracked(*s, "application_name") == "app");
+  CHECK(tracked(*s, "DateStyle") == "<none>");  // not set: the server connection's own default
+  CHECK(s->extra == parameter_list{{"extra_float_digits", "3"}});
+}
+
+TEST_CASE("options settings come first and explicit parameters override them") {
+  std::string error;
+  auto s = settings_from_startup({{"application_name", "explicit"},
+                                  {"options", "-c application_name=from_options -c search_path=a,b --work_mem=64MB"}},
+                                 error);
+  REQUIRE_MESSAGE(s, error);
+  CHECK(tracked(*s, "application_name") == "explicit");
+  CHECK(s->extra == parameter_list{{"search_path", "a,b"}, {"work_mem", "64MB"}});
+}
+
+TEST_CASE("a client that sets nothing has no settings") {
+  std::string error;
+  auto s = settings_from_startup({{"user", "u"}, {"database", "d"}}, error);
+  REQUIRE(s);
+  CHECK(*s == session_settings{});
+}
+
+TEST_CASE("bad options, bad names and replication are refused") {
+  std::string error;
+  CHECK_FALSE(settings_from_startup({{"options", "-x"}}, error));
+  CHECK_FALSE(error.empty());
+  CHECK_FALSE(settings_from_startup({{"bad name", "1"}}, error));
+  CHECK(error.find("bad name") != std::string::npos);
+  CHECK_FALSE(settings_from_startup({{"replication", "database"}}, error));
+  CHECK(error.find("replication") != std::string::npos);
+}
+
+TEST_CASE("changes cover differing tracked values, missing extras and extras to reset") {
+  const session_settings startup = defaults();
+  session_settings server = defaults();
+  server.tracked[*tracked_parameter_index("DateStyle")] = "German, DMY";  // left by an earlier client
+  server.extra = {{"extra_float_digits", "3"}, {"work_mem", "4MB"}};
+  session_settings client;
+  client.tracked[*tracked_parameter_index("TimeZone")] = "Europe/Paris";
+  client.extra = {{"extra_float_digits", "3"}, {"search_path", "app"}};
+  const auto changes = settings_changes(client, server, startup);
+  REQUIRE(changes.size() == 4);
+  CHECK(changes[0].name == "DateStyle");  // the client set none: back to the connection's own
+  CHECK(changes[0].value == "ISO, MDY");
+  CHECK(changes[1].name == "TimeZone");
+  CHECK(changes[1].value == "Europe/Paris");
+  CHECK(changes[2].name == "search_path");
+  CHECK(changes[2].value == "app");
+  CHECK(changes[3].name == "work_mem");
+  CHECK_FALSE(changes[3].value);  // reset
+  // A connection as it was at login suits a client that set nothing.
+  CHECK(settings_changes(session_settings{}, startup, startup).empty());
+  // Nothing is forced where neither the client nor the connection's login has a value.
+  session_settings unreported = startup;
+  unreported.tracked[*tracked_parameter_index("IntervalStyle")].reset();
+  CHECK(settings_changes(session_settings{}, unreported, unreported).empty());
+}
+
+TEST_CASE("a ParameterStatus updates the server and copies the client's settings before changing them") {
+  auto shared = std::make_shared<const session_settings>(defaults());
+  auto client = shared;
+  session_settings server = defaults();
+  note_parameter_status(&client, server, "TimeZone", "Etc/UTC");  // unchanged: no copy
+  CHECK(client == shared);
+  note_parameter_status(&client, server, "TimeZone", "America/Lima");
+  CHECK(client != shared);
+  CHECK(tracked(*client, "TimeZone") == "America/Lima");
+  CHECK(tracked(*shared, "TimeZone") == "Etc/UTC");
+  CHECK(tracked(server, "TimeZone") == "America/Lima");
+  const auto before = client;
+  note_parameter_status(&client, server, "server_version", "16");  // not tracked
+  CHECK(client == before);
+  note_parameter_status(nullptr, server, "DateStyle", "German, DMY");
+  CHECK(tracked(server, "DateStyle") == "German, DMY");
+}
+
+}  // TEST_SUITE
