@@ -1,6 +1,7 @@
 // OpenSSL wrappers used by SCRAM and MD5.
 #include "pgmux/auth/crypto.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -87,6 +88,10 @@ std::string xor_bytes(std::string_view a, std::string_view b) {
   std::string out(a);
   for (std::size_t i = 0; i < out.size() && i < b.size(); ++i) out[i] = static_cast<char>(out[i] ^ b[i]);
   return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace pgmux::auth

@@ -2,6 +2,7 @@
 #include "pgmux/auth/scram_client.hpp"
 
 #include <charconv>
+#include <stdexcept>
 
 #include "pgmux/auth/crypto.hpp"
 
@@ -39,6 +40,16 @@ scram_client::scram_client(std::string password, std::string nonce, std::string_
   client_first_bare_ += ",r=" + nonce_;
 }
 
+scram_client scram_client::from_keys(std::string client_key, std::string server_key, std::string nonce,
+                                     std::string_view user) {
+  if (client_key.size() != 32 || server_key.size() != 32)
+    throw std::invalid_argument("scram_client::from_keys needs 32-byte ClientKey and ServerKey");
+  scram_client c({}, std::move(nonce), user);
+  c.client_key_ = std::move(client_key);
+  c.server_key_ = std::move(server_key);
+  return c;
+}
+
 std::string scram_client::client_first_message() const { return std::string(gs2_header) + client_first_bare_; }
 
 std::optional<std::string> scram_client::handle_server_first(std::string_view server_first, std::string& error) {
@@ -62,14 +73,17 @@ std::optional<std::string> scram_client::handle_server_first(std::string_view se
     return std::nullopt;
   }
 
-  const std::string salted = pbkdf2_sha256(password_, *salt, iterations);
-  const std::string client_key = hmac_sha256(salted, "Client Key");
+  std::string client_key = client_key_, server_key = server_key_;
+  if (client_key.empty()) {
+    const std::string salted = pbkdf2_sha256(password_, *salt, iterations);
+    client_key = hmac_sha256(salted, "Client Key");
+    server_key = hmac_sha256(salted, "Server Key");
+  }
   const std::string stored_key = sha256(client_key);
   const std::string without_proof = "c=" + base64_encode(gs2_header) + ",r=" + std::string(*nonce);
   const std::string auth_message = client_first_bare_ + "," + std::string(server_first) + "," + without_proof;
   const std::string client_signature = hmac_sha256(stored_key, auth_message);
   const std::string proof = xor_bytes(client_key, client_signature);
-  const std::string server_key = hmac_sha256(salted, "Server Key");
   expected_server_signature_ = hmac_sha256(server_key, auth_message);
   return without_proof + ",p=" + base64_encode(proof);
 }

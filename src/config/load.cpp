@@ -3,9 +3,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
+
+#include "pgmux/auth/secret.hpp"
 
 namespace pgmux::config {
 namespace {
@@ -21,6 +24,14 @@ std::optional<std::string> read_whole_file(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// An error unless `path` names a regular file this process can open; `what` says what it is for.
+std::optional<std::string> unreadable(const std::string& path, const char* what) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec) || !std::ifstream(path))
+    return std::string("cannot read ") + what + " " + path;
+  return std::nullopt;
 }
 
 // Collects errors while walking the document.
@@ -53,6 +64,11 @@ class reader {
   void read_string(const json& j, const std::string& path, std::string& out) {
     if (!j.is_string()) return error(path, std::string("expected a string, got ") + type_name(j));
     out = j.get<std::string>();
+  }
+
+  void read_bool(const json& j, const std::string& path, bool& out) {
+    if (!j.is_boolean()) return error(path, std::string("expected true or false, got ") + type_name(j));
+    out = j.get<bool>();
   }
 
   template <typename Int>
@@ -139,6 +155,149 @@ class reader {
     if (p.query_wait_timeout.count() == 0) error(path + "/query_wait_timeout", "must be greater than 0");
   }
 
+  void read_rules(const json& j, const std::string& path, std::vector<auth::auth_rule>& rules) {
+    if (!j.is_array()) return error(path, std::string("expected an array of rules, got ") + type_name(j));
+    if (j.empty()) return error(path, "at least one rule is needed (none would reject every client)");
+    rules.clear();
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      const std::string rule_path = path + "/" + std::to_string(i);
+      if (!expect_object(j[i], rule_path)) continue;
+      auth::auth_rule rule;
+      if (!j[i].contains("method"))
+        error(rule_path + "/method", "missing: every rule needs a method (scram-sha-256, md5, password, trust, cert or reject)");
+      const auto read_name = [&](const json& v, const std::string& p, std::string& out) {
+        read_string(v, p, out);
+        if (v.is_string() && out.empty()) error(p, "must not be empty (\"*\" matches any)");
+      };
+      for_each_key(j[i], rule_path, {
+          {"database", [&](const json& v, const std::string& p) { read_name(v, p, rule.database); }},
+          {"user", [&](const json& v, const std::string& p) { read_name(v, p, rule.user); }},
+          {"address", [&](const json& v, const std::string& p) {
+             std::string text, why;
+             read_string(v, p, text);
+             if (!v.is_string()) return;
+             if (auto a = auth::parse_address_pattern(text, why)) rule.address = *a;
+             else error(p, why);
+           }},
+          {"method", [&](const json& v, const std::string& p) {
+             std::string text;
+             read_string(v, p, text);
+             if (!v.is_string()) return;
+             if (auto m = auth::parse_auth_method(text)) rule.method = *m;
+             else error(p, "expected \"scram-sha-256\", \"md5\", \"password\", \"trust\", \"cert\" or \"reject\", got \"" + text + "\"");
+           }},
+      });
+      rules.push_back(std::move(rule));
+    }
+  }
+
+  // The users file: a JSON object user -> secret, each secret checked now. Its errors are
+  // reported at `path` (the config key naming the file) with the JSON pointer inside the file.
+  void read_users_file(const std::string& file, const std::string& path, std::map<std::string, std::string>& users) {
+    if (auto why = unreadable(file, "users file")) return error(path, *why);
+    const auto text = read_whole_file(file);
+    if (!text) return error(path, "cannot read users file " + file);
+    json doc;
+    try {
+      doc = json::parse(*text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+      return error(path, "users file " + file + ": invalid JSON: " + e.what());
+    }
+    if (!doc.is_object())
+      return error(path, "users file " + file + ": expected an object of user name -> secret, got " + type_name(doc));
+    for (const auto& [user, secret] : doc.items()) {
+      const std::string where = "users file " + file + " at /" + escape(user) + ": ";
+      if (user.empty()) {
+        error(path, where + "user name must not be empty");
+        continue;
+      }
+      if (!secret.is_string()) {
+        error(path, where + "expected a secret string, got " + type_name(secret));
+        continue;
+      }
+      std::string why;
+      if (auth::secret_kind_of(secret.get<std::string>(), why) == auth::secret_kind::none) {
+        error(path, where + why);
+        continue;
+      }
+      users.emplace(user, secret.get<std::string>());
+    }
+  }
+
+  void read_auth(const json& j, const std::string& path, auth_config& a) {
+    if (!expect_object(j, path)) return;
+    for_each_key(j, path, {
+        {"rules", [&](const json& v, const std::string& p) { read_rules(v, p, a.rules); }},
+        {"users_file", [&](const json& v, const std::string& p) {
+           read_string(v, p, a.users_file);
+           if (v.is_string() && !a.users_file.empty()) read_users_file(a.users_file, p, a.users);
+         }},
+        {"auth_query", [&](const json& v, const std::string& p) {
+           read_string(v, p, a.auth_query);
+           if (!a.auth_query.empty() && a.auth_query.find("$1") == std::string::npos)
+             error(p, "must take the user name as $1, e.g. \"SELECT rolpassword FROM pg_authid WHERE rolname = $1\"");
+         }},
+        {"auth_user", [&](const json& v, const std::string& p) { read_string(v, p, a.auth_user); }},
+        {"auth_query_cache", [&](const json& v, const std::string& p) { read_duration(v, p, a.auth_query_cache); }},
+        {"allow_cleartext_without_tls", [&](const json& v, const std::string& p) { read_bool(v, p, a.allow_cleartext_without_tls); }},
+        {"max_authenticating", [&](const json& v, const std::string& p) { read_uint(v, p, a.max_authenticating, 1, 1000000); }},
+        {"failure_delay", [&](const json& v, const std::string& p) { read_duration(v, p, a.failure_delay); }},
+    });
+    if (!a.auth_user.empty() && a.auth_query.empty())
+      error(path + "/auth_user", "auth_user runs auth_query, and there is no auth_query");
+  }
+
+  void read_tls(const json& j, const std::string& path, tls_config& t) {
+    if (!expect_object(j, path)) return;
+    const auto read_file = [&](const json& v, const std::string& p, std::string& out, const char* what) {
+      read_string(v, p, out);
+      if (!v.is_string()) return;
+      if (out.empty()) return error(p, std::string("must not be empty: leave the key out for no ") + what);
+      if (auto why = unreadable(out, what)) error(p, *why);
+    };
+    for_each_key(j, path, {
+        {"mode", [&](const json& v, const std::string& p) {
+           std::string m;
+           read_string(v, p, m);
+           if (m == "disable") t.mode = tls_mode::disable;
+           else if (m == "allow") t.mode = tls_mode::allow;
+           else if (m == "require") t.mode = tls_mode::require;
+           else if (v.is_string()) error(p, "expected \"disable\", \"allow\" or \"require\", got \"" + m + "\"");
+         }},
+        {"cert", [&](const json& v, const std::string& p) { read_file(v, p, t.cert, "certificate file"); }},
+        {"key", [&](const json& v, const std::string& p) { read_file(v, p, t.key, "private key file"); }},
+        {"ca", [&](const json& v, const std::string& p) { read_file(v, p, t.ca, "CA file"); }},
+        {"min_version", [&](const json& v, const std::string& p) {
+           if (v == "1.2") t.min_version = tls_version::v1_2;
+           else if (v == "1.3") t.min_version = tls_version::v1_3;
+           else error(p, "expected \"1.2\" or \"1.3\" (a string), got " + v.dump());
+         }},
+    });
+    if (t.mode != tls_mode::disable) {
+      const std::string needs = std::string("missing: tls.mode \"") + to_string(t.mode) + "\" needs ";
+      if (!j.contains("cert")) error(path + "/cert", needs + "a certificate file");
+      if (!j.contains("key")) error(path + "/key", needs + "a private key file");
+    }
+  }
+
+  // Rules that could never succeed with the TLS and cleartext settings are refused now.
+  void check_rules(const config& cfg) {
+    for (std::size_t i = 0; i < cfg.auth.rules.size(); ++i) {
+      const auto& r = cfg.auth.rules[i];
+      const std::string p = "/auth/rules/" + std::to_string(i) + "/method";
+      const bool local_only = r.address.type == auth::address_pattern::kind::local;
+      if (r.method == auth::auth_method::cert) {
+        if (local_only) error(p, "the cert method needs TLS, which Unix-socket clients do not use");
+        else if (cfg.tls.mode == tls_mode::disable) error(p, "the cert method needs TLS: set tls.mode and tls.ca");
+        else if (cfg.tls.ca.empty()) error(p, "the cert method needs tls.ca to verify client certificates");
+      }
+      if (r.method == auth::auth_method::password && !local_only && cfg.tls.mode == tls_mode::disable &&
+          !cfg.auth.allow_cleartext_without_tls)
+        error(p, "the password method sends passwords in clear text: enable TLS (tls.mode) or set "
+                 "auth.allow_cleartext_without_tls");
+    }
+  }
+
   static std::string escape(const std::string& key) {
     std::string out;
     for (char c : key) {
@@ -172,6 +331,17 @@ const char* to_string(log_level l) noexcept {
 }
 
 const char* to_string(log_format f) noexcept { return f == log_format::json ? "json" : "text"; }
+
+const char* to_string(tls_mode m) noexcept {
+  switch (m) {
+    case tls_mode::allow: return "allow";
+    case tls_mode::require: return "require";
+    case tls_mode::disable: break;
+  }
+  return "disable";
+}
+
+const char* to_string(tls_version v) noexcept { return v == tls_version::v1_3 ? "1.3" : "1.2"; }
 
 const database_config* find_database(const config& cfg, std::string_view name) noexcept {
   if (auto it = cfg.databases.find(std::string(name)); it != cfg.databases.end()) return &it->second;
@@ -274,6 +444,8 @@ load_result load_config_text(std::string_view text) {
          r.read_duration(v, s, cfg.auth_timeout);
          if (cfg.auth_timeout.count() == 0) r.error(s, "must be greater than 0");
        }},
+      {"auth", [&](const json& v, const std::string& s) { r.read_auth(v, s, cfg.auth); }},
+      {"tls", [&](const json& v, const std::string& s) { r.read_tls(v, s, cfg.tls); }},
       {"databases", [&](const json& v, const std::string& s) {
          if (!r.expect_object(v, s)) return;
          for (const auto& [name, entry] : v.items()) {
@@ -306,6 +478,13 @@ load_result load_config_text(std::string_view text) {
   });
   if (!doc.contains("databases") || cfg.databases.empty())
     r.error("/databases", "at least one database is needed");
+  r.check_rules(cfg);
+  if (cfg.auth_timeout.count() > 0 && cfg.auth.failure_delay >= cfg.auth_timeout) {
+    if (doc.contains("auth") && doc["auth"].is_object() && doc["auth"].contains("failure_delay"))
+      r.error("/auth/failure_delay", "must be shorter than auth_timeout (" + format_duration(cfg.auth_timeout) + ")");
+    else
+      r.error("/auth_timeout", "must be longer than auth.failure_delay (" + format_duration(cfg.auth.failure_delay) + ")");
+  }
 
   if (!r.errors.empty()) {
     result.errors = std::move(r.errors);

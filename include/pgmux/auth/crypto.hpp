@@ -15,4 +15,8 @@ std::optional<std::string> base64_decode(std::string_view text);
 std::string random_bytes(std::size_t n);  // cryptographically secure
 std::string xor_bytes(std::string_view a, std::string_view b);  // equal lengths
 
+// Equal contents, in time that depends only on the lengths: for comparing secrets and proofs,
+// where an early exit would tell an attacker how many leading bytes were right.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
 }  // namespace pgmux::auth

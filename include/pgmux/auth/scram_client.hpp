@@ -1,6 +1,8 @@
 // SCRAM-SHA-256 (RFC 5802 / RFC 7677) from the client side, without channel binding, as
 // PostgreSQL's SASL exchange uses it. A step machine: feed the server's messages, send what
-// it returns.
+// it returns. It proves either a password or, for SCRAM passthrough, the ClientKey and
+// ServerKey a client proved to pgmux (scram_server::client_key), which is all the exchange
+// needs when the server holds the same verifier.
 #pragma once
 #include <optional>
 #include <string>
@@ -15,6 +17,11 @@ class scram_client {
   // stays empty there. Tests pass "user" to check the RFC 7677 example exactly.
   explicit scram_client(std::string password, std::string nonce = {}, std::string_view user = {});
 
+  // Authenticates with keys instead of a password (raw, 32 bytes each). Only works against a
+  // server whose verifier has these keys: the salt and iteration count it sends are not used.
+  static scram_client from_keys(std::string client_key, std::string server_key, std::string nonce = {},
+                                std::string_view user = {});
+
   // "n,,n=<user>,r=<nonce>": the data of SASLInitialResponse.
   std::string client_first_message() const;
 
@@ -26,6 +33,8 @@ class scram_client {
 
  private:
   std::string password_;
+  std::string client_key_;  // raw; set by from_keys, else derived from the password
+  std::string server_key_;
   std::string nonce_;
   std::string client_first_bare_;
   std::string expected_server_signature_;  // raw bytes

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "pgmux/auth/rules.hpp"
 #include "pgmux/config/dsn.hpp"
 #include "pgmux/config/duration.hpp"
 
@@ -60,6 +61,46 @@ struct log_config {
   friend bool operator==(const log_config&, const log_config&) = default;
 };
 
+// How clients authenticate (the "auth" object).
+struct auth_config {
+  // First match wins; a client no rule matches is rejected. Without "rules": trust for the Unix
+  // socket and loopback, nobody else, as before rules existed (auth::default_rules).
+  std::vector<auth::auth_rule> rules = auth::default_rules();
+  std::string users_file;                     // JSON object user -> secret; "" for none
+  std::map<std::string, std::string> users;   // read from users_file at load: user -> md5 or SCRAM secret
+  std::string auth_query;                     // SQL returning a user's secret, $1 the user name; "" for none
+  std::string auth_user;                      // server user that runs auth_query; "": the database DSN's user
+  duration auth_query_cache = 30s;            // how long auth_query answers are reused; 0: not cached
+  bool allow_cleartext_without_tls = false;   // "password" method over TCP without TLS
+  // Clients still in startup or authentication, at most. A login burst (a fleet of application
+  // instances restarting at once) stays well under it; clients that connect and never finish
+  // logging in cannot take more than these slots of max_client_conn.
+  std::size_t max_authenticating = 1000;
+  // Added before a failed authentication is answered: slows password guessing, costs a
+  // legitimate client little (PostgreSQL's auth_delay module does the same).
+  duration failure_delay = 200ms;
+};
+
+enum class tls_mode {
+  disable,  // no TLS: SSLRequest is refused
+  allow,    // TLS when the client asks for it
+  require,  // TCP clients must use TLS (Unix-socket clients need not)
+};
+const char* to_string(tls_mode m) noexcept;
+
+enum class tls_version { v1_2, v1_3 };
+const char* to_string(tls_version v) noexcept;  // "1.2", "1.3"
+
+// TLS towards clients (the "tls" object). Files are checked to be readable at load; the TLS
+// layer reads them.
+struct tls_config {
+  tls_mode mode = tls_mode::disable;
+  std::string cert;  // server certificate chain, PEM; needed unless mode is disable
+  std::string key;   // its private key, PEM; needed unless mode is disable
+  std::string ca;    // CA certificates that sign client certificates, PEM; needed by the cert method
+  tls_version min_version = tls_version::v1_2;
+};
+
 struct config {
   listen_config listen;
   unsigned workers = 2;
@@ -72,6 +113,8 @@ struct config {
   std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none
   std::vector<std::string> admin_users;  // may open the admin console (virtual database "pgmux")
   log_config log;
+  auth_config auth;
+  tls_config tls;
 };
 
 // The database entry serving `name`: the exact entry, else "*", else nullptr.

@@ -5,6 +5,7 @@
 //   base64 round trips arbitrary bytes of every length
 //   base64 decode rejects garbage
 //   xor_bytes and random_bytes
+//   constant_time_equal compares contents and lengths
 #include <doctest/doctest.h>
 
 #include <random>
@@ -90,6 +91,16 @@ TEST_CASE("xor_bytes and random_bytes") {
   CHECK(b.size() == 32);
   CHECK(a != b);
   CHECK(random_bytes(0).empty());
+}
+
+TEST_CASE("constant_time_equal compares contents and lengths") {
+  CHECK(constant_time_equal("", ""));
+  CHECK(constant_time_equal("abc", "abc"));
+  CHECK(constant_time_equal(std::string("a\0b", 3), std::string("a\0b", 3)));
+  CHECK_FALSE(constant_time_equal(std::string("a\0b", 3), std::string("a\0c", 3)));
+  CHECK_FALSE(constant_time_equal("abc", "abd"));
+  CHECK_FALSE(constant_time_equal("abc", "ab"));
+  CHECK_FALSE(constant_time_equal("", "a"));
 }
 
 }  // TEST_SUITE

@@ -10,10 +10,15 @@
 //   server error attribute is reported
 //   malformed server-first messages are rejected
 //   wrong password yields a proof the server would refuse
+//   with keys instead of a password: the RFC 7677 exchange, exactly
+//   with keys: the server's salt and iterations are not used
+//   with keys: keys of the wrong size are refused
 #include <doctest/doctest.h>
 
+#include <stdexcept>
 #include <string>
 
+#include "pgmux/auth/crypto.hpp"
 #include "pgmux/auth/scram_client.hpp"
 
 using pgmux::auth::scram_client;
@@ -164,6 +169,41 @@ TEST_CASE("wrong password yields a proof the server would refuse") {
   // Same nonce part, different proof.
   CHECK(final_message->substr(0, final_message->find(",p=")) == rfc_client_final.substr(0, rfc_client_final.find(",p=")));
   CHECK_FALSE(c.verify_server_final(rfc_server_final, error));
+}
+
+TEST_CASE("with keys instead of a password: the RFC 7677 exchange, exactly") {
+  const std::string salted = pgmux::auth::pbkdf2_sha256("pencil", *pgmux::auth::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+  auto c = scram_client::from_keys(pgmux::auth::hmac_sha256(salted, "Client Key"),
+                                   pgmux::auth::hmac_sha256(salted, "Server Key"), std::string(client_nonce), "user");
+  CHECK(c.client_first_message() == "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+  std::string error;
+  const auto final_message = c.handle_server_first(server_first, error);
+  REQUIRE_MESSAGE(final_message, error);
+  CHECK(*final_message == rfc_client_final);
+  CHECK(c.verify_server_final(rfc_server_final, error));
+}
+
+TEST_CASE("with keys: the server's salt and iterations are not used") {
+  // Another salt and iteration count: a password client would compute other keys, a key
+  // client sends the same proof (the nonce and auth message differ only in s= and i=).
+  const std::string salted = pgmux::auth::pbkdf2_sha256("pencil", *pgmux::auth::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+  auto c = scram_client::from_keys(pgmux::auth::hmac_sha256(salted, "Client Key"),
+                                   pgmux::auth::hmac_sha256(salted, "Server Key"), std::string(client_nonce), "user");
+  std::string error;
+  const auto final_message =
+      c.handle_server_first("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=c2FsdA==,i=1", error);
+  REQUIRE_MESSAGE(final_message, error);
+  scram_client p("pencil", std::string(client_nonce), "user");
+  const auto password_final =
+      p.handle_server_first("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=c2FsdA==,i=1", error);
+  REQUIRE(password_final);
+  CHECK(*final_message != *password_final);
+}
+
+TEST_CASE("with keys: keys of the wrong size are refused") {
+  CHECK_THROWS_AS(scram_client::from_keys(std::string(31, 'k'), std::string(32, 'k')), std::invalid_argument);
+  CHECK_THROWS_AS(scram_client::from_keys(std::string(32, 'k'), ""), std::invalid_argument);
+  CHECK_NOTHROW(scram_client::from_keys(std::string(32, 'k'), std::string(32, 'k')));
 }
 
 }  // TEST_SUITE

@@ -21,6 +21,18 @@
 //   all errors are reported at once
 //   the passfile named in a DSN is read at load
 //   load_config_file reads a file and reports a missing one
+//   metrics.listen takes host:port, null turns it off
+//   auth and tls take their defaults when absent
+//   auth rules are read in order, omitted keys matching any
+//   bad auth rules are reported where they are
+//   cert rules need TLS with a CA, password rules TLS or allow_cleartext_without_tls
+//   the users file is read at load, secrets of both kinds
+//   users file errors name the file and the pointer inside it
+//   auth settings are read and checked
+//   failure_delay must be shorter than auth_timeout
+//   tls settings are read and checked
+//   tls allow and require need a certificate and a key
+//   tls files must exist and be readable
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -49,6 +61,19 @@ constexpr const char* example_conf = R"json(
   "max_message_size": "32MB",
   "max_client_conn": 500,
   "auth_timeout": "15s",
+  "auth": {
+    "rules": [
+      { "database": "app", "user": "alice", "address": "10.0.0.0/8", "method": "scram-sha-256" },
+      { "address": "local", "method": "trust" }   // the rest match any database and user
+    ],
+    "auth_query": "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+    "auth_user": "pgmux_auth",
+    "auth_query_cache": "1min",
+    "allow_cleartext_without_tls": true,
+    "max_authenticating": 50,
+    "failure_delay": "1s"
+  },
+  "tls": { "mode": "disable", "min_version": "1.3" },
   "pool_defaults": {
     "mode": "session",
     "min_size": 1,
@@ -74,6 +99,26 @@ std::string with_db(const std::string& extra = {}) {
   if (!extra.empty()) doc += ", " + extra;
   return doc + "}";
 }
+
+// A file under /tmp with `contents`, removed at scope exit.
+struct temp_file {
+  std::string path;
+  explicit temp_file(const std::string& contents) {
+    char name[] = "/tmp/pgmux-load-test-XXXXXX";
+    const int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    close(fd);
+    path = name;
+    std::ofstream(path) << contents;
+  }
+  ~temp_file() { std::remove(path.c_str()); }
+  temp_file(const temp_file&) = delete;
+  temp_file& operator=(const temp_file&) = delete;
+};
+
+// with_db with an "auth" object holding `body`.
+std::string with_auth(const std::string& body) { return with_db(R"("auth": {)" + body + "}"); }
+std::string with_tls(const std::string& body) { return with_db(R"("tls": {)" + body + "}"); }
 
 config loaded(const std::string& text) {
   auto r = load_config_text(text);
@@ -112,6 +157,21 @@ TEST_CASE("the example config loads, comments and all") {
   CHECK(cfg.max_message_size == 32u * 1024 * 1024);
   CHECK(cfg.max_client_conn == 500);
   CHECK(cfg.auth_timeout == 15s);
+  REQUIRE(cfg.auth.rules.size() == 2);
+  CHECK(cfg.auth.rules[0].database == "app");
+  CHECK(cfg.auth.rules[0].user == "alice");
+  CHECK(cfg.auth.rules[0].address.to_string() == "10.0.0.0/8");
+  CHECK(cfg.auth.rules[0].method == pgmux::auth::auth_method::scram_sha_256);
+  CHECK(cfg.auth.rules[1].database == "*");
+  CHECK(cfg.auth.rules[1].address.to_string() == "local");
+  CHECK(cfg.auth.auth_query == "SELECT rolpassword FROM pg_authid WHERE rolname = $1");
+  CHECK(cfg.auth.auth_user == "pgmux_auth");
+  CHECK(cfg.auth.auth_query_cache == 1min);
+  CHECK(cfg.auth.allow_cleartext_without_tls);
+  CHECK(cfg.auth.max_authenticating == 50);
+  CHECK(cfg.auth.failure_delay == 1s);
+  CHECK(cfg.tls.mode == tls_mode::disable);
+  CHECK(cfg.tls.min_version == tls_version::v1_3);
   const auto& p = cfg.pool_defaults;
   CHECK(p.mode == pool_mode::session);
   CHECK(p.min_size == 1);
@@ -162,6 +222,17 @@ TEST_CASE("the shipped example config loads and documents the defaults") {
   CHECK(r.cfg->max_message_size == defaults.max_message_size);
   CHECK(r.cfg->auth_timeout == defaults.auth_timeout);
   CHECK(r.cfg->shutdown_timeout == defaults.shutdown_timeout);
+  CHECK(r.cfg->auth.rules == defaults.auth.rules);
+  CHECK(r.cfg->auth.users_file == defaults.auth.users_file);
+  CHECK(r.cfg->auth.auth_query == defaults.auth.auth_query);
+  CHECK(r.cfg->auth.auth_user == defaults.auth.auth_user);
+  CHECK(r.cfg->auth.auth_query_cache == defaults.auth.auth_query_cache);
+  CHECK(r.cfg->auth.allow_cleartext_without_tls == defaults.auth.allow_cleartext_without_tls);
+  CHECK(r.cfg->auth.max_authenticating == defaults.auth.max_authenticating);
+  CHECK(r.cfg->auth.failure_delay == defaults.auth.failure_delay);
+  CHECK(r.cfg->tls.mode == defaults.tls.mode);
+  CHECK(r.cfg->tls.min_version == defaults.tls.min_version);
+  CHECK(r.cfg->tls.cert.empty());
   CHECK(find_database(*r.cfg, "anything") != nullptr);
 }
 
@@ -468,3 +539,268 @@ TEST_CASE("metrics.listen takes host:port, null turns it off") {
   SUBCASE("not a string") { refused_at(with_db(R"("metrics": {"listen": 9930})"), "/metrics/listen"); }
   SUBCASE("unknown key") { refused_at(with_db(R"("metrics": {"port": 9930})"), "/metrics/port"); }
 }
+
+TEST_SUITE("config_load_auth") {
+
+using pgmux::auth::auth_method;
+
+TEST_CASE("auth and tls take their defaults when absent") {
+  const auto cfg = loaded(with_db());
+  CHECK(cfg.auth.rules == pgmux::auth::default_rules());
+  CHECK(cfg.auth.users_file.empty());
+  CHECK(cfg.auth.users.empty());
+  CHECK(cfg.auth.auth_query.empty());
+  CHECK(cfg.auth.auth_user.empty());
+  CHECK(cfg.auth.auth_query_cache == 30s);
+  CHECK_FALSE(cfg.auth.allow_cleartext_without_tls);
+  CHECK(cfg.auth.max_authenticating == 1000);
+  CHECK(cfg.auth.failure_delay == 200ms);
+  CHECK(cfg.tls.mode == tls_mode::disable);
+  CHECK(cfg.tls.cert.empty());
+  CHECK(cfg.tls.key.empty());
+  CHECK(cfg.tls.ca.empty());
+  CHECK(cfg.tls.min_version == tls_version::v1_2);
+  // The default rules written out are the defaults.
+  const auto written = loaded(with_auth(R"("rules": [{"address": "local", "method": "trust"},
+      {"address": "127.0.0.0/8", "method": "trust"}, {"address": "::1/128", "method": "trust"}])"));
+  CHECK(written.auth.rules == cfg.auth.rules);
+  CHECK(std::string(to_string(tls_mode::require)) == "require");
+  CHECK(std::string(to_string(tls_version::v1_3)) == "1.3");
+}
+
+TEST_CASE("auth rules are read in order, omitted keys matching any") {
+  const auto cfg = loaded(with_auth(R"("rules": [
+      {"method": "reject", "user": "mallory"},
+      {"database": "app", "address": "::ffff:10.0.0.0/104", "method": "md5"},
+      {"address": "2001:db8::/32", "method": "scram-sha-256"},
+      {"address": "192.0.2.7", "method": "trust"},
+      {"method": "reject"}])"));
+  const auto& r = cfg.auth.rules;
+  REQUIRE(r.size() == 5);
+  CHECK(r[0].user == "mallory");
+  CHECK(r[0].database == "*");
+  CHECK(r[0].address.to_string() == "*");
+  CHECK(r[0].method == auth_method::reject);
+  CHECK(r[1].database == "app");
+  CHECK(r[1].address.to_string() == "10.0.0.0/8");
+  CHECK(r[1].method == auth_method::md5);
+  CHECK(r[2].address.to_string() == "2001:db8::/32");
+  CHECK(r[3].address.to_string() == "192.0.2.7/32");
+  CHECK(r[3].method == auth_method::trust);
+  using pgmux::auth::client_peer;
+  const auto peer = client_peer::tcp(*pgmux::auth::ip_address::parse("::ffff:10.1.2.3"));
+  CHECK(pgmux::auth::match_rule(r, "app", "alice", peer) == 1u);
+  CHECK(pgmux::auth::match_rule(r, "app", "mallory", peer) == 0u);
+}
+
+TEST_CASE("bad auth rules are reported where they are") {
+  SUBCASE("auth not an object") { refused_at(with_db(R"("auth": [])"), "/auth"); }
+  SUBCASE("unknown auth key") { refused_at(with_auth(R"("rule": [])"), "/auth/rule"); }
+  SUBCASE("rules not an array") { refused_at(with_auth(R"("rules": {"method": "trust"})"), "/auth/rules"); }
+  SUBCASE("rules empty") { refused_at(with_auth(R"("rules": [])"), "/auth/rules"); }
+  SUBCASE("rule not an object") { refused_at(with_auth(R"("rules": ["trust"])"), "/auth/rules/0"); }
+  SUBCASE("missing method") {
+    CHECK(refused_at(with_auth(R"("rules": [{"method": "trust"}, {"user": "a"}])"), "/auth/rules/1/method")
+              .find("missing") != std::string::npos);
+  }
+  SUBCASE("unknown method") {
+    CHECK(refused_at(with_auth(R"("rules": [{"method": "ident"}])"), "/auth/rules/0/method").find("\"ident\"") !=
+          std::string::npos);
+  }
+  SUBCASE("method not a string") { refused_at(with_auth(R"("rules": [{"method": 1}])"), "/auth/rules/0/method"); }
+  SUBCASE("prefix too long") {
+    CHECK(refused_at(with_auth(R"("rules": [{"address": "10.0.0.0/33", "method": "trust"}])"), "/auth/rules/0/address")
+              .find("too long") != std::string::npos);
+  }
+  SUBCASE("bad address") {
+    refused_at(with_auth(R"("rules": [{"address": "10.0.0.300", "method": "trust"}])"), "/auth/rules/0/address");
+  }
+  SUBCASE("host bits set") {
+    refused_at(with_auth(R"("rules": [{"address": "10.1.2.3/8", "method": "trust"}])"), "/auth/rules/0/address");
+  }
+  SUBCASE("address not a string") {
+    refused_at(with_auth(R"("rules": [{"address": 10, "method": "trust"}])"), "/auth/rules/0/address");
+  }
+  SUBCASE("empty user") { refused_at(with_auth(R"("rules": [{"user": "", "method": "trust"}])"), "/auth/rules/0/user"); }
+  SUBCASE("database as a list") {
+    refused_at(with_auth(R"("rules": [{"database": ["a", "b"], "method": "trust"}])"), "/auth/rules/0/database");
+  }
+  SUBCASE("unknown rule key") {
+    refused_at(with_auth(R"("rules": [{"adress": "*", "method": "trust"}])"), "/auth/rules/0/adress");
+  }
+}
+
+TEST_CASE("cert rules need TLS with a CA, password rules TLS or allow_cleartext_without_tls") {
+  const temp_file cert("cert"), key("key"), ca("ca");
+  const std::string tls_without_ca = R"("tls": {"mode": "allow", "cert": ")" + cert.path + R"(", "key": ")" + key.path + R"("})";
+  const std::string tls_with_ca = R"("tls": {"mode": "require", "cert": ")" + cert.path + R"(", "key": ")" + key.path +
+                                  R"(", "ca": ")" + ca.path + R"("})";
+  const std::string cert_rule = R"("auth": {"rules": [{"address": "10.0.0.0/8", "method": "cert"}]})";
+  SUBCASE("cert without TLS") {
+    CHECK(refused_at(with_db(cert_rule), "/auth/rules/0/method").find("TLS") != std::string::npos);
+  }
+  SUBCASE("cert without a CA") {
+    CHECK(refused_at(with_db(cert_rule + ", " + tls_without_ca), "/auth/rules/0/method").find("tls.ca") !=
+          std::string::npos);
+  }
+  SUBCASE("cert for the Unix socket") {
+    refused_at(with_db(R"("auth": {"rules": [{"address": "local", "method": "cert"}]}, )" + tls_with_ca),
+               "/auth/rules/0/method");
+  }
+  SUBCASE("cert with TLS and a CA") {
+    const auto cfg = loaded(with_db(cert_rule + ", " + tls_with_ca));
+    CHECK(cfg.auth.rules[0].method == auth_method::cert);
+    CHECK(cfg.tls.mode == tls_mode::require);
+    CHECK(cfg.tls.ca == ca.path);
+  }
+  const std::string password_rule = R"("rules": [{"address": "*", "method": "password"}])";
+  SUBCASE("password without TLS") {
+    CHECK(refused_at(with_auth(password_rule), "/auth/rules/0/method").find("clear text") != std::string::npos);
+  }
+  SUBCASE("password without TLS, allowed") {
+    loaded(with_auth(password_rule + R"(, "allow_cleartext_without_tls": true)"));
+  }
+  SUBCASE("password with TLS") { loaded(with_db(R"("auth": {)" + password_rule + "}, " + tls_without_ca)); }
+  SUBCASE("password on the Unix socket only") {
+    loaded(with_auth(R"("rules": [{"address": "local", "method": "password"}])"));
+  }
+}
+
+TEST_CASE("the users file is read at load, secrets of both kinds") {
+  const std::string scram =
+      "SCRAM-SHA-256$4096:BzeQ16dY+zylb8yWjFmCbQ==$eLLOPrvlfUTRCZq+ZAvu3jyZq1B9FA3oAkOMAlLPBRg=:"
+      "BqpDQA2RAyTOzx5hIV7un95a1lOIq+ReLYSpOqpNpY0=";
+  const temp_file users("// secrets as in pg_authid\n{\"t\": \"" + scram + "\", \"m\": \"md58bbf3f45673bf67d02e4214911f3417f\"}");
+  const auto cfg = loaded(with_auth(R"("users_file": ")" + users.path + R"(")"));
+  CHECK(cfg.auth.users_file == users.path);
+  REQUIRE(cfg.auth.users.size() == 2);
+  CHECK(cfg.auth.users.at("t") == scram);
+  CHECK(cfg.auth.users.at("m") == "md58bbf3f45673bf67d02e4214911f3417f");
+  SUBCASE("an empty object is fine") {
+    const temp_file empty("{}");
+    CHECK(loaded(with_auth(R"("users_file": ")" + empty.path + R"(")")).auth.users.empty());
+  }
+  SUBCASE("\"\" is no users file") { CHECK(loaded(with_auth(R"("users_file": "")")).auth.users.empty()); }
+}
+
+TEST_CASE("users file errors name the file and the pointer inside it") {
+  const auto refused_file = [](const std::string& contents) {
+    const temp_file users(contents);
+    auto message = refused_at(with_auth(R"("users_file": ")" + users.path + R"(")"), "/auth/users_file");
+    CHECK(message.find(users.path) != std::string::npos);
+    return message;
+  };
+  SUBCASE("a plain password") {
+    const auto m = refused_file(R"({"good": "md58bbf3f45673bf67d02e4214911f3417f", "bad/user": "pencil"})");
+    CHECK(m.find("at /bad~1user:") != std::string::npos);
+    CHECK(m.find("pencil") == std::string::npos);  // the secret is not repeated
+  }
+  SUBCASE("a malformed SCRAM verifier") {
+    CHECK(refused_file(R"({"t": "SCRAM-SHA-256$4096:c2FsdA==$x:y"})").find("at /t:") != std::string::npos);
+  }
+  SUBCASE("a secret that is not a string") {
+    CHECK(refused_file(R"({"t": 42})").find("at /t:") != std::string::npos);
+  }
+  SUBCASE("an empty user name") { refused_file(R"({"": "md58bbf3f45673bf67d02e4214911f3417f"})"); }
+  SUBCASE("not an object") { CHECK(refused_file(R"(["t"])").find("object") != std::string::npos); }
+  SUBCASE("invalid JSON") { CHECK(refused_file(R"({"t": )").find("JSON") != std::string::npos); }
+  SUBCASE("every bad entry is reported") {
+    const temp_file users(R"({"a": "x", "b": "md5", "c": "md58bbf3f45673bf67d02e4214911f3417f"})");
+    const auto r = load_config_text(with_auth(R"("users_file": ")" + users.path + R"(")"));
+    CHECK(r.errors.size() == 2);
+  }
+  SUBCASE("a missing file") {
+    const auto m = refused_at(with_auth(R"("users_file": "/nonexistent/pgmux-users.json")"), "/auth/users_file");
+    CHECK(m.find("/nonexistent/pgmux-users.json") != std::string::npos);
+  }
+  SUBCASE("a directory") { refused_at(with_auth(R"("users_file": "/tmp")"), "/auth/users_file"); }
+  SUBCASE("not a string") { refused_at(with_auth(R"("users_file": true)"), "/auth/users_file"); }
+}
+
+TEST_CASE("auth settings are read and checked") {
+  SUBCASE("auth_query needs $1") {
+    CHECK(refused_at(with_auth(R"("auth_query": "SELECT rolpassword FROM pg_authid")"), "/auth/auth_query")
+              .find("$1") != std::string::npos);
+  }
+  SUBCASE("auth_user without auth_query") { refused_at(with_auth(R"("auth_user": "pgmux")"), "/auth/auth_user"); }
+  SUBCASE("auth_query without auth_user is fine") {
+    CHECK(loaded(with_auth(R"("auth_query": "SELECT p FROM u WHERE n = $1")")).auth.auth_user.empty());
+  }
+  SUBCASE("auth_query_cache") {
+    CHECK(loaded(with_auth(R"("auth_query_cache": "0")")).auth.auth_query_cache == 0s);
+    refused_at(with_auth(R"("auth_query_cache": "30")"), "/auth/auth_query_cache");
+  }
+  SUBCASE("allow_cleartext_without_tls must be a boolean") {
+    refused_at(with_auth(R"("allow_cleartext_without_tls": "true")"), "/auth/allow_cleartext_without_tls");
+    refused_at(with_auth(R"("allow_cleartext_without_tls": 1)"), "/auth/allow_cleartext_without_tls");
+  }
+  SUBCASE("max_authenticating") {
+    CHECK(loaded(with_auth(R"("max_authenticating": 1)")).auth.max_authenticating == 1);
+    refused_at(with_auth(R"("max_authenticating": 0)"), "/auth/max_authenticating");
+    refused_at(with_auth(R"("max_authenticating": -3)"), "/auth/max_authenticating");
+    refused_at(with_auth(R"("max_authenticating": "100")"), "/auth/max_authenticating");
+  }
+  SUBCASE("failure_delay") {
+    CHECK(loaded(with_auth(R"("failure_delay": 0)")).auth.failure_delay == 0s);
+    CHECK(loaded(with_auth(R"("failure_delay": "2s")")).auth.failure_delay == 2s);
+    refused_at(with_auth(R"("failure_delay": "fast")"), "/auth/failure_delay");
+  }
+}
+
+TEST_CASE("failure_delay must be shorter than auth_timeout") {
+  CHECK(refused_at(with_db(R"("auth_timeout": "5s", "auth": {"failure_delay": "5s"})"), "/auth/failure_delay")
+            .find("auth_timeout") != std::string::npos);
+  // Only auth_timeout was written: the error goes there.
+  CHECK(refused_at(with_db(R"("auth_timeout": "100ms")"), "/auth_timeout").find("failure_delay") != std::string::npos);
+  loaded(with_db(R"("auth_timeout": "5s", "auth": {"failure_delay": "4999ms"})"));
+}
+
+TEST_CASE("tls settings are read and checked") {
+  SUBCASE("tls not an object") { refused_at(with_db(R"("tls": true)"), "/tls"); }
+  SUBCASE("unknown key") { refused_at(with_tls(R"("certificate": "x")"), "/tls/certificate"); }
+  SUBCASE("unknown mode") {
+    CHECK(refused_at(with_tls(R"("mode": "prefer")"), "/tls/mode").find("\"prefer\"") != std::string::npos);
+  }
+  SUBCASE("mode not a string") { refused_at(with_tls(R"("mode": false)"), "/tls/mode"); }
+  SUBCASE("min_version") {
+    CHECK(loaded(with_tls(R"("min_version": "1.2")")).tls.min_version == tls_version::v1_2);
+    CHECK(loaded(with_tls(R"("min_version": "1.3")")).tls.min_version == tls_version::v1_3);
+    refused_at(with_tls(R"("min_version": "1.1")"), "/tls/min_version");
+    refused_at(with_tls(R"("min_version": 1.3)"), "/tls/min_version");
+    refused_at(with_tls(R"("min_version": "TLSv1.3")"), "/tls/min_version");
+  }
+  SUBCASE("disable needs no files") { CHECK(loaded(with_tls(R"("mode": "disable")")).tls.mode == tls_mode::disable); }
+}
+
+TEST_CASE("tls allow and require need a certificate and a key") {
+  const temp_file cert("cert"), key("key");
+  for (const char* mode : {"allow", "require"}) {
+    CAPTURE(mode);
+    const std::string m = std::string(R"("mode": ")") + mode + "\"";
+    CHECK(refused_at(with_tls(m), "/tls/cert").find("missing") != std::string::npos);
+    refused_at(with_tls(m), "/tls/key");
+    refused_at(with_tls(m + R"(, "cert": ")" + cert.path + "\""), "/tls/key");
+    refused_at(with_tls(m + R"(, "key": ")" + key.path + "\""), "/tls/cert");
+    const auto cfg = loaded(with_tls(m + R"(, "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""));
+    CHECK(cfg.tls.cert == cert.path);
+    CHECK(cfg.tls.key == key.path);
+    CHECK(cfg.tls.ca.empty());
+  }
+  CHECK(loaded(with_tls(R"("mode": "allow", "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""))
+            .tls.mode == tls_mode::allow);
+}
+
+TEST_CASE("tls files must exist and be readable") {
+  const temp_file cert("cert"), key("key");
+  const std::string good = R"("mode": "require", "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\"";
+  CHECK(refused_at(with_tls(R"("mode": "require", "cert": "/nonexistent/server.crt", "key": ")" + key.path + "\""),
+                   "/tls/cert")
+            .find("/nonexistent/server.crt") != std::string::npos);
+  refused_at(with_tls(R"("mode": "require", "cert": ")" + cert.path + R"(", "key": "/nonexistent/server.key")"), "/tls/key");
+  refused_at(with_tls(good + R"(, "ca": "/nonexistent/ca.crt")"), "/tls/ca");
+  refused_at(with_tls(good + R"(, "ca": "/tmp")"), "/tls/ca");
+  refused_at(with_tls(good + R"(, "ca": "")"), "/tls/ca");
+  refused_at(with_tls(R"("cert": "/nonexistent/server.crt")"), "/tls/cert");  // checked even when disabled
+}
+
+}  // TEST_SUITE
