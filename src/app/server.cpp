@@ -14,6 +14,7 @@
 #include "pgmux/app/metrics.hpp"
 #include "pgmux/config/load.hpp"
 #include "pgmux/net/admin_console.hpp"
+#include "pgmux/net/auth_query.hpp"
 #include "pgmux/net/cancel.hpp"
 #include "pgmux/net/listener.hpp"
 #include "pgmux/net/router.hpp"
@@ -74,11 +75,14 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   net::cancel_registry cancels;
   net::session_registry sessions;
   std::atomic<std::size_t> client_count{0};
+  std::atomic<std::size_t> authenticating{0};
+  net::auth_secret_cache auth_secrets;
   net::admin_hooks hooks;  // filled in below, before anything is accepted
   net::process_counters counters;
   counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::system_clock::now().time_since_epoch()).count();
-  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count, &hooks, &counters},
+  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count, authenticating,
+                                                                auth_secrets, &hooks, &counters},
                          cfg->max_client_conn,
                         workers == 1);
 
@@ -108,11 +112,11 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   std::atomic<bool> shutting_down{false};
   // SIGHUP and the console's RELOAD. The file is read on the blocking executor and applied
   // on the io_context.
-  auto reload_config = [&io, &routes, &blocking, &shutting_down, &counters, config_path] {
+  auto reload_config = [&io, &routes, &blocking, &shutting_down, &counters, &auth_secrets, config_path] {
     if (shutting_down) return;
-    asio::post(blocking, [&io, &routes, &counters, config_path] {
+    asio::post(blocking, [&io, &routes, &counters, &auth_secrets, config_path] {
       auto loaded = config::load_config_file(config_path);
-      asio::post(io, [&routes, &counters, config_path, loaded = std::move(loaded)]() mutable {
+      asio::post(io, [&routes, &counters, &auth_secrets, config_path, loaded = std::move(loaded)]() mutable {
         if (!loaded.cfg) {
           counters.reloads_failed.fetch_add(1);
           for (const auto& e : loaded.errors) log::error("reload: " + config_path + ": " + e.path + ": " + e.message);
@@ -123,6 +127,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
         warn_about_restart_settings(*routes.config(), *next);
         log::apply(next->log);
         routes.reload(next);
+        auth_secrets.clear();
         counters.reloads_applied.fetch_add(1);
         counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                               std::chrono::system_clock::now().time_since_epoch()).count();

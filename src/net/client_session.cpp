@@ -13,8 +13,8 @@
 #include <boost/asio/write.hpp>
 
 #include "pgmux/app/log.hpp"
-#include "pgmux/auth/client_auth.hpp"
 #include "pgmux/net/admin_console.hpp"
+#include "pgmux/net/client_login_auth.hpp"
 #include "pgmux/net/relay.hpp"
 #include "pgmux/net/router.hpp"
 #include "pgmux/net/session_registry.hpp"
@@ -40,9 +40,9 @@ std::uint64_t next_client_id() noexcept {
 
 }  // namespace
 
-client_session::client_session(socket_t socket, asio::any_io_executor strand, bool trusted, std::string peer,
+client_session::client_session(socket_t socket, asio::any_io_executor strand, auth::client_peer from, std::string peer,
                                session_services services)
-    : client_(std::move(socket)), strand_(std::move(strand)), trusted_(trusted), peer_(std::move(peer)),
+    : client_(std::move(socket)), strand_(std::move(strand)), from_(from), peer_(std::move(peer)),
       services_(services), prepared_(next_client_id()) {}
 
 std::string client_session::label() const {
@@ -261,37 +261,94 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
   }
 }
 
-asio::awaitable<std::optional<close_reason>> client_session::login() {
-  auto cfg = services_.routes.config();
-  max_message_size_ = cfg->max_message_size;
-  // A stalled startup is ended by cancelling the socket: cheaper than racing two coroutines,
-  // which matters when thousands of clients connect at once.
-  asio::steady_timer deadline(strand_, cfg->auth_timeout);
-  deadline.async_wait([self = shared_from_this()](error_code ec) {
-    // Runs on the session's executor, so it cannot interleave with the startup read.
-    if (ec || self->login_state_ != login_state::reading_startup) return;
+namespace {
+
+// Counts a session in session_services::authenticating until the end of its login.
+class authenticating_slot {
+ public:
+  explicit authenticating_slot(std::atomic<std::size_t>& count)
+      : count_(&count), held_(count.fetch_add(1, std::memory_order_relaxed) + 1) {}
+  authenticating_slot(const authenticating_slot&) = delete;
+  authenticating_slot& operator=(const authenticating_slot&) = delete;
+  ~authenticating_slot() { release(); }
+  std::size_t held() const noexcept { return held_; }  // sessions authenticating, this one included
+  void release() noexcept {
+    if (count_) count_->fetch_sub(1, std::memory_order_relaxed);
+    count_ = nullptr;
+  }
+
+ private:
+  std::atomic<std::size_t>* count_;
+  std::size_t held_;
+};
+
+}  // namespace
+
+asio::awaitable<close_reason> client_session::refuse_busy() {
+  log::connection(label() + " refused: too many clients still authenticating (auth.max_authenticating)");
+  // Answered as PostgreSQL answers "too many clients": after the startup packet (and any
+  // SSLRequest before it), which is when clients read. Answering at once would make libpq take
+  // the error for a failed SSL negotiation, and closing with the packet unread could reset the
+  // connection before the client reads the error. The packet gets a short deadline.
+  const auto startup = co_await with_timeout(read_startup(), std::chrono::milliseconds(1000));
+  if (startup && std::holds_alternative<protocol::startup_message>(*startup))
+    co_await send_error("FATAL", "53300", "too many connections still authenticating");
+  co_return close_reason::too_many_clients;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::authenticate(const config::config& cfg, scram_keys& keys) {
+  // auth_timeout bounds the startup packet and the whole authentication exchange. A stalled
+  // client is ended by cancelling its reads (and refusing later ones): cheaper than racing two
+  // coroutines, which matters when thousands of clients connect at once.
+  const auto deadline = clock::now() + cfg.auth_timeout;
+  asio::steady_timer timer(strand_, deadline);
+  timer.async_wait([self = shared_from_this()](error_code ec) {
+    // Runs on the session's executor, so it cannot interleave with the login's own steps.
+    if (ec || self->login_state_ != login_state::authenticating) return;
     self->login_state_ = login_state::timed_out;
     error_code ignored;
     self->client_.cancel(ignored);
+    self->client_.shutdown(asio::socket_base::shutdown_receive, ignored);
   });
+  std::optional<close_reason> refused;
   auto startup = co_await read_startup();
-  deadline.cancel();
+  if (auto* reason = std::get_if<close_reason>(&startup)) {
+    refused = *reason;
+  } else {
+    const auto& msg = std::get<protocol::startup_message>(startup);
+    user_ = msg.user();
+    database_ = msg.database();
+    const auto who = label();
+    auto outcome = co_await authenticate_client(
+        {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline});
+    refused = outcome.refused;
+    keys = std::move(outcome.keys);
+    method_ = outcome.method;
+  }
+  timer.cancel();
   const bool timed_out = login_state_ == login_state::timed_out;
   login_state_ = login_state::done;
-  if (timed_out) {
-    co_await send_error("FATAL", "08P01", "startup not completed within auth_timeout");
+  // Cut short by the timer (the reads failed), or finished too late to read from the client again.
+  if (timed_out && (!refused || *refused == close_reason::client_eof)) {
+    co_await send_error("FATAL", "08P01", std::holds_alternative<close_reason>(startup)
+                                              ? "startup not completed within auth_timeout"
+                                              : "authentication not completed within auth_timeout");
     co_return close_reason::client_login_timeout;
   }
-  if (auto* reason = std::get_if<close_reason>(&startup)) co_return *reason;
-  const auto& msg = std::get<protocol::startup_message>(startup);
-  user_ = msg.user();
-  database_ = msg.database();
+  co_return refused;
+}
 
-  // Client authentication. Trust needs no exchange; password methods will run theirs here.
-  const auto choice = auth::choose_client_method({user_, database_, trusted_});
-  if (choice.method == auth::client_method::reject) {
-    co_await send_error("FATAL", "28000", choice.reason);
-    co_return close_reason::client_auth_failed;
+asio::awaitable<std::optional<close_reason>> client_session::login() {
+  auto cfg = services_.routes.config();
+  max_message_size_ = cfg->max_message_size;
+  scram_keys keys;
+  {
+    authenticating_slot slot(services_.authenticating);
+    if (slot.held() > cfg->auth.max_authenticating) {
+      slot.release();
+      co_return co_await refuse_busy();
+    }
+    if (auto refused = co_await authenticate(*cfg, keys)) co_return refused;
   }
 
   if (database_ == admin_database) {
@@ -314,12 +371,12 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     protocol::encode_ready_for_query(out, 'I');
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
     if (ec) co_return close_reason::client_eof;
-    log::connection(label() + " logged in to the admin console");
+    log::connection(label() + " logged in to the admin console (" + auth::to_string(method_) + ")");
     logged_in_.store(true, std::memory_order_release);
     co_return std::nullopt;
   }
 
-  auto route = services_.routes.route(database_, user_);
+  auto route = services_.routes.route(database_, user_, keys);
   if (!route.pool) {
     co_await send_error("FATAL", "3D000", route.error);
     co_return close_reason::unknown_database;
@@ -365,7 +422,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   protocol::encode_ready_for_query(out, 'I');
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) co_return close_reason::client_eof;
-  log::connection(label() + " logged in");
+  log::connection(label() + " logged in (" + auth::to_string(method_) + ")");
   logged_in_.store(true, std::memory_order_release);
   co_return std::nullopt;
 }

@@ -23,9 +23,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool is_loopback(const asio::ip::address& a) {
-  if (a.is_loopback()) return true;
-  return a.is_v6() && a.to_v6().is_v4_mapped() && asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+auth::client_peer peer_of(const asio::ip::address& a) {
+  if (a.is_v4()) return auth::client_peer::tcp(auth::ip_address::v4(a.to_v4().to_bytes()));
+  return auth::client_peer::tcp(auth::ip_address::v6(a.to_v6().to_bytes()));  // ::ffff:a.b.c.d becomes IPv4
 }
 
 }  // namespace
@@ -106,7 +106,7 @@ asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
       co_await pause.async_wait(nothrow);
       continue;
     }
-    bool trusted = a->unix_domain;
+    auto from = auth::client_peer::local();
     std::string peer = a->unix_domain ? std::string("unix") : std::string();
     if (!a->unix_domain) {
       error_code ignored;
@@ -117,16 +117,23 @@ asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
         if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
           asio::ip::tcp::endpoint tcp_ep;
           std::memcpy(tcp_ep.data(), sa, remote.size());
-          trusted = is_loopback(tcp_ep.address());
+          from = peer_of(tcp_ep.address());
           peer = tcp_ep.address().to_string() + ":" + std::to_string(tcp_ep.port());
         }
       }
     }
-    admit(std::move(socket), trusted, std::move(peer));
+    if (!a->unix_domain && from.unix_socket) {
+      // No address to match the auth rules against: such a client could pass for a local one.
+      log::warn("accepted a TCP client whose address cannot be read; closing it");
+      error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    admit(std::move(socket), from, std::move(peer));
   }
 }
 
-void listener::admit(socket_t socket, bool trusted, std::string peer) {
+void listener::admit(socket_t socket, auth::client_peer from, std::string peer) {
   accepted_total_.fetch_add(1, std::memory_order_relaxed);
   const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
   if (count > max_client_conn_) {
@@ -144,7 +151,7 @@ void listener::admit(socket_t socket, bool trusted, std::string peer) {
     return;
   }
   auto strand = single_threaded_ ? asio::any_io_executor(io_.get_executor()) : asio::any_io_executor(asio::make_strand(io_));
-  auto session = std::make_shared<client_session>(std::move(socket), strand, trusted, std::move(peer), services_);
+  auto session = std::make_shared<client_session>(std::move(socket), strand, from, std::move(peer), services_);
   asio::co_spawn(strand, session->run(), log_failure("client session"));
 }
 

@@ -297,6 +297,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
     std::lock_guard lock(mu_);
     login = login_;
     login.timeout = settings_.connect_timeout;
+    login.passthrough = passthrough_;
     generation = login_generation_;
     std::vector<std::string> none;  // a new connection holds nothing to evict
     conn->prepared.statements.set_capacity(settings_.max_prepared_statements, none);
@@ -411,6 +412,23 @@ asio::awaitable<void> server_pool::maintain() {
       else session->kill(why);
     }
   }
+}
+
+void server_pool::remember_scram_keys(scram_keys keys) {
+  deferred_work work;
+  {
+    std::lock_guard lock(mu_);
+    if (keys.empty() || keys == passthrough_) return;
+    passthrough_ = std::move(keys);
+    if (!login_.password.empty() || stopped_ || !core_.retry_at()) return;
+    // Backing off after failed logins, which may have failed for want of a password and may
+    // succeed now: try again at once, and let the next client wait for that attempt instead of
+    // getting the old refusal.
+    last_refusal_code_.clear();
+    core_.retry_now();
+    settle(clock::now(), work);
+  }
+  run(std::move(work));
 }
 
 std::optional<protocol::parameter_list> server_pool::server_parameters() const {

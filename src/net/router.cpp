@@ -19,14 +19,20 @@ std::vector<std::shared_ptr<server_pool>> router::pools() const {
 
 namespace {
 
-// The login and settings a pool for (database, user) gets from its config entry.
-server_login login_for(const config::database_config& db, const std::string& database, const std::string& user) {
+// The login a pool for (database, server user) gets from its config entry. The server user is
+// the DSN's, or the client's when the DSN names none, or auth.auth_user for auth_query's pool.
+server_login login_for(const config::database_config& db, const std::string& database, const std::string& server_user) {
   const auto& t = db.target;
   server_login login;
   login.address = server_address{t.host, t.port};
-  login.user = t.user.empty() ? user : t.user;
+  login.user = server_user;
   login.database = t.dbname.empty() ? database : t.dbname;
-  login.password = config::resolve_password(t, login.user, login.database);
+  // A DSN that names its user has that user's password, which is not auth_user's.
+  if (t.user.empty() || t.user == server_user)
+    login.password = config::resolve_password(t, login.user, login.database);
+  else
+    login.password = config::lookup_passfile(t.passfile_contents, t.host, t.port, login.database, login.user)
+                         .value_or(std::string{});
   login.application_name = t.application_name.empty() ? "pgmux" : t.application_name;
   login.options = t.options;
   return login;
@@ -41,10 +47,20 @@ config::pool_settings settings_for(const config::database_config& db) {
 }  // namespace
 
 std::shared_ptr<server_pool> router::make_pool(const config::database_config& db, const std::string& database,
-                                               const std::string& user) {
-  auto p = std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, user), settings_for(db));
+                                               const std::string& server_user) {
+  auto p = std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, server_user), settings_for(db));
   if (paused_all_ || paused_databases_.count(database)) p->set_paused(true);
   return p;
+}
+
+std::shared_ptr<server_pool> router::find_or_make_pool(const config::database_config& db, const std::string& database,
+                                                       const std::string& server_user,
+                                                       std::shared_ptr<server_pool>& created) {
+  const std::string key = database + '\0' + server_user;
+  if (auto it = pools_.find(key); it != pools_.end()) return it->second;
+  created = make_pool(db, database, server_user);
+  pools_.emplace(key, created);
+  return created;
 }
 
 std::string router::pause(const std::string& database) {
@@ -115,7 +131,9 @@ void router::reload(std::shared_ptr<const config::config> cfg) {
       const auto* db = config::find_database(*cfg_, database);
       // Gone, served by another entry now, or as another server user: that pool is no
       // longer reachable, and its clients must come through routing again.
-      if (!db || db->name != it->second->entry() || (!db->target.user.empty() && db->target.user != server_user)) {
+      const bool runs_auth_query = !cfg_->auth.auth_query.empty() && server_user == cfg_->auth.auth_user;
+      if (!db || db->name != it->second->entry() ||
+          (!db->target.user.empty() && db->target.user != server_user && !runs_auth_query)) {
         removed.push_back(std::move(it->second));
         it = pools_.erase(it);
         continue;
@@ -130,24 +148,37 @@ void router::reload(std::shared_ptr<const config::config> cfg) {
   for (auto& p : created) p->start();
 }
 
-router::route_result router::route(const std::string& database, const std::string& user) {
-  std::shared_ptr<server_pool> created;
-  route_result result;
+router::route_result router::route(const std::string& database, const std::string& user, const scram_keys& keys) {
+  std::shared_ptr<server_pool> created, pool;
   {
     std::lock_guard lock(mu_);
     if (stopped_) return {nullptr, "pgmux is shutting down"};
     const auto* db = config::find_database(*cfg_, database);
     if (!db) return {nullptr, "no such database: " + database};
     const std::string server_user = db->target.user.empty() ? user : db->target.user;
-    const std::string key = database + '\0' + server_user;
-    auto it = pools_.find(key);
-    if (it != pools_.end()) return {it->second, {}};
-    created = make_pool(*db, database, user);
-    pools_.emplace(key, created);
-    result.pool = created;
+    pool = find_or_make_pool(*db, database, server_user, created);
   }
-  created->start();
-  return result;
+  // Before start(): the pool's first connections may already use them.
+  if (!keys.empty() && pool->server_user() == user) pool->remember_scram_keys(keys);
+  if (created) created->start();
+  return {std::move(pool), {}};
+}
+
+router::route_result router::auth_query_pool(const std::string& database) {
+  std::shared_ptr<server_pool> created, pool;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return {nullptr, "pgmux is shutting down"};
+    const auto* db = config::find_database(*cfg_, database);
+    if (!db) return {nullptr, "no such database: " + database};
+    const std::string& server_user = cfg_->auth.auth_user.empty() ? db->target.user : cfg_->auth.auth_user;
+    if (server_user.empty())
+      return {nullptr, "auth_query has no user to run as: set auth.auth_user, or a user in the DSN of database \"" +
+                           db->name + "\""};
+    pool = find_or_make_pool(*db, database, server_user, created);
+  }
+  if (created) created->start();
+  return {std::move(pool), {}};
 }
 
 void router::start() {

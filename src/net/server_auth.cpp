@@ -35,7 +35,14 @@ server_auth::step server_auth::handle(const protocol::authentication_request& re
       const auto mechanisms = protocol::decode_sasl_mechanisms(request.data);
       if (std::find(mechanisms.begin(), mechanisms.end(), "SCRAM-SHA-256") == mechanisms.end()) {
         s.error = "the server offers no SASL mechanism pgmux supports (SCRAM-SHA-256)";
-      } else if (need_password()) {
+      } else if (password_.empty() && !passthrough_.empty()) {
+        // SCRAM passthrough: the keys a client of this user proved to pgmux.
+        scram_.emplace(auth::scram_client::from_keys(passthrough_.client_key, passthrough_.server_key));
+        protocol::encode_sasl_initial_response(s.reply, "SCRAM-SHA-256", scram_->client_first_message());
+      } else if (password_.empty()) {
+        s.error = "the server asks for a password and none is configured (DSN password or passfile), nor has a "
+                  "client of this user logged in with SCRAM for passthrough yet";
+      } else {
         scram_.emplace(password_);
         protocol::encode_sasl_initial_response(s.reply, "SCRAM-SHA-256", scram_->client_first_message());
       }

@@ -119,7 +119,7 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
   if (!login.options.empty()) startup.emplace_back("options", login.options);
   std::string out;
   protocol::encode_startup_message(out, startup);
-  server_auth auth(login.user, login.password);
+  server_auth auth(login.user, login.password, login.passthrough);
   std::string error;
   for (;;) {
     if (!out.empty()) {

@@ -147,4 +147,51 @@ std::vector<std::string> decode_sasl_mechanisms(std::string_view data) {
   return out;
 }
 
+std::optional<data_row> decode_data_row(std::string_view body) {
+  if (body.size() < 2) return std::nullopt;
+  const auto columns = static_cast<std::uint16_t>(read_int16(body.data()));
+  std::size_t pos = 2;
+  data_row row;
+  row.reserve(columns);
+  for (std::uint16_t i = 0; i < columns; ++i) {
+    if (body.size() - pos < 4) return std::nullopt;
+    const auto length = read_int32(body.data() + pos);
+    pos += 4;
+    if (length == -1) {
+      row.emplace_back(std::nullopt);
+      continue;
+    }
+    if (length < 0 || body.size() - pos < static_cast<std::size_t>(length)) return std::nullopt;
+    row.emplace_back(body.substr(pos, static_cast<std::size_t>(length)));
+    pos += static_cast<std::size_t>(length);
+  }
+  if (pos != body.size()) return std::nullopt;
+  return row;
+}
+
+std::optional<std::string_view> decode_password_message(std::string_view body) {
+  std::size_t pos = 0;
+  auto password = read_cstr(body, pos);
+  if (!password || pos != body.size()) return std::nullopt;
+  return password;
+}
+
+std::optional<sasl_initial_response> decode_sasl_initial_response(std::string_view body) {
+  std::size_t pos = 0;
+  auto mechanism = read_cstr(body, pos);
+  if (!mechanism || body.size() - pos < 4) return std::nullopt;
+  const auto length = read_int32(body.data() + pos);
+  pos += 4;
+  sasl_initial_response r{*mechanism, std::nullopt};
+  if (length == -1) {
+    if (pos != body.size()) return std::nullopt;
+    return r;
+  }
+  if (length < 0 || body.size() - pos != static_cast<std::size_t>(length)) return std::nullopt;
+  r.data = body.substr(pos);
+  return r;
+}
+
+std::string_view decode_sasl_response(std::string_view body) noexcept { return body; }
+
 }  // namespace pgmux::protocol

@@ -41,6 +41,41 @@ void encode_authentication_ok(std::string& out) {
   finish(out, at);
 }
 
+void encode_authentication_cleartext_password(std::string& out) {
+  const auto at = begin(out, static_cast<char>(backend_tag::authentication));
+  put_int32(out, static_cast<std::int32_t>(auth_code::cleartext_password));
+  finish(out, at);
+}
+
+void encode_authentication_md5_password(std::string& out, std::string_view salt) {
+  const auto at = begin(out, static_cast<char>(backend_tag::authentication));
+  put_int32(out, static_cast<std::int32_t>(auth_code::md5_password));
+  out.append(salt);
+  finish(out, at);
+}
+
+void encode_authentication_sasl(std::string& out, const std::vector<std::string_view>& mechanisms) {
+  const auto at = begin(out, static_cast<char>(backend_tag::authentication));
+  put_int32(out, static_cast<std::int32_t>(auth_code::sasl));
+  for (const auto m : mechanisms) put_cstr(out, m);
+  out.push_back('\0');
+  finish(out, at);
+}
+
+void encode_authentication_sasl_continue(std::string& out, std::string_view data) {
+  const auto at = begin(out, static_cast<char>(backend_tag::authentication));
+  put_int32(out, static_cast<std::int32_t>(auth_code::sasl_continue));
+  out.append(data);
+  finish(out, at);
+}
+
+void encode_authentication_sasl_final(std::string& out, std::string_view data) {
+  const auto at = begin(out, static_cast<char>(backend_tag::authentication));
+  put_int32(out, static_cast<std::int32_t>(auth_code::sasl_final));
+  out.append(data);
+  finish(out, at);
+}
+
 void encode_parameter_status(std::string& out, std::string_view name, std::string_view value) {
   const auto at = begin(out, static_cast<char>(backend_tag::parameter_status));
   put_cstr(out, name);
@@ -160,6 +195,39 @@ void encode_query(std::string& out, std::string_view sql) {
   const auto at = begin(out, static_cast<char>(frontend_tag::query));
   put_cstr(out, sql);
   finish(out, at);
+}
+
+void encode_parameterized_query(std::string& out, std::string_view sql,
+                                const std::vector<std::optional<std::string_view>>& parameters) {
+  auto at = begin(out, static_cast<char>(frontend_tag::parse));
+  put_cstr(out, "");  // the unnamed statement
+  put_cstr(out, sql);
+  out.append({'\0', '\0'});  // no parameter types given
+  finish(out, at);
+
+  at = begin(out, static_cast<char>(frontend_tag::bind));
+  put_cstr(out, "");  // the unnamed portal
+  put_cstr(out, "");  // of the unnamed statement
+  out.append({'\0', '\0'});  // no format codes: every parameter in text
+  out.push_back(static_cast<char>(parameters.size() >> 8));
+  out.push_back(static_cast<char>(parameters.size()));
+  for (const auto& p : parameters) {
+    if (!p) {
+      put_int32(out, -1);
+      continue;
+    }
+    put_int32(out, static_cast<std::int32_t>(p->size()));
+    out.append(*p);
+  }
+  out.append({'\0', '\0'});  // no result format codes: every column in text
+  finish(out, at);
+
+  at = begin(out, static_cast<char>(frontend_tag::execute));
+  put_cstr(out, "");
+  put_int32(out, 0);  // all rows
+  finish(out, at);
+
+  encode_sync(out);
 }
 
 void encode_sync(std::string& out) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <variant>
 
+#include "pgmux/auth/rules.hpp"
 #include "pgmux/close_reason.hpp"
 #include "pgmux/net/cancel.hpp"
 #include "pgmux/net/io.hpp"
@@ -24,6 +25,7 @@ namespace pgmux::net {
 
 class router;
 class session_registry;
+class auth_secret_cache;
 struct admin_hooks;
 
 // Process-wide services every session uses.
@@ -32,6 +34,9 @@ struct session_services {
   cancel_registry& cancels;
   session_registry& sessions;
   std::atomic<std::size_t>& client_count;  // decremented when the session ends
+  // Sessions between accept and the end of their login (auth.max_authenticating bounds it).
+  std::atomic<std::size_t>& authenticating;
+  auth_secret_cache& auth_secrets;         // auth_query answers
   const admin_hooks* hooks = nullptr;      // for the admin console
   process_counters* counters = nullptr;
 };
@@ -49,9 +54,9 @@ class client_session final : public session_control,
                              public cancel_target,
                              public std::enable_shared_from_this<client_session> {
  public:
-  // `strand` is the executor the session's coroutine runs on. `trusted` is true for
-  // loopback and Unix-socket peers.
-  client_session(socket_t socket, asio::any_io_executor strand, bool trusted, std::string peer,
+  // `strand` is the executor the session's coroutine runs on. `from` is the client's address
+  // (or the Unix socket), which the auth rules match; `peer` names it in logs and SHOW CLIENTS.
+  client_session(socket_t socket, asio::any_io_executor strand, auth::client_peer from, std::string peer,
                  session_services services);
 
   asio::awaitable<void> run();
@@ -70,6 +75,11 @@ class client_session final : public session_control,
 
   // Startup, routing and authentication; a close reason when the client is turned away.
   asio::awaitable<std::optional<close_reason>> login();
+  // The part of login() that auth_timeout bounds: startup packet and authentication. Fills in
+  // user_ and database_; `keys` gets what a SCRAM client proved.
+  asio::awaitable<std::optional<close_reason>> authenticate(const config::config& cfg, scram_keys& keys);
+  // Refuses a client because too many are still logging in (auth.max_authenticating).
+  asio::awaitable<close_reason> refuse_busy();
   asio::awaitable<startup_outcome> read_startup();
   // The first bytes of an idle client's next request arrived in first_bytes_: move them
   // into the relay buffer. A close reason when the read failed or the session was killed.
@@ -90,7 +100,7 @@ class client_session final : public session_control,
 
   socket_t client_;
   asio::any_io_executor strand_;
-  bool trusted_;
+  auth::client_peer from_;
   std::string peer_;
   session_services services_;
 
@@ -106,12 +116,13 @@ class client_session final : public session_control,
   std::string user_, database_;
   std::optional<protocol::cancel_key> cancel_key_;
 
-  enum class login_state { reading_startup, timed_out, done };
-  login_state login_state_ = login_state::reading_startup;
+  enum class login_state { authenticating, timed_out, done };
+  login_state login_state_ = login_state::authenticating;
   enum class activity : std::uint8_t { idle, waiting, active };
   std::atomic<activity> activity_{activity::idle};
   std::atomic<bool> logged_in_{false};  // user_, database_, peer_ are final once set
   bool admin_ = false;
+  auth::auth_method method_ = auth::auth_method::trust;  // how the client authenticated
   const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   bool killed_ = false;
   bool draining_ = false;

@@ -30,7 +30,7 @@ class listener {
   struct acceptor;
   asio::awaitable<void> accept_loop(std::shared_ptr<acceptor> a);
   void close_acceptors();
-  void admit(socket_t socket, bool trusted, std::string peer);
+  void admit(socket_t socket, auth::client_peer from, std::string peer);
 
   asio::io_context& io_;
   asio::any_io_executor strand_;  // accept loops and stop() run here

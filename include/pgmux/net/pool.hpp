@@ -120,6 +120,10 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   asio::awaitable<std::variant<lease, acquire_error>> acquire(clock::time_point deadline,
                                                             std::weak_ptr<session_control> owner);
 
+  // SCRAM passthrough: a client of this pool's server user proved these keys. When the
+  // login has no password, new server connections authenticate with them. The latest win.
+  void remember_scram_keys(scram_keys keys);
+
   // ParameterStatus values of a real connection, once one has been opened.
   std::optional<protocol::parameter_list> server_parameters() const;
 
@@ -161,6 +165,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   const std::string name_;
   const std::string entry_;
   server_login login_;            // guarded by mu_
+  scram_keys passthrough_;        // guarded by mu_
   std::uint64_t login_generation_ = 0;  // bumped when login_ changes
 
   mutable std::mutex mu_;

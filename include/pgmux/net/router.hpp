@@ -23,8 +23,13 @@ class router {
     std::shared_ptr<server_pool> pool;
     std::string error;  // when pool is null
   };
-  // The pool serving a client that asked for `database` as `user`.
-  route_result route(const std::string& database, const std::string& user);
+  // The pool serving a client that asked for `database` as `user`. `keys`: the SCRAM keys the
+  // client proved, remembered by the pool when its server user is the client's (passthrough).
+  route_result route(const std::string& database, const std::string& user, const scram_keys& keys = {});
+
+  // The pool that runs auth_query for clients of `database`: its server user is auth.auth_user,
+  // else the user of the database's DSN (an error when neither names one).
+  route_result auth_query_pool(const std::string& database);
 
   // Opens the pools whose server user is fixed by their DSN, so min_size is warm at start.
   void start();
@@ -45,7 +50,11 @@ class router {
 
  private:
   std::shared_ptr<server_pool> make_pool(const config::database_config& db, const std::string& database,
-                                         const std::string& user);
+                                         const std::string& server_user);
+  // With mu_ held: the pool of (database, server_user), made from `db` when there is none yet
+  // (`created` is then set; the caller starts it after unlocking).
+  std::shared_ptr<server_pool> find_or_make_pool(const config::database_config& db, const std::string& database,
+                                                 const std::string& server_user, std::shared_ptr<server_pool>& created);
   // With mu_ held: creates the fixed-user pools `cfg_` names that do not exist yet.
   std::vector<std::shared_ptr<server_pool>> create_fixed_pools();
 

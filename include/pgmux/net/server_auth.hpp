@@ -7,6 +7,7 @@
 
 #include "pgmux/auth/scram_client.hpp"
 
+#include "pgmux/net/server_connection.hpp"
 #include "pgmux/protocol/messages.hpp"
 
 namespace pgmux::net {
@@ -15,7 +16,9 @@ namespace pgmux::net {
 // send back (possibly nothing), or an error. Pure; the connection feeds it and writes out.
 class server_auth {
  public:
-  server_auth(std::string user, std::string password) : user_(std::move(user)), password_(std::move(password)) {}
+  // `passthrough` answers a SCRAM request when there is no password.
+  server_auth(std::string user, std::string password, scram_keys passthrough = {})
+      : user_(std::move(user)), password_(std::move(password)), passthrough_(std::move(passthrough)) {}
 
   struct step {
     std::string reply;  // encoded message(s) to send; empty: nothing to send
@@ -27,6 +30,7 @@ class server_auth {
  private:
   std::string user_;
   std::string password_;
+  scram_keys passthrough_;
   std::optional<auth::scram_client> scram_;
 };
 

@@ -25,6 +25,16 @@ struct server_address {
   std::uint16_t port = 5432;
 };
 
+// SCRAM passthrough: the ClientKey a client proved to pgmux and the ServerKey of the verifier it
+// was proven against (raw, 32 bytes each). With these pgmux logs in to a server that holds the
+// same verifier without knowing the password.
+struct scram_keys {
+  friend bool operator==(const scram_keys&, const scram_keys&) = default;
+  std::string client_key;
+  std::string server_key;
+  bool empty() const noexcept { return client_key.empty() || server_key.empty(); }
+};
+
 struct server_login {
   friend bool operator==(const server_login&, const server_login&) = default;
   server_address address;
@@ -34,6 +44,9 @@ struct server_login {
   std::string application_name;
   std::string options;
   std::chrono::milliseconds timeout{5000};
+  // Used when the server asks for SCRAM and there is no password. Never from the config: the
+  // pool fills it in at connect time with the keys its clients proved.
+  scram_keys passthrough;
 };
 
 class server_connection {

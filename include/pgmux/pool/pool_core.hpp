@@ -89,6 +89,9 @@ class pool_core {
 
   // When the connect backoff ends, if one is running.
   std::optional<time_point> retry_at() const noexcept { return retry_at_; }
+  // Ends the backoff: something changed that may make the next connect succeed. Connects stay
+  // one at a time until one does.
+  void retry_now() noexcept { retry_at_.reset(); }
 
   std::size_t total() const noexcept { return conns_.size() + connecting_; }
   pool_stats stats(time_point now) const;

@@ -21,5 +21,15 @@ std::optional<char> decode_ready_for_query(std::string_view body);
 std::optional<std::string_view> decode_query(std::string_view body);
 // The mechanism names of an AuthenticationSASL request.
 std::vector<std::string> decode_sasl_mechanisms(std::string_view data);
+// DataRow: its columns, viewing `body`.
+std::optional<data_row> decode_data_row(std::string_view body);
+
+// Towards pgmux as a server: the client's answers during authentication, all 'p' messages
+// told apart by the authentication request they answer.
+// PasswordMessage: the password (cleartext method) or the md5 response, NUL-terminated.
+std::optional<std::string_view> decode_password_message(std::string_view body);
+std::optional<sasl_initial_response> decode_sasl_initial_response(std::string_view body);
+// SASLResponse: the body is the mechanism's data, as is.
+std::string_view decode_sasl_response(std::string_view body) noexcept;
 
 }  // namespace pgmux::protocol

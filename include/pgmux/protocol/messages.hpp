@@ -1,6 +1,7 @@
 // Value types of the messages pgmux decodes or builds.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,6 +42,16 @@ struct error_fields {
   std::string detail;    // 'D'
   std::string hint;      // 'H'
 };
+
+// SASLInitialResponse (a 'p' message during SASL authentication): the mechanism the client
+// picked and its initial response, which the client may leave out (length -1).
+struct sasl_initial_response {
+  std::string_view mechanism;
+  std::optional<std::string_view> data;
+};
+
+// One column of a DataRow: nullopt for SQL NULL.
+using data_row = std::vector<std::optional<std::string_view>>;
 
 struct authentication_request {
   std::int32_t code = 0;

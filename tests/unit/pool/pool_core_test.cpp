@@ -16,6 +16,7 @@
 //   backs off after a failed connect, doubling up to the cap
 //   probes one connect at a time while connects fail
 //   a successful connect resets the backoff
+//   retry_now ends the backoff at once, still probing one connect at a time
 //   shrinking max_size closes excess idle at reap and lent ones at release
 //   growing max_size allows more connects
 //   stats count every state and the longest wait
@@ -443,6 +444,24 @@ TEST_CASE("a successful connect resets the backoff") {
     REQUIRE(p.retry_at());
     CHECK(*p.retry_at() == clock.now() + 100ms);
   }
+}
+
+TEST_CASE("retry_now ends the backoff at once, still probing one connect at a time") {
+  test::fake_clock clock;
+  auto l = limits(2, 5);
+  l.backoff_initial = 100ms;
+  l.backoff_max = 10s;
+  pool_core pool(l);
+  for (auto id : pool.start_connects(clock.now())) pool.connect_failed(id, clock.now());
+  REQUIRE(pool.retry_at());
+  CHECK(pool.start_connects(clock.now()).empty());
+  pool.retry_now();
+  CHECK_FALSE(pool.retry_at());
+  const auto probe = pool.start_connects(clock.now());
+  REQUIRE(probe.size() == 1);
+  CHECK(pool.start_connects(clock.now()).empty());
+  pool.connect_succeeded(probe[0], clock.now(), 0.0);
+  CHECK(pool.start_connects(clock.now()).size() == 1);  // the rest of min_size
 }
 
 TEST_CASE("shrinking max_size closes excess idle at reap and lent ones at release") {
