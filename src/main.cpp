@@ -124,6 +124,12 @@ int main(int argc, char** argv) {
   }
 
   auto loaded = pgmux::config::load_config_file(config_path);
+  if (loaded.cfg) {
+    if (auto unsupported = pgmux::config::unsupported_settings(*loaded.cfg); !unsupported.empty()) {
+      loaded.errors = std::move(unsupported);
+      loaded.cfg.reset();
+    }
+  }
   if (!loaded.cfg) {
     std::fprintf(stderr, "pgmux: invalid config %s:\n%s", config_path.c_str(),
                  pgmux::config::format_errors(loaded.errors).c_str());

@@ -116,6 +116,12 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
     if (shutting_down) return;
     asio::post(blocking, [&io, &routes, &counters, &auth_secrets, config_path] {
       auto loaded = config::load_config_file(config_path);
+      if (loaded.cfg) {
+        if (auto unsupported = config::unsupported_settings(*loaded.cfg); !unsupported.empty()) {
+          loaded.errors = std::move(unsupported);
+          loaded.cfg.reset();
+        }
+      }
       asio::post(io, [&routes, &counters, &auth_secrets, config_path, loaded = std::move(loaded)]() mutable {
         if (!loaded.cfg) {
           counters.reloads_failed.fetch_add(1);

@@ -513,6 +513,15 @@ load_result load_config_file(const std::string& path) {
   return load_config_text(*text);
 }
 
+std::vector<config_error> unsupported_settings(const config& cfg) {
+  std::vector<config_error> out;
+  if (cfg.tls.mode != tls_mode::disable)
+    out.push_back({"/tls/mode", std::string("TLS towards clients is not available in this version of pgmux, so \"") +
+                                    to_string(cfg.tls.mode) +
+                                    "\" would let plaintext clients in; set \"disable\" (or leave tls out)"});
+  return out;
+}
+
 std::string format_errors(const std::vector<config_error>& errors) {
   std::string out;
   for (const auto& e : errors) out += e.path + ": " + e.message + "\n";

@@ -318,12 +318,22 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
     const auto& msg = std::get<protocol::startup_message>(startup);
     user_ = msg.user();
     database_ = msg.database();
-    const auto who = label();
-    auto outcome = co_await authenticate_client(
-        {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline});
-    refused = outcome.refused;
-    keys = std::move(outcome.keys);
-    method_ = outcome.method;
+    // The settings the client asks for; clients that ask for none share one value.
+    static const auto none = std::make_shared<const protocol::session_settings>();
+    std::string settings_error;
+    auto wanted = protocol::settings_from_startup(msg.parameters, settings_error);
+    if (!wanted) {
+      co_await send_error("FATAL", "08P01", settings_error);
+      refused = close_reason::client_protocol_error;
+    } else {
+      wanted_settings_ = *wanted == *none ? none : std::make_shared<const protocol::session_settings>(std::move(*wanted));
+      const auto who = label();
+      auto outcome = co_await authenticate_client(
+          {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline});
+      refused = outcome.refused;
+      keys = std::move(outcome.keys);
+      method_ = outcome.method;
+    }
   }
   timer.cancel();
   const bool timed_out = login_state_ == login_state::timed_out;
@@ -398,16 +408,6 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     parameters = first->parameters();
     first.release();
   }
-
-  // The settings the client asked for at startup; clients that ask for none share one value.
-  static const auto none = std::make_shared<const protocol::session_settings>();
-  std::string settings_error;
-  auto wanted = protocol::settings_from_startup(msg.parameters, settings_error);
-  if (!wanted) {
-    co_await send_error("FATAL", "08P01", settings_error);
-    co_return close_reason::client_protocol_error;
-  }
-  wanted_settings_ = *wanted == *none ? none : std::make_shared<const protocol::session_settings>(std::move(*wanted));
 
   cancel_key_ = services_.cancels.add(weak_from_this());
   std::string out;

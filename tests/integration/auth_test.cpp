@@ -351,13 +351,15 @@ TEST_CASE("rules apply in order, matched by address, user and database, and cert
     CHECK(c.error().find("no pgmux auth rule allows connection for host \"127.0.0.1\"") != std::string::npos);
   }
   SUBCASE("cert needs TLS, which pgmux does not offer yet") {
+    // A config asking for TLS is refused outright rather than run without it.
     temp_file cert("not a certificate\n"), key("not a key\n"), ca("not a CA\n");
-    proxy_instance proxy(proxy_options().top_level(
-        auth_member(R"({"address": "*", "method": "cert"})") + ", \"tls\": {\"mode\": \"allow\", \"cert\": " +
-        quoted(cert.path()) + ", \"key\": " + quoted(key.path()) + ", \"ca\": " + quoted(ca.path()) + "}"));
-    pg_conn c(proxy.conninfo());
-    CHECK_FALSE(c.ok());
-    CHECK_MESSAGE(c.error().find("TLS") != std::string::npos, c.error());
+    temp_file config("{\"databases\": {\"pgmux_test\": {\"dsn\": \"host=127.0.0.1\"}}, " +
+                     auth_member(R"({"address": "*", "method": "cert"})") + ", \"tls\": {\"mode\": \"allow\", \"cert\": " +
+                     quoted(cert.path()) + ", \"key\": " + quoted(key.path()) + ", \"ca\": " + quoted(ca.path()) + "}}");
+    const auto r = run(std::string(PGMUX_BINARY) + " --check --config " + shell_quote(config.path()));
+    CHECK(r.code == 1);
+    CHECK_MESSAGE(r.output.find("/tls/mode") != std::string::npos, r.output);
+    CHECK_MESSAGE(r.output.find("TLS") != std::string::npos, r.output);
   }
 }
 

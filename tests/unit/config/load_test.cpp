@@ -33,6 +33,7 @@
 //   tls settings are read and checked
 //   tls allow and require need a certificate and a key
 //   tls files must exist and be readable
+//   settings this version cannot honour are reported, tls modes other than disable
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -788,6 +789,16 @@ TEST_CASE("tls allow and require need a certificate and a key") {
   }
   CHECK(loaded(with_tls(R"("mode": "allow", "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""))
             .tls.mode == tls_mode::allow);
+}
+
+TEST_CASE("settings this version cannot honour are reported, tls modes other than disable") {
+  const temp_file cert("cert"), key("key");
+  const auto with_tls_on = loaded(with_tls(R"("mode": "require", "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""));
+  const auto unsupported = unsupported_settings(with_tls_on);
+  REQUIRE(unsupported.size() == 1);
+  CHECK(unsupported[0].path == "/tls/mode");
+  CHECK(unsupported[0].message.find("require") != std::string::npos);
+  CHECK(unsupported_settings(loaded(with_tls(R"("mode": "disable")"))).empty());
 }
 
 TEST_CASE("tls files must exist and be readable") {
