@@ -13,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include "pgmux/app/log.hpp"
+#include "pgmux/auth/client_auth.hpp"
 #include "pgmux/net/admin_console.hpp"
 #include "pgmux/net/client_login_auth.hpp"
 #include "pgmux/net/relay.hpp"
@@ -327,12 +328,21 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
       refused = close_reason::client_protocol_error;
     } else {
       wanted_settings_ = *wanted == *none ? none : std::make_shared<const protocol::session_settings>(std::move(*wanted));
-      const auto who = label();
-      auto outcome = co_await authenticate_client(
-          {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline});
-      refused = outcome.refused;
-      keys = std::move(outcome.keys);
-      method_ = outcome.method;
+      // Trust needs no exchange, so no coroutine: Asio recycles freed coroutine frames for
+      // later ones, and an idle client's pending read would then hold a block as large as the
+      // exchange's frame for as long as it stays connected.
+      const auto choice = auth::choose_client_method({cfg.auth.rules, cfg.auth.allow_cleartext_without_tls},
+                                                     {database_, user_, from_, /*tls=*/false});
+      if (choice.method == auth::auth_method::trust) {
+        method_ = auth::auth_method::trust;
+      } else {
+        const auto who = label();
+        auto outcome = co_await authenticate_client(
+            {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline});
+        refused = outcome.refused;
+        keys = std::move(outcome.keys);
+        method_ = outcome.method;
+      }
     }
   }
   timer.cancel();

@@ -148,13 +148,13 @@ protocol::scan_result scan_server_bytes(const client_side& client, server_connec
 const relay_result server_write_failed{relay_end::server_error, "write to server failed"};
 const relay_result server_closed{relay_end::server_error, "the server closed the connection"};
 
-// The client's Parse, Bind, Describe or Close at the front of its buffer, rewritten for this
-// server connection and sent (reading the rest of it first if need be). For Bind only the head
-// is rewritten; the cursor then passes the rest of the body on unchanged.
-asio::awaitable<std::optional<relay_result>> send_translated(const client_side& client, server_connection& server) {
+// Rewrites the client's Parse, Bind, Describe or Close (or DEALLOCATE) at the front of its
+// buffer for this server connection, reading the rest of it first if need be. Appends what the
+// server gets to `out`; for Bind only the head is rewritten and the cursor then passes the
+// rest of the body on unchanged.
+asio::awaitable<std::optional<relay_result>> translate_one(const client_side& client, server_connection& server,
+                                                           std::string& out) {
   auto& buf = client.buffer;
-  auto& out = server.translated;
-  out.clear();
   std::string gathered;  // a message longer than the buffer, gathered whole
   for (;;) {
     const bool gathering = !gathered.empty();
@@ -172,7 +172,7 @@ asio::awaitable<std::optional<relay_result>> send_translated(const client_side& 
         buf.consume(t.consumed);
       }
       client.cursor.remaining = t.rest;
-      break;
+      co_return std::nullopt;
     }
     if (buf.full()) {
       gathered.append(buf.view());
@@ -187,14 +187,43 @@ asio::awaitable<std::optional<relay_result>> send_translated(const client_side& 
       buf.clear();
     }
   }
-  server.figures.bytes_to_server += out.size();
-  server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
-  auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(out), nothrow);
-  if (ec) {
-    server.mark_broken();
-    co_return server_write_failed;
+}
+
+// The client's bytes from a scan that stopped at a message pgmux rewrites: the `forward` bytes
+// before it, the rewritten message, and everything complete after it (rewriting on), sent to
+// the server in one write.
+asio::awaitable<std::optional<relay_result>> send_translated(const client_side& client, server_connection& server,
+                                                             std::size_t forward) {
+  // A pipeline of rewritten messages is sent in pieces of about this size, so the output stays
+  // bounded whatever the client streams.
+  constexpr std::size_t flush_at = 4 * io_buffer::block_size;
+  auto& buf = client.buffer;
+  auto& out = server.translated;
+  out.assign(buf.data(), forward);
+  buf.consume(forward);
+  std::size_t plain = forward;  // bytes the scans already counted
+  auto write_out = [&]() -> asio::awaitable<bool> {
+    server.figures.bytes_to_server += out.size() - plain;
+    server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+    auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(out), nothrow);
+    out.clear();
+    plain = 0;
+    if (ec) server.mark_broken();
+    co_return !ec;
+  };
+  for (;;) {
+    if (auto failed = co_await translate_one(client, server, out)) co_return failed;
+    const auto r = scan_client_bytes(client, server);
+    out.append(buf.data(), r.forward);
+    plain += r.forward;
+    buf.consume(r.forward);
+    if (r.stop == protocol::scan_stop::intercept) {
+      if (out.size() >= flush_at && !co_await write_out()) co_return server_write_failed;
+      continue;
+    }
+    if (!co_await write_out()) co_return server_write_failed;
+    co_return client_scan_end(r);
   }
-  co_return std::nullopt;
 }
 
 // The answer to pgmux's own request at the front of the server buffer (whole, the scan made
@@ -213,6 +242,10 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
     }
     if (!buf.empty()) {
       const auto r = scan_client_bytes(client, server);
+      if (r.stop == protocol::scan_stop::intercept) {
+        if (auto end = co_await send_translated(client, server, r.forward)) co_return *end;
+        continue;
+      }
       if (r.forward > 0) {
         auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(buf.data(), r.forward), nothrow);
         buf.consume(r.forward);
@@ -222,10 +255,6 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
         }
       }
       if (auto end = client_scan_end(r)) co_return *end;
-      if (r.stop == protocol::scan_stop::intercept) {
-        if (auto end = co_await send_translated(client, server)) co_return *end;
-        continue;
-      }
       if (state.done) continue;
     }
     mark_client_turn(server);
@@ -353,6 +382,10 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
       case turn::client: {
         if (!cbuf.empty()) {
           const auto r = scan_client_bytes(client, server);
+          if (r.stop == protocol::scan_stop::intercept) {
+            if (auto end = co_await send_translated(client, server, r.forward)) co_return *end;
+            continue;
+          }
           if (r.forward > 0) {
             auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(cbuf.data(), r.forward), nothrow);
             cbuf.consume(r.forward);
@@ -362,10 +395,6 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
             }
           }
           if (auto end = client_scan_end(r)) co_return *end;
-          if (r.stop == protocol::scan_stop::intercept) {
-            if (auto end = co_await send_translated(client, server)) co_return *end;
-            continue;
-          }
           // Only stray COPY messages leave the server idle: nothing is owed either way.
           if (r.forward > 0 && server.tx().idle() && client.cursor.remaining == 0 && sbuf.empty())
             co_return relay_result{relay_end::transaction_done};

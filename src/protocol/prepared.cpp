@@ -31,12 +31,8 @@ const server_prepared::watched_request* find_watched(const server_prepared& serv
   return nullptr;
 }
 
-void forget_statement(server_prepared& server, std::uint32_t token) {
-  if (const auto* w = find_watched(server, token)) server.statements.erase(w->server_name);
-}
-
-void note_skipped_requests(server_prepared& server) {
-  for (auto token : server.responses.skipped()) note_request_skipped(server, token);
+void note_skipped_requests(server_prepared& server, client_prepared& client) {
+  for (auto token : server.responses.skipped()) note_request_skipped(server, &client, token);
   server.responses.clear_skipped();
 }
 
@@ -185,7 +181,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       out.append(buffered.substr(0, head));
     }
     server.responses.push(request_kind::bind, response_action::forward, token);
-    note_skipped_requests(server);
+    note_skipped_requests(server, client);
     return {translate_status::done, head, body_size - names.names_size};
   }
 
@@ -203,8 +199,10 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       // cache so): the shared server statement of this connection goes, the client's name with
       // it, and the server answers "DEALLOCATE" in order. Other SQL goes unchanged.
       const auto sql = body.substr(0, body.find('\0'));
+      // While the server skips to the client's Sync (an earlier error), it skips this Query
+      // too: then it goes unchanged, so that no Sync of pgmux's ends the skipping early.
       std::optional<std::string> name = deallocated_name(sql);
-      const statement_ptr def = name ? client.statements.find(*name) : nullptr;
+      const statement_ptr def = name && !server.responses.skipping() ? client.statements.find(*name) : nullptr;
       if (def) {
         if (!server.statements.pin(def->server_name)) {
           // Prepared first so that DEALLOCATE finds it, closed by a Sync of its own: a failure
@@ -231,7 +229,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
         // the Parse carries the server name instead, prepared first if need be (the client's
         // Sync follows, so a failure there cannot make the server skip more than PostgreSQL would).
         std::string rewritten;
-        if (const auto name = deallocated_name(parse->query)) {
+        if (const auto name = server.responses.skipping() ? std::nullopt : deallocated_name(parse->query)) {
           if (const statement_ptr def = client.statements.find(*name)) {
             if (!server.statements.pin(def->server_name)) prepare_on_server(server, *def, out, response_action::hide);
             rewritten = "DEALLOCATE " + def->server_name;
@@ -240,9 +238,14 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
           }
         }
         const std::string_view query = rewritten.empty() ? parse->query : std::string_view(rewritten);
-        // Kept for a re-Parse elsewhere; the unnamed statement needs no server name.
-        client.statements.add("", std::make_shared<const statement_def>(
-                                       statement_def{{}, std::string(query), std::string(parse->param_types)}));
+        // Kept for a re-Parse elsewhere; the unnamed statement needs no server name. Clients
+        // often Parse the same text again and again: the definition is then reused.
+        const auto& previous = client.statements.unnamed();
+        if (previous && previous->query == query && previous->param_types == parse->param_types)
+          client.statements.add("", statement_ptr(previous));
+        else
+          client.statements.add("", std::make_shared<const statement_def>(
+                                         statement_def{{}, std::string(query), std::string(parse->param_types)}));
         if (rewritten.empty()) out.append(message);
         else encode_parse(out, "", query, parse->param_types);
         if (server.responses.push(request_kind::parse)) {
@@ -296,7 +299,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
     default:
       return {translate_status::invalid, 0, 0, "not a Parse, Bind, Describe or Close message"};
   }
-  note_skipped_requests(server);
+  note_skipped_requests(server, client);
   return result;
 }
 
@@ -326,8 +329,11 @@ void note_request_failed(server_prepared& server, client_prepared* client, std::
   }
 }
 
-void note_request_skipped(server_prepared& server, std::uint32_t token) {
-  if (token & 1u) forget_statement(server, token);
+void note_request_skipped(server_prepared& server, client_prepared* client, std::uint32_t token) {
+  if (!(token & 1u)) return;
+  // A Parse the server skipped: the statement does not exist, nor (for the client's own
+  // Parse) the client's name, as on PostgreSQL.
+  note_request_failed(server, client, token, {});
 }
 
 void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body) {

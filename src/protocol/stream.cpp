@@ -52,8 +52,12 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
           // DEALLOCATE of a statement name is the client's: translate_frontend rewrites it.
           const auto rest = buffered.substr(pos);
           if (h.hdr.body_size() > 0) {
-            if (rest.size() <= header_size) return {pos, scan_stop::need_more};
-            const char first = rest[header_size];
+            // The first non-blank character of the text (blanks seen so far are enough to wait).
+            std::size_t at = header_size;
+            const std::size_t end = std::min(rest.size(), h.hdr.total());
+            while (at < end && (rest[at] == ' ' || rest[at] == '\t' || rest[at] == '\n' || rest[at] == '\r')) ++at;
+            if (at == end && end < h.hdr.total()) return {pos, scan_stop::need_more};
+            const char first = at < end ? rest[at] : '\0';
             if (first == 'D' || first == 'd') {
               ++tx.outstanding;  // counted here: the relay never scans this header again
               tx.syncs_since_request = 0;
@@ -136,9 +140,11 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       const auto decision = server->responses.on_backend(tag);
       if (decision.unexpected) return {pos, scan_stop::invalid, "the server sent a message that answers no request"};
       const auto body = whole ? rest.substr(header_size, h.hdr.body_size()) : std::string_view{};
-      if (decision.failed != 0 && whole) note_request_failed(*server, prepared.client, decision.failed, body);
+      // A failed Parse needs nothing from the error (odd tokens): even one too long to hold counts.
+      if (decision.failed != 0 && (whole || (decision.failed & 1u)))
+        note_request_failed(*server, prepared.client, decision.failed, body);
       if (!server->responses.skipped().empty()) {
-        for (auto token : server->responses.skipped()) note_request_skipped(*server, token);
+        for (auto token : server->responses.skipped()) note_request_skipped(*server, prepared.client, token);
         server->responses.clear_skipped();
       }
       if (tag == 'C' && whole && prepared.client) note_command_complete(*server, *prepared.client, body);

@@ -84,7 +84,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
 // skipped by the server: forget the statement it assumed.
 void note_request_failed(server_prepared& server, client_prepared* client, std::uint32_t token,
                          std::string_view error_body);
-void note_request_skipped(server_prepared& server, std::uint32_t token);
+void note_request_skipped(server_prepared& server, client_prepared* client, std::uint32_t token);
 // CommandComplete of the client's own SQL: DISCARD ALL and DEALLOCATE ALL drop every prepared
 // statement of the connection (and the client's names with them).
 void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body);
