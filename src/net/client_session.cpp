@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -52,43 +53,89 @@ std::string client_session::label() const {
   return s;
 }
 
-asio::awaitable<void> client_session::run() {
+void client_session::start() {
+  services_.sessions.add(shared_from_this());
+  asio::co_spawn(strand_, login_then_serve(), log_failure("client session"));
+}
+
+asio::awaitable<void> client_session::login_then_serve() {
   auto self = shared_from_this();
-  services_.sessions.add(self);
+  std::optional<close_reason> ended;
+  try {
+    if (auto refused = co_await login()) {
+      ended = *refused;
+    } else if (admin_) {
+      ended = co_await serve_admin_console(client_, services_.routes, services_.sessions, services_.hooks);
+    }
+  } catch (const std::exception& e) {
+    log::error(label() + ": " + e.what());
+    ended = close_reason::client_protocol_error;
+  }
+  if (ended) co_return co_await finish(*ended);
+  wait_idle();
+}
+
+void client_session::wait_idle() {
+  // An idle client holds no coroutine frame and no relay buffer: only this pending read, whose
+  // handler brings the session back to life when its next request starts.
+  buffer_.release();
+  if (settings_.client_idle_timeout.count() > 0) {
+    if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(strand_);
+    idle_timer_->expires_after(settings_.client_idle_timeout);
+    idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      self->idle_timed_out_ = true;
+      error_code ignored;
+      self->client_.cancel(ignored);
+    });
+  }
+  client_.async_read_some(asio::buffer(first_bytes_),
+                          asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t n) {
+                            self->on_first_bytes(ec, n);
+                          }));
+}
+
+void client_session::on_first_bytes(error_code ec, std::size_t n) {
+  if (idle_timer_) idle_timer_->cancel();
+  if (idle_timed_out_ && !killed_) {
+    asio::co_spawn(strand_, finish_idle_timeout(), log_failure("client session"));
+    return;
+  }
+  if (auto ended = take_first_bytes(ec, n)) {
+    asio::co_spawn(strand_, finish(*ended), log_failure("client session"));
+    return;
+  }
+  asio::co_spawn(strand_, serve_until_idle(), log_failure("client session"));
+}
+
+asio::awaitable<void> client_session::finish_idle_timeout() {
+  co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
+  co_await finish(close_reason::client_idle_timeout);
+}
+
+asio::awaitable<void> client_session::serve_until_idle() {
+  auto self = shared_from_this();
   close_reason reason = close_reason::client_eof;
   try {
-    // Startup state lives only in login()'s frame, and an idle client waits right here, in
-    // this small frame, for the first bytes of its next request: idle clients stay cheap.
-    if (auto refused = co_await login()) {
-      reason = *refused;
-    } else if (admin_) {
-      reason = co_await serve_admin_console(client_, services_.routes, services_.sessions, services_.hooks);
-    } else {
-      for (;;) {
-        if (!lease_ && buffer_.empty()) {
-          buffer_.release();
-          std::optional<close_reason> ended;
-          if (settings_.client_idle_timeout.count() > 0) {
-            ended = co_await read_first_bytes_within_idle_timeout();
-          } else {
-            auto [ec, n] = co_await client_.async_read_some(asio::buffer(first_bytes_), nothrow);
-            ended = take_first_bytes(ec, n);
-          }
-          if (ended) {
-            reason = *ended;
-            break;
-          }
-        }
-        if (auto ended = co_await serve_request()) {
-          reason = *ended;
-          break;
-        }
+    for (;;) {
+      if (auto ended = co_await serve_request()) {
+        reason = *ended;
+        break;
+      }
+      if (!lease_ && buffer_.empty()) {
+        wait_idle();
+        co_return;
       }
     }
   } catch (const std::exception& e) {
     log::error(label() + ": " + e.what());
     reason = close_reason::client_protocol_error;
   }
+  co_await finish(reason);
+}
+
+asio::awaitable<void> client_session::finish(close_reason reason) {
+  auto self = shared_from_this();
   if (reason == close_reason::shutdown && !lease_) {
     killed_ = false;
     co_await send_error("FATAL", "57P01", "terminating connection: pgmux is shutting down");
@@ -96,6 +143,7 @@ asio::awaitable<void> client_session::run() {
   if (lease_) lease_.release(false);
   if (pool_) pool_->client_left();
   if (cancel_key_) services_.cancels.remove(*cancel_key_);
+  if (idle_timer_) idle_timer_->cancel();
   error_code ignored;
   client_.shutdown(asio::socket_base::shutdown_both, ignored);
   client_.close(ignored);
@@ -119,15 +167,6 @@ std::optional<close_reason> client_session::take_first_bytes(error_code ec, std:
   std::memcpy(buffer_.free_begin(), first_bytes_.data(), n);
   buffer_.commit(n);
   return std::nullopt;
-}
-
-asio::awaitable<std::optional<close_reason>> client_session::read_first_bytes_within_idle_timeout() {
-  auto r = co_await with_timeout(client_.async_read_some(asio::buffer(first_bytes_), nothrow), settings_.client_idle_timeout);
-  if (!r) {
-    co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
-    co_return close_reason::client_idle_timeout;
-  }
-  co_return take_first_bytes(std::get<0>(*r), std::get<1>(*r));
 }
 
 void client_session::kill(close_reason reason) {

@@ -152,7 +152,7 @@ void listener::admit(socket_t socket, auth::client_peer from, std::string peer) 
   }
   auto strand = single_threaded_ ? asio::any_io_executor(io_.get_executor()) : asio::any_io_executor(asio::make_strand(io_));
   auto session = std::make_shared<client_session>(std::move(socket), strand, from, std::move(peer), services_);
-  asio::co_spawn(strand, session->run(), log_failure("client session"));
+  session->start();
 }
 
 }  // namespace pgmux::net

@@ -213,6 +213,9 @@ TEST_CASE("pipeline mode with several syncs returns every result in order while 
     }
   });
 
+  // The other client is under way before the pipeline starts (a loaded machine may start its
+  // thread late).
+  REQUIRE(wait_until([&] { return b_done.load() > 0; }, 10s));
   REQUIRE(PQenterPipelineMode(a.get()) == 1);
   REQUIRE(PQsetnonblocking(a.get(), 1) == 0);
   for (int round = 0; round < 20; ++round) {

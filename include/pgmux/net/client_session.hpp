@@ -59,7 +59,9 @@ class client_session final : public session_control,
   client_session(socket_t socket, asio::any_io_executor strand, auth::client_peer from, std::string peer,
                  session_services services);
 
-  asio::awaitable<void> run();
+  // Registers the session and serves it: login, then each request as it comes. Idle between
+  // requests, the session waits on a plain callback, with no coroutine frame alive.
+  void start();
 
   // nullopt until the client has logged in.
   std::optional<client_info> info() const;
@@ -81,10 +83,18 @@ class client_session final : public session_control,
   // Refuses a client because too many are still logging in (auth.max_authenticating).
   asio::awaitable<close_reason> refuse_busy();
   asio::awaitable<startup_outcome> read_startup();
+  asio::awaitable<void> login_then_serve();
+  // Idle: reads the first bytes of the next request (within client_idle_timeout), then serves
+  // requests until the client is idle again.
+  void wait_idle();
+  void on_first_bytes(error_code ec, std::size_t n);
+  asio::awaitable<void> serve_until_idle();
+  asio::awaitable<void> finish_idle_timeout();
+  // The session's end: the server connection back, the client closed, the books updated.
+  asio::awaitable<void> finish(close_reason reason);
   // The first bytes of an idle client's next request arrived in first_bytes_: move them
   // into the relay buffer. A close reason when the read failed or the session was killed.
   std::optional<close_reason> take_first_bytes(error_code ec, std::size_t n);
-  asio::awaitable<std::optional<close_reason>> read_first_bytes_within_idle_timeout();
   // Serves the request at the front of the buffer: a whole transaction in transaction mode,
   // the rest of the session in session mode. A close reason when the session ends.
   asio::awaitable<std::optional<close_reason>> serve_request();
@@ -106,6 +116,8 @@ class client_session final : public session_control,
 
   io_buffer buffer_;
   std::array<char, 128> first_bytes_;  // where an idle client's next request starts arriving
+  std::unique_ptr<asio::steady_timer> idle_timer_;  // client_idle_timeout, when set
+  bool idle_timed_out_ = false;
   protocol::stream_cursor cursor_;
   protocol::client_prepared prepared_;  // statement names, for transaction pooling
   std::shared_ptr<const protocol::session_settings> wanted_settings_;  // applied to each server connection lent
