@@ -9,6 +9,7 @@ const char* to_string(close_reason r) noexcept {
     case close_reason::client_eof: return "client closed the connection";
     case close_reason::client_protocol_error: return "client protocol error";
     case close_reason::client_login_timeout: return "client login timeout";
+    case close_reason::client_tls_failed: return "client TLS handshake failed";
     case close_reason::client_auth_failed: return "client authentication failed";
     case close_reason::client_idle_timeout: return "client idle timeout";
     case close_reason::idle_transaction_timeout: return "idle transaction timeout";
@@ -35,6 +36,7 @@ close_side side(close_reason r) noexcept {
     case close_reason::client_eof:
     case close_reason::client_protocol_error:
     case close_reason::client_login_timeout:
+    case close_reason::client_tls_failed:
     case close_reason::client_auth_failed:
     case close_reason::client_idle_timeout:
     case close_reason::idle_transaction_timeout:

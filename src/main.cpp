@@ -13,6 +13,7 @@
 #include "pgmux/app/server.hpp"
 #include "pgmux/auth/scram_verifier.hpp"
 #include "pgmux/config/load.hpp"
+#include "pgmux/net/tls.hpp"
 #include "pgmux/version.hpp"
 
 namespace {
@@ -124,15 +125,14 @@ int main(int argc, char** argv) {
   }
 
   auto loaded = pgmux::config::load_config_file(config_path);
-  if (loaded.cfg) {
-    if (auto unsupported = pgmux::config::unsupported_settings(*loaded.cfg); !unsupported.empty()) {
-      loaded.errors = std::move(unsupported);
-      loaded.cfg.reset();
-    }
-  }
   if (!loaded.cfg) {
     std::fprintf(stderr, "pgmux: invalid config %s:\n%s", config_path.c_str(),
                  pgmux::config::format_errors(loaded.errors).c_str());
+    return 1;
+  }
+  if (pgmux::config::config_error tls_error; !pgmux::net::make_tls_contexts(*loaded.cfg, tls_error)) {
+    std::fprintf(stderr, "pgmux: invalid config %s:\n%s", config_path.c_str(),
+                 pgmux::config::format_errors({tls_error}).c_str());
     return 1;
   }
   if (check_only) {

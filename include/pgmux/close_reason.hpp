@@ -10,6 +10,7 @@ enum class close_reason {
   client_eof,              // socket closed by the client
   client_protocol_error,   // garbage, oversized or truncated input
   client_login_timeout,    // startup not finished within auth_timeout
+  client_tls_failed,       // the TLS handshake with the client failed
   client_auth_failed,      // no method lets this client in, or it failed to prove who it is
   client_idle_timeout,
   idle_transaction_timeout,

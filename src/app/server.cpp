@@ -21,6 +21,7 @@
 #include "pgmux/net/session_registry.hpp"
 #include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
+#include "pgmux/net/tls.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -71,7 +72,13 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
 
   // Reading the config file is blocking I/O: it runs here, never on a worker thread.
   asio::thread_pool blocking(1);
-  net::router routes(io, cfg);
+  config::config_error tls_error;
+  auto tls = net::make_tls_contexts(*cfg, tls_error);
+  if (!tls) {
+    log::error(tls_error.path + ": " + tls_error.message);
+    return 1;
+  }
+  net::router routes(io, cfg, std::make_shared<const net::tls_contexts>(std::move(*tls)));
   net::cancel_registry cancels;
   net::session_registry sessions;
   std::atomic<std::size_t> client_count{0};
@@ -110,19 +117,25 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   }
 
   std::atomic<bool> shutting_down{false};
-  // SIGHUP and the console's RELOAD. The file is read on the blocking executor and applied
-  // on the io_context.
+  // SIGHUP and the console's RELOAD. The file (and every file it names: users, passfiles,
+  // certificates and keys) is read and the TLS contexts are built on the blocking executor;
+  // the result is applied on the io_context, all of it or, on any error, nothing.
   auto reload_config = [&io, &routes, &blocking, &shutting_down, &counters, &auth_secrets, config_path] {
     if (shutting_down) return;
     asio::post(blocking, [&io, &routes, &counters, &auth_secrets, config_path] {
       auto loaded = config::load_config_file(config_path);
+      std::shared_ptr<const net::tls_contexts> tls;
       if (loaded.cfg) {
-        if (auto unsupported = config::unsupported_settings(*loaded.cfg); !unsupported.empty()) {
-          loaded.errors = std::move(unsupported);
+        config::config_error error;
+        if (auto made = net::make_tls_contexts(*loaded.cfg, error)) {
+          tls = std::make_shared<const net::tls_contexts>(std::move(*made));
+        } else {
+          loaded.errors.push_back(std::move(error));
           loaded.cfg.reset();
         }
       }
-      asio::post(io, [&routes, &counters, &auth_secrets, config_path, loaded = std::move(loaded)]() mutable {
+      asio::post(io, [&routes, &counters, &auth_secrets, config_path, loaded = std::move(loaded),
+                      tls = std::move(tls)]() mutable {
         if (!loaded.cfg) {
           counters.reloads_failed.fetch_add(1);
           for (const auto& e : loaded.errors) log::error("reload: " + config_path + ": " + e.path + ": " + e.message);
@@ -132,7 +145,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
         auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
         warn_about_restart_settings(*routes.config(), *next);
         log::apply(next->log);
-        routes.reload(next);
+        routes.reload(next, std::move(tls));
         auth_secrets.clear();
         counters.reloads_applied.fetch_add(1);
         counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -40,9 +40,12 @@ method_choice choose_client_method(const client_auth_policy& policy, const clien
     case auth_method::reject:
       return refuse(index, not_allowed, rule_name + " rejects");
     case auth_method::cert:
-      return refuse(index, "certificate authentication is not available: " + rule_name + " asks for a client "
-                    "certificate, which needs TLS, and pgmux does not support TLS towards clients yet",
-                    rule_name + " asks for cert, which needs TLS");
+      // The certificate itself is checked by the exchange (it came with the TLS handshake).
+      if (!who.tls)
+        return refuse(index, "connection requires a valid client certificate: " + rule_name +
+                      " asks for certificate authentication, which needs TLS, and this connection does not use it",
+                      rule_name + " asks for cert, and the client did not use TLS");
+      break;
     case auth_method::password:
       if (!who.peer.unix_socket && !who.tls && !policy.allow_cleartext_without_tls)
         return refuse(index, rule_name + " asks for the password method, which would send the password in clear "

@@ -2,11 +2,16 @@
 #include "pgmux/config/dsn.hpp"
 
 #include <libpq-fe.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <cstdlib>
-#include <sstream>
+#include <fstream>
 #include <memory>
+#include <sstream>
+
+#include "pgmux/auth/certificates.hpp"
 
 namespace pgmux::config {
 namespace {
@@ -42,6 +47,25 @@ bool field_matches(const std::string& pattern, bool wildcard, std::string_view v
 
 }  // namespace
 
+const char* to_string(ssl_mode m) noexcept {
+  switch (m) {
+    case ssl_mode::disable: return "disable";
+    case ssl_mode::allow: return "allow";
+    case ssl_mode::prefer: break;
+    case ssl_mode::require: return "require";
+    case ssl_mode::verify_ca: return "verify-ca";
+    case ssl_mode::verify_full: return "verify-full";
+  }
+  return "prefer";
+}
+
+std::optional<ssl_mode> parse_ssl_mode(std::string_view text) noexcept {
+  for (auto m : {ssl_mode::disable, ssl_mode::allow, ssl_mode::prefer, ssl_mode::require, ssl_mode::verify_ca,
+                 ssl_mode::verify_full})
+    if (text == to_string(m)) return m;
+  return std::nullopt;
+}
+
 std::variant<server_target, std::string> parse_dsn(std::string_view dsn) {
   char* errmsg = nullptr;
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
@@ -53,13 +77,14 @@ std::variant<server_target, std::string> parse_dsn(std::string_view dsn) {
     return message;
   }
   server_target t;
+  std::string host, hostaddr;
   for (auto* o = options.get(); o->keyword; ++o) {
     if (!o->val) continue;
     const std::string_view key = o->keyword;
     const std::string value = o->val;
     if (key == "host" || key == "hostaddr") {
       if (value.find(',') != std::string::npos) return "\"" + std::string(key) + "\": multiple hosts are not supported";
-      t.host = value;
+      (key == "host" ? host : hostaddr) = value;
     } else if (key == "port") {
       auto port = parse_port(value);
       if (!port) return "\"port\": invalid port \"" + value + "\"";
@@ -82,13 +107,126 @@ std::variant<server_target, std::string> parse_dsn(std::string_view dsn) {
       if (ec != std::errc{} || ptr != value.data() + value.size() || seconds < 0)
         return "\"connect_timeout\": invalid value \"" + value + "\"";
       if (seconds > 0) t.connect_timeout = std::chrono::seconds(seconds);
-    } else if (key == "sslmode" && (value == "disable" || value == "allow" || value == "prefer")) {
-      // Plaintext towards the server is what these modes allow; TLS comes with the security work.
+    } else if (key == "sslmode") {
+      auto mode = parse_ssl_mode(value);
+      if (!mode)
+        return "\"sslmode\": invalid value \"" + value +
+               "\" (expected disable, allow, prefer, require, verify-ca or verify-full)";
+      t.sslmode = *mode;
+    } else if (key == "sslrootcert") {
+      t.sslrootcert = value;
+    } else if (key == "sslcert") {
+      t.sslcert = value;
+    } else if (key == "sslkey") {
+      t.sslkey = value;
+    } else if (key == "sslcrl") {
+      t.sslcrl = value;
+    } else if (key == "sslsni") {
+      if (value != "0" && value != "1") return "\"sslsni\": invalid value \"" + value + "\" (expected 0 or 1)";
+      t.sslsni = value == "1";
     } else {
       return "DSN key \"" + std::string(key) + "\" is not supported";
     }
   }
+  // hostaddr is where to connect; host, when given too, is the name TLS verifies (as libpq).
+  if (!hostaddr.empty()) t.host = hostaddr;
+  else if (!host.empty()) t.host = host;
+  t.tls_host = host.empty() ? t.host : host;
+  if (t.sslmode == ssl_mode::verify_full && !hostaddr.empty() && host.empty())
+    return "\"sslmode\": verify-full checks the server's host name, and the DSN has only hostaddr: add host";
   return t;
+}
+
+namespace {
+
+std::string home_file(const char* name) {
+  const char* home = std::getenv("HOME");
+  if (!home || !*home) return {};
+  return std::string(home) + "/.postgresql/" + name;
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return !path.empty() && ::stat(path.c_str(), &st) == 0;
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// One file of the TLS settings: the DSN's `key` names it (then it must be readable), else libpq's
+// default, used when it exists. Its contents go to `out`; an error when it cannot be used.
+std::string read_one(const std::string& named, const char* key, const char* default_name, std::string& out,
+                     bool& found, std::string (*check)(std::string_view)) {
+  found = false;
+  const std::string path = named.empty() ? home_file(default_name) : named;
+  if (named.empty() && !file_exists(path)) return {};
+  auto text = read_file(path);
+  if (!text) return std::string("\"") + key + "\": cannot read " + path;
+  if (check) {
+    if (auto why = check(*text); !why.empty()) return std::string("\"") + key + "\": " + path + ": " + why;
+  }
+  out = std::move(*text);
+  found = true;
+  return {};
+}
+
+}  // namespace
+
+std::optional<std::string> key_file_permission_error(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // reading it reports the problem
+  // PostgreSQL's rule: private to its owner, or group-readable when root owns it.
+  const bool too_open = (st.st_uid == ::geteuid() && (st.st_mode & (S_IRWXG | S_IRWXO))) ||
+                        (st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)));
+  if (!too_open) return std::nullopt;
+  return "private key file " + path + " has group or world access; it must have permissions u=rw (0600) or less, "
+         "or u=rw,g=r (0640) or less when owned by root";
+}
+
+std::string read_tls_files(server_target& t) {
+  t.sslrootcert_pem.clear();
+  t.sslcrl_pem.clear();
+  t.sslcert_pem.clear();
+  t.sslkey_pem.clear();
+  if (!t.tls_possible()) return {};
+  bool found = false;
+  if (auto e = read_one(t.sslrootcert, "sslrootcert", "root.crt", t.sslrootcert_pem, found, &auth::check_certificates_pem);
+      !e.empty())
+    return e;
+  if (!found && (t.sslmode == ssl_mode::verify_ca || t.sslmode == ssl_mode::verify_full)) {
+    const auto path = home_file("root.crt");
+    return std::string("\"sslmode\": ") + to_string(t.sslmode) + " verifies the server's certificate and needs a root "
+           "certificate file: set sslrootcert" + (path.empty() ? "" : ", or provide " + path);
+  }
+  if (found) {
+    if (auto e = read_one(t.sslcrl, "sslcrl", "root.crl", t.sslcrl_pem, found, &auth::check_crls_pem); !e.empty()) return e;
+  } else if (!t.sslcrl.empty()) {
+    return "\"sslcrl\": a CRL is only used to verify the server's certificate, which needs a root certificate "
+           "(sslrootcert)";
+  }
+  if (auto e = read_one(t.sslcert, "sslcert", "postgresql.crt", t.sslcert_pem, found, &auth::check_certificates_pem);
+      !e.empty())
+    return e;
+  if (!found) {
+    if (!t.sslkey.empty()) return "\"sslkey\": a private key is only used with a client certificate (sslcert)";
+    return {};
+  }
+  const std::string key_path = t.sslkey.empty() ? home_file("postgresql.key") : t.sslkey;
+  if (auto e = read_one(key_path, "sslkey", "postgresql.key", t.sslkey_pem, found, nullptr); !e.empty()) {
+    if (t.sslkey.empty()) return "\"sslcert\": the client certificate has no private key: cannot read " + key_path;
+    return e;
+  }
+  if (auto why = key_file_permission_error(key_path)) return "\"sslkey\": " + *why;
+  if (auto why = auth::check_key_pair_pem(t.sslcert_pem, t.sslkey_pem); !why.empty())
+    return "\"sslkey\": " + key_path + ": " + why;
+  return {};
 }
 
 std::string passfile_path(const server_target& target) {

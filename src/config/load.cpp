@@ -8,6 +8,7 @@
 #include <functional>
 #include <sstream>
 
+#include "pgmux/auth/certificates.hpp"
 #include "pgmux/auth/secret.hpp"
 
 namespace pgmux::config {
@@ -249,6 +250,7 @@ class reader {
 
   void read_tls(const json& j, const std::string& path, tls_config& t) {
     if (!expect_object(j, path)) return;
+    const std::size_t errors_before = errors.size();
     const auto read_file = [&](const json& v, const std::string& p, std::string& out, const char* what) {
       read_string(v, p, out);
       if (!v.is_string()) return;
@@ -277,6 +279,34 @@ class reader {
       const std::string needs = std::string("missing: tls.mode \"") + to_string(t.mode) + "\" needs ";
       if (!j.contains("cert")) error(path + "/cert", needs + "a certificate file");
       if (!j.contains("key")) error(path + "/key", needs + "a private key file");
+    }
+    // Disabled: the files are only checked to be readable (above), not parsed.
+    if (t.mode == tls_mode::disable || t.cert.empty() || t.key.empty() || errors.size() != errors_before) return;
+    read_tls_files(path, t);
+  }
+
+  // The certificate, key and CA files of TLS towards clients, read and checked now so that
+  // starting TLS later cannot fail on them.
+  void read_tls_files(const std::string& path, tls_config& t) {
+    const auto read = [&](const std::string& file, const char* key, std::string& out) {
+      auto text = read_whole_file(file);
+      if (!text) {
+        error(path + "/" + key, "cannot read " + file);
+        return false;
+      }
+      out = std::move(*text);
+      return true;
+    };
+    if (read(t.cert, "cert", t.cert_pem)) {
+      if (auto why = auth::check_certificates_pem(t.cert_pem); !why.empty()) error(path + "/cert", t.cert + ": " + why);
+      else if (read(t.key, "key", t.key_pem)) {
+        if (auto why = key_file_permission_error(t.key)) error(path + "/key", *why);
+        else if (auto mismatch = auth::check_key_pair_pem(t.cert_pem, t.key_pem); !mismatch.empty())
+          error(path + "/key", t.key + ": " + mismatch);
+      }
+    }
+    if (!t.ca.empty() && read(t.ca, "ca", t.ca_pem)) {
+      if (auto why = auth::check_certificates_pem(t.ca_pem); !why.empty()) error(path + "/ca", t.ca + ": " + why);
     }
   }
 
@@ -490,8 +520,10 @@ load_result load_config_text(std::string_view text) {
     result.errors = std::move(r.errors);
     return result;
   }
-  // Passfiles are read now, so that connecting never touches the file system.
+  // Passfiles and TLS files are read now, so that connecting never touches the file system.
   for (auto& [name, db] : cfg.databases) {
+    if (auto e = read_tls_files(db.target); !e.empty())
+      result.errors.push_back({"/databases/" + reader::escape(name) + "/dsn", std::move(e)});
     if (!db.target.password.empty()) continue;
     const auto path = passfile_path(db.target);
     if (path.empty()) continue;
@@ -511,15 +543,6 @@ load_result load_config_file(const std::string& path) {
   auto text = read_whole_file(path);
   if (!text) return load_result{std::nullopt, {{"/", "cannot open config file " + path}}};
   return load_config_text(*text);
-}
-
-std::vector<config_error> unsupported_settings(const config& cfg) {
-  std::vector<config_error> out;
-  if (cfg.tls.mode != tls_mode::disable)
-    out.push_back({"/tls/mode", std::string("TLS towards clients is not available in this version of pgmux, so \"") +
-                                    to_string(cfg.tls.mode) +
-                                    "\" would let plaintext clients in; set \"disable\" (or leave tls out)"});
-  return out;
 }
 
 std::string format_errors(const std::vector<config_error>& errors) {

@@ -97,10 +97,10 @@ admin_reply show_stats(router& routes) {
 }
 
 admin_reply show_clients(session_registry& sessions) {
-  auto r = table({"type", "user", "database", "state", "addr", "connect_time"});
+  auto r = table({"type", "user", "database", "state", "addr", "connect_time", "tls"});
   sessions.for_each([&](const std::shared_ptr<client_session>& s) {
     if (auto i = s->info())
-      r.rows.push_back({"C", i->user, i->database, i->state, i->peer, timestamp(i->connected_at)});
+      r.rows.push_back({"C", i->user, i->database, i->state, i->peer, timestamp(i->connected_at), i->tls});
   });
   return r;
 }
@@ -119,7 +119,7 @@ admin_reply show_databases(router& routes) {
 
 admin_reply show_servers(router& routes) {
   auto r = table({"type", "user", "database", "state", "addr", "port", "local_addr", "local_port", "connect_time",
-                  "request_time", "close_needed", "remote_pid"});
+                  "request_time", "close_needed", "remote_pid", "tls"});
   for (const auto& p : routes.pools()) {
     for (const auto& s : p->servers()) {
       std::string local_addr = s.local_address, local_port;
@@ -129,7 +129,7 @@ admin_reply show_servers(router& routes) {
       }
       r.rows.push_back({"S", s.user, s.database, s.state, s.address, std::to_string(s.port), local_addr, local_port,
                         timestamp(s.connect_time), timestamp(s.request_time), s.close_needed ? "1" : "0",
-                        std::to_string(s.remote_pid)});
+                        std::to_string(s.remote_pid), s.tls});
     }
   }
   return r;
@@ -175,6 +175,10 @@ admin_reply show_config(router& routes) {
   add("log.format", config::to_string(cfg->log.format));
   add("log.connections", cfg->log.connections ? "true" : "false");
   add("log.slow_query", config::format_duration(cfg->log.slow_query));
+  add("tls.mode", config::to_string(cfg->tls.mode));
+  add("tls.cert", cfg->tls.cert);
+  add("tls.ca", cfg->tls.ca);
+  add("tls.min_version", config::to_string(cfg->tls.min_version));
   add("pool_defaults.mode", config::to_string(d.mode));
   add("pool_defaults.min_size", std::to_string(d.min_size));
   add("pool_defaults.max_size", std::to_string(d.max_size));
@@ -239,7 +243,7 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
                             "SHOW VERSION, RELOAD, PAUSE [db], RESUME [db] or SHUTDOWN");
 }
 
-asio::awaitable<close_reason> serve_admin_console(socket_t& client, router& routes, session_registry& sessions,
+asio::awaitable<close_reason> serve_admin_console(stream& client, router& routes, session_registry& sessions,
                                                   const admin_hooks* hooks) {
   std::string in;
   char chunk[4096];

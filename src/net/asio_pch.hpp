@@ -1,1 +1,2 @@
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>

@@ -1,4 +1,5 @@
-// Client authentication exchanges: SCRAM-SHA-256, MD5, cleartext password, trust and reject.
+// Client authentication exchanges: SCRAM-SHA-256(-PLUS), MD5, cleartext password, client
+// certificates, trust and reject.
 #include "pgmux/net/client_login_auth.hpp"
 
 #include <algorithm>
@@ -63,7 +64,7 @@ asio::awaitable<result> password_failed(const client_login_request& req, std::st
                             log_detail);
 }
 
-asio::awaitable<bool> send(socket_t& client, const std::string& out) {
+asio::awaitable<bool> send(stream& client, const std::string& out) {
   auto [ec, n] = co_await asio::async_write(client, asio::buffer(out), nothrow);
   co_return !ec;
 }
@@ -75,7 +76,7 @@ struct client_message {
 };
 
 // The client's answer to an authentication request: a 'p' message, read exactly (nothing past it).
-asio::awaitable<client_message> read_response(socket_t& client, std::string_view expected) {
+asio::awaitable<client_message> read_response(stream& client, std::string_view expected) {
   client_message m;
   char header[protocol::header_size];
   auto [ec, n] = co_await asio::async_read(client, asio::buffer(header), nothrow);
@@ -140,15 +141,18 @@ asio::awaitable<result> scram_failed(const client_login_request& req, const auth
 asio::awaitable<result> run_scram(const client_login_request& req, const std::string& secret, auth::secret_kind kind) {
   std::optional<auth::scram_server> scram;
   std::string server_key;
+  // Over TLS, SCRAM-SHA-256-PLUS is offered first: the client binds its proof to this TLS
+  // connection, so a man in the middle with another certificate cannot relay it.
+  const std::string binding(req.channel_binding);
   if (kind == auth::secret_kind::scram_sha_256) {
     std::string error;
     if (auto verifier = auth::parse_scram_verifier(secret, error)) {
       server_key = verifier->server_key;
-      scram.emplace(std::move(*verifier));
+      scram.emplace(std::move(*verifier), binding);
     }
   }
   // Unknown users, and users without a SCRAM verifier, go through the same steps and fail at the end.
-  if (!scram) scram.emplace(auth::scram_server::for_unknown_user(req.user, mock_secret()));
+  if (!scram) scram.emplace(auth::scram_server::for_unknown_user(req.user, mock_secret(), binding));
 
   std::string out;
   protocol::encode_authentication_sasl(out, scram->mechanisms());
@@ -224,13 +228,30 @@ asio::awaitable<result> run_password(const client_login_request& req, const std:
   co_return r;
 }
 
+// The cert method, as PostgreSQL's: a client certificate that verified against tls.ca during
+// the handshake, whose common name is the user name.
+asio::awaitable<result> run_cert(const client_login_request& req) {
+  const auto name = req.client.peer_common_name();
+  if (!name)
+    co_return co_await refuse(req, close_reason::client_auth_failed, "28000", "connection requires a valid client certificate",
+                              "no valid client certificate (or one without a common name)");
+  if (*name != req.user)
+    co_return co_await refuse(req, close_reason::client_auth_failed, "28000",
+                              "certificate authentication failed for user \"" + std::string(req.user) + "\"",
+                              "the certificate's common name \"" + *name + "\" is not the user name");
+  result r;
+  r.method = auth::auth_method::cert;
+  co_return r;
+}
+
 }  // namespace
 
 asio::awaitable<client_login_result> authenticate_client(const client_login_request& req) {
   const auto choice = auth::choose_client_method({req.cfg.auth.rules, req.cfg.auth.allow_cleartext_without_tls},
-                                                 {req.database, req.user, req.peer, /*tls=*/false});
+                                                 {req.database, req.user, req.peer, req.client.tls()});
   if (choice.method == auth::auth_method::reject)
     co_return co_await refuse(req, close_reason::client_auth_failed, "28000", choice.reason, choice.detail);
+  if (choice.method == auth::auth_method::cert) co_return co_await run_cert(req);
   if (!auth::needs_secret(choice.method)) co_return result{};  // trust
 
   const auto secret = co_await find_client_secret(req.cfg, req.routes, req.cache, std::string(req.database),

@@ -22,6 +22,7 @@
 #include "pgmux/net/session_registry.hpp"
 #include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
+#include "pgmux/net/tls.hpp"
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/frame.hpp"
@@ -46,6 +47,13 @@ client_session::client_session(socket_t socket, asio::any_io_executor strand, au
                                session_services services)
     : client_(std::move(socket)), strand_(std::move(strand)), from_(from), peer_(std::move(peer)),
       services_(services), prepared_(next_client_id()) {}
+
+std::string client_session::login_details() {
+  tls_description_ = client_.tls_description();
+  std::string s = auth::to_string(method_);
+  if (!tls_description_.empty()) s += ", " + tls_description_;
+  return s;
+}
 
 std::string client_session::label() const {
   std::string s = "client " + peer_;
@@ -144,9 +152,7 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (pool_) pool_->client_left();
   if (cancel_key_) services_.cancels.remove(*cancel_key_);
   if (idle_timer_) idle_timer_->cancel();
-  error_code ignored;
-  client_.shutdown(asio::socket_base::shutdown_both, ignored);
-  client_.close(ignored);
+  client_.close();
   buffer_.clear();
   services_.sessions.remove(this);
   services_.client_count.fetch_sub(1, std::memory_order_relaxed);
@@ -184,7 +190,7 @@ void client_session::kill(close_reason reason) {
     self->killed_ = true;
     self->kill_reason_ = reason;
     error_code ignored;
-    self->client_.cancel(ignored);
+    self->client_.lowest_layer().cancel(ignored);  // under TLS too: the pending read is on the socket
   });
 }
 
@@ -192,7 +198,7 @@ std::optional<client_info> client_session::info() const {
   if (!logged_in_.load(std::memory_order_acquire)) return std::nullopt;
   static constexpr const char* names[] = {"idle", "waiting", "active"};
   return client_info{user_, database_, peer_, names[static_cast<int>(activity_.load(std::memory_order_relaxed))],
-                     connected_at_};
+                     connected_at_, tls_description_};
 }
 
 void client_session::drain() {
@@ -206,7 +212,7 @@ void client_session::drain() {
     self->killed_ = true;
     self->kill_reason_ = close_reason::shutdown;
     error_code ignored;
-    self->client_.cancel(ignored);
+    self->client_.lowest_layer().cancel(ignored);
   });
 }
 
@@ -217,16 +223,17 @@ void client_session::check_client() {
       std::lock_guard lock(self->current_mu_);
       server = self->current_;
     }
-    if (!server || !self->client_.is_open()) return;
-    // POLLRDHUP sees the hang-up even behind bytes the client sent before it left.
-    pollfd p{self->client_.native_handle(), POLLRDHUP, 0};
+    auto& socket = self->client_.lowest_layer();
+    if (!server || !socket.is_open()) return;
+    // POLLRDHUP sees the hang-up even behind bytes the client sent before it left (TLS records too).
+    pollfd p{socket.native_handle(), POLLRDHUP, 0};
     if (::poll(&p, 1, 0) <= 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) return;
     // Hung up: stop waiting for the server; the cleanup cancels the query and rolls back.
     self->killed_ = true;
     self->kill_reason_ = close_reason::client_eof;
     error_code ignored;
-    server->socket().cancel(ignored);
-    self->client_.cancel(ignored);
+    server->socket().lowest_layer().cancel(ignored);
+    socket.cancel(ignored);
   });
 }
 
@@ -283,10 +290,28 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
       co_return close_reason::client_protocol_error;
     }
     switch (packet->kind) {
-      case protocol::startup_kind::ssl_request:
+      case protocol::startup_kind::ssl_request: {
+        if (client_.tls()) {
+          co_await send_error("FATAL", "08P01", "invalid startup packet: SSLRequest on a connection already using TLS");
+          co_return close_reason::client_protocol_error;
+        }
+        // TLS when configured, never on the Unix socket (as PostgreSQL). 'N': the client goes
+        // on in plaintext or gives up.
+        const bool offer = tls_ && !from_.unix_socket;
+        const char answer = offer ? 'S' : 'N';
+        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&answer, 1), nothrow);
+        if (ec) co_return close_reason::client_eof;
+        if (!offer) continue;
+        // Only the SSLRequest was read, so no plaintext byte can sneak in behind the handshake.
+        if (auto failed = co_await client_.accept_tls(tls_)) {
+          if (failed != asio::error::operation_aborted)
+            log::info(label() + ": TLS handshake failed: " + client_.tls_failure(failed));
+          co_return close_reason::client_tls_failed;
+        }
+        continue;
+      }
       case protocol::startup_kind::gssenc_request: {
-        // No encryption yet: the client goes on in plaintext or gives up, as with PostgreSQL.
-        char no = 'N';
+        char no = 'N';  // no GSSAPI encryption: the client goes on without it, as with PostgreSQL
         auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&no, 1), nothrow);
         if (ec) co_return close_reason::client_eof;
         continue;
@@ -347,13 +372,20 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
     if (ec || self->login_state_ != login_state::authenticating) return;
     self->login_state_ = login_state::timed_out;
     error_code ignored;
-    self->client_.cancel(ignored);
-    self->client_.shutdown(asio::socket_base::shutdown_receive, ignored);
+    self->client_.lowest_layer().cancel(ignored);  // a TLS handshake too
+    self->client_.lowest_layer().shutdown(asio::socket_base::shutdown_receive, ignored);
   });
   std::optional<close_reason> refused;
   auto startup = co_await read_startup();
   if (auto* reason = std::get_if<close_reason>(&startup)) {
     refused = *reason;
+  } else if (tls_ && tls_->mode() == config::tls_mode::require && !from_.unix_socket && !client_.tls()) {
+    const auto& msg = std::get<protocol::startup_message>(startup);
+    user_ = msg.user();
+    database_ = msg.database();
+    log::info(label() + ": refused: no TLS, and tls.mode is require");
+    co_await send_error("FATAL", "28000", "pgmux requires TLS (tls.mode = require)");
+    refused = close_reason::client_auth_failed;
   } else {
     const auto& msg = std::get<protocol::startup_message>(startup);
     user_ = msg.user();
@@ -371,13 +403,16 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
       // later ones, and an idle client's pending read would then hold a block as large as the
       // exchange's frame for as long as it stays connected.
       const auto choice = auth::choose_client_method({cfg.auth.rules, cfg.auth.allow_cleartext_without_tls},
-                                                     {database_, user_, from_, /*tls=*/false});
+                                                     {database_, user_, from_, client_.tls()});
       if (choice.method == auth::auth_method::trust) {
         method_ = auth::auth_method::trust;
       } else {
         const auto who = label();
+        // Kept out of the co_await expression: GCC 12 mishandles a conditional operator there.
+        std::string_view binding;
+        if (client_.tls()) binding = tls_->end_point();
         auto outcome = co_await authenticate_client(
-            {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline});
+            {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline, binding});
         refused = outcome.refused;
         keys = std::move(outcome.keys);
         method_ = outcome.method;
@@ -387,6 +422,8 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   timer.cancel();
   const bool timed_out = login_state_ == login_state::timed_out;
   login_state_ = login_state::done;
+  // A handshake cut short leaves nothing to write an error into.
+  if (timed_out && refused == close_reason::client_tls_failed) co_return close_reason::client_login_timeout;
   // Cut short by the timer (the reads failed), or finished too late to read from the client again.
   if (timed_out && (!refused || *refused == close_reason::client_eof)) {
     co_await send_error("FATAL", "08P01", std::holds_alternative<close_reason>(startup)
@@ -399,6 +436,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
 
 asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto cfg = services_.routes.config();
+  tls_ = services_.routes.client_tls();
   max_message_size_ = cfg->max_message_size;
   scram_keys keys;
   {
@@ -430,7 +468,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     protocol::encode_ready_for_query(out, 'I');
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
     if (ec) co_return close_reason::client_eof;
-    log::connection(label() + " logged in to the admin console (" + auth::to_string(method_) + ")");
+    log::connection(label() + " logged in to the admin console (" + login_details() + ")");
     logged_in_.store(true, std::memory_order_release);
     co_return std::nullopt;
   }
@@ -471,7 +509,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   protocol::encode_ready_for_query(out, 'I');
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) co_return close_reason::client_eof;
-  log::connection(label() + " logged in (" + auth::to_string(method_) + ")");
+  log::connection(label() + " logged in (" + login_details() + ")");
   logged_in_.store(true, std::memory_order_release);
   co_return std::nullopt;
 }

@@ -331,7 +331,8 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       core_.forget(id);
       work.close.push_back(conn);
     } else {
-      log::connection("pool " + name_ + ": " + conn->describe() + " opened");
+      log::connection("pool " + name_ + ": " + conn->describe() + " opened" +
+                      (conn->tls.empty() ? std::string() : " (" + conn->tls + ")"));
       conn->last_used = now;
       if (!parameters_) parameters_ = conn->parameters();
       counters_.server_connects.fetch_add(1, std::memory_order_relaxed);
@@ -475,7 +476,7 @@ std::vector<server_info> server_pool::servers() const {
     out.push_back(server_info{database_, server_user_, slot.lent ? "active" : "idle", c.address().host,
                               c.address().port, c.local_address, c.connected_at,
                               wall(slot.lent ? slot.lent_at : c.last_used), c.backend_key().pid,
-                              slot.login_generation != login_generation_});
+                              slot.login_generation != login_generation_, c.tls});
   }
   return out;
 }

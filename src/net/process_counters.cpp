@@ -6,6 +6,7 @@ namespace pgmux::net {
 std::optional<client_error> client_error_of(close_reason r) noexcept {
   switch (r) {
     case close_reason::client_protocol_error:
+    case close_reason::client_tls_failed:
     case close_reason::transaction_in_statement_mode: return client_error::protocol;
     case close_reason::client_auth_failed: return client_error::auth;
     case close_reason::too_many_clients: return client_error::limit;

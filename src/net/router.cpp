@@ -1,13 +1,21 @@
 // Routing clients to pools.
 #include "pgmux/net/router.hpp"
 
+#include "pgmux/net/tls.hpp"
+
 namespace pgmux::net {
 
-router::router(asio::io_context& io, std::shared_ptr<const config::config> cfg) : io_(io), cfg_(std::move(cfg)) {}
+router::router(asio::io_context& io, std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls)
+    : io_(io), cfg_(std::move(cfg)), tls_(tls ? std::move(tls) : std::make_shared<const tls_contexts>()) {}
 
 std::shared_ptr<const config::config> router::config() const {
   std::lock_guard lock(mu_);
   return cfg_;
+}
+
+std::shared_ptr<const tls_server_context> router::client_tls() const {
+  std::lock_guard lock(mu_);
+  return tls_->clients;
 }
 
 std::vector<std::shared_ptr<server_pool>> router::pools() const {
@@ -21,9 +29,17 @@ namespace {
 
 // The login a pool for (database, server user) gets from its config entry. The server user is
 // the DSN's, or the client's when the DSN names none, or auth.auth_user for auth_query's pool.
-server_login login_for(const config::database_config& db, const std::string& database, const std::string& server_user) {
+server_login login_for(const config::database_config& db, const std::string& database, const std::string& server_user,
+                       const tls_contexts& tls) {
   const auto& t = db.target;
   server_login login;
+  if (auto it = tls.servers.find(db.name); t.tls_possible() && it != tls.servers.end()) {
+    login.tls.mode = t.sslmode;
+    login.tls.host = t.tls_host;
+    login.tls.sni = t.sslsni;
+    login.tls.context = it->second;
+    login.tls.context_key = it->second->key();
+  }
   login.address = server_address{t.host, t.port};
   login.user = server_user;
   login.database = t.dbname.empty() ? database : t.dbname;
@@ -48,7 +64,8 @@ config::pool_settings settings_for(const config::database_config& db) {
 
 std::shared_ptr<server_pool> router::make_pool(const config::database_config& db, const std::string& database,
                                                const std::string& server_user) {
-  auto p = std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, server_user), settings_for(db));
+  auto p = std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, server_user, *tls_),
+                                         settings_for(db));
   if (paused_all_ || paused_databases_.count(database)) p->set_paused(true);
   return p;
 }
@@ -113,7 +130,7 @@ std::vector<std::shared_ptr<server_pool>> router::create_fixed_pools() {
   return created;
 }
 
-void router::reload(std::shared_ptr<const config::config> cfg) {
+void router::reload(std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls) {
   struct change {
     std::shared_ptr<server_pool> pool;
     config::pool_settings settings;
@@ -125,6 +142,7 @@ void router::reload(std::shared_ptr<const config::config> cfg) {
     std::lock_guard lock(mu_);
     if (stopped_) return;
     cfg_ = std::move(cfg);
+    tls_ = tls ? std::move(tls) : std::make_shared<const tls_contexts>();
     for (auto it = pools_.begin(); it != pools_.end();) {
       const std::string& database = it->second->database();
       const std::string& server_user = it->second->server_user();
@@ -138,7 +156,7 @@ void router::reload(std::shared_ptr<const config::config> cfg) {
         it = pools_.erase(it);
         continue;
       }
-      updates.push_back({it->second, settings_for(*db), login_for(*db, database, server_user)});
+      updates.push_back({it->second, settings_for(*db), login_for(*db, database, server_user, *tls_)});
       ++it;
     }
     created = create_fixed_pools();

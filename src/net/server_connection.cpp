@@ -1,4 +1,5 @@
-// Server connections: connect, startup, authenticate as a client, close; CancelRequests.
+// Server connections: connect, TLS, startup, authenticate as a client, close; CancelRequests
+// (sent without TLS, as libpq 15 sends them).
 #include "pgmux/net/server_connection.hpp"
 
 #include <sys/socket.h>
@@ -27,7 +28,7 @@ protocol::frame_result invalid_frame() {
 }
 
 // Reads one complete message into `buf`. The frame views `buf`; consume it after use.
-asio::awaitable<protocol::frame_result> read_frame(socket_t& socket, io_buffer& buf, std::string& error) {
+asio::awaitable<protocol::frame_result> read_frame(stream& socket, io_buffer& buf, std::string& error) {
   for (;;) {
     auto r = protocol::parse_frame(buf.view(), io_buffer::block_size);
     if (r.status == protocol::parse_status::complete) co_return r;
@@ -69,7 +70,7 @@ asio::awaitable<error_code> connect_socket(socket_t& socket, const server_addres
   co_return ec;
 }
 
-server_connection::server_connection(asio::any_io_executor ex, std::uint64_t id) : id_(id), socket_(std::move(ex)) {
+server_connection::server_connection(asio::any_io_executor ex, std::uint64_t id) : id_(id), socket_(ex) {
   buffer_.ensure();
 }
 
@@ -111,8 +112,68 @@ asio::awaitable<std::string> server_connection::open(const server_login& login) 
 }
 
 asio::awaitable<std::string> server_connection::login(const server_login& login) {
-  if (auto ec = co_await connect_socket(socket_, login.address))
-    co_return "cannot connect to " + login.address.host + ":" + std::to_string(login.address.port) + ": " + ec.message();
+  const auto mode = login.tls.mode;
+  // allow: without TLS first, with TLS when the server refuses that login; prefer and
+  // stronger: TLS first (prefer goes on without it when the server has none, or tries again
+  // without it when the handshake fails), as libpq.
+  bool use_tls = mode != config::ssl_mode::disable && mode != config::ssl_mode::allow;
+  auto first = co_await try_login(login, use_tls);
+  if (first.error.empty() || !first.retry) co_return std::move(first.error);
+  const std::string first_refusal = std::move(refusal_code_);
+  socket_.reset();
+  buffer_.clear();
+  buffer_.ensure();
+  parameters_.clear();
+  backend_key_ = {};
+  refusal_code_.clear();
+  auto second = co_await try_login(login, !use_tls);
+  if (!second.error.empty() && mode == config::ssl_mode::allow && refusal_code_.empty()) {
+    // The server has no TLS to offer: its refusal of the plaintext login stands.
+    refusal_code_ = first_refusal;
+    co_return std::move(first.error);
+  }
+  co_return std::move(second.error);
+}
+
+asio::awaitable<server_connection::attempt> server_connection::start_tls(const server_tls& tls) {
+  const bool required = tls.mode >= config::ssl_mode::require;
+  std::string out;
+  protocol::encode_ssl_request(out);
+  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), nothrow);
+  if (ec) co_return attempt{"write to server failed: " + ec.message()};
+  // Exactly one byte: anything the server sent after it must come through the handshake.
+  char answer = 0;
+  std::tie(ec, n) = co_await asio::async_read(socket_, asio::buffer(&answer, 1), nothrow);
+  if (ec) co_return attempt{"server closed the connection during TLS negotiation: " + ec.message()};
+  if (answer == 'N') {
+    if (!required) co_return attempt{};  // prefer (or allow's second try): on without TLS
+    refusal_code_ = "08001";
+    co_return attempt{std::string("the server does not support TLS, and sslmode is ") + config::to_string(tls.mode)};
+  }
+  if (answer != 'S') {
+    // An ErrorResponse here comes from a server too old to know SSLRequest.
+    if (!required) co_return attempt{"server refused TLS negotiation", true};
+    refusal_code_ = "08001";
+    co_return attempt{std::string("server answered the SSLRequest with '") + answer + "'"};
+  }
+  if (auto failed = co_await socket_.connect_tls(tls.context, tls.host, tls.sni, tls.mode == config::ssl_mode::verify_full)) {
+    const std::string why = "TLS handshake with the server failed: " + socket_.tls_failure(failed);
+    if (tls.mode == config::ssl_mode::prefer) co_return attempt{why, true};
+    refusal_code_ = "08001";  // a certificate that does not verify will not verify on the next try
+    co_return attempt{why};
+  }
+  co_return attempt{};
+}
+
+asio::awaitable<server_connection::attempt> server_connection::try_login(const server_login& login, bool use_tls) {
+  if (auto ec = co_await connect_socket(socket_.lowest_layer(), login.address))
+    co_return attempt{"cannot connect to " + login.address.host + ":" + std::to_string(login.address.port) + ": " + ec.message()};
+  if (use_tls) {
+    auto negotiated = co_await start_tls(login.tls);
+    if (!negotiated.error.empty()) co_return negotiated;
+    if (!socket_.tls() && login.tls.mode == config::ssl_mode::allow)
+      co_return attempt{"the server refused the login without TLS and does not support TLS"};
+  }
 
   protocol::parameter_list startup{{"user", login.user}, {"database", login.database}};
   if (!login.application_name.empty()) startup.emplace_back("application_name", login.application_name);
@@ -124,20 +185,20 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
   for (;;) {
     if (!out.empty()) {
       auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), nothrow);
-      if (ec) co_return "write to server failed: " + ec.message();
+      if (ec) co_return attempt{"write to server failed: " + ec.message()};
       out.clear();
     }
     auto r = co_await read_frame(socket_, buffer_, error);
-    if (r.status != protocol::parse_status::complete) co_return "server login failed: " + error;
+    if (r.status != protocol::parse_status::complete) co_return attempt{"server login failed: " + error};
     const auto body = r.msg.body;
     switch (r.msg.tag) {
       case 'R': {
         auto request = protocol::decode_authentication(body);
-        if (!request) co_return "malformed authentication request from server";
+        if (!request) co_return attempt{"malformed authentication request from server"};
         auto step = auth.handle(*request);
         if (!step.error.empty()) {
           refusal_code_ = "28000";
-          co_return "server authentication failed: " + step.error;
+          co_return attempt{"server authentication failed: " + step.error};
         }
         out = std::move(step.reply);
         break;
@@ -145,8 +206,11 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
       case 'E': {
         auto fields = protocol::decode_error_response(body);
         refusal_code_ = fields && !fields->code.empty() ? fields->code : "08004";
-        co_return "server refused login: " + (fields ? fields->message + " (SQLSTATE " + fields->code + ")"
-                                                     : std::string("malformed error"));
+        // sslmode allow: a server that refuses a login without TLS may take one with it.
+        const bool retry = login.tls.mode == config::ssl_mode::allow && !socket_.tls();
+        co_return attempt{"server refused login: " + (fields ? fields->message + " (SQLSTATE " + fields->code + ")"
+                                                             : std::string("malformed error")),
+                          retry};
       }
       case 'S':
         if (auto p = protocol::decode_parameter_status(body)) parameters_.push_back(std::move(*p));
@@ -156,17 +220,18 @@ asio::awaitable<std::string> server_connection::login(const server_login& login)
         break;
       case 'Z':
         buffer_.consume(r.consumed);
-        if (!buffer_.empty()) co_return "unexpected data after ReadyForQuery at login";
+        if (!buffer_.empty()) co_return attempt{"unexpected data after ReadyForQuery at login"};
         tx_ = protocol::tx_tracker{};
         connected_at = std::chrono::system_clock::now();
         startup_settings = settings = protocol::settings_from_status(parameters_);
-        local_address = describe_local_end(socket_);
-        co_return std::string{};
+        local_address = describe_local_end(socket_.lowest_layer());
+        tls = socket_.tls_description();
+        co_return attempt{};
       case 'N':
       case 'v':
         break;
       default:
-        co_return std::string("unexpected message '") + r.msg.tag + "' during server login";
+        co_return attempt{std::string("unexpected message '") + r.msg.tag + "' during server login"};
     }
     buffer_.consume(r.consumed);
   }
@@ -184,22 +249,22 @@ void server_connection::flush_figures() noexcept {
 }
 
 bool server_connection::looks_alive() {
-  if (!socket_.is_open() || broken_) return false;
+  auto& socket = socket_.lowest_layer();
+  if (!socket.is_open() || broken_) return false;
+  // Under TLS too: an idle server sends nothing, not even a TLS record.
   char byte;
-  const auto n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void server_connection::close() {
-  if (!socket_.is_open()) return;
+  if (!socket_.lowest_layer().is_open()) return;
   if (!broken_ && tx_.idle()) {
     std::string terminate;
     protocol::encode_terminate(terminate);
-    [[maybe_unused]] auto n = ::send(socket_.native_handle(), terminate.data(), terminate.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    socket_.write_now(terminate);
   }
-  error_code ignored;
-  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-  socket_.close(ignored);
+  socket_.close();
 }
 
 asio::awaitable<void> send_cancel_request(server_address address, protocol::cancel_key key,

@@ -4,7 +4,7 @@
 // - md5 checks md5 secrets and runs SCRAM for users with SCRAM verifiers and for unknown users
 // - password (cleartext) checks both kinds of secret
 // - an unknown user fails exactly like a wrong password: same SQLSTATE, message and steps
-// - rules apply in order, matched by address, user and database, and cert is refused without TLS
+// - rules apply in order, matched by address, user and database (cert: see tls_test.cpp)
 // - SCRAM passthrough: no password in pgmux's DSN, the client's proven keys log in to the server
 // - auth_query looks secrets up on the server with $1 and caches answers and misses
 // - auth_timeout ends a client that stops after SASLInitialResponse
@@ -316,7 +316,7 @@ TEST_CASE("an unknown user fails exactly like a wrong password") {
   CHECK(cleartext_unknown['M'] == unknown_fields['M']);
 }
 
-TEST_CASE("rules apply in order, matched by address, user and database, and cert is refused without TLS") {
+TEST_CASE("rules apply in order, matched by address, user and database") {
   SUBCASE("a reject rule for 127.0.0.1/32 before a trust rule") {
     proxy_instance proxy(proxy_options().unix_socket().top_level(
         auth_member(R"({"address": "127.0.0.1/32", "method": "reject"}, {"address": "*", "method": "trust"})")));
@@ -349,17 +349,6 @@ TEST_CASE("rules apply in order, matched by address, user and database, and cert
     pg_conn c(proxy.conninfo());
     CHECK_FALSE(c.ok());
     CHECK(c.error().find("no pgmux auth rule allows connection for host \"127.0.0.1\"") != std::string::npos);
-  }
-  SUBCASE("cert needs TLS, which pgmux does not offer yet") {
-    // A config asking for TLS is refused outright rather than run without it.
-    temp_file cert("not a certificate\n"), key("not a key\n"), ca("not a CA\n");
-    temp_file config("{\"databases\": {\"pgmux_test\": {\"dsn\": \"host=127.0.0.1\"}}, " +
-                     auth_member(R"({"address": "*", "method": "cert"})") + ", \"tls\": {\"mode\": \"allow\", \"cert\": " +
-                     quoted(cert.path()) + ", \"key\": " + quoted(key.path()) + ", \"ca\": " + quoted(ca.path()) + "}}");
-    const auto r = run(std::string(PGMUX_BINARY) + " --check --config " + shell_quote(config.path()));
-    CHECK(r.code == 1);
-    CHECK_MESSAGE(r.output.find("/tls/mode") != std::string::npos, r.output);
-    CHECK_MESSAGE(r.output.find("TLS") != std::string::npos, r.output);
   }
 }
 

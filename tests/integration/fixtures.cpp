@@ -472,6 +472,54 @@ std::string pg_instance::server_dsn(std::string_view dbname) const {
 
 std::string pg_instance::log_tail(std::size_t lines) const { return tail_lines(read_file(dir_ + "/postgres.log"), lines); }
 
+namespace {
+
+// `sql` through a fresh superuser connection over the Unix socket.
+void admin_exec(const pg_instance& pg, const std::string& sql) {
+  pg_conn admin(pg.admin_conninfo());
+  if (!admin.ok()) throw std::runtime_error("admin connection: " + admin.error());
+  auto r = admin.exec(sql);
+  if (!r.ok()) throw std::runtime_error(sql + ": " + r.error());
+}
+
+// Whether a new backend reports ssl = on.
+bool ssl_on(const pg_instance& pg) {
+  pg_conn admin(pg.admin_conninfo());
+  return admin.ok() && admin.exec("show ssl").value() == "on";
+}
+
+}  // namespace
+
+void pg_instance::enable_ssl(const std::string& cert_file, const std::string& key_file, const std::string& ca_file) {
+  const std::string data = dir_ + "/data";
+  // PostgreSQL wants its key private to the server's user.
+  std::string copy = "cp " + shell_quote(cert_file) + " " + shell_quote(data + "/it-server.crt") + " && cp " +
+                     shell_quote(key_file) + " " + shell_quote(data + "/it-server.key");
+  if (!ca_file.empty()) copy += " && cp " + shell_quote(ca_file) + " " + shell_quote(data + "/it-ca.crt");
+  copy += " && chmod 600 " + shell_quote(data + "/it-server.key");
+  if (running_as_root()) copy += " && chown postgres " + shell_quote(data) + "/it-*";
+  const auto r = run(copy, 30);
+  if (r.code != 0) throw std::runtime_error("copying the server certificate: " + r.output);
+  admin_exec(*this, "alter system set ssl_cert_file = 'it-server.crt'");
+  admin_exec(*this, "alter system set ssl_key_file = 'it-server.key'");
+  admin_exec(*this, "alter system set ssl_ca_file = '" + std::string(ca_file.empty() ? "" : "it-ca.crt") + "'");
+  admin_exec(*this, "alter system set ssl = on");
+  admin_exec(*this, "select pg_reload_conf()");
+  if (!wait_until([&] { return ssl_on(*this); }, 10s))
+    throw std::runtime_error("ssl did not turn on; server log:\n" + log_tail(20));
+}
+
+void pg_instance::disable_ssl() {
+  try {
+    for (const char* setting : {"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file"})
+      admin_exec(*this, std::string("alter system reset ") + setting);
+    admin_exec(*this, "select pg_reload_conf()");
+    wait_until([&] { return !ssl_on(*this); }, 10s);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "disable_ssl: %s\n", e.what());
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // libpq helpers
 

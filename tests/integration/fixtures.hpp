@@ -11,6 +11,8 @@
 // (PDEATHSIG); a sweep at start-up removes directories whose owner died and were not cleaned.
 // A watchdog (alarm) ends a test case that runs too long, so nothing hangs the suite.
 //
+// pg_instance::enable_ssl turns TLS on in the cluster for the tests of TLS towards servers.
+//
 // Environment:
 //   PGMUX_IT_BINARY        pgmux to test instead of the one built with the tests
 //   PGMUX_IT_KEEP=1        keep cluster and proxy directories (logs, configs) for inspection
@@ -91,6 +93,13 @@ class pg_instance {
   std::string server_dsn(std::string_view dbname = {}) const;
   std::string log_tail(std::size_t lines = 30) const;
 
+  // Turns TLS on in the running cluster (ssl = on with these PEM files, copied into the data
+  // directory; with `ca_file` the server asks for client certificates and verifies them) and
+  // waits until new connections can use it. disable_ssl() turns it off again; ssl_guard does
+  // both for one scope, so later test cases in the same process get the plain cluster back.
+  void enable_ssl(const std::string& cert_file, const std::string& key_file, const std::string& ca_file = {});
+  void disable_ssl();
+
   pg_instance(const pg_instance&) = delete;
   pg_instance& operator=(const pg_instance&) = delete;
   ~pg_instance();
@@ -110,6 +119,16 @@ class pg_instance {
 };
 
 inline pg_instance& pg() { return pg_instance::get(); }
+
+class ssl_guard {
+ public:
+  ssl_guard(const std::string& cert_file, const std::string& key_file, const std::string& ca_file = {}) {
+    pg().enable_ssl(cert_file, key_file, ca_file);
+  }
+  ~ssl_guard() { pg().disable_ssl(); }
+  ssl_guard(const ssl_guard&) = delete;
+  ssl_guard& operator=(const ssl_guard&) = delete;
+};
 
 // RAII owner of a PGresult.
 class pg_result {

@@ -16,7 +16,7 @@ struct client_identity {
   std::string_view database;
   std::string_view user;
   client_peer peer;
-  bool tls = false;  // the connection is encrypted (pgmux has no TLS towards clients yet)
+  bool tls = false;  // the connection uses TLS
 };
 
 struct client_auth_policy {
@@ -25,8 +25,8 @@ struct client_auth_policy {
 };
 
 struct method_choice {
-  // trust, scram_sha_256, md5, password, or reject. md5 may still become SCRAM once the user's
-  // secret is known (effective_method).
+  // trust, scram_sha_256, md5, password, cert (over TLS only), or reject. md5 may still become
+  // SCRAM once the user's secret is known (effective_method).
   auth_method method = auth_method::reject;
   std::optional<std::size_t> rule;  // the index of the rule that matched
   std::string reason;               // when rejected: the client's error message (SQLSTATE 28000)

@@ -91,14 +91,16 @@ const char* to_string(tls_mode m) noexcept;
 enum class tls_version { v1_2, v1_3 };
 const char* to_string(tls_version v) noexcept;  // "1.2", "1.3"
 
-// TLS towards clients (the "tls" object). Files are checked to be readable at load; the TLS
-// layer reads them.
+// TLS towards clients (the "tls" object). Unless mode is disable, the files are read and
+// checked when the config is loaded (certificates parse, the key is private to its owner and
+// matches the certificate), so a reload with a broken file changes nothing.
 struct tls_config {
   tls_mode mode = tls_mode::disable;
   std::string cert;  // server certificate chain, PEM; needed unless mode is disable
   std::string key;   // its private key, PEM; needed unless mode is disable
   std::string ca;    // CA certificates that sign client certificates, PEM; needed by the cert method
   tls_version min_version = tls_version::v1_2;
+  std::string cert_pem, key_pem, ca_pem;  // the files' contents, read at load (empty when disabled)
 };
 
 struct config {

@@ -23,10 +23,6 @@ struct load_result {
 load_result load_config_text(std::string_view text);
 load_result load_config_file(const std::string& path);
 
-// Settings this version parses but cannot honour, as errors: pgmux refuses to start (or to
-// reload) with them rather than silently do less than asked (tls.mode other than "disable").
-std::vector<config_error> unsupported_settings(const config& cfg);
-
 std::string format_errors(const std::vector<config_error>& errors);  // one "path: message" per line
 
 }  // namespace pgmux::config

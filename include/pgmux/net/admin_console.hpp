@@ -9,6 +9,7 @@
 
 #include "pgmux/close_reason.hpp"
 #include "pgmux/net/io.hpp"
+#include "pgmux/net/stream.hpp"
 
 namespace pgmux::net {
 
@@ -40,7 +41,7 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
                               const admin_hooks* hooks);
 
 // Serves console queries on `client` until it leaves.
-asio::awaitable<close_reason> serve_admin_console(socket_t& client, router& routes, session_registry& sessions,
+asio::awaitable<close_reason> serve_admin_console(stream& client, router& routes, session_registry& sessions,
                                                   const admin_hooks* hooks);
 
 }  // namespace pgmux::net

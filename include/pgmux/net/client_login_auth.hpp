@@ -1,6 +1,7 @@
 // The authentication exchange with a client, after its startup packet: the method its auth
-// rule names (auth::choose_client_method), run over the client's socket. SCRAM-SHA-256, MD5 and
-// cleartext password against the user's stored secret; trust; reject. Every failure reads the
+// rule names (auth::choose_client_method), run over the client's stream. SCRAM-SHA-256 (with
+// SCRAM-SHA-256-PLUS offered first over TLS), MD5 and cleartext password against the user's
+// stored secret; the TLS client certificate (cert); trust; reject. Every failure reads the
 // same to the client, whether the user is unknown or the proof wrong, and is answered only after
 // auth.failure_delay. The messages are built and parsed by the protocol layer and the proofs
 // checked by the auth layer: this file only moves them.
@@ -20,7 +21,7 @@ class router;
 class auth_secret_cache;
 
 struct client_login_request {
-  socket_t& client;
+  stream& client;
   const config::config& cfg;
   router& routes;           // auth_query runs on a pool's server connection
   auth_secret_cache& cache;
@@ -29,6 +30,9 @@ struct client_login_request {
   auth::client_peer peer;
   std::string_view label;       // the session's name in log lines
   clock::time_point deadline;   // auth_timeout: when the session gives up on the client
+  // Over TLS: the tls-server-end-point data of pgmux's certificate, for SCRAM-SHA-256-PLUS;
+  // empty without TLS (or when the certificate has none).
+  std::string_view channel_binding;
 };
 
 struct client_login_result {

@@ -18,6 +18,7 @@
 #include "pgmux/net/io_buffer.hpp"
 #include "pgmux/net/pool.hpp"
 #include "pgmux/net/process_counters.hpp"
+#include "pgmux/net/stream.hpp"
 #include "pgmux/protocol/messages.hpp"
 #include "pgmux/protocol/prepared.hpp"
 
@@ -26,6 +27,7 @@ namespace pgmux::net {
 class router;
 class session_registry;
 class auth_secret_cache;
+class tls_server_context;
 struct admin_hooks;
 
 // Process-wide services every session uses.
@@ -48,6 +50,7 @@ struct client_info {
   std::string peer;
   const char* state;  // "idle", "waiting" (for a server connection), "active" (holding one)
   std::chrono::system_clock::time_point connected_at;
+  std::string tls;    // "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" without TLS
 };
 
 class client_session final : public session_control,
@@ -107,12 +110,16 @@ class client_session final : public session_control,
   asio::awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message);
   void set_current_server(std::shared_ptr<server_connection> server);
   std::string label() const;
+  // "scram-sha-256, TLSv1.3 TLS_AES_256_GCM_SHA384" for the log; notes the TLS part for SHOW CLIENTS.
+  std::string login_details();
 
-  socket_t client_;
+  stream client_;  // the socket, or TLS over it after an SSLRequest
   asio::any_io_executor strand_;
   auth::client_peer from_;
   std::string peer_;
   session_services services_;
+  // TLS towards this client as configured when it connected; null when tls.mode is disable.
+  std::shared_ptr<const tls_server_context> tls_;
 
   io_buffer buffer_;
   std::array<char, 128> first_bytes_;  // where an idle client's next request starts arriving
@@ -126,6 +133,7 @@ class client_session final : public session_control,
   std::size_t max_message_size_ = 0;
   lease lease_;
   std::string user_, database_;
+  std::string tls_description_;  // set with user_ and database_ at login; "" without TLS
   std::optional<protocol::cancel_key> cancel_key_;
 
   enum class login_state { authenticating, timed_out, done };

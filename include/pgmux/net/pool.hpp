@@ -86,6 +86,7 @@ struct server_info {
   std::chrono::system_clock::time_point request_time;  // lent at (active) or given back (idle)
   std::int32_t remote_pid = 0;
   bool close_needed = false;  // opened with a login a reload replaced: closed when next idle
+  std::string tls;            // "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" without TLS
 };
 
 class server_pool : public std::enable_shared_from_this<server_pool> {

@@ -26,7 +26,7 @@ struct relay_result {
 // What the relay needs from the client side. The buffer and cursor outlive one relay: bytes
 // the client sent for its next transaction stay in the buffer.
 struct client_side {
-  socket_t& socket;
+  stream& socket;  // the client's stream (TLS or not)
   io_buffer& buffer;
   protocol::stream_cursor& cursor;
   const bool& killed;

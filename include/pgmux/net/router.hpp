@@ -15,9 +15,13 @@
 
 namespace pgmux::net {
 
+struct tls_contexts;
+class tls_server_context;
+
 class router {
  public:
-  router(asio::io_context& io, std::shared_ptr<const config::config> cfg);
+  // `tls`: the TLS contexts `cfg` needs (make_tls_contexts), built off the worker threads.
+  router(asio::io_context& io, std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls);
 
   struct route_result {
     std::shared_ptr<server_pool> pool;
@@ -35,8 +39,8 @@ class router {
   void start();
   // Applies a new config: changed pools are updated in place, pools of removed databases
   // drain (their idle connections close now, lent ones when given back), new databases
-  // with a fixed server user open their min_size.
-  void reload(std::shared_ptr<const config::config> cfg);
+  // with a fixed server user open their min_size. New clients get the new TLS contexts.
+  void reload(std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls);
   void stop();
 
   // PAUSE / RESUME of one database's pools (every pool when `database` is empty), including
@@ -46,6 +50,8 @@ class router {
   bool paused(const std::string& database) const;
 
   std::shared_ptr<const config::config> config() const;
+  // What new clients start TLS with; null when tls.mode is disable.
+  std::shared_ptr<const tls_server_context> client_tls() const;
   std::vector<std::shared_ptr<server_pool>> pools() const;
 
  private:
@@ -61,6 +67,7 @@ class router {
   asio::io_context& io_;
   mutable std::mutex mu_;
   std::shared_ptr<const config::config> cfg_;
+  std::shared_ptr<const tls_contexts> tls_;  // always set, and consistent with cfg_
   std::unordered_map<std::string, std::shared_ptr<server_pool>> pools_;  // key: database '\0' server user
   bool stopped_ = false;
   bool paused_all_ = false;

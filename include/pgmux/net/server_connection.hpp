@@ -11,6 +11,7 @@
 #include "pgmux/net/io.hpp"
 #include "pgmux/net/io_buffer.hpp"
 #include "pgmux/net/pool_counters.hpp"
+#include "pgmux/net/stream.hpp"
 #include "pgmux/protocol/messages.hpp"
 #include "pgmux/protocol/prepared.hpp"
 #include "pgmux/protocol/session_settings.hpp"
@@ -35,6 +36,19 @@ struct scram_keys {
   bool empty() const noexcept { return client_key.empty() || server_key.empty(); }
 };
 
+// TLS towards the server, from the DSN. Compared by settings and files, not by context identity,
+// so that a reload that rebuilds the same context changes nothing.
+struct server_tls {
+  config::ssl_mode mode = config::ssl_mode::disable;  // disable for Unix sockets, whatever the DSN says
+  std::string host;  // checked by verify-full, sent as SNI
+  bool sni = true;
+  std::shared_ptr<const tls_client_context> context;  // set unless mode is disable
+  std::string context_key;                            // context->key()
+  friend bool operator==(const server_tls& a, const server_tls& b) {
+    return a.mode == b.mode && a.host == b.host && a.sni == b.sni && a.context_key == b.context_key;
+  }
+};
+
 struct server_login {
   friend bool operator==(const server_login&, const server_login&) = default;
   server_address address;
@@ -44,6 +58,7 @@ struct server_login {
   std::string application_name;
   std::string options;
   std::chrono::milliseconds timeout{5000};
+  server_tls tls;
   // Used when the server asks for SCRAM and there is no password. Never from the config: the
   // pool fills it in at connect time with the keys its clients proved.
   scram_keys passthrough;
@@ -58,7 +73,8 @@ class server_connection {
   asio::awaitable<std::string> open(const server_login& login);
 
   std::uint64_t id() const noexcept { return id_; }
-  socket_t& socket() noexcept { return socket_; }
+  // The connection's byte stream (TLS when the server agreed to it); lowest_layer() is the socket.
+  stream& socket() noexcept { return socket_; }
   io_buffer& buffer() noexcept { return buffer_; }
   protocol::stream_cursor& cursor() noexcept { return cursor_; }
   protocol::tx_tracker& tx() noexcept { return tx_; }
@@ -95,6 +111,7 @@ class server_connection {
   clock::time_point last_used{};
   std::chrono::system_clock::time_point connected_at{};  // when open() succeeded
   std::string local_address;  // "host:port" of pgmux's end, for SHOW SERVERS
+  std::string tls;            // "TLSv1.3 TLS_AES_256_GCM_SHA384" when TLS is on, for SHOW SERVERS and logs
   std::string pool_name;      // "database/user", for log lines
 
   // Figures of the current lease, owned by the session holding it and added to the pool's
@@ -118,9 +135,16 @@ class server_connection {
 
  private:
   asio::awaitable<std::string> login(const server_login& login);
+  struct attempt {
+    std::string error;   // empty: logged in
+    bool retry = false;  // sslmode allow/prefer: worth one more try the other way (with or without TLS)
+  };
+  asio::awaitable<attempt> try_login(const server_login& login, bool use_tls);
+  // Negotiates TLS on the connected socket; an error ends the attempt.
+  asio::awaitable<attempt> start_tls(const server_tls& tls);
 
   std::uint64_t id_;
-  socket_t socket_;
+  stream socket_;
   io_buffer buffer_;
   protocol::stream_cursor cursor_;
   protocol::tx_tracker tx_;

@@ -4,7 +4,7 @@
 //   the first matching rule decides, by database, user and address
 //   a reject rule and no matching rule give the same message, naming host, user and database
 //   Unix-socket clients are named [local]
-//   cert is refused until TLS exists
+//   cert needs TLS: refused without it, chosen with it
 //   password over TCP without TLS needs allow_cleartext_without_tls, the Unix socket does not
 //   password-checking methods need a secret
 //   one failure message for wrong passwords and unknown users
@@ -93,12 +93,17 @@ TEST_CASE("Unix-socket clients are named [local]") {
   CHECK(c.reason.find("host \"[local]\"") != std::string::npos);
 }
 
-TEST_CASE("cert is refused until TLS exists") {
+TEST_CASE("cert needs TLS: refused without it, chosen with it") {
   const std::vector<auth_rule> rules = {rule("*", "*", "*", auth_method::cert)};
   const auto c = choose_client_method({rules}, {"app", "alice", tcp("10.0.0.1")});
   CHECK(c.method == auth_method::reject);
   CHECK(c.rule == 0u);
   CHECK(c.reason.find("TLS") != std::string::npos);
+  CHECK(c.reason.find("requires a valid client certificate") != std::string::npos);
+  const auto over_tls = choose_client_method({rules}, {"app", "alice", tcp("10.0.0.1"), /*tls=*/true});
+  CHECK(over_tls.method == auth_method::cert);
+  CHECK(over_tls.rule == 0u);
+  CHECK(over_tls.reason.empty());
 }
 
 TEST_CASE("password over TCP without TLS needs allow_cleartext_without_tls, the Unix socket does not") {

@@ -6,7 +6,12 @@
 //   empty DSN keeps the defaults
 //   connect_timeout 0 means none
 //   fallback_application_name only when application_name is absent
-//   plaintext sslmodes are accepted
+//   every sslmode is read as libpq names it, prefer by default
+//   TLS file keys, sslsni, and host as the name TLS checks when hostaddr is given
+//   TLS is never tried over a Unix socket or with sslmode disable
+//   TLS files: named ones must be readable, ~/.postgresql/ defaults are used when present
+//   verify-ca and verify-full need a root certificate
+//   a client certificate needs its key, private to its owner and matching
 //   unsupported keys are refused by name
 //   bad ports, several hosts and bad timeouts are refused
 //   unparsable DSNs are refused with libpq's message
@@ -22,7 +27,14 @@
 #include <optional>
 #include <string>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "pgmux/config/dsn.hpp"
+#include "support/test_certs.hpp"
 
 using namespace pgmux::config;
 
@@ -132,16 +144,51 @@ TEST_CASE("fallback_application_name only when application_name is absent") {
   CHECK(parsed("fallback_application_name=fb application_name=app").application_name == "app");
 }
 
-TEST_CASE("plaintext sslmodes are accepted") {
-  for (const char* mode : {"disable", "allow", "prefer"}) {
-    CAPTURE(std::string(mode));
-    CHECK(parsed(std::string("host=h sslmode=") + mode).host == "h");
+TEST_CASE("every sslmode is read as libpq names it, prefer by default") {
+  CHECK(parsed("host=h").sslmode == ssl_mode::prefer);
+  const std::pair<const char*, ssl_mode> modes[] = {{"disable", ssl_mode::disable},   {"allow", ssl_mode::allow},
+                                                    {"prefer", ssl_mode::prefer},     {"require", ssl_mode::require},
+                                                    {"verify-ca", ssl_mode::verify_ca}, {"verify-full", ssl_mode::verify_full}};
+  for (const auto& [text, mode] : modes) {
+    CAPTURE(std::string(text));
+    CHECK(parsed(std::string("host=h sslmode=") + text).sslmode == mode);
+    CHECK(std::string(to_string(mode)) == text);
+    CHECK(parse_ssl_mode(text) == mode);
+  }
+  CHECK(parsed("postgresql://h/app?sslmode=verify-full").sslmode == ssl_mode::verify_full);
+  for (const char* bad : {"required", "verify_full", "VERIFY-FULL", ""}) {
+    CAPTURE(std::string(bad));
+    CHECK(refused(std::string("host=h sslmode='") + bad + "'").find("sslmode") != std::string::npos);
   }
 }
 
+TEST_CASE("TLS file keys, sslsni, and host as the name TLS checks when hostaddr is given") {
+  const auto t = parsed("host=db.example sslmode=verify-full sslrootcert=/etc/ca.crt sslcert=/etc/c.crt "
+                        "sslkey=/etc/c.key sslcrl=/etc/ca.crl sslsni=0");
+  CHECK(t.sslrootcert == "/etc/ca.crt");
+  CHECK(t.sslcert == "/etc/c.crt");
+  CHECK(t.sslkey == "/etc/c.key");
+  CHECK(t.sslcrl == "/etc/ca.crl");
+  CHECK_FALSE(t.sslsni);
+  CHECK(parsed("host=h").sslsni);
+  CHECK(refused("host=h sslsni=yes").find("sslsni") != std::string::npos);
+  CHECK(t.tls_host == "db.example");
+  const auto both = parsed("host=db.example hostaddr=10.1.2.3 sslmode=verify-full");
+  CHECK(both.host == "10.1.2.3");
+  CHECK(both.tls_host == "db.example");
+  CHECK(parsed("hostaddr=10.1.2.3 sslmode=verify-ca").tls_host == "10.1.2.3");
+  CHECK(refused("hostaddr=10.1.2.3 sslmode=verify-full").find("host") != std::string::npos);
+}
+
+TEST_CASE("TLS is never tried over a Unix socket or with sslmode disable") {
+  CHECK(parsed("host=h").tls_possible());
+  CHECK_FALSE(parsed("host=h sslmode=disable").tls_possible());
+  CHECK_FALSE(parsed("host=/var/run/postgresql sslmode=require").tls_possible());
+}
+
 TEST_CASE("unsupported keys are refused by name") {
-  for (const char* key : {"sslmode=require", "sslmode=verify-full", "service=foo", "target_session_attrs=read-write",
-                          "gssencmode=require", "sslrootcert=/x"}) {
+  for (const char* key : {"sslpassword=x", "service=foo", "target_session_attrs=read-write", "gssencmode=require",
+                          "sslcompression=1", "sslcrldir=/x", "requirepeer=postgres"}) {
     const std::string dsn = std::string("host=h ") + key;
     const std::string name(key, std::string_view(key).find('='));
     CAPTURE(dsn);
@@ -243,6 +290,136 @@ TEST_CASE("password: DSN first, then passfile, else empty") {
   CHECK(resolve_password(t, "bob", "app").empty());
   t.password = "from-dsn";
   CHECK(resolve_password(t, "alice", "app") == "from-dsn");
+}
+
+namespace {
+
+// A HOME of its own, with ~/.postgresql/ made on request; removed at scope exit.
+class temp_home {
+ public:
+  temp_home() {
+    char dir[] = "/tmp/pgmux-home-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    dir_ = dir;
+    std::filesystem::create_directories(dir_ + "/.postgresql");
+    home_.emplace("HOME", dir_);
+  }
+  ~temp_home() {
+    home_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  temp_home(const temp_home&) = delete;
+  temp_home& operator=(const temp_home&) = delete;
+  // Writes ~/.postgresql/<name> with `mode`; returns its path.
+  std::string put(const std::string& name, const std::string& text, mode_t mode = 0600) const {
+    const auto path = dir_ + "/.postgresql/" + name;
+    std::ofstream(path) << text;
+    REQUIRE(::chmod(path.c_str(), mode) == 0);
+    return path;
+  }
+
+ private:
+  std::string dir_;
+  std::optional<env_guard> home_;
+};
+
+server_target with_files(std::string_view dsn, std::string* error = nullptr) {
+  auto t = parsed(dsn);
+  const auto e = read_tls_files(t);
+  if (error) *error = e;
+  else CHECK_MESSAGE(e.empty(), e);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("TLS files: named ones must be readable, ~/.postgresql/ defaults are used when present") {
+  const temp_home home;
+  const auto ca = test_certs::self_signed("test CA");
+  const auto client = test_certs::self_signed("alice");
+  std::string error;
+  SUBCASE("nothing there: TLS without verification or client certificate") {
+    const auto t = with_files("host=h sslmode=require");
+    CHECK(t.sslrootcert_pem.empty());
+    CHECK(t.sslcert_pem.empty());
+  }
+  SUBCASE("defaults are used when present, for require and prefer too (as libpq)") {
+    home.put("root.crt", ca.cert, 0644);
+    home.put("postgresql.crt", client.cert, 0644);
+    home.put("postgresql.key", client.key);
+    for (const char* mode : {"prefer", "require", "verify-full"}) {
+      CAPTURE(std::string(mode));
+      const auto t = with_files(std::string("host=h sslmode=") + mode);
+      CHECK(t.sslrootcert_pem == ca.cert);
+      CHECK(t.sslcert_pem == client.cert);
+      CHECK(t.sslkey_pem == client.key);
+    }
+  }
+  SUBCASE("named files take the place of the defaults") {
+    home.put("root.crt", "junk that is never read");
+    const auto named_ca = home.put("other-ca.crt", ca.cert);
+    CHECK(with_files("host=h sslmode=verify-ca sslrootcert=" + named_ca).sslrootcert_pem == ca.cert);
+  }
+  SUBCASE("a named file that is missing is an error") {
+    with_files("host=h sslrootcert=/nonexistent/ca.crt", &error);
+    CHECK(error.find("sslrootcert") != std::string::npos);
+    CHECK(error.find("/nonexistent/ca.crt") != std::string::npos);
+    with_files("host=h sslmode=require sslcrl=/nonexistent/ca.crl", &error);
+    CHECK(error.find("sslcrl") != std::string::npos);
+  }
+  SUBCASE("a default file that is not a certificate is an error") {
+    home.put("root.crt", "junk");
+    with_files("host=h", &error);
+    CHECK(error.find("root.crt") != std::string::npos);
+  }
+  SUBCASE("disable reads nothing") {
+    home.put("root.crt", "junk");
+    CHECK(with_files("host=h sslmode=disable sslrootcert=/nonexistent").sslrootcert_pem.empty());
+  }
+}
+
+TEST_CASE("verify-ca and verify-full need a root certificate") {
+  const temp_home home;
+  for (const char* mode : {"verify-ca", "verify-full"}) {
+    CAPTURE(std::string(mode));
+    std::string error;
+    with_files(std::string("host=h sslmode=") + mode, &error);
+    CHECK(error.find("sslrootcert") != std::string::npos);
+    CHECK(error.find(mode) != std::string::npos);
+  }
+}
+
+TEST_CASE("a client certificate needs its key, private to its owner and matching") {
+  const temp_home home;
+  const auto client = test_certs::self_signed("alice");
+  const auto other = test_certs::self_signed("bob");
+  const auto cert = home.put("c.crt", client.cert, 0644);
+  std::string error;
+  SUBCASE("no key") {
+    home.put("postgresql.crt", client.cert, 0644);
+    with_files("host=h", &error);
+    CHECK(error.find("private key") != std::string::npos);
+  }
+  SUBCASE("a key for another certificate") {
+    const auto key = home.put("c.key", other.key);
+    with_files("host=h sslcert=" + cert + " sslkey=" + key, &error);
+    CHECK(error.find("does not match") != std::string::npos);
+  }
+  SUBCASE("a key others may read") {
+    const auto key = home.put("c.key", client.key, 0644);
+    with_files("host=h sslcert=" + cert + " sslkey=" + key, &error);
+    CHECK(error.find("group or world access") != std::string::npos);
+  }
+  SUBCASE("a key without a certificate") {
+    const auto key = home.put("c.key", client.key);
+    with_files("host=h sslkey=" + key, &error);
+    CHECK(error.find("sslcert") != std::string::npos);
+  }
+  SUBCASE("a good pair") {
+    const auto key = home.put("c.key", client.key);
+    CHECK(with_files("host=h sslcert=" + cert + " sslkey=" + key).sslkey_pem == client.key);
+  }
 }
 
 }  // TEST_SUITE

@@ -33,7 +33,8 @@
 //   tls settings are read and checked
 //   tls allow and require need a certificate and a key
 //   tls files must exist and be readable
-//   settings this version cannot honour are reported, tls modes other than disable
+//   tls files are parsed: certificates, a private key of its owner that matches, the CA
+//   DSN TLS files are read at load and checked
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -43,9 +44,11 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pgmux/config/load.hpp"
+#include "support/test_certs.hpp"
 
 using namespace pgmux::config;
 using namespace std::chrono_literals;
@@ -115,6 +118,15 @@ struct temp_file {
   ~temp_file() { std::remove(path.c_str()); }
   temp_file(const temp_file&) = delete;
   temp_file& operator=(const temp_file&) = delete;
+};
+
+// A certificate, its key and a CA certificate in files, as TLS settings name them.
+struct tls_files {
+  test_certs::pem_pair server = test_certs::self_signed("pgmux");
+  test_certs::pem_pair ca_pair = test_certs::self_signed("test CA");
+  temp_file cert{server.cert}, key{server.key}, ca{ca_pair.cert};
+  // "cert": ..., "key": ... members of a "tls" object.
+  std::string cert_and_key() const { return R"("cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""; }
 };
 
 // with_db with an "auth" object holding `body`.
@@ -439,7 +451,11 @@ TEST_CASE("DSN errors are reported at the database's dsn") {
           std::string::npos);
   }
   SUBCASE("unsupported key") {
-    CHECK(refused_at(R"({"databases": {"app": {"dsn": "host=h sslmode=require"}}})", "/databases/app/dsn")
+    CHECK(refused_at(R"({"databases": {"app": {"dsn": "host=h sslpassword=x"}}})", "/databases/app/dsn")
+              .find("sslpassword") != std::string::npos);
+  }
+  SUBCASE("bad sslmode") {
+    CHECK(refused_at(R"({"databases": {"app": {"dsn": "host=h sslmode=required"}}})", "/databases/app/dsn")
               .find("sslmode") != std::string::npos);
   }
 }
@@ -632,10 +648,10 @@ TEST_CASE("bad auth rules are reported where they are") {
 }
 
 TEST_CASE("cert rules need TLS with a CA, password rules TLS or allow_cleartext_without_tls") {
-  const temp_file cert("cert"), key("key"), ca("ca");
-  const std::string tls_without_ca = R"("tls": {"mode": "allow", "cert": ")" + cert.path + R"(", "key": ")" + key.path + R"("})";
-  const std::string tls_with_ca = R"("tls": {"mode": "require", "cert": ")" + cert.path + R"(", "key": ")" + key.path +
-                                  R"(", "ca": ")" + ca.path + R"("})";
+  const tls_files files;
+  const auto& ca = files.ca;
+  const std::string tls_without_ca = R"("tls": {"mode": "allow", )" + files.cert_and_key() + "}";
+  const std::string tls_with_ca = R"("tls": {"mode": "require", )" + files.cert_and_key() + R"(, "ca": ")" + ca.path + R"("})";
   const std::string cert_rule = R"("auth": {"rules": [{"address": "10.0.0.0/8", "method": "cert"}]})";
   SUBCASE("cert without TLS") {
     CHECK(refused_at(with_db(cert_rule), "/auth/rules/0/method").find("TLS") != std::string::npos);
@@ -774,7 +790,9 @@ TEST_CASE("tls settings are read and checked") {
 }
 
 TEST_CASE("tls allow and require need a certificate and a key") {
-  const temp_file cert("cert"), key("key");
+  const tls_files files;
+  const auto& cert = files.cert;
+  const auto& key = files.key;
   for (const char* mode : {"allow", "require"}) {
     CAPTURE(mode);
     const std::string m = std::string(R"("mode": ")") + mode + "\"";
@@ -782,28 +800,21 @@ TEST_CASE("tls allow and require need a certificate and a key") {
     refused_at(with_tls(m), "/tls/key");
     refused_at(with_tls(m + R"(, "cert": ")" + cert.path + "\""), "/tls/key");
     refused_at(with_tls(m + R"(, "key": ")" + key.path + "\""), "/tls/cert");
-    const auto cfg = loaded(with_tls(m + R"(, "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""));
+    const auto cfg = loaded(with_tls(m + ", " + files.cert_and_key()));
     CHECK(cfg.tls.cert == cert.path);
     CHECK(cfg.tls.key == key.path);
     CHECK(cfg.tls.ca.empty());
+    CHECK(cfg.tls.cert_pem == files.server.cert);
+    CHECK(cfg.tls.key_pem == files.server.key);
   }
-  CHECK(loaded(with_tls(R"("mode": "allow", "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""))
-            .tls.mode == tls_mode::allow);
-}
-
-TEST_CASE("settings this version cannot honour are reported, tls modes other than disable") {
-  const temp_file cert("cert"), key("key");
-  const auto with_tls_on = loaded(with_tls(R"("mode": "require", "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\""));
-  const auto unsupported = unsupported_settings(with_tls_on);
-  REQUIRE(unsupported.size() == 1);
-  CHECK(unsupported[0].path == "/tls/mode");
-  CHECK(unsupported[0].message.find("require") != std::string::npos);
-  CHECK(unsupported_settings(loaded(with_tls(R"("mode": "disable")"))).empty());
+  CHECK(loaded(with_tls(R"("mode": "allow", )" + files.cert_and_key())).tls.mode == tls_mode::allow);
 }
 
 TEST_CASE("tls files must exist and be readable") {
-  const temp_file cert("cert"), key("key");
-  const std::string good = R"("mode": "require", "cert": ")" + cert.path + R"(", "key": ")" + key.path + "\"";
+  const tls_files files;
+  const auto& cert = files.cert;
+  const auto& key = files.key;
+  const std::string good = R"("mode": "require", )" + files.cert_and_key();
   CHECK(refused_at(with_tls(R"("mode": "require", "cert": "/nonexistent/server.crt", "key": ")" + key.path + "\""),
                    "/tls/cert")
             .find("/nonexistent/server.crt") != std::string::npos);
@@ -812,6 +823,75 @@ TEST_CASE("tls files must exist and be readable") {
   refused_at(with_tls(good + R"(, "ca": "/tmp")"), "/tls/ca");
   refused_at(with_tls(good + R"(, "ca": "")"), "/tls/ca");
   refused_at(with_tls(R"("cert": "/nonexistent/server.crt")"), "/tls/cert");  // checked even when disabled
+}
+
+TEST_CASE("tls files are parsed: certificates, a private key of its owner that matches, the CA") {
+  const tls_files files;
+  const std::string mode = R"("mode": "allow", )";
+  SUBCASE("a good set, with a CA") {
+    const auto cfg = loaded(with_tls(mode + files.cert_and_key() + R"(, "ca": ")" + files.ca.path + "\""));
+    CHECK(cfg.tls.ca_pem == files.ca_pair.cert);
+  }
+  SUBCASE("disabled: the files are not parsed") {
+    const temp_file junk("not a certificate");
+    CHECK(loaded(with_tls(R"("cert": ")" + junk.path + R"(", "key": ")" + junk.path + "\"")).tls.cert_pem.empty());
+  }
+  SUBCASE("not a certificate") {
+    const temp_file junk("not a certificate");
+    CHECK(refused_at(with_tls(mode + R"("cert": ")" + junk.path + R"(", "key": ")" + files.key.path + "\""), "/tls/cert")
+              .find("no certificate") != std::string::npos);
+  }
+  SUBCASE("a key of another certificate") {
+    const temp_file other(test_certs::self_signed("other").key);
+    CHECK(refused_at(with_tls(mode + R"("cert": ")" + files.cert.path + R"(", "key": ")" + other.path + "\""), "/tls/key")
+              .find("does not match") != std::string::npos);
+  }
+  SUBCASE("an encrypted key") {
+    const temp_file encrypted(test_certs::encrypted_key(files.server.key));
+    CHECK(refused_at(with_tls(mode + R"("cert": ")" + files.cert.path + R"(", "key": ")" + encrypted.path + "\""),
+                     "/tls/key")
+              .find("encrypted") != std::string::npos);
+  }
+  SUBCASE("a key others may read") {
+    REQUIRE(::chmod(files.key.path.c_str(), 0644) == 0);
+    CHECK(refused_at(with_tls(mode + files.cert_and_key()), "/tls/key").find("group or world access") != std::string::npos);
+  }
+  SUBCASE("a CA file without certificates") {
+    const temp_file junk("not a CA");
+    refused_at(with_tls(mode + files.cert_and_key() + R"(, "ca": ")" + junk.path + "\""), "/tls/ca");
+  }
+}
+
+TEST_CASE("DSN TLS files are read at load and checked") {
+  const tls_files files;
+  const auto dsn = [](const std::string& text) { return R"({"databases": {"app": {"dsn": ")" + text + R"("}}})"; };
+  SUBCASE("root certificate, client certificate and key") {
+    const auto cfg = loaded(dsn("host=db sslmode=verify-full sslrootcert=" + files.ca.path + " sslcert=" +
+                                files.cert.path + " sslkey=" + files.key.path));
+    const auto& t = cfg.databases.at("app").target;
+    CHECK(t.sslmode == ssl_mode::verify_full);
+    CHECK(t.sslrootcert_pem == files.ca_pair.cert);
+    CHECK(t.sslcert_pem == files.server.cert);
+    CHECK(t.sslkey_pem == files.server.key);
+  }
+  SUBCASE("a named file that cannot be read") {
+    CHECK(refused_at(dsn("host=db sslmode=require sslrootcert=/nonexistent/root.crt"), "/databases/app/dsn")
+              .find("/nonexistent/root.crt") != std::string::npos);
+    refused_at(dsn("host=db sslcert=/nonexistent/client.crt sslkey=" + files.key.path), "/databases/app/dsn");
+  }
+  SUBCASE("not a certificate") {
+    const temp_file junk("junk");
+    refused_at(dsn("host=db sslmode=verify-ca sslrootcert=" + junk.path), "/databases/app/dsn");
+  }
+  SUBCASE("a key that does not match") {
+    const temp_file other(test_certs::self_signed("other").key);
+    CHECK(refused_at(dsn("host=db sslcert=" + files.cert.path + " sslkey=" + other.path), "/databases/app/dsn")
+              .find("does not match") != std::string::npos);
+  }
+  SUBCASE("sslmode disable and Unix sockets read nothing") {
+    CHECK(loaded(dsn("host=db sslmode=disable sslrootcert=/nonexistent/root.crt")).databases.at("app").target.sslrootcert_pem.empty());
+    CHECK(loaded(dsn("host=/run/postgresql sslrootcert=/nonexistent/root.crt")).databases.at("app").target.sslrootcert_pem.empty());
+  }
 }
 
 }  // TEST_SUITE
