@@ -94,7 +94,7 @@ void client_session::wait_idle() {
       if (ec) return;
       self->idle_timed_out_ = true;
       error_code ignored;
-      self->client_.cancel(ignored);
+      self->client_.lowest_layer().cancel(ignored);
     });
   }
   client_.async_read_some(asio::buffer(first_bytes_),
