@@ -17,9 +17,37 @@
 #include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/frame.hpp"
 
 namespace pgmux::net {
 namespace {
+
+// Reads startup packets up to the StartupMessage, answering SSLRequest and GSSENCRequest with
+// 'N'. True at the StartupMessage; false when the client sends something else or leaves.
+asio::awaitable<bool> wait_for_startup_packet(socket_t& socket) {
+  std::string in;
+  char chunk[512];
+  for (;;) {
+    const auto f = protocol::parse_startup_frame(in);
+    if (f.status == protocol::parse_status::invalid) co_return false;
+    if (f.status == protocol::parse_status::complete) {
+      if (f.msg.body.size() < 4) co_return false;
+      const auto code = static_cast<std::uint32_t>(protocol::read_int32(f.msg.body.data()));
+      constexpr std::uint32_t ssl_request = 80877103, gssenc_request = 80877104;
+      if (code != ssl_request && code != gssenc_request) co_return true;
+      in.erase(0, f.consumed);
+      const char no = 'N';
+      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(&no, 1), nothrow);
+      if (ec) co_return false;
+      continue;
+    }
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(chunk), nothrow);
+    if (ec) co_return false;
+    in.append(chunk, n);
+  }
+}
+
+
 
 using namespace std::chrono_literals;
 
@@ -142,6 +170,10 @@ void listener::admit(socket_t socket, auth::client_peer from, std::string peer) 
     log::connection("client " + peer + " refused: max_client_conn (" + std::to_string(max_client_conn_) + ") reached");
     auto refused = std::make_shared<socket_t>(std::move(socket));
     asio::co_spawn(io_, [refused]() -> asio::awaitable<void> {
+      // Answered after the startup packet, as PostgreSQL answers "too many clients": libpq
+      // sends an SSLRequest first (refused here with 'N') and reads an error sent before its
+      // startup packet as a failed SSL negotiation, hiding the message.
+      co_await with_timeout(wait_for_startup_packet(*refused), 1s);
       std::string out;
       protocol::encode_error_response(out, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
       co_await with_timeout(asio::async_write(*refused, asio::buffer(out), nothrow), 1s);

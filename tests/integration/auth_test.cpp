@@ -9,6 +9,7 @@
 // - auth_query looks secrets up on the server with $1 and caches answers and misses
 // - auth_timeout ends a client that stops after SASLInitialResponse
 // - max_authenticating refuses clients past the limit until logins finish
+// - max_client_conn refuses clients past the limit with 53300 until one leaves
 // - admin console users authenticate by the same rules
 // - pgmux passwd prints a verifier that pgmux and PostgreSQL both accept
 #include <doctest/doctest.h>
@@ -555,6 +556,26 @@ TEST_CASE("pgmux passwd prints a verifier that pgmux and PostgreSQL both accept"
   CHECK(run("printf '' | " + shell_quote(pgmux_binary()) + " passwd carol", 30).code == 1);
   CHECK(run("printf '\\n' | " + shell_quote(pgmux_binary()) + " passwd carol", 30).code == 1);
   CHECK(run(shell_quote(pgmux_binary()) + " passwd", 30).code == 2);
+}
+
+TEST_CASE("max_client_conn refuses clients past the limit with 53300 until one leaves") {
+  proxy_instance proxy(proxy_options().top_level(R"("max_client_conn": 2)"));
+  auto first = connect(proxy.conninfo());
+  auto second = connect(proxy.conninfo());
+  pg_conn third(proxy.conninfo());
+  CHECK_FALSE(third.ok());
+  CHECK_MESSAGE(third.error().find("too many clients already") != std::string::npos, third.error());
+  {
+    raw_socket raw(proxy.port());
+    raw.send(wire::startup_message("pgmux_test", "pgmux_test"));
+    auto m = raw.read_message(3s);
+    REQUIRE(m);
+    CHECK(m->first == 'E');
+    CHECK(wire::error_fields(m->second)['C'] == "53300");
+  }
+  CHECK(scalar(first, "select 'still served'") == "still served");
+  second.reset();
+  CHECK(wait_until([&] { return pg_conn(proxy.conninfo()).ok(); }, 3s));
 }
 
 }  // TEST_SUITE
