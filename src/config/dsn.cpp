@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "pgmux/auth/certificates.hpp"
+#include "pgmux/config/files.hpp"
 
 namespace pgmux::config {
 namespace {
@@ -145,21 +146,6 @@ std::string home_file(const char* name) {
   return std::string(home) + "/.postgresql/" + name;
 }
 
-bool file_exists(const std::string& path) {
-  struct stat st {};
-  return !path.empty() && ::stat(path.c_str(), &st) == 0;
-}
-
-std::optional<std::string> read_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // One file of the TLS settings: the DSN's `key` names it (then it must be readable), else libpq's
 // default, used when it exists. Its contents go to `out`; an error when it cannot be used.
 std::string read_one(const std::string& named, const char* key, const char* default_name, std::string& out,
@@ -167,7 +153,7 @@ std::string read_one(const std::string& named, const char* key, const char* defa
   found = false;
   const std::string path = named.empty() ? home_file(default_name) : named;
   if (named.empty() && !file_exists(path)) return {};
-  auto text = read_file(path);
+  auto text = read_regular_file(path);
   if (!text) return std::string("\"") + key + "\": cannot read " + path;
   if (check) {
     if (auto why = check(*text); !why.empty()) return std::string("\"") + key + "\": " + path + ": " + why;

@@ -10,6 +10,7 @@
 
 #include "pgmux/auth/certificates.hpp"
 #include "pgmux/auth/secret.hpp"
+#include "pgmux/config/files.hpp"
 
 namespace pgmux::config {
 namespace {
@@ -17,15 +18,6 @@ namespace {
 using json = nlohmann::json;
 
 const char* type_name(const json& j) { return j.type_name(); }
-
-// A whole file, or nullopt when it cannot be opened.
-std::optional<std::string> read_whole_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // An error unless `path` names a regular file this process can open; `what` says what it is for.
 std::optional<std::string> unreadable(const std::string& path, const char* what) {
@@ -195,8 +187,7 @@ class reader {
   // The users file: a JSON object user -> secret, each secret checked now. Its errors are
   // reported at `path` (the config key naming the file) with the JSON pointer inside the file.
   void read_users_file(const std::string& file, const std::string& path, std::map<std::string, std::string>& users) {
-    if (auto why = unreadable(file, "users file")) return error(path, *why);
-    const auto text = read_whole_file(file);
+    const auto text = read_regular_file(file);
     if (!text) return error(path, "cannot read users file " + file);
     json doc;
     try {
@@ -463,10 +454,7 @@ load_result load_config_text(std::string_view text) {
                 else if (format == "json") cfg.log.format = log_format::json;
                 else if (x.is_string()) r.error(p, "expected \"text\" or \"json\", got \"" + format + "\"");
               }},
-             {"connections", [&](const json& x, const std::string& p) {
-                if (!x.is_boolean()) return r.error(p, std::string("expected true or false, got ") + x.type_name());
-                cfg.log.connections = x.get<bool>();
-              }},
+             {"connections", [&](const json& x, const std::string& p) { r.read_bool(x, p, cfg.log.connections); }},
              {"slow_query", [&](const json& x, const std::string& p) { r.read_duration(x, p, cfg.log.slow_query); }},
          });
        }},

@@ -17,6 +17,7 @@
 #include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/frame.hpp"
 
 namespace pgmux::net {
@@ -31,10 +32,11 @@ asio::awaitable<bool> wait_for_startup_packet(socket_t& socket) {
     const auto f = protocol::parse_startup_frame(in);
     if (f.status == protocol::parse_status::invalid) co_return false;
     if (f.status == protocol::parse_status::complete) {
-      if (f.msg.body.size() < 4) co_return false;
-      const auto code = static_cast<std::uint32_t>(protocol::read_int32(f.msg.body.data()));
-      constexpr std::uint32_t ssl_request = 80877103, gssenc_request = 80877104;
-      if (code != ssl_request && code != gssenc_request) co_return true;
+      std::string error;
+      const auto packet = protocol::decode_startup_packet(f.msg.body, error);
+      if (!packet) co_return false;
+      if (packet->kind != protocol::startup_kind::ssl_request && packet->kind != protocol::startup_kind::gssenc_request)
+        co_return true;
       in.erase(0, f.consumed);
       const char no = 'N';
       auto [ec, n] = co_await asio::async_write(socket, asio::buffer(&no, 1), nothrow);

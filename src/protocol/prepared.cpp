@@ -31,10 +31,14 @@ const server_prepared::watched_request* find_watched(const server_prepared& serv
   return nullptr;
 }
 
-void note_skipped_requests(server_prepared& server, client_prepared& client) {
-  for (auto token : server.responses.skipped()) note_request_skipped(server, &client, token);
+}  // namespace
+
+void note_skipped_requests(server_prepared& server, client_prepared* client) {
+  for (auto token : server.responses.skipped()) note_request_skipped(server, client, token);
   server.responses.clear_skipped();
 }
+
+namespace {
 
 // Prepares `def` on this connection ahead of what the client sent: Closes of evicted
 // statements, then Close and Parse of this one, all hidden from the client unless `parse_action`
@@ -181,7 +185,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       out.append(buffered.substr(0, head));
     }
     server.responses.push(request_kind::bind, response_action::forward, token);
-    note_skipped_requests(server, client);
+    note_skipped_requests(server, &client);
     return {translate_status::done, head, body_size - names.names_size};
   }
 
@@ -299,7 +303,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
     default:
       return {translate_status::invalid, 0, 0, "not a Parse, Bind, Describe or Close message"};
   }
-  note_skipped_requests(server, client);
+  note_skipped_requests(server, &client);
   return result;
 }
 

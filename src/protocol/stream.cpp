@@ -20,6 +20,32 @@ bool pass_remaining(std::string_view buffered, std::size_t& pos, stream_cursor& 
   return cursor.remaining == 0;
 }
 
+void count_query(tx_tracker& tx) noexcept {
+  ++tx.outstanding;
+  tx.syncs_since_request = 0;
+  tx.last_request_extended = false;
+}
+
+enum class keyword_match { no, yes, unknown };
+
+// Whether the SQL `text` (the start of it unless `whole`) begins, after blanks, with the word
+// DEALLOCATE in any case. unknown: the bytes so far cannot tell.
+keyword_match starts_with_deallocate(std::string_view text, bool whole) noexcept {
+  constexpr std::string_view word = "deallocate";
+  std::size_t at = 0;
+  while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) ++at;
+  for (std::size_t i = 0; i < word.size(); ++i, ++at) {
+    if (at == text.size()) return whole ? keyword_match::no : keyword_match::unknown;
+    const char c = text[at];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != word[i]) return keyword_match::no;
+  }
+  if (at == text.size()) return whole ? keyword_match::yes : keyword_match::unknown;
+  const char next = text[at];
+  const bool ends_word = !((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9') ||
+                           next == '_' || next == '$');
+  return ends_word ? keyword_match::yes : keyword_match::no;
+}
+
 }  // namespace
 
 bool is_frontend_message(char tag) noexcept {
@@ -50,20 +76,13 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
           return {pos, scan_stop::intercept};
         case 'Q': {
           // DEALLOCATE of a statement name is the client's: translate_frontend rewrites it.
-          const auto rest = buffered.substr(pos);
-          if (h.hdr.body_size() > 0) {
-            // The first non-blank character of the text (blanks seen so far are enough to wait).
-            std::size_t at = header_size;
-            const std::size_t end = std::min(rest.size(), h.hdr.total());
-            while (at < end && (rest[at] == ' ' || rest[at] == '\t' || rest[at] == '\n' || rest[at] == '\r')) ++at;
-            if (at == end && end < h.hdr.total()) return {pos, scan_stop::need_more};
-            const char first = at < end ? rest[at] : '\0';
-            if (first == 'D' || first == 'd') {
-              ++tx.outstanding;  // counted here: the relay never scans this header again
-              tx.syncs_since_request = 0;
-              tx.last_request_extended = false;
-              return {pos, scan_stop::intercept};
-            }
+          // Other queries are not held up: only the keyword itself stops the scan.
+          const auto text = buffered.substr(pos + header_size, std::min(buffered.size() - pos, h.hdr.total()) - header_size);
+          const auto deallocate = starts_with_deallocate(text, text.size() == h.hdr.body_size());
+          if (deallocate == keyword_match::unknown) return {pos, scan_stop::need_more};
+          if (deallocate == keyword_match::yes) {
+            count_query(tx);  // counted here: the relay never scans this header again
+            return {pos, scan_stop::intercept};
           }
           responses.push(request_kind::query);
           prepared->unnamed_client = 0;  // a simple Query destroys the unnamed statement
@@ -78,11 +97,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     }
     switch (tag) {
       case 'X': return {pos, scan_stop::terminate};
-      case 'Q':
-        ++tx.outstanding;
-        tx.syncs_since_request = 0;
-        tx.last_request_extended = false;
-        break;
+      case 'Q': count_query(tx); break;
       case 'F': ++tx.outstanding; break;
       case 'E':
         tx.open_batch = true;
@@ -143,10 +158,7 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       // A failed Parse needs nothing from the error (odd tokens): even one too long to hold counts.
       if (decision.failed != 0 && (whole || (decision.failed & 1u)))
         note_request_failed(*server, prepared.client, decision.failed, body);
-      if (!server->responses.skipped().empty()) {
-        for (auto token : server->responses.skipped()) note_request_skipped(*server, prepared.client, token);
-        server->responses.clear_skipped();
-      }
+      if (!server->responses.skipped().empty()) note_skipped_requests(*server, prepared.client);
       if (tag == 'C' && whole && prepared.client) note_command_complete(*server, *prepared.client, body);
       if (!decision.forward) return {pos, scan_stop::drop};
       if (tag == 'Z' && server->responses.empty()) note_idle(*server);

@@ -48,15 +48,6 @@ class temp_file {
   std::string path_;
 };
 
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
 // The "auth" member of the config: rules (JSON objects, comma-separated) and other keys.
 std::string auth_member(const std::string& rules, const std::string& more = {}) {
   return "\"auth\": {\"rules\": [" + rules + "]" + (more.empty() ? "" : ", " + more) + "}";
@@ -64,7 +55,7 @@ std::string auth_member(const std::string& rules, const std::string& more = {}) 
 
 std::string users_file_json(const std::vector<std::pair<std::string, std::string>>& users) {
   std::string out = "{";
-  for (const auto& [user, secret] : users) out += (out.size() > 1 ? ", " : "") + quoted(user) + ": " + quoted(secret);
+  for (const auto& [user, secret] : users) out += (out.size() > 1 ? ", " : "") + json_string(user) + ": " + json_string(secret);
   return out + "}";
 }
 
@@ -192,7 +183,7 @@ TEST_CASE("scram-sha-256 admits the right password and refuses a wrong one after
   temp_file users(users_file_json({{"alice", scram_verifier("alice-pw")}}));
   proxy_instance proxy(proxy_options().top_level(auth_member(
       R"({"method": "scram-sha-256"})",
-      "\"users_file\": " + quoted(users.path()) + ", \"failure_delay\": \"300ms\"")));
+      "\"users_file\": " + json_string(users.path()) + ", \"failure_delay\": \"300ms\"")));
 
   auto t0 = clock::now();
   pg_conn ok(with_password(proxy.conninfo("pgmux_test", "alice"), "alice-pw"));
@@ -220,7 +211,7 @@ TEST_CASE("scram-sha-256 admits the right password and refuses a wrong one after
 
 TEST_CASE("md5 checks md5 secrets and runs SCRAM for users with SCRAM verifiers and for unknown users") {
   temp_file users(users_file_json({{"bob", md5_secret("bob", "bob-pw")}, {"alice", scram_verifier("alice-pw")}}));
-  proxy_instance proxy(proxy_options().top_level(auth_member(R"({"method": "md5"})", "\"users_file\": " + quoted(users.path()))));
+  proxy_instance proxy(proxy_options().top_level(auth_member(R"({"method": "md5"})", "\"users_file\": " + json_string(users.path()))));
 
   pg_conn bob(with_password(proxy.conninfo("pgmux_test", "bob"), "bob-pw"));
   REQUIRE_MESSAGE(bob.ok(), bob.error());
@@ -253,7 +244,7 @@ TEST_CASE("password (cleartext) checks both kinds of secret") {
   temp_file users(users_file_json({{"bob", md5_secret("bob", "bob-pw")}, {"alice", scram_verifier("alice-pw")}}));
   proxy_instance proxy(proxy_options().top_level(auth_member(
       R"({"method": "password"})",
-      "\"users_file\": " + quoted(users.path()) + ", \"allow_cleartext_without_tls\": true")));
+      "\"users_file\": " + json_string(users.path()) + ", \"allow_cleartext_without_tls\": true")));
   for (const auto& [user, password] : {std::pair<std::string, std::string>{"bob", "bob-pw"}, {"alice", "alice-pw"}}) {
     CAPTURE(user);
     pg_conn ok(with_password(proxy.conninfo("pgmux_test", user), password));
@@ -270,7 +261,7 @@ TEST_CASE("an unknown user fails exactly like a wrong password") {
   temp_file users(users_file_json({{"alice", scram_verifier("alice-pw")}}));
   proxy_instance proxy(proxy_options().top_level(auth_member(
       R"({"database": "cleartext", "method": "password"}, {"method": "scram-sha-256"})",
-      "\"users_file\": " + quoted(users.path()) + ", \"allow_cleartext_without_tls\": true")));
+      "\"users_file\": " + json_string(users.path()) + ", \"allow_cleartext_without_tls\": true")));
 
   // libpq sees the same message, the user name aside.
   pg_conn wrong(with_password(proxy.conninfo("pgmux_test", "alice"), "nope"));
@@ -366,11 +357,11 @@ TEST_CASE("SCRAM passthrough: with no password in the DSN, the client's proven k
   // "pt_fixed" names the user, so its pool opens min_size at start, and fails until a client
   // brings the keys.
   proxy_instance proxy(proxy_options()
-                           .database("\"pt\": {\"dsn\": " + quoted(dsn) + "}")
-                           .database("\"pt_fixed\": {\"dsn\": " + quoted(dsn + " user=pt_user") +
+                           .database("\"pt\": {\"dsn\": " + json_string(dsn) + "}")
+                           .database("\"pt_fixed\": {\"dsn\": " + json_string(dsn + " user=pt_user") +
                                      ", \"pool\": {\"min_size\": 1}}")
                            .top_level(auth_member(R"({"method": "scram-sha-256"})",
-                                                  "\"users_file\": " + quoted(users.path()))));
+                                                  "\"users_file\": " + json_string(users.path()))));
 
   pg_conn first(with_password(proxy.conninfo("pt", "pt_user"), "pt-secret"));
   REQUIRE_MESSAGE(first.ok(), first.error());
@@ -405,7 +396,7 @@ TEST_CASE("auth_query looks secrets up on the server with $1 and caches answers 
   // Over the Unix socket, where the cluster trusts everyone: the server logins need no password.
   const std::string dsn = "host=" + pg().socket_dir() + " port=" + std::to_string(pg().port()) + " dbname=pgmux_test";
   proxy_instance proxy(proxy_options()
-                           .database("\"aq\": {\"dsn\": " + quoted(dsn) + "}")
+                           .database("\"aq\": {\"dsn\": " + json_string(dsn) + "}")
                            .top_level(auth_member(R"({"method": "scram-sha-256"})",
                                                   R"("auth_query": "SELECT usename, passwd FROM pg_shadow WHERE usename = $1",)"
                                                   R"( "auth_user": "postgres", "auth_query_cache": "2s")")));
@@ -442,7 +433,7 @@ TEST_CASE("auth_timeout ends a client that stops after SASLInitialResponse") {
   temp_file users(users_file_json({{"alice", scram_verifier("alice-pw")}}));
   proxy_instance proxy(proxy_options().top_level("\"auth_timeout\": \"1s\", " +
                                                  auth_member(R"({"method": "scram-sha-256"})",
-                                                             "\"users_file\": " + quoted(users.path()))));
+                                                             "\"users_file\": " + json_string(users.path()))));
   raw_socket s(proxy.port());
   const auto t0 = clock::now();
   REQUIRE_FALSE(scram_start(s, "alice").empty());
@@ -464,7 +455,7 @@ TEST_CASE("auth_timeout ends a client that stops after SASLInitialResponse") {
 TEST_CASE("max_authenticating refuses clients past the limit until logins finish") {
   temp_file users(users_file_json({{"alice", scram_verifier("alice-pw")}}));
   proxy_instance proxy(proxy_options().top_level(auth_member(
-      R"({"method": "scram-sha-256"})", "\"users_file\": " + quoted(users.path()) + ", \"max_authenticating\": 2")));
+      R"({"method": "scram-sha-256"})", "\"users_file\": " + json_string(users.path()) + ", \"max_authenticating\": 2")));
   // Two clients stall in the middle of their logins.
   auto stalled1 = std::make_unique<raw_socket>(proxy.port());
   auto stalled2 = std::make_unique<raw_socket>(proxy.port());
@@ -500,7 +491,7 @@ TEST_CASE("admin console users authenticate by the same rules") {
   proxy_instance proxy(proxy_options().top_level(
       "\"admin\": {\"users\": [\"boss\", \"pgmux_test\"]}, " +
       auth_member(R"({"database": "pgmux", "method": "scram-sha-256"}, {"method": "trust"})",
-                  "\"users_file\": " + quoted(users.path()))));
+                  "\"users_file\": " + json_string(users.path()))));
   auto boss = connect(with_password(proxy.conninfo("pgmux", "boss"), "boss-pw"));
   auto r = boss.exec("SHOW VERSION");
   CHECK(r.ok());
@@ -527,7 +518,7 @@ TEST_CASE("pgmux passwd prints a verifier that pgmux and PostgreSQL both accept"
 
   temp_file users("{" + r.output + "}");
   proxy_instance proxy(proxy_options().top_level(
-      auth_member(R"({"method": "scram-sha-256"})", "\"users_file\": " + quoted(users.path()))));
+      auth_member(R"({"method": "scram-sha-256"})", "\"users_file\": " + json_string(users.path()))));
   const auto psql = [&](int port, const std::string& pw) {
     return run("PGPASSWORD=" + shell_quote(pw) + " psql -X -At -h 127.0.0.1 -p " + std::to_string(port) +
                    " -U carol -d pgmux_test -c 'select 42'",

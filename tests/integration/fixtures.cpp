@@ -191,15 +191,6 @@ bool tcp_connectable(int port) {
   return ok;
 }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
 std::string json_value(const std::string& v) {
   const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
   return digits ? v : json_string(v);
@@ -228,6 +219,15 @@ std::string describe_status(int st) {
 
 // ---------------------------------------------------------------------------------------------------
 // Utilities
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
 
 std::string shell_quote(std::string_view s) {
   std::string out = "'";

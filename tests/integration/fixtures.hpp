@@ -50,6 +50,8 @@ struct run_result {
 run_result run(const std::string& cmd, int timeout_seconds = 60);
 
 std::string shell_quote(std::string_view s);
+// A JSON string literal of `s` (quotes and backslashes escaped), for config files.
+std::string json_string(std::string_view s);
 
 // A free TCP port on 127.0.0.1 in [20000, 32000) (below the ephemeral range), checked with bind().
 int free_port();

@@ -87,19 +87,10 @@ class test_pki {
 
 const test_pki& pki() { return test_pki::get(); }
 
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
 // The "tls" member of pgmux's config.
 std::string tls_member(const std::string& mode, const std::string& more = {}) {
-  return "\"tls\": {\"mode\": " + quoted(mode) + ", \"cert\": " + quoted(pki().path("server.crt")) +
-         ", \"key\": " + quoted(pki().path("server.key")) + (more.empty() ? "" : ", " + more) + "}";
+  return "\"tls\": {\"mode\": " + json_string(mode) + ", \"cert\": " + json_string(pki().path("server.crt")) +
+         ", \"key\": " + json_string(pki().path("server.key")) + (more.empty() ? "" : ", " + more) + "}";
 }
 
 // pgmux's conninfo with TLS settings for libpq.
@@ -140,7 +131,7 @@ void replace_file(const std::string& from, const std::string& to) {
 }
 
 std::string users_file_json(const std::string& user, const std::string& verifier) {
-  return "{" + quoted(user) + ": " + quoted(verifier) + "}";
+  return "{" + json_string(user) + ": " + json_string(verifier) + "}";
 }
 
 // The SCRAM-SHA-256 verifier of `password`, made by `pgmux passwd`.
@@ -289,7 +280,7 @@ TEST_CASE("SCRAM-SHA-256-PLUS: channel_binding=require succeeds over TLS and fai
     out << users_file_json("alice", scram_verifier("alice-pw"));
   }
   proxy_instance proxy(proxy_options().top_level(tls_member("allow")).top_level(
-      "\"auth\": {\"rules\": [{\"method\": \"scram-sha-256\"}], \"users_file\": " + quoted(users) + "}"));
+      "\"auth\": {\"rules\": [{\"method\": \"scram-sha-256\"}], \"users_file\": " + json_string(users) + "}"));
   auto bound = connect(over_tls(proxy, "sslmode=require channel_binding=require password=alice-pw", "pgmux_test", "alice"));
   CHECK(scalar(bound, "select 1") == "1");
   auto verified = connect(verify_full(proxy) + " user=alice password=alice-pw channel_binding=require");
@@ -305,7 +296,7 @@ TEST_CASE("SCRAM-SHA-256-PLUS: channel_binding=require succeeds over TLS and fai
 }
 
 TEST_CASE("the cert method admits a certificate whose CN is the user and refuses none or another CN") {
-  proxy_instance proxy(proxy_options().top_level(tls_member("allow", "\"ca\": " + quoted(pki().path("ca.crt"))))
+  proxy_instance proxy(proxy_options().top_level(tls_member("allow", "\"ca\": " + json_string(pki().path("ca.crt"))))
                            .top_level(R"("auth": {"rules": [{"method": "cert"}], "failure_delay": "50ms"})"));
   const auto with_cert = [&](const std::string& name, const std::string& user) {
     return over_tls(proxy, "sslmode=require sslcert=" + pki().path(name + ".crt") + " sslkey=" + pki().path(name + ".key"),
@@ -341,8 +332,8 @@ TEST_CASE("SIGHUP reloads the certificate for new clients, and a broken reload c
   const auto key = pki().path("live-" + std::to_string(::getpid()) + ".key");
   replace_file(pki().path("server.crt"), cert);
   replace_file(pki().path("server.key"), key);
-  proxy_instance proxy(proxy_options().top_level("\"tls\": {\"mode\": \"allow\", \"cert\": " + quoted(cert) +
-                                                 ", \"key\": " + quoted(key) + "}"));
+  proxy_instance proxy(proxy_options().top_level("\"tls\": {\"mode\": \"allow\", \"cert\": " + json_string(cert) +
+                                                 ", \"key\": " + json_string(key) + "}"));
   auto before = connect(verify_full(proxy));
   CHECK(peer_serial(before) == 1001);
 
@@ -383,9 +374,9 @@ TEST_CASE("servers: sslmode against clusters with and without TLS, and results, 
   // The cluster without TLS: require is refused at once, prefer and allow go on without it.
   {
     proxy_instance proxy(proxy_options()
-                             .database(R"("req": {"dsn": )" + quoted(base + " sslmode=require") + "}")
-                             .database(R"("pref": {"dsn": )" + quoted(base + " sslmode=prefer") + "}")
-                             .database(R"("allow": {"dsn": )" + quoted(base + " sslmode=allow") + "}"));
+                             .database(R"("req": {"dsn": )" + json_string(base + " sslmode=require") + "}")
+                             .database(R"("pref": {"dsn": )" + json_string(base + " sslmode=prefer") + "}")
+                             .database(R"("allow": {"dsn": )" + json_string(base + " sslmode=allow") + "}"));
     const auto t0 = clock::now();
     pg_conn req(proxy.conninfo("req"));
     CHECK_FALSE(req.ok());
@@ -406,13 +397,13 @@ TEST_CASE("servers: sslmode against clusters with and without TLS, and results, 
           .workers(2)
           .top_level(tls_member("allow"))
           .top_level(R"("admin": {"users": ["pgmux_test"]})")
-          .database(R"("req": {"dsn": )" + quoted(base + " sslmode=require") + "}")
-          .database(R"("full": {"dsn": )" + quoted(localhost + " sslmode=verify-full" + ca + client_cert) + "}")
-          .database(R"("full_ip": {"dsn": )" + quoted(base + " sslmode=verify-full" + ca) + "}")
-          .database(R"("wrong_ca": {"dsn": )" + quoted(base + " sslmode=verify-ca sslrootcert=" +
+          .database(R"("req": {"dsn": )" + json_string(base + " sslmode=require") + "}")
+          .database(R"("full": {"dsn": )" + json_string(localhost + " sslmode=verify-full" + ca + client_cert) + "}")
+          .database(R"("full_ip": {"dsn": )" + json_string(base + " sslmode=verify-full" + ca) + "}")
+          .database(R"("wrong_ca": {"dsn": )" + json_string(base + " sslmode=verify-ca sslrootcert=" +
                                                       pki().path("other-ca.crt")) + "}")
-          .database(R"("allow": {"dsn": )" + quoted(base + " sslmode=allow") + "}")
-          .database(R"("off": {"dsn": )" + quoted(base + " sslmode=disable") + "}"));
+          .database(R"("allow": {"dsn": )" + json_string(base + " sslmode=allow") + "}")
+          .database(R"("off": {"dsn": )" + json_string(base + " sslmode=disable") + "}"));
 
   for (const char* db : {"req", "full", "full_ip"}) {
     CAPTURE(db);

@@ -85,6 +85,8 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
 void note_request_failed(server_prepared& server, client_prepared* client, std::uint32_t token,
                          std::string_view error_body);
 void note_request_skipped(server_prepared& server, client_prepared* client, std::uint32_t token);
+// Every request the response queue reports skipped since it was last asked.
+void note_skipped_requests(server_prepared& server, client_prepared* client);
 // CommandComplete of the client's own SQL: DISCARD ALL and DEALLOCATE ALL drop every prepared
 // statement of the connection (and the client's names with them).
 void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body);
