@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -183,8 +184,8 @@ void client_session::kill(close_reason reason) {
       std::lock_guard lock(self->current_mu_);
       if (!self->current_) return;
       const auto& tx = self->current_->tx();
-      const bool client_owes = !tx.idle() && (tx.outstanding == 0 || tx.copy_in || tx.open_batch ||
-                                              self->cursor_.remaining > 0);
+      const bool client_owes = self->cursor_.remaining > 0 ||
+                               (!tx.idle() && (tx.outstanding == 0 || tx.copy_in || tx.open_batch));
       if (!client_owes) return;
     }
     self->killed_ = true;
@@ -540,6 +541,56 @@ asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() 
   }
 }
 
+// What watches a queued client: shared with the readiness wait's handler, which may outlive the
+// wait for a server connection.
+struct client_session::queue_watch {
+  std::function<void()> leave;
+  bool active = true;     // acquire() has not returned yet
+  bool watching = false;  // a readiness wait on the client socket is pending
+};
+
+asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_server() {
+  auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this(), this);
+  if (auto watch = std::move(queue_watch_)) {
+    watch->active = false;
+    if (watch->watching) {
+      error_code ignored;
+      client_.lowest_layer().cancel(ignored);  // the pending readiness wait, nothing else
+    }
+  }
+  co_return got;
+}
+
+void client_session::queued(std::function<void()> leave) {
+  // Only a client that has to queue is watched: an idle connection is taken without a syscall more.
+  queue_watch_ = std::make_shared<queue_watch>();
+  queue_watch_->leave = std::move(leave);
+  watch_queued_client(queue_watch_);
+}
+
+void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
+  watch->watching = true;
+  client_.lowest_layer().async_wait(
+      socket_t::wait_read, asio::bind_executor(strand_, [self = shared_from_this(), watch](error_code ec) {
+        watch->watching = false;
+        if (!watch->active) return;
+        if (self->killed_) return watch->leave();
+        if (ec) return;  // the relay will see what became of the socket
+        auto& socket = self->client_.lowest_layer();
+        // POLLRDHUP sees the hang-up even behind the request the client sent before it left.
+        pollfd p{socket.native_handle(), POLLRDHUP, 0};
+        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) return watch->leave();
+        // More of the client's pipeline. Plaintext is taken into the buffer at once and the
+        // watch goes on; TLS records, or a full buffer, end the watch (the deadline still holds).
+        if (self->client_.tls() || self->buffer_.full()) return;
+        const auto n = ::recv(socket.native_handle(), self->buffer_.free_begin(), self->buffer_.free_size(), MSG_DONTWAIT);
+        if (n == 0) return watch->leave();
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return watch->leave();
+        if (n > 0) self->buffer_.commit(static_cast<std::size_t>(n));
+        self->watch_queued_client(watch);
+      }));
+}
+
 asio::awaitable<void> client_session::wait_for_cancels(server_connection& server) {
   if (server.cancels_in_flight.load() == 0) co_return;
   asio::steady_timer timer(strand_);
@@ -568,9 +619,32 @@ asio::awaitable<void> client_session::return_server(bool let_finish) {
   bool clean = co_await make_clean(server, timeout, let_finish);
   if (clean && settings_.mode == config::pool_mode::session)
     clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
+  else if (clean && pinned_)
+    clean = co_await run_reset_query(*server, "UNLISTEN *", cleanup_timeout);
+  if (seen_sql_.statements_untrusted || server->dropped_notifications > 0) clean = false;
   if (clean && settings_.mode == config::pool_mode::session) server->settings = server->startup_settings;
   co_await wait_for_cancels(*server);
   lease_.release(clean && server->clean());
+}
+
+void client_session::release_after_transaction() {
+  bool reusable = true;
+  if (lease_->dropped_notifications > 0) {
+    // Someone's LISTEN stayed on this connection (SQL pgmux could not read, such as a function).
+    log::info(label() + ": " + lease_->describe() + " closed: it delivered " +
+              std::to_string(lease_->dropped_notifications) + " notification(s) for channels its client never LISTENed on");
+    reusable = false;
+  }
+  if (seen_sql_.statements_untrusted) {
+    log::info(label() + ": " + lease_->describe() +
+              " closed: the client's SQL may have changed its prepared statements (PREPARE or DEALLOCATE inside a "
+              "string or function body)");
+    reusable = false;
+  }
+  seen_sql_.statements_untrusted = false;
+  lease_->dropped_notifications = 0;
+  if (reusable) lease_.release();
+  else lease_.release(false);
 }
 
 asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
@@ -583,8 +657,12 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         co_return *reason;
       }
       activity_.store(activity::waiting, std::memory_order_relaxed);
-      auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
+      auto got = co_await acquire_server();
       activity_.store(std::holds_alternative<lease>(got) ? activity::active : activity::idle, std::memory_order_relaxed);
+      if (auto* error = std::get_if<acquire_error>(&got); error && error->code.empty()) {
+        // Hung up (or killed) while queued: nothing it sent is run.
+        co_return killed_ ? kill_reason_ : close_reason::client_eof;
+      }
       if (auto* error = std::get_if<acquire_error>(&got)) {
         log::warn(label() + ": " + error->message);
         co_await send_error("FATAL", error->code, "pgmux: " + error->message);
@@ -612,8 +690,9 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
     const bool rewrite_statements = transaction_mode && settings_.max_prepared_statements > 0;
     const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
                                               rewrite_statements ? &prepared_ : nullptr,
-                                              transaction_mode ? &wanted_settings_ : nullptr},
-                                  *lease_, transaction_mode);
+                                              transaction_mode ? &wanted_settings_ : nullptr,
+                                              transaction_mode ? &seen_sql_ : nullptr},
+                                  *lease_, transaction_mode && !pinned_);
     switch (r.end) {
       case relay_end::transaction_done:
         if (statement_mode && !lease_->tx().idle()) {
@@ -623,16 +702,25 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           co_await return_server();
           co_return close_reason::transaction_in_statement_mode;
         }
-        if (lease_->tx().idle() && !transaction_mode && draining_) {
+        if (lease_->tx().idle() && (!transaction_mode || pinned_) && draining_) {
           // Session mode, shutting down: the open transaction has ended, so may the session.
           set_current_server(nullptr);
           co_await return_server();
           co_return close_reason::shutdown;
         }
         if (lease_->tx().idle() && transaction_mode) {
+          // The relay ends only with both directions at a message boundary.
+          if (cursor_.remaining > 0) throw std::logic_error("transaction ended in the middle of a client message");
+          if (!seen_sql_.listening.empty()) {
+            // LISTEN: notifications arrive whenever they do, so the client keeps this server
+            // connection from now on, as in session mode.
+            pinned_ = true;
+            log::info(label() + ": keeps " + lease_->describe() + " until it disconnects: it LISTENs");
+            continue;
+          }
           set_current_server(nullptr);
           co_await wait_for_cancels(*lease_);
-          lease_.release();
+          release_after_transaction();
           activity_.store(activity::idle, std::memory_order_relaxed);
           if (draining_) co_return close_reason::shutdown;  // run() says goodbye
           co_return std::nullopt;

@@ -154,7 +154,8 @@ void server_pool::stop(std::string why) {
 }
 
 asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::time_point deadline,
-                                                                       std::weak_ptr<session_control> owner) {
+                                                                       std::weak_ptr<session_control> owner,
+                                                                       queue_watcher* watcher) {
   auto self = shared_from_this();
   deferred_work work;
   std::shared_ptr<waiter> w;
@@ -207,9 +208,26 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
 
   const auto wait_start = clock::now();
   w->timer.expires_at(deadline);
+  auto left = std::make_shared<bool>(false);
+  if (watcher) watcher->queued([left, w] {
+    *left = true;
+    w->timer.cancel();
+  });
   co_await w->timer.async_wait(nothrow);
 
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  if (*left) {
+    // The client hung up while queued: it leaves the queue, and a connection handed to it
+    // meanwhile was never used, so it goes back idle.
+    if (auto conn = std::move(w->assigned)) {
+      lock.unlock();
+      give_back(std::move(conn), true, false);
+      co_return acquire_error{"", "the client left while waiting"};
+    }
+    core_.remove_waiter(wid);
+    waiters_.erase(wid);
+    co_return acquire_error{"", "the client left while waiting"};
+  }
   if (w->assigned) {
     counters_.wait_seconds.observe(std::chrono::duration<double>(clock::now() - wait_start).count());
     co_return lease(self, std::move(w->assigned));
@@ -225,7 +243,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
   co_return acquire_error{"53300", std::move(message)};
 }
 
-void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean) {
+void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean, bool transaction) {
   deferred_work work;
   {
     std::lock_guard lock(mu_);
@@ -237,8 +255,10 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean)
     if (auto it = conns_.find(id); it != conns_.end()) {
       it->second.lent = false;
       it->second.owner.reset();
-      counters_.transactions.fetch_add(1, std::memory_order_relaxed);
-      counters_.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
+      if (transaction) {
+        counters_.transactions.fetch_add(1, std::memory_order_relaxed);
+        counters_.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
+      }
       outdated = it->second.login_generation != login_generation_;
     }
     // A CancelRequest still on its way could hit the next client's query: never lend such a

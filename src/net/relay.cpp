@@ -20,7 +20,9 @@ using namespace asio::experimental::awaitable_operators;
 
 // Shared by the two pumps of one relay; both run on the session's strand.
 struct relay_state {
-  bool done = false;  // the server side saw the end of the transaction
+  bool done = false;            // the server side saw the end of the transaction
+  bool server_finished = false;  // ...and passed its last bytes on; the client pump ends the relay
+  bool client_writing = false;   // the client pump is writing to the server: never cut that short
 };
 
 // Suspends until cancelled: a pump that must not finish before its partner does.
@@ -97,8 +99,10 @@ void note_responses(server_connection& server, int outstanding_before, unsigned 
 
 // The client is about to be waited for while it holds the connection with something open
 // (a transaction, an unfinished batch or message, a COPY): idle_transaction_timeout runs.
-void mark_client_turn(server_connection& server) {
-  if (server.tx().idle() || server.idle_in_tx_since_ns.load(std::memory_order_relaxed) != 0) return;
+void mark_client_turn(server_connection& server, const protocol::stream_cursor& client_cursor) {
+  if ((server.tx().idle() && client_cursor.remaining == 0) ||
+      server.idle_in_tx_since_ns.load(std::memory_order_relaxed) != 0)
+    return;
   server.idle_in_tx_since_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
@@ -107,7 +111,8 @@ protocol::scan_result scan_client_bytes(const client_side& client, server_connec
   const int before = server.tx().outstanding;
   const std::size_t first_header = client.cursor.remaining;  // bytes that finish a message already begun
   const auto r = protocol::scan_frontend(client.buffer.view(), client.cursor, server.tx(), client.max_message_size,
-                                         client.prepared ? &server.prepared : nullptr);
+                                         client.prepared ? &server.prepared : nullptr, client.seen_sql,
+                                         io_buffer::block_size);
   if (r.forward > 0) {
     server.figures.bytes_to_server += r.forward;
     server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
@@ -136,6 +141,11 @@ protocol::scan_result scan_server_bytes(const client_side& client, server_connec
     context.client_settings = client.settings;
     context.inspect_limit = io_buffer::block_size;
   }
+  if (client.seen_sql) {
+    context.listening = &client.seen_sql->listening;
+    context.dropped_notifications = &server.dropped_notifications;
+    context.inspect_limit = io_buffer::block_size;
+  }
   const auto r = protocol::scan_backend(server.buffer().view(), server.cursor(), server.tx(), stop_when_idle, context);
   if (r.stop == protocol::scan_stop::invalid) server.mark_broken();
   server.figures.bytes_to_client += r.forward;
@@ -160,7 +170,7 @@ asio::awaitable<std::optional<relay_result>> translate_one(const client_side& cl
     const bool gathering = !gathered.empty();
     const auto t = protocol::translate_frontend(gathering ? std::string_view(gathered) : buf.view(),
                                                 gathering ? SIZE_MAX : io_buffer::block_size, *client.prepared,
-                                                server.prepared, out);
+                                                server.prepared, out, client.seen_sql);
     if (t.status == protocol::translate_status::invalid) co_return relay_result{relay_end::client_protocol_error, t.error};
     if (t.status == protocol::translate_status::done) {
       if (gathering) {
@@ -233,21 +243,61 @@ void drop_answer(server_connection& server) {
   server.buffer().consume(h.hdr.total());
 }
 
+// The server ended the transaction while the client was in the middle of a message (COPY
+// data after the server failed the COPY): the rest of that message goes to the server, which
+// ignores it, so that both directions stop at a message boundary. Nothing after it is sent.
+asio::awaitable<std::optional<relay_result>> finish_client_message(client_side client, server_connection& server,
+                                                                   relay_state& state) {
+  auto& buf = client.buffer;
+  while (client.cursor.remaining > 0) {
+    if (buf.empty()) {
+      mark_client_turn(server, client.cursor);
+      auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+      buf.commit(n);
+      if (client.killed) co_return relay_result{relay_end::killed};
+      if (ec) co_return relay_result{relay_end::client_eof};
+      continue;
+    }
+    const auto take = std::min(buf.size(), client.cursor.remaining);
+    state.client_writing = true;
+    auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(buf.data(), take), nothrow);
+    state.client_writing = false;
+    buf.consume(take);
+    client.cursor.remaining -= take;
+    server.figures.bytes_to_server += take;
+    if (ec) {
+      server.mark_broken();
+      co_return server_write_failed;
+    }
+  }
+  server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+  co_return std::nullopt;
+}
+
 asio::awaitable<relay_result> client_to_server(client_side client, server_connection& server, relay_state& state) {
   auto& buf = client.buffer;
   for (;;) {
     if (state.done) {
-      co_await park();
+      if (client.cursor.remaining > 0)
+        if (auto end = co_await finish_client_message(client, server, state)) co_return *end;
+      // The server pump returns itself unless it already passed its last bytes on and left
+      // the end of the relay to this pump.
+      if (!state.server_finished) co_await park();
       co_return relay_result{relay_end::transaction_done};
     }
     if (!buf.empty()) {
       const auto r = scan_client_bytes(client, server);
       if (r.stop == protocol::scan_stop::intercept) {
-        if (auto end = co_await send_translated(client, server, r.forward)) co_return *end;
+        state.client_writing = true;
+        auto end = co_await send_translated(client, server, r.forward);
+        state.client_writing = false;
+        if (end) co_return *end;
         continue;
       }
       if (r.forward > 0) {
+        state.client_writing = true;
         auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(buf.data(), r.forward), nothrow);
+        state.client_writing = false;
         buf.consume(r.forward);
         if (ec) {
           server.mark_broken();
@@ -257,7 +307,7 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
       if (auto end = client_scan_end(r)) co_return *end;
       if (state.done) continue;
     }
-    mark_client_turn(server);
+    mark_client_turn(server, client.cursor);
     auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     buf.commit(n);  // bytes read after the transaction ended stay for the next one
     if (client.killed) co_return relay_result{relay_end::killed};
@@ -284,7 +334,14 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
         drop_answer(server);
         continue;
       }
-      if (state.done) co_return relay_result{relay_end::transaction_done};
+      if (state.done) {
+        // Ending here cancels the client pump: only safe while it waits for the client at a
+        // message boundary. Otherwise it finishes its message and ends the relay itself.
+        if (client.cursor.remaining == 0 && !state.client_writing) co_return relay_result{relay_end::transaction_done};
+        state.server_finished = true;
+        co_await park();
+        co_return relay_result{relay_end::transaction_done};
+      }
     }
     auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     buf.commit(n);
@@ -334,6 +391,7 @@ asio::awaitable<bool> clean_up(std::shared_ptr<server_connection> server, std::c
     protocol::encode_sync(out);
     ++tx.outstanding;
     tx.open_batch = false;
+    tx.unsynced_extended = false;
   }
   if (!out.empty() && !co_await send(*server, out)) co_return false;
   if (tx.outstanding > 0) {
@@ -400,7 +458,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
             co_return relay_result{relay_end::transaction_done};
           if (r.forward > 0) continue;  // the turn may have passed to the server
         }
-        mark_client_turn(server);
+        mark_client_turn(server, client.cursor);
         auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(cbuf.free_begin(), cbuf.free_size()), nothrow);
         cbuf.commit(n);
         if (client.killed) co_return relay_result{relay_end::killed};

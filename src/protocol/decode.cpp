@@ -117,6 +117,20 @@ std::optional<std::pair<std::string, std::string>> decode_parameter_status(std::
   return std::pair{std::string(*name), std::string(*value)};
 }
 
+std::optional<notification> decode_notification(std::string_view body) {
+  if (body.size() < 4) return std::nullopt;
+  notification n;
+  n.pid = read_int32(body.data());
+  std::size_t pos = 4;
+  const auto channel = read_cstr(body, pos);
+  if (!channel) return std::nullopt;
+  const auto payload = read_cstr(body, pos);
+  if (!payload || pos != body.size()) return std::nullopt;
+  n.channel = *channel;
+  n.payload = *payload;
+  return n;
+}
+
 std::optional<cancel_key> decode_backend_key_data(std::string_view body) {
   if (body.size() != 8) return std::nullopt;
   return cancel_key{read_int32(body.data()), read_int32(body.data() + 4)};

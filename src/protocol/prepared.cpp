@@ -9,6 +9,7 @@
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/extended.hpp"
 #include "pgmux/protocol/frame.hpp"
+#include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::protocol {
 namespace {
@@ -158,7 +159,7 @@ void server_prepared::reset_after_cleanup() {
 }
 
 translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
-                                    server_prepared& server, std::string& out) {
+                                    server_prepared& server, std::string& out, sql_watch* seen_sql) {
   const auto h = parse_header(buffered, SIZE_MAX);
   if (h.status != parse_status::complete) return {translate_status::need_more};
   const char tag = h.hdr.tag;
@@ -218,6 +219,8 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
         encode_query(out, "DEALLOCATE " + def->server_name);
         server.statements.erase(def->server_name);
         client.statements.erase(*name);
+      } else if (inspect_sql(sql).reserved_statement_name) {
+        encode_query(out, reserved_statement_refusal_sql());  // noted already by scan_frontend
       } else {
         out.append(message);
       }
@@ -228,6 +231,8 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
     case 'P': {
       const auto parse = decode_parse(body);
       if (!parse) return {translate_status::invalid, 0, 0, "malformed Parse message"};
+      const auto found = inspect_sql(parse->query);
+      if (seen_sql) seen_sql->note(found);
       if (parse->name.empty()) {
         // DEALLOCATE of a client's name, sent through the extended protocol (psycopg does):
         // the Parse carries the server name instead, prepared first if need be (the client's
@@ -241,6 +246,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
             client.statements.erase(*name);
           }
         }
+        if (rewritten.empty() && found.reserved_statement_name) rewritten = reserved_statement_refusal_sql();
         const std::string_view query = rewritten.empty() ? parse->query : std::string_view(rewritten);
         // Kept for a re-Parse elsewhere; the unnamed statement needs no server name. Clients
         // often Parse the same text again and again: the definition is then reused.
@@ -257,7 +263,8 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
           server.unnamed_generation = client.statements.unnamed_generation();
         }
       } else {
-        auto def = make_statement(parse->query, parse->param_types);
+        auto def = make_statement(found.reserved_statement_name ? reserved_statement_refusal_sql() : parse->query,
+                                  parse->param_types);
         prepare_on_server(server, *def, out, response_action::forward, parse->name);
         client.statements.add(parse->name, std::move(def));
       }

@@ -8,6 +8,7 @@
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/prepared.hpp"
 #include "pgmux/protocol/session_settings.hpp"
+#include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::protocol {
 namespace {
@@ -59,7 +60,7 @@ bool is_frontend_message(char tag) noexcept {
 }
 
 scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
-                          server_prepared* prepared) {
+                          server_prepared* prepared, sql_watch* seen_sql, std::size_t inspect_limit) {
   std::size_t pos = 0;
   for (;;) {
     if (cursor.remaining > 0 && !pass_remaining(buffered, pos, cursor)) return {pos, scan_stop::need_more};
@@ -68,22 +69,37 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     if (h.status == parse_status::invalid) return {pos, scan_stop::invalid, h.error};
     const char tag = h.hdr.tag;
     if (!is_frontend_message(tag)) return {pos, scan_stop::invalid, "unknown message type"};
+    if (tx.copy_in && tag != 'd' && tag != 'c' && tag != 'f' && tag != 'H' && tag != 'S')
+      return {pos, scan_stop::invalid, "only CopyData, CopyDone, CopyFail, Flush and Sync are allowed during COPY FROM STDIN"};
+    if (tx.unsynced_extended && (tag == 'Q' || tag == 'F'))
+      return {pos, scan_stop::invalid, "Query or FunctionCall before the Sync that ends an extended-protocol batch"};
+    if (tag == 'Q' && (prepared || seen_sql)) {
+      const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
+      const bool whole = available == h.hdr.total();
+      if (seen_sql && !whole && h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
+      auto text = buffered.substr(pos + header_size, available - header_size);
+      if (whole && !text.empty() && text.back() == '\0') text.remove_suffix(1);
+      const auto deallocate = prepared ? starts_with_deallocate(text, whole) : keyword_match::no;
+      if (deallocate == keyword_match::unknown) return {pos, scan_stop::need_more};
+      // Checked once per message: the header is not scanned again after this.
+      sql_findings found;
+      if (seen_sql || text.find('_') != std::string_view::npos) found = inspect_sql(text);
+      if (seen_sql) seen_sql->note(found);
+      // DEALLOCATE of a statement name is the client's, and SQL naming pgmux's own statements
+      // is refused: translate_frontend rewrites both. Other queries are not held up.
+      if (prepared && (deallocate == keyword_match::yes || found.reserved_statement_name)) {
+        count_query(tx);  // counted here: the relay never scans this header again
+        return {pos, scan_stop::intercept};
+      }
+    }
     if (prepared) {
       auto& responses = prepared->responses;
       switch (tag) {
         case 'P': case 'B': case 'D': case 'C':
           tx.open_batch = true;
+          tx.unsynced_extended = true;
           return {pos, scan_stop::intercept};
         case 'Q': {
-          // DEALLOCATE of a statement name is the client's: translate_frontend rewrites it.
-          // Other queries are not held up: only the keyword itself stops the scan.
-          const auto text = buffered.substr(pos + header_size, std::min(buffered.size() - pos, h.hdr.total()) - header_size);
-          const auto deallocate = starts_with_deallocate(text, text.size() == h.hdr.body_size());
-          if (deallocate == keyword_match::unknown) return {pos, scan_stop::need_more};
-          if (deallocate == keyword_match::yes) {
-            count_query(tx);  // counted here: the relay never scans this header again
-            return {pos, scan_stop::intercept};
-          }
           responses.push(request_kind::query);
           prepared->unnamed_client = 0;  // a simple Query destroys the unnamed statement
           break;
@@ -101,6 +117,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       case 'F': ++tx.outstanding; break;
       case 'E':
         tx.open_batch = true;
+        tx.unsynced_extended = true;
         tx.syncs_since_request = 0;
         tx.last_request_extended = true;
         break;
@@ -109,6 +126,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         ++tx.outstanding;
         ++tx.syncs_since_request;
         tx.open_batch = false;
+        tx.unsynced_extended = false;
         break;
       case 'H':
         if (!tx.copy_in) tx.open_batch = true;
@@ -120,7 +138,10 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         }
         break;
       case 'd': break;
-      default: tx.open_batch = true; break;  // Parse, Bind, Describe, Close
+      default:  // Parse, Bind, Describe, Close
+        tx.open_batch = true;
+        tx.unsynced_extended = true;
+        break;
     }
     cursor.remaining = h.hdr.total();
   }
@@ -136,6 +157,20 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
     const auto h = parse_header(rest, unlimited);
     if (h.status == parse_status::need_more) return {pos, scan_stop::need_more};
     if (h.status == parse_status::invalid) return {pos, scan_stop::invalid, h.error};
+    if (prepared.listening && h.hdr.tag == 'A') {
+      // A notification for a channel this client never LISTENed on came from a registration
+      // another client left on the connection: the client must not see it.
+      if (rest.size() < h.hdr.total()) {
+        if (h.hdr.total() <= prepared.inspect_limit) return {pos, scan_stop::need_more};
+        return {pos, scan_stop::invalid, "oversized NotificationResponse"};
+      }
+      const auto notification = decode_notification(rest.substr(header_size, h.hdr.body_size()));
+      if (!notification) return {pos, scan_stop::invalid, "malformed NotificationResponse"};
+      if (!prepared.listening->contains(notification->channel)) {
+        if (prepared.dropped_notifications) ++*prepared.dropped_notifications;
+        return {pos, scan_stop::drop};
+      }
+    }
     if (prepared.server_settings && h.hdr.tag == 'S') {
       // The client's own SET (or its revert): the server has the value now, and the client wants it.
       if (rest.size() < h.hdr.total() && h.hdr.total() <= prepared.inspect_limit) return {pos, scan_stop::need_more};

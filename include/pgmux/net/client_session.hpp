@@ -21,6 +21,7 @@
 #include "pgmux/net/stream.hpp"
 #include "pgmux/protocol/messages.hpp"
 #include "pgmux/protocol/prepared.hpp"
+#include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::net {
 
@@ -55,6 +56,7 @@ struct client_info {
 
 class client_session final : public session_control,
                              public cancel_target,
+                             public queue_watcher,
                              public std::enable_shared_from_this<client_session> {
  public:
   // `strand` is the executor the session's coroutine runs on. `from` is the client's address
@@ -74,6 +76,7 @@ class client_session final : public session_control,
   void drain();
   void check_client() override;
   void cancel_current_query() override;
+  void queued(std::function<void()> leave) override;
 
  private:
   using startup_outcome = std::variant<protocol::startup_message, close_reason>;
@@ -101,11 +104,19 @@ class client_session final : public session_control,
   // Serves the request at the front of the buffer: a whole transaction in transaction mode,
   // the rest of the session in session mode. A close reason when the session ends.
   asio::awaitable<std::optional<close_reason>> serve_request();
+  // A server connection from the pool. A client that has to queue is watched meanwhile: one that
+  // hangs up leaves the queue at once (an acquire_error with an empty code), and nothing it sent runs.
+  struct queue_watch;
+  asio::awaitable<std::variant<lease, acquire_error>> acquire_server();
+  void watch_queued_client(std::shared_ptr<queue_watch> watch);
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
   asio::awaitable<std::optional<close_reason>> wait_for_request();
   // After the client is gone: bring the server connection back clean or close it.
   // `let_finish`: the client said Terminate, so what it asked for last runs to its end.
   asio::awaitable<void> return_server(bool let_finish = false);
+  // Transaction pooling, at the end of a transaction: back to the pool unless the client's SQL
+  // may have left something another client could see (closed then).
+  void release_after_transaction();
   asio::awaitable<void> wait_for_cancels(server_connection& server);
   asio::awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message);
   void set_current_server(std::shared_ptr<server_connection> server);
@@ -127,6 +138,10 @@ class client_session final : public session_control,
   bool idle_timed_out_ = false;
   protocol::stream_cursor cursor_;
   protocol::client_prepared prepared_;  // statement names, for transaction pooling
+  protocol::sql_watch seen_sql_;        // its LISTEN channels and risky SQL, for transaction pooling
+  // Transaction pooling: the client LISTENs, so it keeps its server connection until it leaves
+  // (notifications come whenever they come); the connection is reset (UNLISTEN *) afterwards.
+  bool pinned_ = false;
   std::shared_ptr<const protocol::session_settings> wanted_settings_;  // applied to each server connection lent
   std::shared_ptr<server_pool> pool_;
   config::pool_settings settings_;
@@ -148,6 +163,7 @@ class client_session final : public session_control,
   bool draining_ = false;
   close_reason kill_reason_ = close_reason::shutdown;
 
+  std::shared_ptr<queue_watch> queue_watch_;  // while queued for a server connection
   std::mutex current_mu_;  // guards current_ against cancel requests from other threads
   std::shared_ptr<server_connection> current_;
 };

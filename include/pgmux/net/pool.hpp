@@ -3,6 +3,7 @@
 // on their own timer, woken by a post to their own executor when a connection is theirs.
 #pragma once
 #include <array>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -66,6 +67,18 @@ struct acquire_error {
   std::string message;
 };
 
+// Lets a client that has to queue for a connection leave the queue early (it hung up).
+class queue_watcher {
+ public:
+  // acquire() queued the client. Calling `leave` on the client's executor while acquire() waits
+  // ends the wait at once: acquire() then returns an acquire_error with an empty code, and a
+  // connection handed over meanwhile goes back idle. Calling it later does nothing.
+  virtual void queued(std::function<void()> leave) = 0;
+
+ protected:
+  ~queue_watcher() = default;
+};
+
 struct pool_snapshot {
   std::string database;
   std::string user;  // the server user
@@ -119,7 +132,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // A connection for `owner`, waiting in FIFO order until `deadline`. On failure, the text
   // for the client's error message.
   asio::awaitable<std::variant<lease, acquire_error>> acquire(clock::time_point deadline,
-                                                            std::weak_ptr<session_control> owner);
+                                                            std::weak_ptr<session_control> owner,
+                                                            queue_watcher* watcher = nullptr);
 
   // SCRAM passthrough: a client of this pool's server user proved these keys. When the
   // login has no password, new server connections authenticate with them. The latest win.
@@ -144,7 +158,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   friend class lease;
   struct waiter;
 
-  void give_back(std::shared_ptr<server_connection> conn, bool clean);
+  // `transaction`: a lease ended (counted); false for a connection handed to a waiter that left.
+  void give_back(std::shared_ptr<server_connection> conn, bool clean, bool transaction = true);
   // With mu_ held: hands idle connections to waiters, starts connects; returns work to do unlocked.
   struct deferred_work {
     std::vector<std::shared_ptr<waiter>> wake;

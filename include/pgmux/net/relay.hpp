@@ -6,6 +6,7 @@
 #include "pgmux/net/io.hpp"
 #include "pgmux/net/io_buffer.hpp"
 #include "pgmux/net/server_connection.hpp"
+#include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::net {
 
@@ -38,6 +39,9 @@ struct client_side {
   // Transaction pooling: the settings the client wants, kept up to date from the
   // ParameterStatus its own SETs produce. nullptr in session mode.
   std::shared_ptr<const protocol::session_settings>* settings = nullptr;
+  // Transaction pooling: what the client's SQL showed (its LISTEN channels, SQL that may touch
+  // prepared statements). Notifications for other channels are dropped. nullptr in session mode.
+  protocol::sql_watch* seen_sql = nullptr;
 };
 
 // Relays until the end named above. With stop_when_idle (transaction and statement modes)

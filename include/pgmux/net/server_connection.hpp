@@ -127,6 +127,9 @@ class server_connection {
   // Transaction pooling: the prepared statements it holds and the requests in flight.
   protocol::server_prepared prepared;
   std::string translated;  // scratch for rewritten client messages, reused
+  // Transaction pooling: notifications dropped during the current lease because they were for
+  // channels its client did not LISTEN on: the connection carries someone else's LISTEN.
+  unsigned dropped_notifications = 0;
   // Session settings it has now, and had right after login (what DISCARD ALL returns to).
   protocol::session_settings settings;
   protocol::session_settings startup_settings;

@@ -1,5 +1,6 @@
 // Decoders for the few message bodies pgmux must understand. Bodies come from frame::body.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,13 @@ std::optional<authentication_request> decode_authentication(std::string_view bod
 std::optional<std::pair<std::string, std::string>> decode_parameter_status(std::string_view body);
 std::optional<cancel_key> decode_backend_key_data(std::string_view body);
 std::optional<char> decode_ready_for_query(std::string_view body);
+// NotificationResponse: the sending backend's pid, the channel and the payload, viewing `body`.
+struct notification {
+  std::int32_t pid = 0;
+  std::string_view channel;
+  std::string_view payload;
+};
+std::optional<notification> decode_notification(std::string_view body);
 // The SQL text of a Query message.
 std::optional<std::string_view> decode_query(std::string_view body);
 // The mechanism names of an AuthenticationSASL request.

@@ -77,8 +77,12 @@ struct translate_result {
 // Bind at least its names). Appends what the server must receive instead to `out` and records
 // every request in server.responses. need_more: the message (or the Bind names) is not all
 // there yet; `buffer_capacity` tells a message too large to ever be there (Bind names).
+// With `seen_sql`, the SQL of a Parse is inspected (sql_inspect.hpp) and noted there; a Query or
+// Parse that names pgmux's own statements (SQL PREPARE, EXECUTE or DEALLOCATE of a reserved
+// name that is not the client's own) is replaced by reserved_statement_refusal_sql().
+struct sql_watch;
 translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
-                                    server_prepared& server, std::string& out);
+                                    server_prepared& server, std::string& out, sql_watch* seen_sql = nullptr);
 
 // A backend message whose answer pgmux watched failed with this ErrorResponse body, or was
 // skipped by the server: forget the statement it assumed.

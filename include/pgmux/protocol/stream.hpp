@@ -12,6 +12,10 @@ namespace pgmux::protocol {
 struct tx_tracker {
   int outstanding = 0;      // Query / Sync / FunctionCall sent whose ReadyForQuery has not come back
   bool open_batch = false;  // extended-protocol messages sent since the last Sync
+  // Parse, Bind, Describe, Close or Execute sent since the last Sync: after an error in one of
+  // them the server skips everything up to the Sync, a Query or FunctionCall too, whose
+  // ReadyForQuery would then never come. Such a Query is refused instead (see scan_frontend).
+  bool unsynced_extended = false;
   bool copy_in = false;     // the server waits for CopyData from the client
   char status = 'I';        // transaction status of the last ReadyForQuery
   unsigned answered = 0;    // ReadyForQuery that answered a request, ever (wraps; for differences)
@@ -55,10 +59,19 @@ struct server_prepared;
 struct client_prepared;
 
 // Client -> server. Counts requests into `tx`; rejects unknown message types and lengths over
-// max_len. Stops before a Terminate. With `prepared` (transaction pooling), records every
+// max_len, and messages whose answer the tracker could not foresee: anything but CopyData,
+// CopyDone, CopyFail, Flush and Sync during COPY FROM STDIN (the server fails the COPY and
+// swallows the message), and a Query or FunctionCall after extended-protocol messages not yet
+// closed by a Sync (after an error there, the server skips them). Stops before a Terminate. With `prepared` (transaction pooling), records every
 // request in its response queue and stops before each Parse, Bind, Describe and Close.
+// With `seen_sql` (transaction pooling), the text of every Query is inspected (sql_inspect.hpp)
+// and noted there: a Query up to `inspect_limit` bytes is waited for whole, a longer one is
+// inspected as far as it is buffered. With `prepared`, a Query naming pgmux's own statements is
+// intercepted for translate_frontend to refuse.
+struct sql_watch;
 scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
-                          server_prepared* prepared = nullptr);
+                          server_prepared* prepared = nullptr, sql_watch* seen_sql = nullptr,
+                          std::size_t inspect_limit = 0);
 
 // Server -> client. Counts ReadyForQuery out of `tx`. With stop_when_idle, stops right after
 // the ReadyForQuery that leaves the connection idle (transaction pooling). With `prepared`,
@@ -66,6 +79,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
 // learns from errors and CommandCompletes what statements the connection holds; messages it
 // must read whole are waited for unless longer than `inspect_limit` (the buffer's size).
 struct session_settings;
+class listen_set;
 struct backend_context {
   server_prepared* server = nullptr;
   client_prepared* client = nullptr;
@@ -73,6 +87,10 @@ struct backend_context {
   // Transaction pooling: ParameterStatus updates what the server has and the client wants.
   session_settings* server_settings = nullptr;
   std::shared_ptr<const session_settings>* client_settings = nullptr;
+  // Transaction pooling: a NotificationResponse reaches the client only for a channel in its
+  // listen set; others (registrations another client left) are dropped and counted here.
+  const listen_set* listening = nullptr;
+  unsigned* dropped_notifications = nullptr;
 };
 scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, bool stop_when_idle,
                          const backend_context& prepared = {});

@@ -8,8 +8,14 @@
 // - Terminate stops the scan before it, and unknown types and oversized lengths are invalid
 // - COPY FROM STDIN by Query and by Execute: Syncs sent during the COPY are not counted
 // - stray COPY messages outside a COPY change nothing
+// - messages whose answer cannot be foreseen are invalid: a Query during COPY FROM STDIN (the
+//   server would fail the COPY and swallow it), a Query or FunctionCall after unsynced
+//   extended-protocol messages (the server skips it after an error)
+// - transaction pooling: notifications for channels the client does not LISTEN on are dropped
+//   and counted; the client's LISTEN and UNLISTEN in Query text are noted as they pass
 #include <doctest/doctest.h>
 
+#include "pgmux/protocol/sql_inspect.hpp"
 #include "pgmux/protocol/stream.hpp"
 #include "support/wire.hpp"
 
@@ -198,6 +204,109 @@ TEST_CASE("stray COPY messages outside a COPY change nothing") {
   auto f = feed_frontend(wire::msg('d').bytes("x").str() + empty_msg('c'), fc, tx);
   CHECK(f.stop == scan_stop::need_more);
   CHECK(tx.idle());
+}
+
+TEST_CASE("a Query during COPY FROM STDIN is invalid, CopyData, CopyDone, CopyFail, Flush and Sync are not") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  feed_frontend(query("copy t from stdin"), fc, tx);
+  scan_backend(wire::msg('G').i8(0).i16(0).str(), bc, tx, true);
+  REQUIRE(tx.copy_in);
+  const auto fine = wire::msg('d').bytes("1\n").str() + empty_msg('H') + empty_msg('S');
+  auto f = feed_frontend(fine, fc, tx);
+  CHECK(f.stop == scan_stop::need_more);
+  CHECK(f.forward == fine.size());
+  for (const char tag : {'Q', 'P', 'B', 'E', 'F', 'D', 'C'}) {
+    CAPTURE(tag);
+    stream_cursor c;
+    tx_tracker t = tx;
+    f = scan_frontend(wire::msg(tag).cstr("select 1").str(), c, t, max_len);
+    CHECK(f.stop == scan_stop::invalid);
+    CHECK(f.forward == 0);
+  }
+  f = feed_frontend(empty_msg('c'), fc, tx);
+  CHECK_FALSE(tx.copy_in);
+  f = feed_frontend(query("select 1"), fc, tx);  // after CopyDone, queries are fine again
+  CHECK(f.stop == scan_stop::need_more);
+}
+
+TEST_CASE("a Query or FunctionCall before the Sync of an extended batch is invalid") {
+  const auto parse = wire::msg('P').cstr("").cstr("select 1").i16(0).str();
+  for (const char tag : {'Q', 'F'}) {
+    CAPTURE(tag);
+    tx_tracker tx;
+    stream_cursor fc;
+    auto f = feed_frontend(parse + wire::msg(tag).cstr("select 2").str(), fc, tx);
+    CHECK(f.stop == scan_stop::invalid);
+    CHECK(f.forward == parse.size());
+    // After the Sync it is an ordinary request again; a Flush alone opens no batch of that kind.
+    tx_tracker tx2;
+    stream_cursor fc2;
+    f = feed_frontend(parse + empty_msg('S') + empty_msg('H') + query("select 2"), fc2, tx2);
+    CHECK(f.stop == scan_stop::need_more);
+    CHECK(tx2.outstanding == 2);
+  }
+}
+
+TEST_CASE("notifications for channels the client never LISTENed on are dropped and counted") {
+  auto notification = [](std::string_view channel) {
+    return wire::msg('A').i32(4242).cstr(channel).cstr("payload").str();
+  };
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  sql_watch seen;
+  unsigned dropped = 0;
+  backend_context context;
+  context.listening = &seen.listening;
+  context.dropped_notifications = &dropped;
+  context.inspect_limit = 1 << 14;
+
+  auto b = scan_backend(notification("theirs"), bc, tx, true, context);
+  CHECK(b.stop == scan_stop::drop);
+  CHECK(b.forward == 0);
+  CHECK(dropped == 1);
+
+  // The client's own LISTEN, seen in its Query, makes that channel its own.
+  const auto q = query("select 1; LISTEN Mine");
+  auto f = scan_frontend(q, fc, tx, max_len, nullptr, &seen, 1 << 14);
+  CHECK(f.forward == q.size());
+  CHECK(seen.listening.contains("mine"));
+  const auto own = notification("mine");
+  b = scan_backend(own + notification("theirs"), bc, tx, true, context);
+  CHECK(b.stop == scan_stop::drop);
+  CHECK(b.forward == own.size());
+  CHECK(dropped == 2);
+
+  // A notification split across reads is waited for whole; a malformed one is invalid.
+  stream_cursor bc2;
+  const auto split = notification("theirs");
+  b = scan_backend(std::string_view(split).substr(0, 9), bc2, tx, true, context);
+  CHECK(b.stop == scan_stop::need_more);
+  b = scan_backend(wire::msg('A').i32(1).str(), bc2, tx, true, context);
+  CHECK(b.stop == scan_stop::invalid);
+}
+
+TEST_CASE("a Query is inspected whole when it fits, as far as it is buffered when it does not") {
+  tx_tracker tx;
+  stream_cursor fc;
+  sql_watch seen;
+  const auto q = query("select 1; listen late");
+  auto f = scan_frontend(std::string_view(q).substr(0, 12), fc, tx, max_len, nullptr, &seen, 1 << 14);
+  CHECK(f.stop == scan_stop::need_more);
+  CHECK(f.forward == 0);  // held back until the whole text is there
+  CHECK(tx.outstanding == 0);
+  f = scan_frontend(q, fc, tx, max_len, nullptr, &seen, 1 << 14);
+  CHECK(f.forward == q.size());
+  CHECK(seen.listening.contains("late"));
+  CHECK(tx.outstanding == 1);
+
+  // Longer than the limit: what is there is inspected, the rest passes unread.
+  stream_cursor fc2;
+  sql_watch seen2;
+  const auto big = query("listen early; select '" + std::string(100, 'x') + "'");
+  f = scan_frontend(std::string_view(big).substr(0, 40), fc2, tx, max_len, nullptr, &seen2, 32);
+  CHECK(f.forward == 40);
+  CHECK(seen2.listening.contains("early"));
 }
 
 }  // TEST_SUITE
