@@ -592,7 +592,13 @@ TEST_CASE("keep-alive: pipelined GET and HEAD, 404, 405 and HTTP/1.0 on one conn
 
 TEST_CASE("every line of a scrape is valid text format 0.0.4") {
   const int mport = free_port();
-  proxy_instance proxy(proxy_options().workers(2).pool("command_timeout", "300ms").top_level(metrics_config(mport)));
+  // A database name with a quote, a backslash and a newline: its label value must be escaped.
+  const std::string odd_name = R"("we\"ird\\db\nx")";  // as a JSON string
+  proxy_instance proxy(proxy_options()
+                           .workers(2)
+                           .pool("command_timeout", "300ms")
+                           .database(odd_name + ": {\"dsn\": " + json_string(pg().server_dsn("pgmux_test")) + "}")
+                           .top_level(metrics_config(mport)));
   auto c = connect(proxy.conninfo());
   for (int i = 0; i < 5; ++i) CHECK(scalar(c, "select " + std::to_string(i)) == std::to_string(i));
   CHECK(c.exec("select pg_sleep(3)").sqlstate() == "57014");
@@ -600,6 +606,7 @@ TEST_CASE("every line of a scrape is valid text format 0.0.4") {
   auto r = try_scrape(mport, 3000ms);
   REQUIRE(r);
   CHECK(r->headers.at("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(r->body.find("pgmux_pool_max_size{database=\"we\\\"ird\\\\db\\nx\",user=\"pgmux_test\"} ") != std::string::npos);
   const auto errors = text_format_errors(r->body);
   for (const auto& e : errors) MESSAGE(e);
   CHECK(errors.empty());
