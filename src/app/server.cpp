@@ -107,7 +107,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   std::unique_ptr<metrics_endpoint> metrics;
   if (!cfg->metrics_listen.empty()) {
     try {
-      metrics = std::make_unique<metrics_endpoint>(cfg->metrics_listen, routes,
+      metrics = std::make_unique<metrics_endpoint>(io, cfg->metrics_listen, routes,
                                                    client_figures{client_count, listener.accepted_total(), sessions, counters});
     } catch (const std::exception& e) {
       log::error("cannot serve metrics on " + cfg->metrics_listen + ": " + e.what());

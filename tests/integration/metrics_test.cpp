@@ -6,6 +6,11 @@
 // - queries, their durations and bytes per direction rise by what a known workload sends;
 //   client errors are counted by reason; event-loop lag is reported per worker
 // - every metric deploy/'s alert rules and Grafana dashboard use is exported
+// - 50 idle connections and slow-loris clients do not delay scrapes (each under 1 s, repeatedly);
+//   the slow ones are closed at the head deadline
+// - a head over the size bound gets 431, garbage 400; connections past the cap are closed at once
+// - keep-alive with pipelined requests, HEAD, 404, 405 and HTTP/1.0 on one connection
+// - every line of a real scrape is valid text format 0.0.4 (checked by a small parser here)
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -15,8 +20,14 @@
 
 #include <signal.h>
 
+#include <cmath>
+#include <map>
+#include <optional>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 #include "integration/fixtures.hpp"
 
@@ -27,6 +38,240 @@ std::string scrape(int port) { return scrape_metrics(port); }
 double value_of(const std::string& body, const std::string& sample) { return metric_value(body, sample); }
 
 const std::string pool_labels = "{database=\"pgmux_test\",user=\"pgmux_test\"}";
+
+std::string metrics_config(int mport) {
+  return "\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}";
+}
+
+struct http_response {
+  int status = 0;
+  std::string version;
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string body;
+};
+
+// Cuts the responses out of what one connection received; `head_only[i]` when the i-th
+// answered a HEAD (its Content-Length announces a body that is not sent).
+std::vector<http_response> split_responses(const std::string& data, const std::vector<bool>& head_only) {
+  std::vector<http_response> out;
+  std::size_t at = 0;
+  while (at < data.size()) {
+    const auto end = data.find("\r\n\r\n", at);
+    if (end == std::string::npos) break;
+    http_response r;
+    std::istringstream head(data.substr(at, end - at));
+    std::string line;
+    std::getline(head, line);
+    r.version = line.substr(0, 8);
+    r.status = std::atoi(line.substr(9, 3).c_str());
+    while (std::getline(head, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      auto name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+    at = end + 4;
+    const std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    if (out.size() >= head_only.size() || !head_only[out.size()]) {
+      r.body = data.substr(at, length);
+      at += length;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// GET /metrics with HTTP/1.0 on a raw socket: the whole response, or none if it does not come.
+std::optional<http_response> try_scrape(int port, std::chrono::milliseconds timeout) {
+  raw_socket s(port);
+  if (!s.send("GET /metrics HTTP/1.0\r\n\r\n")) return std::nullopt;
+  const auto got = s.read_until_closed(timeout);
+  auto responses = split_responses(got.data, {false});
+  if (!got.closed || responses.size() != 1) return std::nullopt;
+  return responses.front();
+}
+
+// Prometheus text format 0.0.4, checked line by line: what a scraper would reject.
+bool valid_float(const std::string& v) {
+  static const std::regex number("[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?");
+  return v == "NaN" || v == "+Inf" || v == "-Inf" || std::regex_match(v, number);
+}
+
+double parse_float(const std::string& v) {
+  if (v == "+Inf") return INFINITY;
+  if (v == "-Inf") return -INFINITY;
+  if (v == "NaN") return NAN;
+  return std::stod(v);
+}
+
+std::vector<std::string> text_format_errors(const std::string& body) {
+  std::vector<std::string> errors;
+  auto fail = [&](std::size_t n, const std::string& line, const std::string& why) {
+    errors.push_back("line " + std::to_string(n) + ": " + why + ": " + line.substr(0, 160));
+  };
+  if (body.empty() || body.back() != '\n') errors.push_back("the body does not end with a newline");
+  static const std::regex metric_name("[a-zA-Z_:][a-zA-Z0-9_:]*");
+  static const std::regex label_name("[a-zA-Z_][a-zA-Z0-9_]*");
+  std::map<std::string, std::string> types;
+  std::set<std::string> helps, finished;
+  std::string current;  // the family whose samples are being read
+  struct histogram_series {
+    std::vector<std::pair<double, double>> buckets;  // le, count
+    bool saw_inf = false;
+    double inf_count = -1, count = -1;
+    bool sum = false;
+  };
+  std::map<std::string, histogram_series> histograms;  // family + labels without le
+  std::istringstream in(body);
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) {
+      fail(n, line, "empty line");
+      continue;
+    }
+    if (line[0] == '#') {
+      std::istringstream words(line);
+      std::string hash, keyword, name;
+      words >> hash >> keyword >> name;
+      if (hash != "#") continue;
+      if (keyword != "HELP" && keyword != "TYPE") continue;  // any other comment is allowed
+      if (!std::regex_match(name, metric_name)) fail(n, line, "bad metric name");
+      if (keyword == "HELP") {
+        if (!helps.insert(name).second) fail(n, line, "second HELP");
+        const auto text = line.substr(std::min(line.size(), 7 + name.size() + 1));
+        for (std::size_t i = 0; i < text.size(); ++i)
+          if (text[i] == '\\' && (i + 1 == text.size() || (text[++i] != '\\' && text[i] != 'n')))
+            fail(n, line, "bad escape in HELP");
+        continue;
+      }
+      std::string type, extra;
+      words >> type >> extra;
+      if (!extra.empty() || !std::set<std::string>{"counter", "gauge", "histogram", "summary", "untyped"}.count(type))
+        fail(n, line, "bad TYPE");
+      if (types.count(name)) fail(n, line, "second TYPE");
+      if (finished.count(name) || name == current) fail(n, line, "TYPE after the family's samples");
+      types[name] = type;
+      continue;
+    }
+    // name{label="value",...} value [timestamp]
+    std::size_t i = line.find_first_of("{ ");
+    const auto name = line.substr(0, i);
+    if (!std::regex_match(name, metric_name)) {
+      fail(n, line, "bad metric name");
+      continue;
+    }
+    std::vector<std::pair<std::string, std::string>> labels;
+    bool ok = true;
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (ok && i < line.size() && line[i] != '}') {
+        const auto eq = line.find('=', i);
+        if (eq == std::string::npos || !std::regex_match(line.substr(i, eq - i), label_name) || eq + 1 >= line.size() ||
+            line[eq + 1] != '"') {
+          ok = false;
+          break;
+        }
+        std::string value;
+        std::size_t j = eq + 2;
+        for (; j < line.size() && line[j] != '"'; ++j) {
+          if (line[j] != '\\') {
+            value += line[j];
+            continue;
+          }
+          if (++j >= line.size() || (line[j] != '\\' && line[j] != '"' && line[j] != 'n')) {
+            ok = false;
+            break;
+          }
+          value += line[j] == 'n' ? '\n' : line[j];
+        }
+        if (!ok || j >= line.size()) {
+          ok = false;
+          break;
+        }
+        labels.emplace_back(line.substr(i, eq - i), value);
+        i = j + 1;
+        if (i < line.size() && line[i] == ',') ++i;
+      }
+      if (!ok || i >= line.size()) {
+        fail(n, line, "bad label set");
+        continue;
+      }
+      ++i;  // '}'
+    }
+    if (i >= line.size() || line[i] != ' ') {
+      fail(n, line, "no single space before the value");
+      continue;
+    }
+    const auto rest = line.substr(i + 1);
+    const auto space = rest.find(' ');
+    const auto value = rest.substr(0, space);
+    if (!valid_float(value)) fail(n, line, "bad value spelling");
+    if (space != std::string::npos && !std::regex_match(rest.substr(space + 1), std::regex("-?[0-9]+")))
+      fail(n, line, "bad timestamp");
+
+    // Which family the sample belongs to; families are contiguous and typed first.
+    std::string family = name, suffix;
+    if (!types.count(name)) {
+      for (const char* s : {"_bucket", "_sum", "_count"}) {
+        const std::string sfx = s;
+        if (name.size() > sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0 &&
+            types.count(name.substr(0, name.size() - sfx.size()))) {
+          family = name.substr(0, name.size() - sfx.size());
+          suffix = sfx;
+        }
+      }
+    }
+    if (!types.count(family)) fail(n, line, "sample without a TYPE line before it");
+    if (family != current) {
+      if (finished.count(family)) fail(n, line, "family's samples are not contiguous");
+      if (!current.empty()) finished.insert(current);
+      current = family;
+    }
+    if (types[family] != "histogram") {
+      if (!suffix.empty() && types[family] != "summary") fail(n, line, "suffix on a non-histogram");
+      continue;
+    }
+    std::string key = family + "{";
+    std::string le;
+    for (const auto& [k, v] : labels) {
+      if (k == "le") le = v;
+      else key += k + "=" + v + ",";
+    }
+    auto& h = histograms[key];
+    if (suffix == "_bucket") {
+      if (le.empty() || !valid_float(le)) {
+        fail(n, line, "bucket without a valid le");
+        continue;
+      }
+      if (labels.back().first != "le") fail(n, line, "le is not the last label");
+      if (h.saw_inf) fail(n, line, "bucket after +Inf");
+      const double bound = parse_float(le), count = parse_float(value);
+      if (!h.buckets.empty() && !(bound > h.buckets.back().first)) fail(n, line, "le not ascending");
+      if (!h.buckets.empty() && count < h.buckets.back().second) fail(n, line, "bucket counts not cumulative");
+      h.buckets.emplace_back(bound, count);
+      if (le == "+Inf") {
+        h.saw_inf = true;
+        h.inf_count = count;
+      }
+    } else if (suffix == "_sum") {
+      h.sum = true;
+    } else if (suffix == "_count") {
+      h.count = parse_float(value);
+    } else {
+      fail(n, line, "histogram sample without _bucket, _sum or _count");
+    }
+  }
+  for (const auto& [key, h] : histograms) {
+    if (!h.saw_inf) errors.push_back(key + ": no +Inf bucket");
+    if (!h.sum) errors.push_back(key + ": no _sum");
+    if (h.count != h.inf_count) errors.push_back(key + ": _count differs from the +Inf bucket");
+  }
+  return errors;
+}
 
 }  // namespace
 
@@ -219,6 +464,158 @@ TEST_CASE("every metric the alert rules and the dashboard use is exported") {
     }
   }
   CHECK(checked > 10);
+}
+
+TEST_CASE("idle and slow-loris connections do not delay scrapes; the slow ones meet the head deadline") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
+  std::vector<std::unique_ptr<raw_socket>> idle;
+  for (int i = 0; i < 50; ++i) idle.push_back(std::make_unique<raw_socket>(mport));
+  struct slow_client {
+    std::unique_ptr<raw_socket> socket;
+    clock::time_point opened;
+    double closed_after = -1;  // seconds, once the endpoint closed it
+  };
+  std::vector<slow_client> slow;
+  for (int i = 0; i < 3; ++i) {
+    slow.push_back({std::make_unique<raw_socket>(mport), clock::now()});
+    REQUIRE(slow.back().socket->send("GET /metr"));
+  }
+  // Scrape over and over while the slow clients trickle a byte each round, until they are all
+  // closed (the head deadline is 5 s) or 9 s have passed.
+  int scrapes = 0;
+  double slowest = 0;
+  const auto start = clock::now();
+  auto all_closed = [&] {
+    for (const auto& c : slow)
+      if (c.closed_after < 0) return false;
+    return true;
+  };
+  while (!all_closed() && seconds_since(start) < 9) {
+    const auto t = clock::now();
+    auto r = try_scrape(mport, 3000ms);
+    const double took = seconds_since(t);
+    REQUIRE_MESSAGE(r, "no scrape answer within 3 s");
+    CHECK(r->status == 200);
+    CHECK(r->body.find("\npgmux_build_info{") != std::string::npos);
+    slowest = std::max(slowest, took);
+    ++scrapes;
+    for (auto& c : slow) {
+      if (c.closed_after >= 0) continue;
+      c.socket->send("i");
+      if (c.socket->read_until_closed(100ms).closed) c.closed_after = seconds_since(c.opened);
+    }
+  }
+  MESSAGE("scrapes: " << scrapes << ", slowest " << slowest << " s");
+  CHECK(scrapes >= 10);
+  CHECK(slowest < 1.0);
+  for (const auto& c : slow) {
+    CHECK(c.closed_after >= 4.5);  // not before the head deadline
+    CHECK(c.closed_after < 7.0);
+  }
+  // The idle ones never sent a request: closed at the same deadline.
+  CHECK(idle.front()->read_until_closed(3000ms).closed);
+  CHECK(idle.back()->read_until_closed(3000ms).closed);
+}
+
+TEST_CASE("oversized and malformed requests get an error; connections past the cap are closed at once") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
+  {
+    raw_socket s(mport);
+    REQUIRE(s.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + std::string(10000, 'a') + "\r\n\r\n"));
+    const auto got = s.read_until_closed(3000ms);
+    CHECK(got.closed);
+    CHECK(got.data.rfind("HTTP/1.1 431 ", 0) == 0);
+  }
+  {
+    raw_socket s(mport);
+    REQUIRE(s.send("GET /" + std::string(9000, 'm')));  // no line end at all
+    const auto got = s.read_until_closed(3000ms);
+    CHECK(got.closed);
+    CHECK(got.data.rfind("HTTP/1.1 431 ", 0) == 0);
+  }
+  {
+    raw_socket s(mport);
+    REQUIRE(s.send(wire::startup_message("pgmux_test", "pgmux_test") + "\r\n\r\n"));
+    const auto got = s.read_until_closed(3000ms);
+    CHECK(got.closed);
+    CHECK(got.data.rfind("HTTP/1.1 400 ", 0) == 0);
+  }
+  // 256 connections are served at a time; one more is closed without an answer.
+  std::vector<std::unique_ptr<raw_socket>> held;
+  for (int i = 0; i < 256; ++i) held.push_back(std::make_unique<raw_socket>(mport));
+  {
+    raw_socket extra(mport);
+    extra.send("GET /metrics HTTP/1.0\r\n\r\n");
+    const auto got = extra.read_until_closed(2000ms);
+    CHECK(got.closed);
+    CHECK(got.data.empty());
+  }
+  // Once those leave, scrapes are answered again.
+  held.clear();
+  CHECK(wait_until([&] { return try_scrape(mport, 1000ms).has_value(); }, 3s));
+}
+
+TEST_CASE("keep-alive: pipelined GET and HEAD, 404, 405 and HTTP/1.0 on one connection") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
+  raw_socket s(mport);
+  REQUIRE(s.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nHEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(s.send("GET /other HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(s.send("DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(s.send("GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  REQUIRE(s.send("GET /metrics?x=1 HTTP/1.0\r\n\r\n"));
+  const auto got = s.read_until_closed(3000ms);
+  CHECK(got.closed);  // after the last, plain HTTP/1.0 request
+  const auto r = split_responses(got.data, {false, true, false, false, false, false});
+  REQUIRE(r.size() == 6);
+  const std::string type = "text/plain; version=0.0.4; charset=utf-8";
+  CHECK(r[0].status == 200);
+  CHECK(r[0].headers.at("content-type") == type);
+  CHECK(r[0].body.size() == std::stoul(r[0].headers.at("content-length")));
+  CHECK(r[0].body.find("# TYPE pgmux_pool_size gauge\n") != std::string::npos);
+  CHECK(r[0].headers.count("connection") == 0);
+  CHECK(r[1].status == 200);
+  CHECK(r[1].body.empty());
+  CHECK(std::stoul(r[1].headers.at("content-length")) > 1000);
+  CHECK(r[2].status == 404);
+  CHECK(r[3].status == 405);
+  CHECK(r[3].headers.at("allow") == "GET, HEAD");
+  CHECK(r[4].version == "HTTP/1.0");
+  CHECK(r[4].status == 200);
+  CHECK(r[4].headers.at("connection") == "keep-alive");
+  CHECK(r[5].status == 200);
+  CHECK(r[5].headers.at("connection") == "close");
+  CHECK(text_format_errors(r[5].body).empty());
+}
+
+TEST_CASE("every line of a scrape is valid text format 0.0.4") {
+  const int mport = free_port();
+  // A database name with a quote, a backslash and a newline: its label value must be escaped.
+  const std::string odd_name = R"("we\"ird\\db\nx")";  // as a JSON string
+  proxy_instance proxy(proxy_options()
+                           .workers(2)
+                           .pool("command_timeout", "300ms")
+                           .database(odd_name + ": {\"dsn\": " + json_string(pg().server_dsn("pgmux_test")) + "}")
+                           .top_level(metrics_config(mport)));
+  auto c = connect(proxy.conninfo());
+  for (int i = 0; i < 5; ++i) CHECK(scalar(c, "select " + std::to_string(i)) == std::to_string(i));
+  CHECK(c.exec("select pg_sleep(3)").sqlstate() == "57014");
+  REQUIRE(wait_until([&] { return value_of(scrape(mport), "pgmux_queries_total" + pool_labels) >= 6; }, 3s));
+  auto r = try_scrape(mport, 3000ms);
+  REQUIRE(r);
+  CHECK(r->headers.at("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(r->body.find("pgmux_pool_max_size{database=\"we\\\"ird\\\\db\\nx\",user=\"pgmux_test\"} ") != std::string::npos);
+  const auto errors = text_format_errors(r->body);
+  for (const auto& e : errors) MESSAGE(e);
+  CHECK(errors.empty());
+  // The checker itself rejects what it must.
+  CHECK_FALSE(text_format_errors("# TYPE x summary\nx{quantile=\"0.5\"} Nan\n").empty());
+  CHECK_FALSE(text_format_errors("# TYPE x gauge\nx{a=\"\\q\"} 1\n").empty());
+  CHECK_FALSE(text_format_errors("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n").empty());
+  CHECK_FALSE(text_format_errors("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n").empty());
+  CHECK(text_format_errors("# HELP h A \\\\ b\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1.5\nh_count 2\n").empty());
 }
 
 }  // TEST_SUITE

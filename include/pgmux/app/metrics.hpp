@@ -1,9 +1,14 @@
 // The Prometheus endpoint: pool state is read when scraped, never pushed from the hot path.
+// HTTP is served from pgmux's own io_context (limits and timeouts in README, Metrics).
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace pgmux::net {
 class router;
@@ -23,9 +28,10 @@ struct client_figures {
 
 class metrics_endpoint {
  public:
-  // Serves GET /metrics on `listen` ("host:port"). Throws std::runtime_error when it cannot bind.
-  metrics_endpoint(const std::string& listen, net::router& routes, client_figures clients);
-  ~metrics_endpoint();
+  // Serves GET /metrics on `listen` ("host:port") once `io` runs. Throws std::runtime_error
+  // when it cannot bind.
+  metrics_endpoint(boost::asio::io_context& io, const std::string& listen, net::router& routes, client_figures clients);
+  ~metrics_endpoint();  // stops accepting; connections end with the io_context
 
  private:
   struct impl;
