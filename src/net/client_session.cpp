@@ -382,9 +382,11 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   const auto now = clock::now();
   const auto deadline = now + cfg.auth_timeout;
   asio::steady_timer timer(strand_, std::min(deadline, now + cfg.auth.startup_timeout));
-  auto on_deadline = [self = shared_from_this()](error_code ec) {
-    // Runs on the session's executor, so it cannot interleave with the login's own steps.
-    if (ec || self->login_state_ != login_state::authenticating) return;
+  auto on_deadline = [self = shared_from_this(), &timer](error_code ec) {
+    // Runs on the session's executor, so it cannot interleave with the login's own steps. The
+    // timer is looked at only while the login runs, when it still exists: a startup deadline
+    // that fired just as the packet arrived has been moved on since, and is not a timeout.
+    if (ec || self->login_state_ != login_state::authenticating || clock::now() < timer.expiry()) return;
     self->login_state_ = login_state::timed_out;
     error_code ignored;
     self->client_.lowest_layer().cancel(ignored);  // a TLS handshake too
