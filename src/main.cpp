@@ -1,4 +1,5 @@
 // Command line: pgmux --config FILE [--check] | pgmux passwd USER | --version | --help
+#include <sys/resource.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -87,6 +88,15 @@ int passwd(const std::string& user) {
   return 0;
 }
 
+// Every client and server connection is a descriptor: take the hard limit, as the systemd unit
+// would give, rather than a login shell's soft 1024, which a few hundred stalled clients exhaust.
+void raise_open_file_limit() {
+  rlimit l{};
+  if (::getrlimit(RLIMIT_NOFILE, &l) != 0 || l.rlim_cur >= l.rlim_max) return;
+  l.rlim_cur = l.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &l);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,5 +149,6 @@ int main(int argc, char** argv) {
     std::printf("%s: config OK\n", config_path.c_str());
     return 0;
   }
+  raise_open_file_limit();
   return pgmux::app::serve(std::make_shared<const pgmux::config::config>(std::move(*loaded.cfg)), config_path);
 }

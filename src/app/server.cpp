@@ -88,8 +88,9 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   net::process_counters counters;
   counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::system_clock::now().time_since_epoch()).count();
+  auth::login_limits login_limits;
   net::listener listener(io, net::session_services{routes, cancels, sessions, client_count, authenticating,
-                                                                auth_secrets, &hooks, &counters},
+                                                                auth_secrets, &hooks, &counters, &login_limits},
                          cfg->max_client_conn,
                         workers == 1);
 

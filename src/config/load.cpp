@@ -137,6 +137,11 @@ class reader {
         {"client_idle_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.client_idle_timeout); }},
         {"connect_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.connect_timeout); }},
         {"max_prepared_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_prepared_statements, 0, 1000000); }},
+        {"max_client_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_client_statements, 1, 10000000); }},
+        {"max_client_statement_bytes", [&](const json& v, const std::string& s) {
+           read_size(v, s, p.max_client_statement_bytes);
+           if (p.max_client_statement_bytes < 1024) error(s, "must be at least 1kB");
+         }},
     });
   }
 
@@ -233,6 +238,13 @@ class reader {
         {"auth_query_cache", [&](const json& v, const std::string& p) { read_duration(v, p, a.auth_query_cache); }},
         {"allow_cleartext_without_tls", [&](const json& v, const std::string& p) { read_bool(v, p, a.allow_cleartext_without_tls); }},
         {"max_authenticating", [&](const json& v, const std::string& p) { read_uint(v, p, a.max_authenticating, 1, 1000000); }},
+        {"max_authenticating_per_address", [&](const json& v, const std::string& p) {
+           read_uint(v, p, a.max_authenticating_per_address, 1, 1000000);
+         }},
+        {"startup_timeout", [&](const json& v, const std::string& p) {
+           read_duration(v, p, a.startup_timeout);
+           if (a.startup_timeout.count() == 0) error(p, "must be greater than 0");
+         }},
         {"failure_delay", [&](const json& v, const std::string& p) { read_duration(v, p, a.failure_delay); }},
     });
     if (!a.auth_user.empty() && a.auth_query.empty())
@@ -502,6 +514,13 @@ load_result load_config_text(std::string_view text) {
       r.error("/auth/failure_delay", "must be shorter than auth_timeout (" + format_duration(cfg.auth_timeout) + ")");
     else
       r.error("/auth_timeout", "must be longer than auth.failure_delay (" + format_duration(cfg.auth.failure_delay) + ")");
+  }
+  if (cfg.auth.startup_timeout > cfg.auth_timeout) {
+    // The default follows a shorter auth_timeout; a value given explicitly must fit in it.
+    if (doc.contains("auth") && doc["auth"].is_object() && doc["auth"].contains("startup_timeout"))
+      r.error("/auth/startup_timeout", "must not be longer than auth_timeout (" + format_duration(cfg.auth_timeout) + ")");
+    else
+      cfg.auth.startup_timeout = cfg.auth_timeout;
   }
 
   if (!r.errors.empty()) {

@@ -18,6 +18,7 @@
 #include "pgmux/auth/client_auth.hpp"
 #include "pgmux/net/admin_console.hpp"
 #include "pgmux/net/client_login_auth.hpp"
+#include "pgmux/net/memory.hpp"
 #include "pgmux/net/relay.hpp"
 #include "pgmux/net/router.hpp"
 #include "pgmux/net/session_registry.hpp"
@@ -35,6 +36,9 @@ using namespace std::chrono_literals;
 
 // Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
 constexpr auto cleanup_timeout = 5000ms;
+
+// A client whose statements kept at least this much has its memory handed back when it leaves.
+constexpr std::size_t release_after_statement_bytes = 1024 * 1024;
 
 // Tells clients apart for the unnamed statement a server connection holds; never reused.
 std::uint64_t next_client_id() noexcept {
@@ -155,6 +159,11 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (idle_timer_) idle_timer_->cancel();
   client_.close();
   buffer_.clear();
+  if (prepared_.statements.bytes() >= release_after_statement_bytes) {
+    // glibc would keep what the statements' text took; give it back once they are gone.
+    prepared_.statements.clear();
+    release_freed_memory();
+  }
   services_.sessions.remove(this);
   services_.client_count.fetch_sub(1, std::memory_order_relaxed);
   if (services_.counters)
@@ -350,15 +359,18 @@ class authenticating_slot {
 
 }  // namespace
 
-asio::awaitable<close_reason> client_session::refuse_busy() {
-  log::connection(label() + " refused: too many clients still authenticating (auth.max_authenticating)");
+asio::awaitable<close_reason> client_session::refuse_busy(bool per_address) {
+  log::connection(label() + (per_address ? " refused: too many clients from this address still authenticating "
+                                           "(auth.max_authenticating_per_address)"
+                                         : " refused: too many clients still authenticating (auth.max_authenticating)"));
   // Answered as PostgreSQL answers "too many clients": after the startup packet (and any
   // SSLRequest before it), which is when clients read. Answering at once would make libpq take
   // the error for a failed SSL negotiation, and closing with the packet unread could reset the
   // connection before the client reads the error. The packet gets a short deadline.
   const auto startup = co_await with_timeout(read_startup(), std::chrono::milliseconds(1000));
   if (startup && std::holds_alternative<protocol::startup_message>(*startup))
-    co_await send_error("FATAL", "53300", "too many connections still authenticating");
+    co_await send_error("FATAL", "53300", per_address ? "too many connections from this address still authenticating"
+                                                      : "too many connections still authenticating");
   co_return close_reason::too_many_clients;
 }
 
@@ -366,18 +378,28 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   // auth_timeout bounds the startup packet and the whole authentication exchange. A stalled
   // client is ended by cancelling its reads (and refusing later ones): cheaper than racing two
   // coroutines, which matters when thousands of clients connect at once.
-  const auto deadline = clock::now() + cfg.auth_timeout;
-  asio::steady_timer timer(strand_, deadline);
-  timer.async_wait([self = shared_from_this()](error_code ec) {
-    // Runs on the session's executor, so it cannot interleave with the login's own steps.
-    if (ec || self->login_state_ != login_state::authenticating) return;
+  // auth.startup_timeout (at most auth_timeout, the loader sees to it) bounds the startup
+  // packet alone, so that a client that connects and stalls gives its slot back soon.
+  const auto now = clock::now();
+  const auto deadline = now + cfg.auth_timeout;
+  asio::steady_timer timer(strand_, std::min(deadline, now + cfg.auth.startup_timeout));
+  auto on_deadline = [self = shared_from_this(), &timer](error_code ec) {
+    // Runs on the session's executor, so it cannot interleave with the login's own steps. The
+    // timer is looked at only while the login runs, when it still exists: a startup deadline
+    // that fired just as the packet arrived has been moved on since, and is not a timeout.
+    if (ec || self->login_state_ != login_state::authenticating || clock::now() < timer.expiry()) return;
     self->login_state_ = login_state::timed_out;
     error_code ignored;
     self->client_.lowest_layer().cancel(ignored);  // a TLS handshake too
     self->client_.lowest_layer().shutdown(asio::socket_base::shutdown_receive, ignored);
-  });
+  };
+  timer.async_wait(on_deadline);
   std::optional<close_reason> refused;
   auto startup = co_await read_startup();
+  if (login_state_ == login_state::authenticating) {
+    timer.expires_at(deadline);  // the pending wait ends with operation_aborted
+    timer.async_wait(on_deadline);
+  }
   if (auto* reason = std::get_if<close_reason>(&startup)) {
     refused = *reason;
   } else if (tls_ && tls_->mode() == config::tls_mode::require && !from_.unix_socket && !client_.tls()) {
@@ -428,7 +450,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   // Cut short by the timer (the reads failed), or finished too late to read from the client again.
   if (timed_out && (!refused || *refused == close_reason::client_eof)) {
     co_await send_error("FATAL", "08P01", std::holds_alternative<close_reason>(startup)
-                                              ? "startup not completed within auth_timeout"
+                                              ? "startup not completed within auth.startup_timeout"
                                               : "authentication not completed within auth_timeout");
     co_return close_reason::client_login_timeout;
   }
@@ -441,10 +463,18 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   max_message_size_ = cfg->max_message_size;
   scram_keys keys;
   {
+    // Per address first: clients refused there do not take a slot of max_authenticating.
+    auth::login_slot address_slot;
+    if (services_.login_limits) {
+      if (!services_.login_limits->try_acquire(from_, cfg->auth.max_authenticating_per_address))
+        co_return co_await refuse_busy(true);
+      address_slot = auth::login_slot(*services_.login_limits, from_);
+    }
     authenticating_slot slot(services_.authenticating);
     if (slot.held() > cfg->auth.max_authenticating) {
       slot.release();
-      co_return co_await refuse_busy();
+      address_slot.release();
+      co_return co_await refuse_busy(false);
     }
     if (auto refused = co_await authenticate(*cfg, keys)) co_return refused;
   }
@@ -482,6 +512,8 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   pool_ = std::move(route.pool);
   pool_->client_joined();
   settings_ = pool_->settings();
+  prepared_.max_statements = settings_.max_client_statements;
+  prepared_.max_bytes = settings_.max_client_statement_bytes;
 
   auto parameters = pool_->server_parameters();
   if (!parameters) {

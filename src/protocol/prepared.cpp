@@ -144,6 +144,31 @@ std::optional<std::string> deallocated_name(std::string_view sql) {
   return name;
 }
 
+// A client's Parse past its bounds: instead of it the server runs an anonymous code block that
+// raises the error, through the unnamed statement and portal. The client gets that error where
+// its ParseComplete would have been, and the server skips the rest of the batch up to Sync, all
+// in order as after any failed Parse; nothing of the client's SQL reaches the server.
+void refuse_parse(server_prepared& server, const client_prepared& client, bool by_count, std::string& out) {
+  std::string message = "too many prepared statements for this client (limit ";
+  if (by_count)
+    message += std::to_string(client.max_statements) + " statements); close some or raise max_client_statements";
+  else
+    message += std::to_string(client.max_bytes) + " bytes of SQL text); close some or raise max_client_statement_bytes";
+  const std::string sql = "DO $pgmux$ BEGIN RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = '" + message +
+                          "'; END $pgmux$";
+  encode_parse(out, "", sql, {});
+  server.responses.push(request_kind::parse, response_action::hide);
+  // Bind: unnamed portal and statement, no formats, no parameters, no result formats.
+  static constexpr char bind[] = {'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0};
+  out.append(bind, sizeof bind);
+  server.responses.push(request_kind::bind, response_action::hide);
+  // Execute: unnamed portal, no row limit. Its error is forwarded, as for any hidden request.
+  static constexpr char execute[] = {'E', 0, 0, 0, 9, 0, 0, 0, 0, 0};
+  out.append(execute, sizeof execute);
+  server.responses.push(request_kind::execute, response_action::hide);
+  server.unnamed_client = 0;  // the code block took the unnamed statement's place
+}
+
 bool is_error(std::string_view code, std::string_view message, std::string_view want_code, std::string_view want_text) {
   return code == want_code && (want_text.empty() || message.find(want_text) != std::string_view::npos);
 }
@@ -263,6 +288,15 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
           server.unnamed_generation = client.statements.unnamed_generation();
         }
       } else {
+        const auto& existing = client.statements.find(parse->name);
+        const std::size_t count = client.statements.size() + (existing ? 0 : 1);
+        const std::size_t bytes = client.statements.bytes() -
+                                  (existing ? client_statements::cost(parse->name, existing->query, existing->param_types) : 0) +
+                                  client_statements::cost(parse->name, parse->query, parse->param_types);
+        if (count > client.max_statements || bytes > client.max_bytes) {
+          refuse_parse(server, client, count > client.max_statements, out);
+          break;
+        }
         auto def = make_statement(found.reserved_statement_name ? reserved_statement_refusal_sql() : parse->query,
                                   parse->param_types);
         prepare_on_server(server, *def, out, response_action::forward, parse->name);

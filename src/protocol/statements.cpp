@@ -49,10 +49,14 @@ void client_statements::add(std::string_view name, statement_ptr def) {
     ++unnamed_generation_;
     return;
   }
-  if (auto it = named_.find(name); it != named_.end())
+  const std::size_t added = def ? cost(name, def->query, def->param_types) : 0;
+  if (auto it = named_.find(name); it != named_.end()) {
+    if (it->second) bytes_ -= cost(name, it->second->query, it->second->param_types);
     it->second = std::move(def);
-  else
+  } else {
     named_.emplace(std::string(name), std::move(def));
+  }
+  bytes_ += added;
 }
 
 const statement_ptr& client_statements::find(std::string_view name) const noexcept {
@@ -69,12 +73,14 @@ bool client_statements::erase(std::string_view name) {
   }
   const auto it = named_.find(name);
   if (it == named_.end()) return false;
+  if (it->second) bytes_ -= cost(name, it->second->query, it->second->param_types);
   named_.erase(it);
   return true;
 }
 
 void client_statements::clear() noexcept {
   named_.clear();
+  bytes_ = 0;
   unnamed_.reset();
 }
 

@@ -31,6 +31,10 @@ struct pool_settings {
   // Transaction mode: server-side prepared statements kept per server connection (least
   // recently used closed first). 0 turns prepared-statement support off.
   std::size_t max_prepared_statements = 1000;
+  // Transaction mode: named statements one client may keep prepared, and the bytes of their
+  // SQL text (names and parameter types included). Past either, its Parse fails with 54000.
+  std::size_t max_client_statements = 10000;
+  std::size_t max_client_statement_bytes = 16 * 1024 * 1024;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 
@@ -76,6 +80,12 @@ struct auth_config {
   // instances restarting at once) stays well under it; clients that connect and never finish
   // logging in cannot take more than these slots of max_client_conn.
   std::size_t max_authenticating = 1000;
+  // Of those, from one address at most (IPv6: one /64; the Unix socket is not counted), so that
+  // connections from one address that stall in their startup cannot lock everyone else out.
+  std::size_t max_authenticating_per_address = 100;
+  // The startup packet (and any TLS handshake before it) must arrive within this, at most
+  // auth_timeout: a client that connects and says nothing gives its slot back soon.
+  duration startup_timeout = 5s;
   // Added before a failed authentication is answered: slows password guessing, costs a
   // legitimate client little (PostgreSQL's auth_delay module does the same).
   duration failure_delay = 200ms;

@@ -11,6 +11,7 @@
 #include <string>
 #include <variant>
 
+#include "pgmux/auth/login_limits.hpp"
 #include "pgmux/auth/rules.hpp"
 #include "pgmux/close_reason.hpp"
 #include "pgmux/net/cancel.hpp"
@@ -42,6 +43,8 @@ struct session_services {
   auth_secret_cache& auth_secrets;         // auth_query answers
   const admin_hooks* hooks = nullptr;      // for the admin console
   process_counters* counters = nullptr;
+  // Logins under way per client address (auth.max_authenticating_per_address); null: no cap.
+  auth::login_limits* login_limits = nullptr;
 };
 
 // What SHOW CLIENTS tells about a session.
@@ -86,8 +89,9 @@ class client_session final : public session_control,
   // The part of login() that auth_timeout bounds: startup packet and authentication. Fills in
   // user_ and database_; `keys` gets what a SCRAM client proved.
   asio::awaitable<std::optional<close_reason>> authenticate(const config::config& cfg, scram_keys& keys);
-  // Refuses a client because too many are still logging in (auth.max_authenticating).
-  asio::awaitable<close_reason> refuse_busy();
+  // Refuses a client because too many are still logging in (auth.max_authenticating), or too
+  // many from its address (auth.max_authenticating_per_address).
+  asio::awaitable<close_reason> refuse_busy(bool per_address);
   asio::awaitable<startup_outcome> read_startup();
   asio::awaitable<void> login_then_serve();
   // Idle: reads the first bytes of the next request (within client_idle_timeout), then serves

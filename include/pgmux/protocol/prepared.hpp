@@ -13,6 +13,8 @@
 // - The unnamed statement: a Bind or Describe of it on a connection that does not hold this
 //   client's latest unnamed Parse is preceded by a hidden re-Parse; without one, by a Close of
 //   the unnamed statement, so that another client's unnamed statement is never used.
+// - A client's named statements are bounded in count and bytes (client_prepared): pgmux keeps
+//   their text for as long as the client stays.
 // - Statements the server reports gone or stale (26000, or 0A000 "cached plan must not change
 //   result type") are forgotten, so the next use prepares them afresh.
 // Pure: no sockets. The relay calls these with the bytes it holds.
@@ -34,6 +36,11 @@ struct client_prepared {
   explicit client_prepared(std::uint64_t client_id) : id(client_id) {}
   std::uint64_t id;
   client_statements statements;
+  // Bounds on the named statements (max_client_statements, max_client_statement_bytes): a
+  // Parse that would pass either fails with 54000 in its place of the response stream, and the
+  // rest of its batch is skipped up to Sync, as after any error.
+  std::size_t max_statements = SIZE_MAX;
+  std::size_t max_bytes = SIZE_MAX;
 };
 
 // One server connection's side, as far as pgmux knows.

@@ -41,6 +41,11 @@ class client_statements {
   // DISCARD ALL / DEALLOCATE ALL. The generation keeps counting.
   void clear() noexcept;
   std::size_t size() const noexcept { return named_.size(); }  // named statements only
+  // Bytes the named statements keep: names, SQL text and parameter types.
+  std::size_t bytes() const noexcept { return bytes_; }
+  static std::size_t cost(std::string_view name, std::string_view query, std::string_view param_types) noexcept {
+    return name.size() + query.size() + param_types.size();
+  }
 
   const statement_ptr& unnamed() const noexcept { return unnamed_; }
   std::uint64_t unnamed_generation() const noexcept { return unnamed_generation_; }
@@ -53,6 +58,7 @@ class client_statements {
   std::unordered_map<std::string, statement_ptr, name_hash, std::equal_to<>> named_;
   statement_ptr unnamed_;
   std::uint64_t unnamed_generation_ = 0;
+  std::size_t bytes_ = 0;
 };
 
 // The server-side statements prepared on one server connection, least recently used last, at

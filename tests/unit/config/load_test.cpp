@@ -30,6 +30,8 @@
 //   users file errors name the file and the pointer inside it
 //   auth settings are read and checked
 //   failure_delay must be shorter than auth_timeout
+//   startup_timeout fits in auth_timeout
+//   per-client statement bounds are read and checked
 //   tls settings are read and checked
 //   tls allow and require need a certificate and a key
 //   tls files must exist and be readable
@@ -270,6 +272,20 @@ TEST_CASE("omitted keys take their documented defaults") {
   CHECK(p.idle_transaction_timeout == 0s);
   CHECK(p.client_idle_timeout == 0s);
   CHECK(p.connect_timeout == 5s);
+  CHECK(p.max_client_statements == 10000);
+  CHECK(p.max_client_statement_bytes == 16u * 1024 * 1024);
+}
+
+TEST_CASE("per-client statement bounds are read and checked") {
+  const auto pool = [](const std::string& body) { return with_db(R"("pool_defaults": {)" + body + "}"); };
+  const auto cfg = loaded(pool(R"("max_client_statements": 5, "max_client_statement_bytes": "1MB")"));
+  CHECK(cfg.databases.at("app").pool.max_client_statements == 5);
+  CHECK(cfg.databases.at("app").pool.max_client_statement_bytes == 1024u * 1024);
+  CHECK(loaded(pool(R"("max_client_statement_bytes": 4096)")).pool_defaults.max_client_statement_bytes == 4096);
+  refused_at(pool(R"("max_client_statements": 0)"), "/pool_defaults/max_client_statements");
+  refused_at(pool(R"("max_client_statements": "10")"), "/pool_defaults/max_client_statements");
+  refused_at(pool(R"("max_client_statement_bytes": 100)"), "/pool_defaults/max_client_statement_bytes");
+  refused_at(pool(R"("max_client_statement_bytes": "lots")"), "/pool_defaults/max_client_statement_bytes");
 }
 
 TEST_CASE("databases inherit pool_defaults whatever the key order") {
@@ -571,6 +587,8 @@ TEST_CASE("auth and tls take their defaults when absent") {
   CHECK(cfg.auth.auth_query_cache == 30s);
   CHECK_FALSE(cfg.auth.allow_cleartext_without_tls);
   CHECK(cfg.auth.max_authenticating == 1000);
+  CHECK(cfg.auth.max_authenticating_per_address == 100);
+  CHECK(cfg.auth.startup_timeout == 5s);
   CHECK(cfg.auth.failure_delay == 200ms);
   CHECK(cfg.tls.mode == tls_mode::disable);
   CHECK(cfg.tls.cert.empty());
@@ -757,6 +775,16 @@ TEST_CASE("auth settings are read and checked") {
     refused_at(with_auth(R"("max_authenticating": -3)"), "/auth/max_authenticating");
     refused_at(with_auth(R"("max_authenticating": "100")"), "/auth/max_authenticating");
   }
+  SUBCASE("max_authenticating_per_address") {
+    CHECK(loaded(with_auth(R"("max_authenticating_per_address": 8)")).auth.max_authenticating_per_address == 8);
+    refused_at(with_auth(R"("max_authenticating_per_address": 0)"), "/auth/max_authenticating_per_address");
+    refused_at(with_auth(R"("max_authenticating_per_address": "8")"), "/auth/max_authenticating_per_address");
+  }
+  SUBCASE("startup_timeout") {
+    CHECK(loaded(with_auth(R"("startup_timeout": "500ms")")).auth.startup_timeout == 500ms);
+    refused_at(with_auth(R"("startup_timeout": 0)"), "/auth/startup_timeout");
+    refused_at(with_auth(R"("startup_timeout": "soon")"), "/auth/startup_timeout");
+  }
   SUBCASE("failure_delay") {
     CHECK(loaded(with_auth(R"("failure_delay": 0)")).auth.failure_delay == 0s);
     CHECK(loaded(with_auth(R"("failure_delay": "2s")")).auth.failure_delay == 2s);
@@ -770,6 +798,16 @@ TEST_CASE("failure_delay must be shorter than auth_timeout") {
   // Only auth_timeout was written: the error goes there.
   CHECK(refused_at(with_db(R"("auth_timeout": "100ms")"), "/auth_timeout").find("failure_delay") != std::string::npos);
   loaded(with_db(R"("auth_timeout": "5s", "auth": {"failure_delay": "4999ms"})"));
+}
+
+TEST_CASE("startup_timeout fits in auth_timeout") {
+  // The default follows a shorter auth_timeout.
+  CHECK(loaded(with_db(R"("auth_timeout": "2s")")).auth.startup_timeout == 2s);
+  CHECK(loaded(with_db(R"("auth_timeout": "30s")")).auth.startup_timeout == 5s);
+  CHECK(loaded(with_db(R"("auth_timeout": "3s", "auth": {"startup_timeout": "3s"})")).auth.startup_timeout == 3s);
+  // Written explicitly, a longer one is an error.
+  CHECK(refused_at(with_db(R"("auth_timeout": "3s", "auth": {"startup_timeout": "4s"})"), "/auth/startup_timeout")
+            .find("auth_timeout") != std::string::npos);
 }
 
 TEST_CASE("tls settings are read and checked") {

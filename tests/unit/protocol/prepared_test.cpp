@@ -35,6 +35,8 @@
 //   ReadyForQuery forgets pins and watch tokens only when nothing is left in flight
 //   an ErrorResponse longer than the inspect limit still fails the Parse it answers
 //   a DEALLOCATE Query while the server skips to Sync does not end the skipping
+//   a Parse past the client's statement count fails with 54000 in order, its batch skipped to Sync
+//   a Parse past the client's statement bytes fails too; redefining or closing makes room
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -1134,6 +1136,74 @@ TEST_CASE("a DEALLOCATE Query before the Sync of a failed batch is refused, not 
   CHECK(r.forward == 0);
   CHECK(a.prepared.responses.skipping());
   CHECK(a.prepared.statements.contains(x1));
+}
+
+TEST_CASE("a Parse past the client's statement count fails with 54000 in order, its batch skipped to Sync") {
+  client_prepared client(1);
+  client.max_statements = 2;
+  server_conn a;
+  prepare(a, client, "s1", "select 1");
+  prepare(a, client, "s2", "select 2");
+  const auto x1 = server_name("select 1");
+  a.prepared.unnamed_client = client.id;
+
+  // A batch: Bind and Execute of s1, then the Parse past the bound, then its Bind, Execute, Sync.
+  const auto sent = a.send(client, run("s1").substr(0, run("s1").size() - sync_msg().size()) +
+                                       parse_msg("s3", "select 3") + run("s3"));
+  // Nothing of s3 is prepared: an anonymous block that raises the error takes the Parse's place.
+  CHECK(tags(sent) == "BEPBEBES");
+  CHECK(sent.find("ERRCODE = '54000'") != std::string::npos);
+  CHECK(sent.find("too many prepared statements for this client (limit 2 statements)") != std::string::npos);
+  CHECK(sent.find("max_client_statements") != std::string::npos);
+  CHECK(sent.find("select 3") == std::string::npos);
+  CHECK_FALSE(client.statements.find("s3"));
+  CHECK(client.statements.size() == 2);
+  CHECK(a.prepared.unnamed_client == 0);  // the block replaced the unnamed statement
+
+  // The server answers s1, then the block's Parse and Bind (hidden), then fails its Execute and
+  // skips the client's Bind and Execute up to Sync.
+  const auto got = a.answer(client, bind_complete() + command_complete("SELECT 1") + parse_complete() + bind_complete() +
+                                        error_msg("54000", "too many prepared statements for this client (limit 2 statements)") +
+                                        ready());
+  CHECK(tags(got) == "2CEZ");
+  CHECK(a.prepared.responses.empty());
+  CHECK(a.tx.idle());
+
+  // The connection goes on: s1 still runs, and a Parse within the bound works.
+  CHECK(show(a.send(client, run("s1"))) == show(run(x1)));
+  CHECK(tags(a.answer(client, bind_complete() + command_complete("SELECT 1") + ready())) == "2CZ");
+  a.send(client, close_msg('S', "s2") + sync_msg());
+  CHECK(tags(a.answer(client, close_complete() + ready())) == "3Z");
+  prepare(a, client, "s3", "select 3");
+  CHECK(client.statements.size() == 2);
+}
+
+TEST_CASE("a Parse past the client's statement bytes fails too; redefining or closing makes room") {
+  client_prepared client(1);
+  const std::string big(600, 'x');
+  client.max_bytes = 1024;
+  server_conn a;
+  prepare(a, client, "a", "select '" + big + "'");
+  const auto used = client.statements.bytes();
+  CHECK(used == 1 + 9 + big.size());
+
+  const auto sent = a.send(client, parse_msg("b", "select '" + big + "'") + sync_msg());
+  CHECK(tags(sent) == "PBES");
+  CHECK(sent.find("limit 1024 bytes of SQL text") != std::string::npos);
+  CHECK(sent.find("max_client_statement_bytes") != std::string::npos);
+  CHECK(tags(a.answer(client, parse_complete() + bind_complete() + error_msg("54000", "too many") + ready())) == "EZ");
+  CHECK_FALSE(client.statements.find("b"));
+  CHECK(client.statements.bytes() == used);
+
+  // Redefining "a" counts only the new text.
+  prepare(a, client, "a", "select '" + big + big.substr(0, 300) + "'");
+  CHECK(client.statements.bytes() == used + 300);
+  // After a Close there is room again.
+  a.send(client, close_msg('S', "a") + sync_msg());
+  CHECK(tags(a.answer(client, close_complete() + ready())) == "3Z");
+  CHECK(client.statements.bytes() == 0);
+  prepare(a, client, "b", "select '" + big + "'");
+  CHECK(client.statements.find("b"));
 }
 
 }  // TEST_SUITE

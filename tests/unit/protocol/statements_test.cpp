@@ -215,4 +215,23 @@ TEST_CASE("a smaller capacity evicts at once") {
   CHECK(s.size() == 2);
 }
 
+TEST_CASE("client_statements counts the bytes its named statements keep") {
+  client_statements c;
+  c.add("s1", make_statement("select 1", ""));
+  CHECK(c.bytes() == 2 + 8);
+  c.add("s2", make_statement("select $1", std::string(4, '\0')));
+  CHECK(c.bytes() == 10 + 2 + 9 + 4);
+  c.add("s1", make_statement("select 10", ""));  // redefined: the old text no longer counts
+  CHECK(c.bytes() == 11 + 15);
+  c.add("", make_statement("select 'unnamed'", ""));  // the unnamed statement is not counted
+  CHECK(c.bytes() == 26);
+  CHECK(c.erase("s2"));
+  CHECK(c.bytes() == 11);
+  CHECK_FALSE(c.erase("s2"));
+  CHECK(c.bytes() == 11);
+  c.clear();
+  CHECK(c.bytes() == 0);
+  CHECK(c.size() == 0);
+}
+
 }  // TEST_SUITE
