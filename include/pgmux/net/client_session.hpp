@@ -101,6 +101,9 @@ class client_session final : public session_control,
   // Serves the request at the front of the buffer: a whole transaction in transaction mode,
   // the rest of the session in session mode. A close reason when the session ends.
   asio::awaitable<std::optional<close_reason>> serve_request();
+  // Puts a request that went to a dead server connection back in front of the client's buffer;
+  // false when it cannot be replayed (too often, mid-message, or too big).
+  bool put_back(const std::string& sent);
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
   asio::awaitable<std::optional<close_reason>> wait_for_request();
   // After the client is gone: bring the server connection back clean or close it.
@@ -147,6 +150,7 @@ class client_session final : public session_control,
   bool killed_ = false;
   bool draining_ = false;
   close_reason kill_reason_ = close_reason::shutdown;
+  int replays_ = 0;  // times the current request was sent again after its server died unanswered
 
   std::mutex current_mu_;  // guards current_ against cancel requests from other threads
   std::shared_ptr<server_connection> current_;
