@@ -1,6 +1,8 @@
 // Server faults, most of them injected by the fault proxy between pgmux and PostgreSQL:
 // - idle server connections the server terminates are not lent: the next queries all succeed
 // - the proxy resets every idle server connection: the next queries succeed
+// - a fast restart under load fails only the clients holding a server connection; queued ones
+//   are served once the server is back
 // - a server that refuses connections while none is open answers clients with 08001 promptly
 // - a server that never answers connects: connect_timeout applies, clients get an error
 // - a server that stops answering mid-transaction (command_timeout off): the client's cancel or
@@ -69,6 +71,14 @@ std::vector<std::string> run_at_once(std::vector<pg_conn>& clients, const std::s
   return failures;
 }
 
+std::string pg_ctl(const std::string& args) {
+  const char* bindir = std::getenv("PGMUX_PG_BINDIR");
+  std::string cmd = std::string(bindir && *bindir ? bindir : "/usr/lib/postgresql/15/bin") + "/pg_ctl -D " +
+                    shell_quote(pg().socket_dir() + "/data") + " " + args;
+  if (::geteuid() == 0) cmd = "cd / && runuser -u postgres -- " + cmd;
+  return cmd;
+}
+
 }  // namespace
 
 TEST_SUITE("server faults") {
@@ -102,6 +112,65 @@ TEST_CASE("the fault proxy resets every idle server connection: the next queries
   for (const auto& f : failures) MESSAGE("failed: " << f);
   CHECK(failures.empty());
   CHECK(fp.accepted() >= 8);  // the four were replaced
+}
+
+TEST_CASE("a fast restart under load fails only clients holding a server connection; queued ones are served after it") {
+  constexpr int n_clients = 20;
+  constexpr int pool_size = 4;
+  proxy_instance proxy(proxy_options().pool("max_size", std::to_string(pool_size)).pool("query_wait_timeout", "15s"));
+  pg_conn admin(pg().admin_conninfo());
+  REQUIRE(admin.ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> restarted{false};
+  std::atomic<int> served_after{0};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n_clients; ++i)
+    threads.emplace_back([&, i] {
+      pg_conn c(proxy.conninfo());
+      while (!stop) {
+        if (!c.ok()) c = pg_conn(proxy.conninfo());
+        if (!c.ok()) {
+          std::lock_guard lock(mu);
+          failures.push_back("connect: " + c.error());
+          continue;
+        }
+        const bool after = restarted;
+        // A quarter of the clients run transactions, the rest single statements; every one
+        // holds its server connection a while, so most clients are queued at any moment.
+        auto r = i % 4 == 0 ? c.exec("begin; select pg_sleep(0.02); commit") : c.exec("select pg_sleep(0.01)");
+        if (r.ok()) {
+          if (after) ++served_after;
+          continue;
+        }
+        std::lock_guard lock(mu);
+        failures.push_back(r.sqlstate() + " " + r.error() + c.error());
+        c.reset();
+      }
+    });
+  REQUIRE(wait_until([&] { return server_connections(admin) == pool_size; }, 10s));
+
+  // -l: the new postmaster must not inherit run()'s output pipe, or run() waits for it forever.
+  const auto r = run(pg_ctl("-m fast -w -t 30 -l " + shell_quote(pg().socket_dir() + "/postgres.log") + " restart"), 60);
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  restarted = true;
+  admin = pg_conn(pg().admin_conninfo());
+  CHECK(wait_until([&] { return served_after >= 2 * n_clients; }, 10s));
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  MESSAGE(failures.size() << " failures; " << served_after.load() << " queries served after the restart");
+  // Only clients that held one of the pool_size server connections when it went down may fail,
+  // and only with the server's termination or the lost connection, never with a refused login
+  // (57P03), a connect error (08001) or a wait timeout (53300).
+  CHECK(failures.size() <= pool_size);
+  for (const auto& f : failures) {
+    MESSAGE("failed: " << f);
+    CAPTURE(f);
+    CHECK((f.rfind("57P01", 0) == 0 || f.rfind("08006", 0) == 0 || f.rfind(" ", 0) == 0));
+  }
 }
 
 TEST_CASE("a server that refuses connections while none is open answers clients with 08001 promptly") {
