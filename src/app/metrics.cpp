@@ -96,6 +96,7 @@ class collector {
         {"pgmux_query_wait_timeouts_total", "Clients that waited query_wait_timeout in vain.",
          &net::pool_counters::query_wait_timeouts},
         {"pgmux_command_timeouts_total", "Statements cancelled for command_timeout.", &net::pool_counters::command_timeouts},
+        {"pgmux_cancel_escalations_total", "Server connections closed because a statement outlived its cancel by cancel_grace.", &net::pool_counters::cancel_escalations},
         {"pgmux_prepared_statements_prepared_total",
          "Named prepared statements prepared on server connections (transaction mode), the clients' Parses included.",
          &net::pool_counters::statements_prepared},

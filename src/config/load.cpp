@@ -136,6 +136,8 @@ class reader {
         {"idle_transaction_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.idle_transaction_timeout); }},
         {"client_idle_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.client_idle_timeout); }},
         {"connect_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.connect_timeout); }},
+        {"server_connect_failure_grace", [&](const json& v, const std::string& s) { read_duration(v, s, p.server_connect_failure_grace); }},
+        {"cancel_grace", [&](const json& v, const std::string& s) { read_duration(v, s, p.cancel_grace); }},
         {"max_prepared_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_prepared_statements, 0, 1000000); }},
         {"max_client_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_client_statements, 1, 10000000); }},
         {"max_client_statement_bytes", [&](const json& v, const std::string& s) {

@@ -36,6 +36,8 @@ using namespace std::chrono_literals;
 
 // Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
 constexpr auto cleanup_timeout = 5000ms;
+// A request whose server connection turns out dead before answering is sent again at most this often.
+constexpr int max_replays = 2;
 
 // A client whose statements kept at least this much has its memory handed back when it leaves.
 constexpr std::size_t release_after_statement_bytes = 1024 * 1024;
@@ -624,7 +626,8 @@ void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
 }
 
 asio::awaitable<void> client_session::wait_for_cancels(server_connection& server) {
-  if (server.cancels_in_flight.load() == 0) co_return;
+  // A broken connection is closed, never lent again: a late cancel cannot reach anyone.
+  if (server.cancels_in_flight.load() == 0 || server.broken()) co_return;
   asio::steady_timer timer(strand_);
   const auto deadline = clock::now() + settings_.connect_timeout;
   while (server.cancels_in_flight.load() > 0 && clock::now() < deadline) {
@@ -679,6 +682,17 @@ void client_session::release_after_transaction() {
   else lease_.release(false);
 }
 
+bool client_session::put_back(const std::string& sent) {
+  if (replays_ >= max_replays || cursor_.remaining > 0 || sent.empty() || sent.size() + buffer_.size() > io_buffer::block_size)
+    return false;
+  const auto rest = buffer_.size();
+  std::memmove(buffer_.data() + sent.size(), buffer_.data(), rest);
+  std::memcpy(buffer_.data(), sent.data(), sent.size());
+  buffer_.clear();
+  buffer_.commit(sent.size() + rest);
+  return true;
+}
+
 asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
   // Statement pooling is transaction pooling that also ends at every statement.
   const bool transaction_mode = settings_.mode != config::pool_mode::session;
@@ -703,6 +717,8 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       lease_ = std::move(std::get<lease>(got));
       lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
       lease_->tx().single_statement = statement_mode;
+      lease_->replay.sent.clear();
+      lease_->replay.armed = transaction_mode && replays_ < max_replays;
       set_current_server(lease_.connection());
       if (auto failed = co_await apply_settings(*lease_, *wanted_settings_,
                                                 std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout))) {
@@ -710,6 +726,10 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         if (failed->severity == "FATAL") {
           log::warn(label() + ": " + lease_->describe() + ": applying session settings failed: " + failed->message);
           lease_.release(false);
+          if (replays_ < max_replays) {  // nothing of the client's went out yet: another connection
+            ++replays_;
+            continue;
+          }
           co_await send_error("FATAL", "08006", "pgmux: server connection lost while applying session settings");
           co_return close_reason::server_error;
         }
@@ -727,6 +747,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
                                   *lease_, transaction_mode && !pinned_);
     switch (r.end) {
       case relay_end::transaction_done:
+        replays_ = 0;
         if (statement_mode && !lease_->tx().idle()) {
           // The statement opened a transaction block, which statement pooling cannot keep.
           set_current_server(nullptr);
@@ -776,12 +797,25 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         const auto reason = kill_reason_;
         if (reason == close_reason::idle_transaction_timeout)
           co_await send_error("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout");
+        else if (reason == close_reason::server_error)  // the pool gave up after cancel_grace
+          co_await send_error("FATAL", "57014", "canceling statement: it did not stop within cancel_grace of its "
+                                                "cancel request, so its server connection was closed");
         else if (reason != close_reason::client_eof)
           co_await send_error("FATAL", "57P01", std::string("terminating connection: ") + to_string(reason));
         killed_ = false;  // let the cleanup use the sockets
         co_await return_server();
         co_return reason;
       }
+      case relay_end::server_lost:
+        if (put_back(lease_->replay.sent)) {
+          // Dead before it answered anything: the request goes to another connection.
+          log::info(label() + ": " + lease_->describe() + ": " + r.error + "; sending the request again");
+          set_current_server(nullptr);
+          lease_.release(false);
+          ++replays_;
+          continue;
+        }
+        [[fallthrough]];
       case relay_end::server_error:
         set_current_server(nullptr);
         log::warn(label() + ": " + lease_->describe() + ": " + (r.error ? r.error : "server error"));

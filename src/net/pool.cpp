@@ -17,8 +17,6 @@ using namespace std::chrono_literals;
 
 // How often idle reaping, connect retries and command / idle-transaction timeouts are checked.
 constexpr auto maintenance_period = 100ms;
-// An idle connection unused for longer than this is checked for a hang-up before it is lent.
-constexpr auto liveness_check_after = 1s;
 // How long a request runs before its client is checked for a hang-up.
 constexpr std::int64_t client_check_ns = std::chrono::nanoseconds(900ms).count();
 
@@ -28,6 +26,7 @@ pgmux::pool::pool_limits limits_from(const config::pool_settings& s) {
   l.max_size = s.max_size;
   l.idle_lifetime = s.max_inactive_connection_lifetime;
   l.server_lifetime = s.server_lifetime;
+  l.unreachable_grace = s.server_connect_failure_grace;
   return l;
 }
 
@@ -172,7 +171,9 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
       auto& slot = conns_.at(*id);
       auto conn = slot.conn;
       const bool outdated = slot.login_generation != login_generation_;
-      if (outdated || (now - conn->last_used > liveness_check_after && !conn->looks_alive())) {
+      // The idle watch drops connections the server ends, but its wake-up may still be on the
+      // way: one non-blocking peek closes that window.
+      if (outdated || !conn->looks_alive()) {
         log::info(conn->describe() + (outdated ? " closed: reload" : " closed: the server hung up while it was idle"));
         core_.release(*id, now, false);
         conns_.erase(*id);
@@ -180,16 +181,14 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
         work.close.push_back(std::move(conn));
         continue;
       }
-      slot.owner = owner;
-      slot.lent = true;
-      slot.lent_at = now;
+      lend(slot, owner, now);
       got = std::move(conn);
       break;
     }
-    if (!got && !last_refusal_code_.empty() && core_.total() == 0 && core_.retry_at() && now < *core_.retry_at()) {
-      // The server refused the last login moments ago and nothing is open that could be
-      // released: answer now rather than after query_wait_timeout. Past the backoff, the
-      // next client waits for a fresh attempt.
+    if (!got && !last_refusal_code_.empty() && core_.failing(now)) {
+      // The server refused the last login (or stayed unreachable past the grace) moments ago
+      // and nothing is open that could be released: answer now rather than after
+      // query_wait_timeout. Past the backoff, the next client waits for a fresh attempt.
       core_.remove_waiter(wid);
       co_return acquire_error{last_refusal_code_, last_connect_error_};
     }
@@ -274,8 +273,55 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
       work.close.push_back(std::move(conn));
     } else {
       conn->last_used = now;
+      watch_idle(id);
     }
     if (!stopped_) settle(now, work);
+  }
+  run(std::move(work));
+}
+
+void server_pool::lend(slot& s, std::weak_ptr<session_control> owner, clock::time_point now) {
+  s.conn->cancel_timeout_cap_ns.store(std::chrono::nanoseconds(settings_.cancel_grace).count(), std::memory_order_relaxed);
+  s.owner = std::move(owner);
+  s.lent = true;
+  s.lent_at = now;
+  // The idle watch must not act on, nor hold a wait on, a socket its client now uses.
+  ++s.watch_generation;
+  error_code ignored;
+  s.conn->socket().lowest_layer().cancel(ignored);
+}
+
+void server_pool::watch_idle(pgmux::pool::conn_id id) {
+  auto& s = conns_.at(id);
+  const auto generation = ++s.watch_generation;
+  // A readiness wait, not a read: nothing is consumed, so the next client finds the stream as
+  // it was. An idle server sends nothing; readable means it hung up or reports an error
+  // (57P01 after pg_terminate_backend or a shutdown).
+  s.conn->socket().lowest_layer().async_wait(
+      socket_t::wait_read, [weak = weak_from_this(), id, generation](const error_code& ec) {
+        if (ec == asio::error::operation_aborted) return;
+        if (auto self = weak.lock()) self->idle_readable(id, generation);
+      });
+}
+
+void server_pool::idle_readable(pgmux::pool::conn_id id, std::uint64_t generation) {
+  deferred_work work;
+  {
+    std::lock_guard lock(mu_);
+    auto it = conns_.find(id);
+    if (stopped_ || it == conns_.end() || it->second.lent || it->second.watch_generation != generation) return;
+    auto conn = it->second.conn;
+    if (conn->looks_alive()) {  // a spurious wake-up
+      watch_idle(id);
+      return;
+    }
+    log::info("pool " + name_ + ": " + conn->describe() + " closed: the server hung up while it was idle");
+    core_.forget(id);
+    conns_.erase(it);
+    conn->mark_broken();  // no Terminate into a dead socket
+    counters_.count_disconnect(disconnect_kind::error);
+    work.close.push_back(std::move(conn));
+    settle(clock::now(), work);
   }
   run(std::move(work));
 }
@@ -290,9 +336,7 @@ void server_pool::settle(clock::time_point now, deferred_work& work) {
     }
     auto w = std::move(it->second);
     waiters_.erase(it);
-    slot.owner = w->owner;
-    slot.lent = true;
-    slot.lent_at = now;
+    lend(slot, w->owner, now);
     w->assigned = slot.conn;
     work.wake.push_back(std::move(w));
   }
@@ -323,6 +367,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
     conn->prepared.statements.set_capacity(settings_.max_prepared_statements, none);
   }
   std::string error;
+  const auto attempt_started = clock::now();
   try {
     error = co_await conn->open(login);
   } catch (const std::exception& e) {  // the books must hear of every attempt, whatever happens
@@ -334,15 +379,20 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
     const auto now = clock::now();
     if (!error.empty()) {
       counters_.server_connect_errors.fetch_add(1, std::memory_order_relaxed);
-      core_.connect_failed(id, now);
+      const auto kind = pgmux::pool::classify_connect_failure(conn->refusal_code());
+      const bool answer = core_.connect_failed(id, now, kind, attempt_started);
       if (error != last_connect_error_) log::warn("pool " + name_ + ": " + error);
       last_connect_error_ = error;
-      last_refusal_code_ = conn->refusal_code();
-      if (!conn->refusal_code().empty()) {
-        // Retrying will not change the server's mind soon: tell everyone waiting now.
+      // A server restarting (57P03 and kin) or briefly unreachable is waited for; a final
+      // refusal, or a server gone past server_connect_failure_grace, is told to everyone
+      // waiting now.
+      last_refusal_code_ = !answer ? std::string()
+                           : kind == pgmux::pool::connect_failure::final ? conn->refusal_code()
+                                                                         : std::string("08001");
+      if (answer) {
         for (auto& [wid, w] : waiters_) {
           core_.remove_waiter(wid);
-          w->failed = acquire_error{conn->refusal_code(), error};
+          w->failed = acquire_error{last_refusal_code_, error};
           work.wake.push_back(w);
         }
         waiters_.clear();
@@ -356,8 +406,9 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
       conn->last_used = now;
       if (!parameters_) parameters_ = conn->parameters();
       counters_.server_connects.fetch_add(1, std::memory_order_relaxed);
-      conns_.emplace(id, slot{conn, generation, {}, false, {}});
+      conns_.emplace(id, slot{conn, generation, {}, false, {}, 0});
       core_.connect_succeeded(id, now, random_unit());
+      watch_idle(id);
       last_connect_error_.clear();
       last_refusal_code_.clear();
     }
@@ -370,6 +421,7 @@ void server_pool::check_timeouts(std::vector<std::shared_ptr<server_connection>>
                                  std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify) {
   const auto now = now_ns();
   const auto command_timeout = std::chrono::nanoseconds(settings_.command_timeout).count();
+  const auto cancel_grace = std::chrono::nanoseconds(settings_.cancel_grace).count();
   const auto idle_tx_timeout = std::chrono::nanoseconds(settings_.idle_transaction_timeout).count();
   for (const auto& [id, slot] : conns_) {
     if (!slot.lent) continue;
@@ -381,6 +433,19 @@ void server_pool::check_timeouts(std::vector<std::shared_ptr<server_connection>>
       conn->cancels_in_flight.fetch_add(1);
       counters_.command_timeouts.fetch_add(1, std::memory_order_relaxed);
       cancel.push_back(conn);
+    }
+    // A cancel that did not end its request within cancel_grace (the backend is blocked
+    // writing to a client that stopped reading, or the server stopped answering): give up on
+    // the connection. Aborted under mu_, while the slot is lent: its socket is still open.
+    if (cancel_grace > 0 && busy_since != 0 &&
+        conn->cancelled_request_ns.load(std::memory_order_relaxed) == busy_since &&
+        now - conn->cancel_at_ns.load(std::memory_order_relaxed) > cancel_grace && conn->abort_request()) {
+      counters_.cancel_escalations.fetch_add(1, std::memory_order_relaxed);
+      log::warn("pool " + name_ + ": " + conn->describe() + " still busy " +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(settings_.cancel_grace).count()) +
+                "ms after a cancel request: closing it");
+      if (auto s = owner.lock()) notify.emplace_back(std::move(s), close_reason::server_error);
+      continue;
     }
     // A client that died while its query runs is noticed within about a second.
     if (busy_since != 0 && now - busy_since > client_check_ns &&

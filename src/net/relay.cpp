@@ -157,6 +157,19 @@ protocol::scan_result scan_server_bytes(const client_side& client, server_connec
 
 const relay_result server_write_failed{relay_end::server_error, "write to server failed"};
 const relay_result server_closed{relay_end::server_error, "the server closed the connection"};
+const relay_result server_lost{relay_end::server_lost, "the server connection was dead before it answered"};
+
+// The server's first bytes on a lease whose request may be replayed: true when they say the
+// connection is gone (an ErrorResponse of severity FATAL or PANIC from an operator or crash,
+// 57P01-57P03) before anything else. Then nothing of the request was answered, and the server
+// ends without having run it to completion.
+bool dead_on_arrival(std::string_view bytes) {
+  const auto h = protocol::parse_header(bytes, io_buffer::block_size);
+  if (h.status != protocol::parse_status::complete || h.hdr.tag != 'E' || bytes.size() < h.hdr.total()) return false;
+  const auto fields = protocol::decode_error_response(bytes.substr(protocol::header_size, h.hdr.body_size()));
+  if (!fields || (fields->severity != "FATAL" && fields->severity != "PANIC")) return false;
+  return fields->code == "57P01" || fields->code == "57P02" || fields->code == "57P03";
+}
 
 // Rewrites the client's Parse, Bind, Describe or Close (or DEALLOCATE) at the front of its
 // buffer for this server connection, reading the rest of it first if need be. Appends what the
@@ -207,6 +220,7 @@ asio::awaitable<std::optional<relay_result>> send_translated(const client_side& 
   // A pipeline of rewritten messages is sent in pieces of about this size, so the output stays
   // bounded whatever the client streams.
   constexpr std::size_t flush_at = 4 * io_buffer::block_size;
+  server.replay.armed = false;  // rewritten messages change statement books: not replayable
   auto& buf = client.buffer;
   auto& out = server.translated;
   out.assign(buf.data(), forward);
@@ -433,6 +447,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
   for (;;) {
     switch (whose_turn(server, client.cursor)) {
       case turn::both: {
+        server.replay.armed = false;  // both directions at once: not replayable
         relay_state state;
         auto result = co_await (client_to_server(client, server, state) || server_to_client(client, server, state, true));
         co_return std::visit([](const relay_result& r) { return r; }, result);
@@ -445,11 +460,12 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
             continue;
           }
           if (r.forward > 0) {
+            server.replay.keep(cbuf.data(), r.forward);
             auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(cbuf.data(), r.forward), nothrow);
             cbuf.consume(r.forward);
             if (ec) {
               server.mark_broken();
-              co_return server_write_failed;
+              co_return server.replay.armed && client.cursor.remaining == 0 ? server_lost : server_write_failed;
             }
           }
           if (auto end = client_scan_end(r)) co_return *end;
@@ -484,6 +500,13 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
         auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(sbuf.free_begin(), sbuf.free_size()), nothrow);
         sbuf.commit(n);
         if (client.killed) co_return relay_result{relay_end::killed};
+        if (server.replay.armed) {
+          server.replay.armed = false;  // the server's first word: from here on it has the request
+          if (client.cursor.remaining == 0 && sbuf.size() == n && (ec || dead_on_arrival(sbuf.view()))) {
+            server.mark_broken();
+            co_return server_lost;
+          }
+        }
         if (ec) {
           server.mark_broken();
           co_return server_closed;

@@ -250,7 +250,7 @@ void server_connection::flush_figures() noexcept {
 
 bool server_connection::looks_alive() {
   auto& socket = socket_.lowest_layer();
-  if (!socket.is_open() || broken_) return false;
+  if (!socket.is_open() || broken()) return false;
   // Under TLS too: an idle server sends nothing, not even a TLS record.
   char byte;
   const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -259,7 +259,7 @@ bool server_connection::looks_alive() {
 
 void server_connection::close() {
   if (!socket_.lowest_layer().is_open()) return;
-  if (!broken_ && tx_.idle()) {
+  if (!broken() && tx_.idle()) {
     std::string terminate;
     protocol::encode_terminate(terminate);
     socket_.write_now(terminate);
@@ -267,7 +267,7 @@ void server_connection::close() {
   socket_.close();
 }
 
-asio::awaitable<void> send_cancel_request(server_address address, protocol::cancel_key key,
+asio::awaitable<bool> send_cancel_request(server_address address, protocol::cancel_key key,
                                           std::chrono::milliseconds timeout) {
   socket_t socket(co_await asio::this_coro::executor);
   auto send = [&]() -> asio::awaitable<error_code> {
@@ -281,13 +281,31 @@ asio::awaitable<void> send_cancel_request(server_address address, protocol::canc
     std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(&byte, 1), nothrow);
     co_return error_code{};
   };
-  co_await with_timeout(send(), timeout);
+  const auto sent = co_await with_timeout(send(), timeout);
   error_code ignored;
   socket.close(ignored);
+  co_return sent && !*sent;
+}
+
+bool server_connection::abort_request() {
+  if (aborted_.exchange(true, std::memory_order_acq_rel)) return false;
+  // A raw shutdown, not an Asio call: the session owns the socket and may be waiting on it in
+  // another thread; this only makes its pending read end (EOF). The close that follows, with
+  // unread data, resets the connection, which ends a backend blocked writing to it.
+  ::shutdown(socket_.lowest_layer().native_handle(), SHUT_RDWR);
+  return true;
 }
 
 asio::awaitable<void> cancel_running_query(std::shared_ptr<server_connection> conn, std::chrono::milliseconds timeout) {
-  co_await send_cancel_request(conn->address(), conn->backend_key(), timeout);
+  conn->cancelled_request_ns.store(conn->busy_since_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  conn->cancel_at_ns.store(now_ns(), std::memory_order_relaxed);
+  if (conn->broken()) {  // given up on already: nothing left to cancel
+    conn->cancels_in_flight.fetch_sub(1);
+    co_return;
+  }
+  if (const auto cap = conn->cancel_timeout_cap_ns.load(std::memory_order_relaxed); cap > 0)
+    timeout = std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(std::chrono::nanoseconds(cap)));
+  if (!co_await send_cancel_request(conn->address(), conn->backend_key(), timeout)) conn->mark_unusable();
   conn->cancels_in_flight.fetch_sub(1);
 }
 

@@ -65,6 +65,8 @@ void pool_core::connect_succeeded(conn_id c, time_point now, double jitter) {
   if (connecting_ > 0) --connecting_;
   failures_ = 0;
   retry_at_.reset();
+  unreachable_since_.reset();
+  failing_ = false;
   conn_entry e;
   e.idle_since = now;
   if (limits_.server_lifetime.count() > 0) {
@@ -75,12 +77,36 @@ void pool_core::connect_succeeded(conn_id c, time_point now, double jitter) {
   idle_.push_back(c);
 }
 
-void pool_core::connect_failed(conn_id, time_point now) {
+connect_failure classify_connect_failure(const std::string& sqlstate) noexcept {
+  if (sqlstate.empty()) return connect_failure::unreachable;
+  // 57P01-57P04: the server is shutting down, crashed or starting up, or the backend was
+  // terminated during login; all pass within a restart.
+  if (sqlstate.size() == 5 && sqlstate.compare(0, 4, "57P0") == 0 && sqlstate[4] >= '1' && sqlstate[4] <= '4')
+    return connect_failure::transient;
+  return connect_failure::final;
+}
+
+bool pool_core::connect_failed(conn_id, time_point now, connect_failure kind, std::optional<time_point> attempt_started) {
   if (connecting_ > 0) --connecting_;
   ++failures_;
   auto backoff = limits_.backoff_initial;
   for (std::uint64_t i = 1; i < failures_ && backoff < limits_.backoff_max; ++i) backoff *= 2;
   retry_at_ = now + std::min(backoff, limits_.backoff_max);
+  switch (kind) {
+    case connect_failure::final:
+      unreachable_since_.reset();
+      failing_ = true;
+      break;
+    case connect_failure::transient:
+      unreachable_since_.reset();  // the server is there: it will take logins again
+      failing_ = false;
+      break;
+    case connect_failure::unreachable:
+      if (!unreachable_since_) unreachable_since_ = std::min(now, attempt_started.value_or(now));
+      failing_ = conns_.empty() && now - *unreachable_since_ >= limits_.unreachable_grace;
+      break;
+  }
+  return failing_;
 }
 
 std::optional<close_reason> pool_core::release(conn_id c, time_point now, bool clean) {

@@ -28,6 +28,14 @@ struct pool_settings {
   duration idle_transaction_timeout = 0s;    // 0: off
   duration client_idle_timeout = 0s;         // 0: off
   duration connect_timeout = 5s;
+  // With no server connection open, connects that keep failing for want of a server (refused,
+  // unreachable, timed out) this long answer waiting clients with 08001 instead of letting them
+  // wait for query_wait_timeout. A server that answers, even to refuse during a restart, is
+  // waited for.
+  duration server_connect_failure_grace = 2s;
+  // A statement still unanswered this long after its CancelRequest (command_timeout or the
+  // client's) has its server connection closed. 0: never.
+  duration cancel_grace = 5s;
   // Transaction mode: server-side prepared statements kept per server connection (least
   // recently used closed first). 0 turns prepared-statement support off.
   std::size_t max_prepared_statements = 1000;

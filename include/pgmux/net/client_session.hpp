@@ -113,6 +113,9 @@ class client_session final : public session_control,
   struct queue_watch;
   asio::awaitable<std::variant<lease, acquire_error>> acquire_server();
   void watch_queued_client(std::shared_ptr<queue_watch> watch);
+  // Puts a request that went to a dead server connection back in front of the client's buffer;
+  // false when it cannot be replayed (too often, mid-message, or too big).
+  bool put_back(const std::string& sent);
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
   asio::awaitable<std::optional<close_reason>> wait_for_request();
   // After the client is gone: bring the server connection back clean or close it.
@@ -166,6 +169,7 @@ class client_session final : public session_control,
   bool killed_ = false;
   bool draining_ = false;
   close_reason kill_reason_ = close_reason::shutdown;
+  int replays_ = 0;  // times the current request was sent again after its server died unanswered
 
   std::shared_ptr<queue_watch> queue_watch_;  // while queued for a server connection
   std::mutex current_mu_;  // guards current_ against cancel requests from other threads

@@ -193,7 +193,14 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::weak_ptr<session_control> owner;  // while lent
     bool lent = false;
     clock::time_point lent_at{};
+    std::uint64_t watch_generation = 0;  // bumped at every lend and idle watch: stale wake-ups are ignored
   };
+  // With mu_ held: marks the slot lent to `owner` and ends its idle watch.
+  void lend(slot& s, std::weak_ptr<session_control> owner, clock::time_point now);
+  // With mu_ held: waits for the idle connection to become readable, which means the server
+  // hung up or reported an error; idle_readable() then drops it from the pool.
+  void watch_idle(pgmux::pool::conn_id id);
+  void idle_readable(pgmux::pool::conn_id id, std::uint64_t generation);
   std::unordered_map<pgmux::pool::conn_id, slot> conns_;  // idle and lent, from connect to close
   std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
   pgmux::pool::waiter_id next_waiter_ = 1;

@@ -26,6 +26,7 @@ struct pool_counters {
   std::atomic<std::uint64_t> server_connect_errors{0};
   std::atomic<std::uint64_t> query_wait_timeouts{0};
   std::atomic<std::uint64_t> command_timeouts{0};
+  std::atomic<std::uint64_t> cancel_escalations{0};  // server connections closed after cancel_grace
   std::atomic<std::uint64_t> bytes_to_server{0};
   std::atomic<std::uint64_t> bytes_to_client{0};
   std::atomic<std::uint64_t> statements_prepared{0};  // named statements prepared on servers

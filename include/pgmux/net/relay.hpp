@@ -16,6 +16,9 @@ enum class relay_end {
   client_eof,             // client hung up or its socket failed
   client_protocol_error,  // see relay_result::error
   server_error,           // server socket failed or sent garbage; the connection is broken
+  server_lost,            // the server hung up (or said FATAL) before answering anything of the
+                          // request it got while server.replay was armed: server.replay.sent may
+                          // be sent again on another connection
   killed,                 // the session was told to stop (timeouts, shutdown)
 };
 

@@ -88,10 +88,18 @@ class server_connection {
 
   // Clean: idle, nothing half-read. Only such a connection may go back to the pool.
   bool clean() const noexcept {
-    return !broken_ && tx_.idle() && buffer_.empty() && cursor_.remaining == 0 && prepared.responses.empty();
+    return !broken() && tx_.idle() && buffer_.empty() && cursor_.remaining == 0 && prepared.responses.empty();
   }
   void mark_broken() noexcept { broken_ = true; }
-  bool broken() const noexcept { return broken_; }
+  bool broken() const noexcept {
+    return broken_ || aborted_.load(std::memory_order_acquire) || unusable_.load(std::memory_order_acquire);
+  }
+  // The pool gave up on the request running here (cancel_grace): shuts the socket down so that
+  // whatever waits on it wakes up, and marks the connection broken. The caller makes sure the
+  // socket is still open (the connection is lent, under the pool's lock). Once only: false after.
+  bool abort_request();
+  // A CancelRequest for it may still be on its way: never lend it again.
+  void mark_unusable() noexcept { unusable_.store(true, std::memory_order_release); }
   // True when the server has not hung up or sent anything unasked while idle (one non-blocking peek).
   bool looks_alive();
   // Sends Terminate without waiting and closes the socket.
@@ -108,6 +116,13 @@ class server_connection {
   // a late cancel can never hit someone else's query.
   std::atomic<int> cancels_in_flight{0};
   std::atomic<std::int64_t> client_checked_ns{0};  // last check_client() for the current request
+  // The last CancelRequest: when it was sent and the busy_since_ns of the request it was for.
+  // Still that request after cancel_grace: the cancel could not take effect.
+  std::atomic<std::int64_t> cancel_at_ns{0};
+  std::atomic<std::int64_t> cancelled_request_ns{0};
+  // Set by the pool: a CancelRequest gives up after this at most (cancel_grace; 0: no cap),
+  // since the pool gives up on the connection then anyway.
+  std::atomic<std::int64_t> cancel_timeout_cap_ns{0};
   clock::time_point last_used{};
   std::chrono::system_clock::time_point connected_at{};  // when open() succeeded
   std::string local_address;  // "host:port" of pgmux's end, for SHOW SERVERS
@@ -130,6 +145,22 @@ class server_connection {
   // Transaction pooling: notifications dropped during the current lease because they were for
   // channels its client did not LISTEN on: the connection carries someone else's LISTEN.
   unsigned dropped_notifications = 0;
+  // Transaction pooling: while armed, what the client sent on this lease before the server's
+  // first byte, so that a connection found dead before it answered (a hang-up, or a FATAL such
+  // as 57P01 as its first word) can be replaced and the request sent again elsewhere.
+  struct replay_buffer {
+    bool armed = false;
+    std::string sent;
+    // Keeps `n` bytes about to be sent; past a bound the request is too big to replay.
+    void keep(const char* data, std::size_t n) {
+      if (!armed) return;
+      if (sent.size() + n > 16 * 1024) {
+        armed = false;
+        return;
+      }
+      sent.append(data, n);
+    }
+  } replay;
   // Session settings it has now, and had right after login (what DISCARD ALL returns to).
   protocol::session_settings settings;
   protocol::session_settings startup_settings;
@@ -155,6 +186,8 @@ class server_connection {
   protocol::cancel_key backend_key_;
   server_address address_;
   bool broken_ = false;
+  std::atomic<bool> aborted_{false};   // abort_request() ran
+  std::atomic<bool> unusable_{false};  // a CancelRequest may still land
   std::string refusal_code_;
 };
 
@@ -162,10 +195,12 @@ class server_connection {
 asio::awaitable<error_code> connect_socket(socket_t& socket, const server_address& address);
 
 // Sends a CancelRequest for `key` to the server at `address`, giving up after `timeout`.
-asio::awaitable<void> send_cancel_request(server_address address, protocol::cancel_key key,
+// True when PostgreSQL took it (closed the connection) in time.
+asio::awaitable<bool> send_cancel_request(server_address address, protocol::cancel_key key,
                                           std::chrono::milliseconds timeout);
 // The same for the query running on `conn`; the caller has counted it in cancels_in_flight,
-// which this decrements when PostgreSQL has taken the request.
+// which this decrements when PostgreSQL has taken the request, or when it gave up (the
+// connection is then marked unusable: the request may still land later).
 asio::awaitable<void> cancel_running_query(std::shared_ptr<server_connection> conn, std::chrono::milliseconds timeout);
 
 }  // namespace pgmux::net

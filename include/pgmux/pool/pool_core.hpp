@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -25,9 +26,23 @@ struct pool_limits {
   std::size_t max_size = 1;
   duration idle_lifetime{};       // idle connections above min_size close after this; 0: never
   duration server_lifetime{};     // connections close at their next idle moment after this; 0: never
+  // Retries of failed connects: doubling from backoff_initial, capped so that a server that
+  // comes back is probed again within backoff_max (one probe in flight at a time).
   duration backoff_initial = std::chrono::milliseconds(100);
-  duration backoff_max = std::chrono::seconds(5);
+  duration backoff_max = std::chrono::milliseconds(500);
+  // With no connection open, connects failing for want of a server this long (from the start
+  // of the first failed attempt) answer the waiters; 0: at the first such failure.
+  duration unreachable_grace = std::chrono::seconds(2);
 };
+
+// Why a connect failed, as far as waiting clients are concerned.
+enum class connect_failure {
+  unreachable,  // refused, unreachable, timed out: waited for up to unreachable_grace
+  transient,    // the server answered but cannot take logins now (restart, shutdown): waited for
+  final,        // the server refused the login for a reason that will not change soon
+};
+// The kind of a login refusal from its SQLSTATE ("" when the server never answered).
+connect_failure classify_connect_failure(const std::string& sqlstate) noexcept;
 
 struct assignment {
   waiter_id waiter;
@@ -73,7 +88,16 @@ class pool_core {
   // `jitter` in [0, 1) stretches this connection's lifetime by up to 10% so that
   // connections opened together do not all retire together.
   void connect_succeeded(conn_id c, time_point now, double jitter);
-  void connect_failed(conn_id c, time_point now);
+  // True when the clients waiting now should be answered with this failure rather than wait
+  // on: a final refusal, or the server unreachable past the grace with nothing open.
+  // `attempt_started`: when the failed attempt began (its connect_timeout counts as downtime).
+  bool connect_failed(conn_id c, time_point now, connect_failure kind = connect_failure::unreachable,
+                      std::optional<time_point> attempt_started = std::nullopt);
+  // The last connect failed in a way that answers clients, nothing is open and the next probe
+  // is not due yet: a new client is answered at once instead of queued.
+  bool failing(time_point now) const noexcept {
+    return failing_ && conns_.empty() && connecting_ == 0 && retry_at_ && now < *retry_at_;
+  }
 
   // A lease ends. nullopt: the connection is idle again; otherwise close it for that reason.
   std::optional<close_reason> release(conn_id c, time_point now, bool clean);
@@ -91,7 +115,10 @@ class pool_core {
   std::optional<time_point> retry_at() const noexcept { return retry_at_; }
   // Ends the backoff: something changed that may make the next connect succeed. Connects stay
   // one at a time until one does.
-  void retry_now() noexcept { retry_at_.reset(); }
+  void retry_now() noexcept {
+    retry_at_.reset();
+    failing_ = false;
+  }
 
   std::size_t total() const noexcept { return conns_.size() + connecting_; }
   pool_stats stats(time_point now) const;
@@ -126,6 +153,8 @@ class pool_core {
   conn_id next_id_ = 1;
   std::uint64_t failures_ = 0;
   std::optional<time_point> retry_at_;
+  std::optional<time_point> unreachable_since_;  // start of the current run of unreachable failures
+  bool failing_ = false;                         // the last failure answered the waiters
   bool paused_ = false;
 };
 

@@ -272,6 +272,8 @@ TEST_CASE("omitted keys take their documented defaults") {
   CHECK(p.idle_transaction_timeout == 0s);
   CHECK(p.client_idle_timeout == 0s);
   CHECK(p.connect_timeout == 5s);
+  CHECK(p.server_connect_failure_grace == 2s);
+  CHECK(p.cancel_grace == 5s);
   CHECK(p.max_client_statements == 10000);
   CHECK(p.max_client_statement_bytes == 16u * 1024 * 1024);
 }
@@ -310,7 +312,8 @@ TEST_CASE("a database pool overrides pool_defaults key by key") {
   const std::string defaults = R"("pool_defaults": {
       "mode": "transaction", "min_size": 1, "max_size": 10, "max_inactive_connection_lifetime": "1min",
       "server_lifetime": "2h", "command_timeout": "3s", "query_wait_timeout": "4s",
-      "idle_transaction_timeout": "5s", "client_idle_timeout": "6s", "connect_timeout": "7s"})";
+      "idle_transaction_timeout": "5s", "client_idle_timeout": "6s", "connect_timeout": "7s",
+      "server_connect_failure_grace": "8s", "cancel_grace": "9s"})";
   pool_settings base;
   base.mode = pool_mode::transaction;
   base.min_size = 1;
@@ -322,6 +325,8 @@ TEST_CASE("a database pool overrides pool_defaults key by key") {
   base.idle_transaction_timeout = 5s;
   base.client_idle_timeout = 6s;
   base.connect_timeout = 7s;
+  base.server_connect_failure_grace = 8s;
+  base.cancel_grace = 9s;
 
   struct override_case {
     const char* key;
@@ -339,6 +344,8 @@ TEST_CASE("a database pool overrides pool_defaults key by key") {
       {"idle_transaction_timeout", "0", [](pool_settings& p) { p.idle_transaction_timeout = 0s; }},
       {"client_idle_timeout", R"("30min")", [](pool_settings& p) { p.client_idle_timeout = 30min; }},
       {"connect_timeout", R"("500ms")", [](pool_settings& p) { p.connect_timeout = 500ms; }},
+      {"server_connect_failure_grace", R"("0")", [](pool_settings& p) { p.server_connect_failure_grace = 0s; }},
+      {"cancel_grace", R"("250ms")", [](pool_settings& p) { p.cancel_grace = 250ms; }},
   };
   for (const auto& c : cases) {
     CAPTURE(std::string(c.key));

@@ -17,6 +17,13 @@
 //   probes one connect at a time while connects fail
 //   a successful connect resets the backoff
 //   retry_now ends the backoff at once, still probing one connect at a time
+//   with the default limits a returning server is probed within 500 ms, one probe at a time
+//   login refusals are classified: restarts are transient, the rest final, no answer unreachable
+//   a final refusal answers the waiters and new clients during the backoff
+//   a restarting server (transient refusals) is waited for however long it takes
+//   an unreachable server is waited for up to the grace, counted from the first attempt's start
+//   an unreachable server is waited for while connections are open
+//   a success, a transient refusal or retry_now ends the failing state
 //   shrinking max_size closes excess idle at reap and lent ones at release
 //   growing max_size allows more connects
 //   stats count every state and the longest wait
@@ -729,3 +736,169 @@ TEST_CASE("random operations keep every invariant") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("with the default limits a returning server is probed within 500 ms, one probe at a time") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 5));
+  for (waiter_id w : {1, 2, 3}) CHECK_FALSE(pool.acquire(w, clock.now()));
+  // A long outage: the backoff must stay short, and never more than one connect in flight.
+  for (int i = 0; i < 50; ++i) {
+    auto ids = pool.start_connects(clock.now());
+    REQUIRE(ids.size() == (i == 0 ? 3u : 1u));
+    for (auto id : ids) pool.connect_failed(id, clock.now());
+    REQUIRE(pool.retry_at());
+    CHECK(*pool.retry_at() - clock.now() <= 500ms);
+    clock.advance(*pool.retry_at() - clock.now());
+  }
+  // The server is back: the probe due now succeeds, then the rest of the queue is served.
+  auto probe = pool.start_connects(clock.now());
+  REQUIRE(probe.size() == 1);
+  CHECK(pool.start_connects(clock.now()).empty());
+  pool.connect_succeeded(probe[0], clock.now(), 0.0);
+  CHECK(pool.dispatch(clock.now()).size() == 1);
+  CHECK(pool.start_connects(clock.now()).size() == 2);
+}
+
+TEST_CASE("login refusals are classified: restarts are transient, the rest final, no answer unreachable") {
+  CHECK(classify_connect_failure("") == connect_failure::unreachable);
+  for (const char* code : {"57P01", "57P02", "57P03", "57P04"}) {
+    CAPTURE(code);
+    CHECK(classify_connect_failure(code) == connect_failure::transient);
+  }
+  for (const char* code : {"28P01", "28000", "3D000", "53300", "08001", "57P05", "57P0", "57P011"}) {
+    CAPTURE(code);
+    CHECK(classify_connect_failure(code) == connect_failure::final);
+  }
+}
+
+TEST_CASE("a final refusal answers the waiters and new clients during the backoff") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 5));
+  CHECK_FALSE(pool.acquire(1, clock.now()));
+  auto ids = pool.start_connects(clock.now());
+  REQUIRE(ids.size() == 1);
+  CHECK(pool.connect_failed(ids[0], clock.now(), connect_failure::final));
+  CHECK(pool.failing(clock.now()));
+  clock.advance(*pool.retry_at() - clock.now());
+  CHECK_FALSE(pool.failing(clock.now()));  // past the backoff: the next client waits for a probe
+}
+
+TEST_CASE("a restarting server (transient refusals) is waited for however long it takes") {
+  test::fake_clock clock;
+  auto l = limits(0, 5);
+  l.unreachable_grace = 1s;
+  pool_core pool(l);
+  CHECK_FALSE(pool.acquire(1, clock.now()));
+  for (int i = 0; i < 40; ++i) {
+    auto ids = pool.start_connects(clock.now());
+    REQUIRE(ids.size() == 1);
+    clock.advance(100ms);
+    CHECK_FALSE(pool.connect_failed(ids[0], clock.now(), connect_failure::transient));
+    CHECK_FALSE(pool.failing(clock.now()));
+    clock.advance(*pool.retry_at() - clock.now());
+  }
+  CHECK(pool.stats(clock.now()).waiting == 1);
+}
+
+TEST_CASE("an unreachable server is waited for up to the grace, counted from the first attempt's start") {
+  test::fake_clock clock;
+  auto l = limits(0, 5);
+  l.unreachable_grace = 2s;
+  pool_core pool(l);
+  CHECK_FALSE(pool.acquire(1, clock.now()));
+
+  SUBCASE("refused at once: answered at the first failure past the grace") {
+    const auto start = clock.now();
+    bool answered = false;
+    while (!answered) {
+      auto ids = pool.start_connects(clock.now());
+      REQUIRE(ids.size() == 1);
+      answered = pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now());
+      CHECK(answered == (clock.now() - start >= 2s));
+      if (!answered) clock.advance(*pool.retry_at() - clock.now());
+    }
+    CHECK(clock.now() - start < 2s + 500ms);
+    CHECK(pool.failing(clock.now()));
+  }
+  SUBCASE("a connect that times out counts its own duration") {
+    const auto started = clock.now();
+    auto ids = pool.start_connects(clock.now());
+    clock.advance(5s);  // connect_timeout
+    CHECK(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, started));
+  }
+  SUBCASE("a transient refusal in between starts the grace again") {
+    auto ids = pool.start_connects(clock.now());
+    CHECK_FALSE(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now()));
+    clock.advance(1500ms);
+    ids = pool.start_connects(clock.now());
+    CHECK_FALSE(pool.connect_failed(ids[0], clock.now(), connect_failure::transient, clock.now()));
+    clock.advance(1s);
+    ids = pool.start_connects(clock.now());
+    CHECK_FALSE(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now()));
+    clock.advance(1500ms);
+    ids = pool.start_connects(clock.now());
+    CHECK_FALSE(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now()));
+    clock.advance(500ms);  // 2 s since the first unreachable failure after the transient one
+    ids = pool.start_connects(clock.now());
+    CHECK(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now()));
+  }
+}
+
+TEST_CASE("an unreachable server is waited for while connections are open") {
+  test::fake_clock clock;
+  auto l = limits(0, 5);
+  l.unreachable_grace = 0s;
+  pool_core pool(l);
+  const auto held = make_idle(pool, clock.now(), 1);
+  REQUIRE(pool.acquire(1, clock.now()) == held[0]);
+  CHECK_FALSE(pool.acquire(2, clock.now()));  // waits: the open one may come back
+  auto ids = pool.start_connects(clock.now());
+  REQUIRE(ids.size() == 1);
+  CHECK_FALSE(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now()));
+  CHECK_FALSE(pool.failing(clock.now()));
+  // It closes instead of coming back: the next failure answers.
+  pool.forget(held[0]);
+  clock.advance(*pool.retry_at() - clock.now());
+  ids = pool.start_connects(clock.now());
+  REQUIRE(ids.size() == 1);
+  CHECK(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now()));
+}
+
+TEST_CASE("a success, a transient refusal or retry_now ends the failing state") {
+  test::fake_clock clock;
+  auto l = limits(0, 5);
+  l.unreachable_grace = 0s;
+  pool_core pool(l);
+  auto fail = [&] {
+    clock.advance(1h);
+    auto ids = pool.start_connects(clock.now());
+    if (ids.empty()) {
+      CHECK_FALSE(pool.acquire(99, clock.now()));
+      ids = pool.start_connects(clock.now());
+    }
+    REQUIRE(ids.size() == 1);
+    REQUIRE(pool.connect_failed(ids[0], clock.now(), connect_failure::unreachable, clock.now()));
+    REQUIRE(pool.failing(clock.now()));
+  };
+  SUBCASE("success") {
+    fail();
+    clock.advance(1h);
+    auto ids = pool.start_connects(clock.now());
+    REQUIRE(ids.size() == 1);
+    pool.connect_succeeded(ids[0], clock.now(), 0.0);
+    CHECK_FALSE(pool.failing(clock.now()));
+  }
+  SUBCASE("transient") {
+    fail();
+    clock.advance(1h);
+    auto ids = pool.start_connects(clock.now());
+    REQUIRE(ids.size() == 1);
+    CHECK_FALSE(pool.connect_failed(ids[0], clock.now(), connect_failure::transient));
+    CHECK_FALSE(pool.failing(clock.now()));
+  }
+  SUBCASE("retry_now") {
+    fail();
+    pool.retry_now();
+    CHECK_FALSE(pool.failing(clock.now()));
+  }
+}
