@@ -466,7 +466,7 @@ TEST_CASE("every metric the alert rules and the dashboard use is exported") {
   CHECK(checked > 10);
 }
 
-TEST_CASE("idle and slow-loris connections do not delay scrapes; the slow ones meet the head deadline") {
+TEST_CASE("idle and slow-loris connections do not delay scrapes, and the slow ones meet the head deadline") {
   const int mport = free_port();
   proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
   std::vector<std::unique_ptr<raw_socket>> idle;
@@ -518,7 +518,7 @@ TEST_CASE("idle and slow-loris connections do not delay scrapes; the slow ones m
   CHECK(idle.back()->read_until_closed(3000ms).closed);
 }
 
-TEST_CASE("oversized and malformed requests get an error; connections past the cap are closed at once") {
+TEST_CASE("oversized and malformed requests get an error, and connections past the cap are closed at once") {
   const int mport = free_port();
   proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
   {

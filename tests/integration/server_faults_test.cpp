@@ -1,7 +1,7 @@
 // Server faults, most of them injected by the fault proxy between pgmux and PostgreSQL:
 // - idle server connections the server terminates are not lent: the next queries all succeed
 // - the proxy resets every idle server connection: the next queries succeed
-// - a fast restart under load fails only the clients holding a server connection; queued ones
+// - a fast restart under load fails only the clients holding a server connection, and queued ones
 //   are served once the server is back
 // - a server that refuses connections while none is open answers clients with 08001 promptly
 // - a server that never answers connects: connect_timeout applies, clients get an error
@@ -114,7 +114,7 @@ TEST_CASE("the fault proxy resets every idle server connection: the next queries
   CHECK(fp.accepted() >= 8);  // the four were replaced
 }
 
-TEST_CASE("a fast restart under load fails only clients holding a server connection; queued ones are served after it") {
+TEST_CASE("a fast restart under load fails only clients holding a server connection, and queued ones are served after it") {
   constexpr int n_clients = 20;
   constexpr int pool_size = 4;
   proxy_instance proxy(proxy_options().pool("max_size", std::to_string(pool_size)).pool("query_wait_timeout", "15s"));

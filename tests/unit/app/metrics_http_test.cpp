@@ -2,7 +2,7 @@
 // Cases:
 //   a Prometheus-style HTTP/1.1 GET is complete, kept alive, and its head size excludes what follows
 //   HTTP/1.0 closes unless it asks for keep-alive; Connection: close ends HTTP/1.1
-//   a head arriving byte by byte stays incomplete until its blank line; bare LF line ends work
+//   a head arriving byte by byte stays incomplete until its blank line, bare LF line ends work
 //   past the size bound: 431, whether or not a line end came; at the bound exactly: complete
 //   malformed request lines and headers are 400 at once; other HTTP versions 505
 //   query strings and absolute-form targets reduce to the path
@@ -42,7 +42,7 @@ TEST_CASE("connection persistence by version and Connection header") {
   CHECK(parse_head("GET /metrics HTTP/1.1\r\nConnection: upgrade\r\n\r\n").req.keep_alive);
 }
 
-TEST_CASE("incomplete until the blank line; bare LF accepted") {
+TEST_CASE("incomplete until the blank line, bare LF accepted") {
   const std::string head = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
   for (std::size_t n = 0; n < head.size(); ++n)
     CHECK_MESSAGE(parse_head(head.substr(0, n)).status == head_status::incomplete, n);

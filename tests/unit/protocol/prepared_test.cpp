@@ -36,7 +36,7 @@
 //   an ErrorResponse longer than the inspect limit still fails the Parse it answers
 //   a DEALLOCATE Query while the server skips to Sync does not end the skipping
 //   a Parse past the client's statement count fails with 54000 in order, its batch skipped to Sync
-//   a Parse past the client's statement bytes fails too; redefining or closing makes room
+//   a Parse past the client's statement bytes fails too, and redefining or closing makes room
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -1178,7 +1178,7 @@ TEST_CASE("a Parse past the client's statement count fails with 54000 in order, 
   CHECK(client.statements.size() == 2);
 }
 
-TEST_CASE("a Parse past the client's statement bytes fails too; redefining or closing makes room") {
+TEST_CASE("a Parse past the client's statement bytes fails too, and redefining or closing makes room") {
   client_prepared client(1);
   const std::string big(600, 'x');
   client.max_bytes = 1024;
