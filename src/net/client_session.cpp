@@ -591,6 +591,12 @@ asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_serv
       error_code ignored;
       client_.lowest_layer().cancel(ignored);  // the pending readiness wait, nothing else
     }
+    // The watch ends early for TLS clients and full buffers: a client that hung up since then
+    // gets nothing run either. The connection goes back untouched.
+    if (auto* got_lease = std::get_if<lease>(&got); got_lease && client_hung_up()) {
+      got_lease->release();
+      co_return acquire_error{"", "the client left while waiting"};
+    }
   }
   co_return got;
 }
@@ -602,6 +608,12 @@ void client_session::queued(std::function<void()> leave) {
   watch_queued_client(queue_watch_);
 }
 
+bool client_session::client_hung_up() {
+  // POLLRDHUP sees the hang-up even behind the request the client sent before it left.
+  pollfd p{client_.lowest_layer().native_handle(), POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
   watch->watching = true;
   client_.lowest_layer().async_wait(
@@ -611,9 +623,7 @@ void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
         if (self->killed_) return watch->leave();
         if (ec) return;  // the relay will see what became of the socket
         auto& socket = self->client_.lowest_layer();
-        // POLLRDHUP sees the hang-up even behind the request the client sent before it left.
-        pollfd p{socket.native_handle(), POLLRDHUP, 0};
-        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) return watch->leave();
+        if (self->client_hung_up()) return watch->leave();
         // More of the client's pipeline. Plaintext is taken into the buffer at once and the
         // watch goes on; TLS records, or a full buffer, end the watch (the deadline still holds).
         if (self->client_.tls() || self->buffer_.full()) return;

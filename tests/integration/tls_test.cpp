@@ -273,6 +273,53 @@ TEST_CASE("auth_timeout ends a client that stops in the middle of the TLS handsh
   CHECK(wait_until([&] { return proxy.log().find("client login timeout") != std::string::npos; }, 2s));
 }
 
+TEST_CASE("TLS clients that pipeline more and hang up while queued get nothing run") {
+  // A queued TLS client's further records cannot be read aside as plaintext can, so watching
+  // its socket ends when they arrive; the hang-up is then seen when a connection comes free.
+  {
+    auto setup = setup_connection();
+    exec_ok(setup, "drop table if exists it_tls_departed; create table it_tls_departed (x int)");
+  }
+  proxy_instance proxy(proxy_options().top_level(tls_member("allow")).top_level(R"("admin": {"users": ["pgmux_test"]})")
+                           .pool("max_size", "1").pool("query_wait_timeout", "30s"));
+  auto admin = connect(proxy.conninfo("pgmux", "pgmux_test"));
+  const auto waiting = [&] {
+    auto r = admin.exec("SHOW POOLS");
+    const int col = PQfnumber(r.get(), "cl_waiting");
+    for (int row = 0; row < r.rows(); ++row)
+      if (r.value(row, 0) == "pgmux_test") return r.value(row, col);
+    return std::string();
+  };
+  auto holder = connect(proxy.conninfo());
+  exec_ok(holder, "begin");
+  CHECK(scalar(holder, "select 'holding'") == "holding");
+
+  constexpr int departed = 5;
+  std::vector<pg_conn> clients;
+  const auto send_insert = [](pg_conn& c, int value) {
+    const std::string v = std::to_string(value);
+    const char* params[] = {v.c_str()};
+    REQUIRE(PQsendQueryParams(c.get(), "insert into it_tls_departed values ($1::int)", 1, nullptr, params, nullptr,
+                              nullptr, 0) == 1);
+    REQUIRE(PQpipelineSync(c.get()) == 1);
+    REQUIRE(PQflush(c.get()) == 0);
+  };
+  for (int i = 0; i < departed; ++i) {
+    clients.push_back(connect(over_tls(proxy, "sslmode=require")));
+    REQUIRE(PQsslInUse(clients.back().get()) == 1);
+    REQUIRE(PQenterPipelineMode(clients.back().get()) == 1);
+    send_insert(clients.back(), i);
+  }
+  REQUIRE(wait_until([&] { return waiting() == std::to_string(departed); }, 10s));
+  for (int i = 0; i < departed; ++i) send_insert(clients[i], 100 + i);  // more records while queued
+  CHECK(waiting() == std::to_string(departed));  // a round trip: pgmux has seen those records
+  for (auto& c : clients) c.abort_socket();
+  exec_ok(holder, "commit");
+  auto newcomer = connect(proxy.conninfo());
+  CHECK(scalar(newcomer, "select count(*) from it_tls_departed") == "0");
+  CHECK(wait_until([&] { return waiting() == "0"; }, 5s));
+}
+
 TEST_CASE("SCRAM-SHA-256-PLUS: channel_binding=require succeeds over TLS and fails without it") {
   const auto users = pki().path("users-" + std::to_string(::getpid()) + ".json");
   {

@@ -113,6 +113,8 @@ class client_session final : public session_control,
   struct queue_watch;
   asio::awaitable<std::variant<lease, acquire_error>> acquire_server();
   void watch_queued_client(std::shared_ptr<queue_watch> watch);
+  // The client closed its end (or the socket failed), seen without reading what it sent.
+  bool client_hung_up();
   // Puts a request that went to a dead server connection back in front of the client's buffer;
   // false when it cannot be replayed (too often, mid-message, or too big).
   bool put_back(const std::string& sent);
