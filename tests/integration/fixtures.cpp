@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -672,6 +673,16 @@ int connection_sampler::samples() const { return s_->samples; }
 // ---------------------------------------------------------------------------------------------------
 // proxy_instance
 
+std::string sanitizer_report(const std::string& log) {
+  static const char* const markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: ",
+                                        "WARNING: AddressSanitizer"};
+  std::size_t first = std::string::npos;
+  for (const char* marker : markers) first = std::min(first, log.find(marker));
+  if (first == std::string::npos) return {};
+  const std::size_t line_start = log.rfind('\n', first);
+  return log.substr(line_start == std::string::npos ? 0 : line_start + 1, 8000);
+}
+
 proxy_instance::proxy_instance(proxy_options opts) : opts_(std::move(opts)) {
   pg();  // the cluster first: the config names its port
   dir_ = make_temp_dir("pgmux-proxy");
@@ -769,6 +780,11 @@ proxy_instance::~proxy_instance() {
   if (was_alive && !terminate(5s)) {
     std::fprintf(stderr, "pgmux (pid %d) still running 5 s after SIGTERM: killing it\n", static_cast<int>(pid_));
     kill_now();
+  }
+  // A sanitized pgmux prints its reports (leaks at exit included) to its log and may go on
+  // running: any report fails the test that drove it.
+  if (const std::string report = sanitizer_report(log()); !report.empty()) {
+    FAIL_CHECK("pgmux printed a sanitizer report:\n" << report);
   }
   if (current_test_failed() || std::uncaught_exceptions() > 0) {
     std::fprintf(stderr, "\n----- pgmux log tail (%s) -----\n%s\n----- config -----\n%s-----\n", log_path_.c_str(),

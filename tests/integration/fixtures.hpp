@@ -246,6 +246,10 @@ struct proxy_options {
   proxy_options& unix_socket() { unix_socket_listen = true; return *this; }
 };
 
+// The first sanitizer report (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer) in a
+// log and what follows it, or "" when there is none.
+std::string sanitizer_report(const std::string& log);
+
 class proxy_instance {
  public:
   explicit proxy_instance(proxy_options opts = {});

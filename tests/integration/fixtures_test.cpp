@@ -30,6 +30,16 @@ TEST_CASE("test cluster requires SCRAM-SHA-256 on TCP and accepts the test role'
   CHECK(scalar(admin, "show max_connections") == "200");
 }
 
+TEST_CASE("a sanitizer report in a pgmux log is found from the line it starts on") {
+  CHECK(sanitizer_report("pgmux: listening\npgmux: stopped\n").empty());
+  const std::string asan = "log line\n==42==ERROR: AddressSanitizer: heap-use-after-free on address 0x1\n    #0 f\n";
+  CHECK(sanitizer_report(asan).rfind("==42==ERROR: AddressSanitizer: heap-use-after-free", 0) == 0);
+  CHECK(sanitizer_report("a\n==7==ERROR: LeakSanitizer: detected memory leaks\n").find("LeakSanitizer") !=
+        std::string::npos);
+  CHECK(sanitizer_report("x\nsrc/a.cpp:3:5: runtime error: signed integer overflow\n")
+            .rfind("src/a.cpp:3:5: runtime error", 0) == 0);
+}
+
 TEST_CASE("admin connection counts the test role's client backends") {
   auto admin = connect(pg().admin_conninfo());
   const int before = server_connections(admin);
