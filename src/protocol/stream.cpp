@@ -29,12 +29,11 @@ void count_query(tx_tracker& tx) noexcept {
 
 enum class keyword_match { no, yes, unknown };
 
-// Whether the SQL `text` (the start of it unless `whole`) begins, after blanks, with the word
-// DEALLOCATE in any case. unknown: the bytes so far cannot tell.
+// Whether the SQL `text` (the start of it unless `whole`) begins, after blanks and comments,
+// with the word DEALLOCATE in any case. unknown: the bytes so far cannot tell.
 keyword_match starts_with_deallocate(std::string_view text, bool whole) noexcept {
   constexpr std::string_view word = "deallocate";
-  std::size_t at = 0;
-  while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) ++at;
+  std::size_t at = skip_blanks_and_comments(text, 0);
   for (std::size_t i = 0; i < word.size(); ++i, ++at) {
     if (at == text.size()) return whole ? keyword_match::no : keyword_match::unknown;
     const char c = text[at];
@@ -42,8 +41,9 @@ keyword_match starts_with_deallocate(std::string_view text, bool whole) noexcept
   }
   if (at == text.size()) return whole ? keyword_match::yes : keyword_match::unknown;
   const char next = text[at];
+  const auto u = static_cast<unsigned char>(next);
   const bool ends_word = !((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9') ||
-                           next == '_' || next == '$');
+                           next == '_' || next == '$' || u >= 0x80);
   return ends_word ? keyword_match::yes : keyword_match::no;
 }
 

@@ -549,6 +549,9 @@ TEST_CASE("a simple Query DEALLOCATE of a client's name is rewritten to the serv
   std::string sql;
   SUBCASE("plain") { sql = "DEALLOCATE s1"; }
   SUBCASE("with trailing spaces and a semicolon") { sql = "deallocate\ts1 ;\n"; }
+  SUBCASE("after a block comment") { sql = "/**/DEALLOCATE s1"; }
+  SUBCASE("with comments between the words") { sql = "-- evict\nDEALLOCATE /* old */ PREPARE/**/s1 -- done"; }
+  SUBCASE("after a form feed") { sql = "\fDEALLOCATE s1"; }
   CAPTURE(sql);
   const auto sent = a.send(client, query_msg(sql));
   CHECK(show(sent) == show(query_msg("DEALLOCATE " + x)));
