@@ -79,8 +79,13 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       if (seen_sql && !whole && h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
       auto text = buffered.substr(pos + header_size, available - header_size);
       if (whole && !text.empty() && text.back() == '\0') text.remove_suffix(1);
-      const auto deallocate = prepared ? starts_with_deallocate(text, whole) : keyword_match::no;
-      if (deallocate == keyword_match::unknown) return {pos, scan_stop::need_more};
+      auto deallocate = prepared ? starts_with_deallocate(text, whole) : keyword_match::no;
+      if (deallocate == keyword_match::unknown) {
+        if (h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
+        // Blanks and comments fill all the buffer can hold of it: waiting for more would stall
+        // the relay. No DEALLOCATE of a client's name (translate_frontend) is that long.
+        deallocate = keyword_match::no;
+      }
       // Checked once per message: the header is not scanned again after this.
       sql_findings found;
       if (seen_sql || text.find('_') != std::string_view::npos) found = inspect_sql(text);
