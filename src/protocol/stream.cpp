@@ -189,11 +189,14 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       const std::size_t total = h.hdr.total();
       // Messages pgmux may drop or must read: wait until they are whole (unless they could
       // never fit, which only very long error texts could do).
-      const bool read_whole = tag == '1' || tag == '3' || tag == 'E' || tag == 'C' || tag == 'Z';
+      const bool read_whole = tag == '1' || tag == '3' || tag == 'E' || tag == 'C' || tag == 'Z' ||
+                              server->responses.next_hidden();
       const bool whole = rest.size() >= total;
       if (read_whole && !whole && total <= prepared.inspect_limit) return {pos, scan_stop::need_more};
       const auto decision = server->responses.on_backend(tag);
       if (decision.unexpected) return {pos, scan_stop::invalid, "the server sent a message that answers no request"};
+      // A dropped message leaves the buffer whole; pgmux's own requests get only short answers.
+      if (!decision.forward && !whole) return {pos, scan_stop::invalid, "oversized answer to pgmux's own request"};
       const auto body = whole ? rest.substr(header_size, h.hdr.body_size()) : std::string_view{};
       // A failed Parse needs nothing from the error (odd tokens): even one too long to hold counts.
       if (decision.failed != 0 && (whole || (decision.failed & 1u)))
