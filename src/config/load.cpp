@@ -199,7 +199,7 @@ class reader {
     json doc;
     try {
       doc = json::parse(*text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       return error(path, "users file " + file + ": invalid JSON: " + e.what());
     }
     if (!doc.is_object())
@@ -389,7 +389,7 @@ load_result load_config_text(std::string_view text) {
   json doc;
   try {
     doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     result.errors.push_back({"/", std::string("invalid JSON: ") + e.what()});
     return result;
   }

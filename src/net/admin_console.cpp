@@ -4,7 +4,6 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <ctime>
 
 #include "pgmux/config/duration.hpp"
@@ -12,6 +11,7 @@
 #include "pgmux/net/router.hpp"
 #include "pgmux/net/session_registry.hpp"
 #include "pgmux/net/timeout.hpp"
+#include "pgmux/protocol/admin_command.hpp"
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/frame.hpp"
@@ -21,23 +21,6 @@ namespace pgmux::net {
 namespace {
 
 using namespace std::chrono_literals;
-
-// "  show   Pools ; " -> "SHOW POOLS"
-std::string normalize(std::string_view sql) {
-  std::string out;
-  bool space = false;
-  for (char c : sql) {
-    if (c == ';') break;
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out.push_back(' ');
-    space = false;
-    out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-  }
-  return out;
-}
 
 std::string num(double v) {
   char buf[32];
@@ -135,20 +118,6 @@ admin_reply show_servers(router& routes) {
   return r;
 }
 
-// The database a PAUSE or RESUME names, as written ("" when none): `PAUSE app`, `PAUSE "App";`.
-std::string command_argument(std::string_view sql) {
-  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  std::size_t pos = 0;
-  while (pos < sql.size() && is_space(sql[pos])) ++pos;
-  while (pos < sql.size() && !is_space(sql[pos]) && sql[pos] != ';') ++pos;  // the command word
-  std::string_view rest = sql.substr(pos);
-  if (auto semi = rest.find(';'); semi != std::string_view::npos) rest = rest.substr(0, semi);
-  while (!rest.empty() && is_space(rest.front())) rest.remove_prefix(1);
-  while (!rest.empty() && is_space(rest.back())) rest.remove_suffix(1);
-  if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') rest = rest.substr(1, rest.size() - 2);
-  return std::string(rest);
-}
-
 // Lent server connections of the pools a PAUSE covers.
 std::size_t lent_connections(router& routes, const std::string& database) {
   std::size_t n = 0;
@@ -204,39 +173,47 @@ admin_reply error(std::string code, std::string message) {
 
 admin_reply run_admin_command(std::string_view sql, router& routes, session_registry& sessions,
                               const admin_hooks* hooks) {
-  const auto cmd = normalize(sql);
-  if (cmd == "SHOW POOLS") return show_pools(routes);
-  if (cmd == "SHOW STATS") return show_stats(routes);
-  if (cmd == "SHOW CLIENTS") return show_clients(sessions);
-  if (cmd == "SHOW DATABASES") return show_databases(routes);
-  if (cmd == "SHOW CONFIG") return show_config(routes);
-  if (cmd == "SHOW VERSION") {
-    auto r = table({"version"});
-    r.rows.push_back({std::string("pgmux ") + version()});
-    return r;
-  }
-  if (cmd == "RELOAD" || cmd == "SHUTDOWN") {
-    if (!hooks) return error("0A000", cmd + " is not available here");
-    admin_reply r;
-    r.command_tag = cmd;
-    if (cmd == "RELOAD") {
-      hooks->reload();
-    } else {
-      hooks->shutdown();
-      r.close_after = true;
+  using protocol::admin_verb;
+  const auto cmd = protocol::parse_admin_command(sql);
+  switch (cmd.verb) {
+    case admin_verb::show_pools: return show_pools(routes);
+    case admin_verb::show_stats: return show_stats(routes);
+    case admin_verb::show_clients: return show_clients(sessions);
+    case admin_verb::show_servers: return show_servers(routes);
+    case admin_verb::show_databases: return show_databases(routes);
+    case admin_verb::show_config: return show_config(routes);
+    case admin_verb::show_version: {
+      auto r = table({"version"});
+      r.rows.push_back({std::string("pgmux ") + version()});
+      return r;
     }
-    return r;
-  }
-  if (cmd == "SHOW SERVERS") return show_servers(routes);
-  const bool pause = cmd == "PAUSE" || cmd.rfind("PAUSE ", 0) == 0;
-  if (pause || cmd == "RESUME" || cmd.rfind("RESUME ", 0) == 0) {
-    const auto database = command_argument(sql);
-    const auto failed = pause ? routes.pause(database) : routes.resume(database);
-    if (!failed.empty()) return error(pause ? "3D000" : "55000", failed);
-    admin_reply r;
-    r.command_tag = pause ? "PAUSE" : "RESUME";
-    if (pause) r.wait_for_pause = database;
-    return r;
+    case admin_verb::reload:
+    case admin_verb::shutdown: {
+      const std::string tag = protocol::admin_command_tag(cmd.verb);
+      if (!hooks) return error("0A000", tag + " is not available here");
+      admin_reply r;
+      r.command_tag = tag;
+      if (cmd.verb == admin_verb::reload) {
+        hooks->reload();
+      } else {
+        hooks->shutdown();
+        r.close_after = true;
+      }
+      return r;
+    }
+    case admin_verb::pause:
+    case admin_verb::resume: {
+      const bool pause = cmd.verb == admin_verb::pause;
+      const auto failed = pause ? routes.pause(cmd.database) : routes.resume(cmd.database);
+      if (!failed.empty()) return error(pause ? "3D000" : "55000", failed);
+      admin_reply r;
+      r.command_tag = protocol::admin_command_tag(cmd.verb);
+      if (pause) r.wait_for_pause = cmd.database;
+      return r;
+    }
+    case admin_verb::empty:
+    case admin_verb::unknown:
+      break;
   }
   return error("42601", "unknown admin command: \"" + std::string(sql) +
                             "\"; try SHOW POOLS, SHOW STATS, SHOW CLIENTS, SHOW SERVERS, SHOW DATABASES, SHOW CONFIG, "
@@ -265,7 +242,7 @@ asio::awaitable<close_reason> serve_admin_console(stream& client, router& routes
     if (tag != 'Q' || !sql) {
       protocol::encode_error_response(out, "FATAL", "08P01", "the pgmux admin console accepts only simple queries");
       close_after = true;
-    } else if (normalize(*sql).empty()) {
+    } else if (protocol::parse_admin_command(*sql).verb == protocol::admin_verb::empty) {
       protocol::encode_empty_query_response(out);
     } else {
       auto r = run_admin_command(*sql, routes, sessions, hooks);

@@ -96,17 +96,18 @@ const statement_def* ensure_named(server_prepared& server, const client_prepared
 // The statement name of `DEALLOCATE [PREPARE] name [;]` as PostgreSQL reads it (unquoted
 // names fold to lower case), or nullopt for any other SQL, DEALLOCATE ALL included.
 std::optional<std::string> deallocated_name(std::string_view sql) {
-  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; };
+  auto ident_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' || static_cast<unsigned char>(c) >= 0x80;
+  };
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
   std::size_t pos = 0;
-  auto skip_spaces = [&] {
-    while (pos < sql.size() && is_space(sql[pos])) ++pos;
-  };
+  // Between tokens, comments count as blanks (scan_frontend reads the keyword the same way).
+  auto skip_spaces = [&] { pos = skip_blanks_and_comments(sql, pos); };
   auto word = [&](std::string_view w) {
     if (sql.size() - pos < w.size()) return false;
     for (std::size_t i = 0; i < w.size(); ++i)
       if (lower(sql[pos + i]) != w[i]) return false;
-    if (pos + w.size() < sql.size() && !is_space(sql[pos + w.size()])) return false;
+    if (pos + w.size() < sql.size() && ident_char(sql[pos + w.size()])) return false;
     pos += w.size();
     return true;
   };
@@ -132,9 +133,7 @@ std::optional<std::string> deallocated_name(std::string_view sql) {
       name.push_back(sql[pos]);
     }
   } else {
-    while (pos < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[pos])) || sql[pos] == '_' || sql[pos] == '$' ||
-                                static_cast<unsigned char>(sql[pos]) >= 0x80))
-      name.push_back(lower(sql[pos++]));
+    while (pos < sql.size() && ident_char(sql[pos])) name.push_back(lower(sql[pos++]));
     if (name.empty() || name == "all" || std::isdigit(static_cast<unsigned char>(name[0]))) return std::nullopt;
   }
   skip_spaces();

@@ -61,12 +61,14 @@ bool reserved(const std::string* name) {
 
 void finish_statement(const statement_head& head, sql_findings& out) {
   if (head.count == 0) return;
+  // No channel has an empty name: PostgreSQL refuses `LISTEN ""` (and an unterminated quote).
   if (head.word_at(0, "listen")) {
-    if (const auto* channel = head.name_at(1)) out.listen.push_back({listen_change::kind::listen, *channel});
+    if (const auto* channel = head.name_at(1); channel && !channel->empty())
+      out.listen.push_back({listen_change::kind::listen, *channel});
   } else if (head.word_at(0, "unlisten")) {
     if (head.count > 1 && head.tokens[1].type == token::kind::symbol && head.tokens[1].text == "*")
       out.listen.push_back({listen_change::kind::unlisten_all, {}});
-    else if (const auto* channel = head.name_at(1))
+    else if (const auto* channel = head.name_at(1); channel && !channel->empty())
       out.listen.push_back({listen_change::kind::unlisten, *channel});
   } else if (head.word_at(0, "prepare") || head.word_at(0, "execute")) {
     if (reserved(head.name_at(1))) out.reserved_statement_name = true;
@@ -90,28 +92,12 @@ sql_findings inspect_sql(std::string_view sql) {
   const std::size_t n = sql.size();
   while (i < n) {
     const char c = sql[i];
-    if (is_space(c)) {
-      ++i;
+    if (is_space(c) || (c == '-' && i + 1 < n && sql[i + 1] == '-') || (c == '/' && i + 1 < n && sql[i + 1] == '*')) {
+      i = skip_blanks_and_comments(sql, i);
     } else if (c == ';') {
       finish_statement(head, out);
       head = statement_head{};
       ++i;
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') ++i;
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      int depth = 1;  // PostgreSQL's block comments nest
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
-          --depth;
-          i += 2;
-        } else {
-          ++i;
-        }
-      }
     } else if (c == '"') {
       std::string name;
       for (++i; i < n; ++i) {
@@ -185,6 +171,34 @@ sql_findings inspect_sql(std::string_view sql) {
   }
   finish_statement(head, out);
   return out;
+}
+
+std::size_t skip_blanks_and_comments(std::string_view sql, std::size_t i) noexcept {
+  const std::size_t n = sql.size();
+  while (i < n) {
+    if (is_space(sql[i])) {
+      ++i;
+    } else if (sql[i] == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+    } else if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
+      int depth = 1;  // PostgreSQL's block comments nest
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      }
+    } else {
+      break;
+    }
+  }
+  return std::min(i, n);
 }
 
 std::string_view reserved_statement_refusal_sql() {

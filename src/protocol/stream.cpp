@@ -29,12 +29,11 @@ void count_query(tx_tracker& tx) noexcept {
 
 enum class keyword_match { no, yes, unknown };
 
-// Whether the SQL `text` (the start of it unless `whole`) begins, after blanks, with the word
-// DEALLOCATE in any case. unknown: the bytes so far cannot tell.
+// Whether the SQL `text` (the start of it unless `whole`) begins, after blanks and comments,
+// with the word DEALLOCATE in any case. unknown: the bytes so far cannot tell.
 keyword_match starts_with_deallocate(std::string_view text, bool whole) noexcept {
   constexpr std::string_view word = "deallocate";
-  std::size_t at = 0;
-  while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) ++at;
+  std::size_t at = skip_blanks_and_comments(text, 0);
   for (std::size_t i = 0; i < word.size(); ++i, ++at) {
     if (at == text.size()) return whole ? keyword_match::no : keyword_match::unknown;
     const char c = text[at];
@@ -42,8 +41,9 @@ keyword_match starts_with_deallocate(std::string_view text, bool whole) noexcept
   }
   if (at == text.size()) return whole ? keyword_match::yes : keyword_match::unknown;
   const char next = text[at];
+  const auto u = static_cast<unsigned char>(next);
   const bool ends_word = !((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9') ||
-                           next == '_' || next == '$');
+                           next == '_' || next == '$' || u >= 0x80);
   return ends_word ? keyword_match::yes : keyword_match::no;
 }
 
@@ -79,8 +79,13 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       if (seen_sql && !whole && h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
       auto text = buffered.substr(pos + header_size, available - header_size);
       if (whole && !text.empty() && text.back() == '\0') text.remove_suffix(1);
-      const auto deallocate = prepared ? starts_with_deallocate(text, whole) : keyword_match::no;
-      if (deallocate == keyword_match::unknown) return {pos, scan_stop::need_more};
+      auto deallocate = prepared ? starts_with_deallocate(text, whole) : keyword_match::no;
+      if (deallocate == keyword_match::unknown) {
+        if (h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
+        // Blanks and comments fill all the buffer can hold of it: waiting for more would stall
+        // the relay. No DEALLOCATE of a client's name (translate_frontend) is that long.
+        deallocate = keyword_match::no;
+      }
       // Checked once per message: the header is not scanned again after this.
       sql_findings found;
       if (seen_sql || text.find('_') != std::string_view::npos) found = inspect_sql(text);
@@ -184,11 +189,14 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       const std::size_t total = h.hdr.total();
       // Messages pgmux may drop or must read: wait until they are whole (unless they could
       // never fit, which only very long error texts could do).
-      const bool read_whole = tag == '1' || tag == '3' || tag == 'E' || tag == 'C' || tag == 'Z';
+      const bool read_whole = tag == '1' || tag == '3' || tag == 'E' || tag == 'C' || tag == 'Z' ||
+                              server->responses.next_hidden();
       const bool whole = rest.size() >= total;
       if (read_whole && !whole && total <= prepared.inspect_limit) return {pos, scan_stop::need_more};
       const auto decision = server->responses.on_backend(tag);
       if (decision.unexpected) return {pos, scan_stop::invalid, "the server sent a message that answers no request"};
+      // A dropped message leaves the buffer whole; pgmux's own requests get only short answers.
+      if (!decision.forward && !whole) return {pos, scan_stop::invalid, "oversized answer to pgmux's own request"};
       const auto body = whole ? rest.substr(header_size, h.hdr.body_size()) : std::string_view{};
       // A failed Parse needs nothing from the error (odd tokens): even one too long to hold counts.
       if (decision.failed != 0 && (whole || (decision.failed & 1u)))

@@ -71,6 +71,9 @@ class response_queue {
 
   // True when the oldest request is answered by pgmux: take_ready has something to append.
   bool ready() const noexcept;
+  // True when the oldest request is pgmux's own (hide): its answers other than an ErrorResponse
+  // will be dropped, so the relay must hold them whole first.
+  bool next_hidden() const noexcept { return count_ > 0 && front().action == response_action::hide; }
   // Appends the synthesized answers that are due now and forgets their requests; returns how
   // many. Call after each push and after each backend message, at message boundaries of the
   // stream towards the client.

@@ -33,6 +33,11 @@ struct sql_findings {
 
 sql_findings inspect_sql(std::string_view sql);
 
+// Where the next token of `sql` starts from `pos`: past blanks and comments (-- and nested
+// /* */), as PostgreSQL's lexer skips them. sql.size() when no token starts before the end,
+// which may lie inside a comment.
+std::size_t skip_blanks_and_comments(std::string_view sql, std::size_t pos) noexcept;
+
 // The SQL pgmux sends instead of a statement it refuses: the server answers it with this error
 // (SQLSTATE 42501) in the client's place, so the transaction state stays PostgreSQL's own.
 std::string_view reserved_statement_refusal_sql();

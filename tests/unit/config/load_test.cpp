@@ -7,6 +7,7 @@
 //   a database pool overrides pool_defaults key by key
 //   find_database prefers the exact name, then "*"
 //   invalid JSON is reported at "/"
+//   a number too large for a double is invalid JSON, in the config and in the users file
 //   unknown keys are reported where they are
 //   wrong types are reported where they are
 //   min_size above max_size is refused
@@ -383,6 +384,15 @@ TEST_CASE("invalid JSON is reported at \"/\"") {
   refused_at("", "/");
   refused_at("[]", "/");
   refused_at("42", "/");
+}
+
+TEST_CASE("a number too large for a double is invalid JSON, in the config and in the users file") {
+  // nlohmann::json throws out_of_range for these, not parse_error.
+  CHECK(refused_at(with_db(R"("workers": 1e999)"), "/").find("JSON") != std::string::npos);
+  refused_at("44E544", "/");
+  const temp_file users(R"({"alice": -1e400})");
+  CHECK(refused_at(with_auth(R"("users_file": ")" + users.path + R"(")"), "/auth/users_file").find("JSON") !=
+        std::string::npos);
 }
 
 TEST_CASE("unknown keys are reported where they are") {

@@ -34,6 +34,7 @@
 //   reset_after_cleanup forgets statements only when requests were in flight
 //   ReadyForQuery forgets pins and watch tokens only when nothing is left in flight
 //   an ErrorResponse longer than the inspect limit still fails the Parse it answers
+//   an answer to pgmux's own request is held until whole, and one that cannot fit is invalid
 //   a DEALLOCATE Query while the server skips to Sync does not end the skipping
 //   a Parse past the client's statement count fails with 54000 in order, its batch skipped to Sync
 //   a Parse past the client's statement bytes fails too, and redefining or closing makes room
@@ -549,6 +550,9 @@ TEST_CASE("a simple Query DEALLOCATE of a client's name is rewritten to the serv
   std::string sql;
   SUBCASE("plain") { sql = "DEALLOCATE s1"; }
   SUBCASE("with trailing spaces and a semicolon") { sql = "deallocate\ts1 ;\n"; }
+  SUBCASE("after a block comment") { sql = "/**/DEALLOCATE s1"; }
+  SUBCASE("with comments between the words") { sql = "-- evict\nDEALLOCATE /* old */ PREPARE/**/s1 -- done"; }
+  SUBCASE("after a form feed") { sql = "\fDEALLOCATE s1"; }
   CAPTURE(sql);
   const auto sent = a.send(client, query_msg(sql));
   CHECK(show(sent) == show(query_msg("DEALLOCATE " + x)));
@@ -1115,6 +1119,35 @@ TEST_CASE("an ErrorResponse longer than the inspect limit still fails the Parse 
   CHECK(a.tx.idle());
   CHECK_FALSE(client.statements.find("s1"));
   CHECK_FALSE(a.prepared.statements.contains(x));
+}
+
+TEST_CASE("an answer to pgmux's own request is held until whole, and one that cannot fit is invalid") {
+  // The relay drops such an answer by consuming the whole message from its buffer: the scan
+  // must never report one that is not all there.
+  client_prepared client(1);
+  server_prepared prepared;
+  tx_tracker tx;
+  backend_context context{&prepared, &client, 64};
+  // The Execute of a refused Parse (prepared.cpp refuse_parse) is hidden: its rows too.
+  REQUIRE(prepared.responses.push(request_kind::execute, response_action::hide));
+  const auto row = wire::msg('D').i16(1).i32(20).bytes(std::string(20, 'x')).str();
+  stream_cursor c1;
+  auto r = scan_backend(std::string_view(row).substr(0, 10), c1, tx, false, context);
+  CHECK(r.stop == scan_stop::need_more);
+  CHECK(r.forward == 0);
+  r = scan_backend(row, c1, tx, false, context);
+  CHECK(r.stop == scan_stop::drop);
+  CHECK(r.forward == 0);
+
+  // A hidden Close answered by a CloseComplete longer than the buffer: a broken server.
+  server_prepared prepared2;
+  backend_context context2{&prepared2, &client, 64};
+  REQUIRE(prepared2.responses.push(request_kind::close, response_action::hide));
+  const auto huge = wire::msg('3').bytes(std::string(100, 'x')).str();
+  stream_cursor c2;
+  r = scan_backend(std::string_view(huge).substr(0, 64), c2, tx, false, context2);
+  CHECK(r.stop == scan_stop::invalid);
+  CHECK(r.forward == 0);
 }
 
 // After an error the server discards every message up to the client's Sync, a Query included

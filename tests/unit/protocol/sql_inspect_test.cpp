@@ -4,6 +4,8 @@
 // - PREPARE / EXECUTE / DEALLOCATE [PREPARE] of reserved names; DEALLOCATE ALL and other names pass
 // - PREPARE or DEALLOCATE inside a DO body or a string marks the statements untrusted
 // - the listen set: add, remove, UNLISTEN *, duplicates, bound
+// - an empty or unterminated quoted channel name is no channel
+// - skip_blanks_and_comments: blanks, -- and nested /* */ comments, unterminated ones
 #include <doctest/doctest.h>
 
 #include "pgmux/protocol/sql_inspect.hpp"
@@ -84,6 +86,24 @@ TEST_CASE("unterminated quotes and comments end the text without harm") {
   CHECK(listened("").empty());
   CHECK(listened(";;;").empty());
   CHECK(listened("listen").empty());
+}
+
+TEST_CASE("an empty or unterminated quoted channel name is no channel") {
+  // PostgreSQL refuses these statements: there is nothing to listen on.
+  CHECK(listened("listen\"").empty());
+  CHECK(listened("LISTEN \"\"").empty());
+  CHECK(listened("UNLISTEN \"\"; listen a").size() == 1);
+}
+
+TEST_CASE("skip_blanks_and_comments passes blanks and comments, and stops at a token") {
+  CHECK(skip_blanks_and_comments("select", 0) == 0);
+  CHECK(skip_blanks_and_comments(" \t\n\r\f\vx", 0) == 6);
+  CHECK(skip_blanks_and_comments("/**/x", 0) == 4);
+  CHECK(skip_blanks_and_comments("/* a /* nested */ b */ -- line\n x", 0) == 32);
+  CHECK(skip_blanks_and_comments("/* unterminated", 0) == 15);
+  CHECK(skip_blanks_and_comments("-- to the end", 0) == 13);
+  CHECK(skip_blanks_and_comments("a /", 1) == 2);  // a lone slash is a token
+  CHECK(skip_blanks_and_comments("ab", 5) == 2);
 }
 
 TEST_CASE("the listen set follows LISTEN, UNLISTEN and UNLISTEN *, bounded") {

@@ -13,8 +13,11 @@
 //   extended-protocol messages (the server skips it after an error)
 // - transaction pooling: notifications for channels the client does not LISTEN on are dropped
 //   and counted; the client's LISTEN and UNLISTEN in Query text are noted as they pass
+// - prepared statements: a Query longer than the buffer whose buffered part is all blanks or
+//   comments is passed on, not waited for (the buffer could never hold more of it)
 #include <doctest/doctest.h>
 
+#include "pgmux/protocol/prepared.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
 #include "pgmux/protocol/stream.hpp"
 #include "support/wire.hpp"
@@ -307,6 +310,31 @@ TEST_CASE("a Query is inspected whole when it fits, as far as it is buffered whe
   f = scan_frontend(std::string_view(big).substr(0, 40), fc2, tx, max_len, nullptr, &seen2, 32);
   CHECK(f.forward == 40);
   CHECK(seen2.listening.contains("early"));
+}
+
+TEST_CASE("a Query longer than the buffer that starts with blanks or comments is passed on, not waited for") {
+  // With prepared statements a Query is read up to its first word (DEALLOCATE is rewritten).
+  // When blanks fill all the buffer holds, waiting for more would stall the relay for good.
+  constexpr std::size_t buffer = 32;
+  for (const std::string& lead : {std::string(100, ' '), "/*" + std::string(100, 'x') + "*/", std::string(100, '\n')}) {
+    CAPTURE(lead);
+    tx_tracker tx;
+    stream_cursor fc;
+    server_prepared prepared;
+    const auto q = query(lead + "DEALLOCATE s1");
+    const auto f = scan_frontend(std::string_view(q).substr(0, buffer), fc, tx, max_len, &prepared, nullptr, buffer);
+    CHECK(f.stop == scan_stop::need_more);
+    CHECK(f.forward == buffer);
+    CHECK(tx.outstanding == 1);
+  }
+  // One that fits is still waited for.
+  tx_tracker tx;
+  stream_cursor fc;
+  server_prepared prepared;
+  const auto q = query("     DEALLOCATE s1");
+  const auto f = scan_frontend(std::string_view(q).substr(0, 12), fc, tx, max_len, &prepared, nullptr, buffer);
+  CHECK(f.stop == scan_stop::need_more);
+  CHECK(f.forward == 0);
 }
 
 }  // TEST_SUITE
