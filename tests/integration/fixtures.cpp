@@ -852,6 +852,10 @@ void proxy_instance::rewrite_config(const std::string& text) {
 }
 std::string proxy_instance::log_tail(std::size_t lines) const { return tail_lines(log(), lines); }
 
+bool proxy_instance::sanitized() const {
+  return read_file("/proc/" + std::to_string(pid_) + "/maps").find("libasan") != std::string::npos;
+}
+
 long proxy_instance::peak_rss_kb() const {
   std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
   std::string line;

@@ -277,6 +277,8 @@ class proxy_instance {
 
   std::string log() const;
   std::string log_tail(std::size_t lines = 40) const;
+  // Built with AddressSanitizer (its runtime is mapped into the process).
+  bool sanitized() const;
   // Resident memory high-water mark (VmHWM) in kB, or -1.
   long peak_rss_kb() const;
   // User+system CPU time consumed so far, in seconds, or -1.
