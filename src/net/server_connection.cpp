@@ -220,7 +220,18 @@ asio::awaitable<server_connection::attempt> server_connection::try_login(const s
         break;
       case 'Z':
         buffer_.consume(r.consumed);
-        if (!buffer_.empty()) co_return attempt{"unexpected data after ReadyForQuery at login"};
+        if (!buffer_.empty()) {
+          // A server that shuts down just after a login ends it at once (FATAL 57P01 and the
+          // like): keep its SQLSTATE, which tells a restart from an unreachable server.
+          const auto next = protocol::parse_frame(buffer_.view(), 64 * 1024);
+          if (next.status == protocol::parse_status::complete && next.msg.tag == 'E') {
+            auto fields = protocol::decode_error_response(next.msg.body);
+            refusal_code_ = fields && !fields->code.empty() ? fields->code : "08004";
+            co_return attempt{"server ended the connection right after login: " +
+                              (fields ? fields->message + " (SQLSTATE " + fields->code + ")" : std::string("malformed error"))};
+          }
+          co_return attempt{"unexpected data after ReadyForQuery at login"};
+        }
         tx_ = protocol::tx_tracker{};
         connected_at = std::chrono::system_clock::now();
         startup_settings = settings = protocol::settings_from_status(parameters_);
