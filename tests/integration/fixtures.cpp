@@ -456,6 +456,10 @@ void pg_instance::stop() {
   }
 }
 
+std::string pg_instance::pg_ctl_command(const std::string& args) const {
+  return as_postgres(pg_bindir() + "/pg_ctl -D " + shell_quote(dir_ + "/data") + " " + args);
+}
+
 std::string pg_instance::admin_conninfo() const {
   return "host=" + dir_ + " port=" + std::to_string(port_) + " user=postgres dbname=postgres connect_timeout=10";
 }

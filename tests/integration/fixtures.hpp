@@ -94,6 +94,9 @@ class pg_instance {
   // libpq key=value DSN pgmux uses to reach the server (TCP, so SCRAM is required).
   std::string server_dsn(std::string_view dbname = {}) const;
   std::string log_tail(std::size_t lines = 30) const;
+  // A shell command running pg_ctl on this cluster with `args` (as postgres when we are root),
+  // for restarts: e.g. pg_ctl_command("-m fast -w restart").
+  std::string pg_ctl_command(const std::string& args) const;
 
   // Turns TLS on in the running cluster (ssl = on with these PEM files, copied into the data
   // directory; with `ca_file` the server asks for client certificates and verifies them) and

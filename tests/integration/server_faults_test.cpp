@@ -71,13 +71,6 @@ std::vector<std::string> run_at_once(std::vector<pg_conn>& clients, const std::s
   return failures;
 }
 
-std::string pg_ctl(const std::string& args) {
-  const char* bindir = std::getenv("PGMUX_PG_BINDIR");
-  std::string cmd = std::string(bindir && *bindir ? bindir : "/usr/lib/postgresql/15/bin") + "/pg_ctl -D " +
-                    shell_quote(pg().socket_dir() + "/data") + " " + args;
-  if (::geteuid() == 0) cmd = "cd / && runuser -u postgres -- " + cmd;
-  return cmd;
-}
 
 }  // namespace
 
@@ -153,7 +146,7 @@ TEST_CASE("a fast restart under load fails only clients holding a server connect
   REQUIRE(wait_until([&] { return server_connections(admin) == pool_size; }, 10s));
 
   // -l: the new postmaster must not inherit run()'s output pipe, or run() waits for it forever.
-  const auto r = run(pg_ctl("-m fast -w -t 30 -l " + shell_quote(pg().socket_dir() + "/postgres.log") + " restart"), 60);
+  const auto r = run(pg().pg_ctl_command("-m fast -w -t 30 -l " + shell_quote(pg().socket_dir() + "/postgres.log") + " restart"), 60);
   REQUIRE_MESSAGE(r.code == 0, r.output);
   restarted = true;
   admin = pg_conn(pg().admin_conninfo());

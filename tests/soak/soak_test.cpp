@@ -55,13 +55,6 @@ constexpr long rss_growth_bound_kb = 20 * 1024;
 // The restart window runs from issuing `pg_ctl restart` until this long after it returned.
 constexpr auto restart_window_tail = 10s;
 
-std::string pg_ctl(const std::string& args) {
-  const char* bindir = std::getenv("PGMUX_PG_BINDIR");
-  std::string cmd = std::string(bindir && *bindir ? bindir : "/usr/lib/postgresql/15/bin") + "/pg_ctl -D " +
-                    shell_quote(pg().socket_dir() + "/data") + " " + args;
-  if (::geteuid() == 0) cmd = "cd / && runuser -u postgres -- " + cmd;
-  return cmd;
-}
 
 long proc_status_kb(pid_t pid, const std::string& key) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -270,21 +263,25 @@ TEST_CASE("soak: reconnecting clients, cancels, kills, reloads, terminations and
       }
     });
 
+  // A long-lived connection, opened again once lost: false (after a pause, counted in
+  // `failures`) while pgmux does not take it.
+  const auto reconnected = [&](pg_conn& c, std::atomic<long>& failures) {
+    if (c.ok()) return true;
+    c = pg_conn(proxy.conninfo());
+    ++n.reconnects;
+    if (c.ok()) return true;
+    ++failures;
+    nap(stop, 100ms);
+    return false;
+  };
+
   // Transactions on a long-lived connection.
   for (int i = 0; i < 4; ++i)
     spawn([&, i] {
       std::mt19937 rng(1000 + i);
       pg_conn c;
       while (!stop) {
-        if (!c.ok()) {
-          c = pg_conn(proxy.conninfo());
-          ++n.reconnects;
-          if (!c.ok()) {
-            ++n.tx_failures;
-            nap(stop, 100ms);
-            continue;
-          }
-        }
+        if (!reconnected(c, n.tx_failures)) continue;
         const bool rollback = rng() % 10 == 0;
         std::string failed_with;
         auto step = [&](pg_result r) {
@@ -315,15 +312,7 @@ TEST_CASE("soak: reconnecting clients, cancels, kills, reloads, terminations and
       std::mt19937 rng(2000 + i);
       pg_conn c;
       while (!stop) {
-        if (!c.ok()) {
-          c = pg_conn(proxy.conninfo());
-          ++n.reconnects;
-          if (!c.ok()) {
-            ++n.cancel_failures;
-            nap(stop, 100ms);
-            continue;
-          }
-        }
+        if (!reconnected(c, n.cancel_failures)) continue;
         if (PQsendQuery(c.get(), "select pg_sleep(5)") != 1) {
           ++n.cancel_failures;
           c.reset();
@@ -432,7 +421,7 @@ TEST_CASE("soak: reconnecting clients, cancels, kills, reloads, terminations and
     std::lock_guard lock(server_faults_mu);
     restart_begin = since_start();
     // -l: the new postmaster must not inherit run()'s output pipe, or run() waits for it.
-    const auto r = run(pg_ctl("-m fast -w -t 60 -l " + shell_quote(pg().socket_dir() + "/postgres.log") + " restart"), 90);
+    const auto r = run(pg().pg_ctl_command("-m fast -w -t 60 -l " + shell_quote(pg().socket_dir() + "/postgres.log") + " restart"), 90);
     restart_end = since_start();
     if (r.code == 0) ++n.restarts;
     else restart_problem = r.output;
