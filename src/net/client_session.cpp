@@ -683,7 +683,7 @@ void client_session::release_after_transaction() {
   if (seen_sql_.statements_untrusted) {
     log::info(label() + ": " + lease_->describe() +
               " closed: the client's SQL may have changed its prepared statements (PREPARE or DEALLOCATE inside a "
-              "string or function body)");
+              "string or function body, or a Query longer than pgmux inspects)");
     reusable = false;
   }
   seen_sql_.statements_untrusted = false;

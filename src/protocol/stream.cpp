@@ -90,6 +90,9 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       sql_findings found;
       if (seen_sql || text.find('_') != std::string_view::npos) found = inspect_sql(text);
       if (seen_sql) seen_sql->note(found);
+      // What passes unread could DEALLOCATE and PREPARE a shared statement's name again: the
+      // connection's statements are not to be trusted after it.
+      if (seen_sql && prepared && !whole) seen_sql->statements_untrusted = true;
       // DEALLOCATE of a statement name is the client's, and SQL naming pgmux's own statements
       // is refused: translate_frontend rewrites both. Other queries are not held up.
       if (prepared && (deallocate == keyword_match::yes || found.reserved_statement_name)) {

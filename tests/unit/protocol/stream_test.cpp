@@ -312,6 +312,37 @@ TEST_CASE("a Query is inspected whole when it fits, as far as it is buffered whe
   CHECK(seen2.listening.contains("early"));
 }
 
+TEST_CASE("with shared prepared statements, a Query too long to inspect whole makes the connection's statements untrusted") {
+  // Padding could push "DEALLOCATE pgmux_...; PREPARE pgmux_... AS ..." past what is inspected.
+  const auto big = query("select '" + std::string(100, 'x') + "'; deallocate pgmux_0123; prepare pgmux_0123 as select 2");
+  {
+    tx_tracker tx;
+    stream_cursor fc;
+    sql_watch seen;
+    server_prepared prepared;
+    const auto f = scan_frontend(std::string_view(big).substr(0, 40), fc, tx, max_len, &prepared, &seen, 32);
+    CHECK(f.forward == 40);
+    CHECK(seen.statements_untrusted);
+  }
+  {  // one inspected whole is judged by what it says
+    tx_tracker tx;
+    stream_cursor fc;
+    sql_watch seen;
+    server_prepared prepared;
+    const auto q = query("select '" + std::string(100, 'x') + "'");
+    const auto f = scan_frontend(q, fc, tx, max_len, &prepared, &seen, 1 << 14);
+    CHECK(f.forward == q.size());
+    CHECK_FALSE(seen.statements_untrusted);
+  }
+  {  // without shared statements there is nothing to protect
+    tx_tracker tx;
+    stream_cursor fc;
+    sql_watch seen;
+    scan_frontend(std::string_view(big).substr(0, 40), fc, tx, max_len, nullptr, &seen, 32);
+    CHECK_FALSE(seen.statements_untrusted);
+  }
+}
+
 TEST_CASE("a Query longer than the buffer that starts with blanks or comments is passed on, not waited for") {
   // With prepared statements a Query is read up to its first word (DEALLOCATE is rewritten).
   // When blanks fill all the buffer holds, waiting for more would stall the relay for good.
