@@ -108,8 +108,13 @@ class collector {
     std::vector<text::family> out;
     auto pools = routes_.pools();
     std::vector<net::pool_snapshot> snaps;
+    std::vector<std::unique_ptr<const net::pool_counters>> totals;
     snaps.reserve(pools.size());
-    for (auto& p : pools) snaps.push_back(p->snapshot());
+    totals.reserve(pools.size());
+    for (auto& p : pools) {
+      snaps.push_back(p->snapshot());
+      totals.push_back(p->counters());
+    }
 
     for (const auto& g : gauges) {
       auto f = make_family(g.name, g.help, metric_type::gauge);
@@ -119,14 +124,14 @@ class collector {
     for (const auto& c : counters) {
       auto f = make_family(c.name, c.help, metric_type::counter);
       for (std::size_t i = 0; i < pools.size(); ++i)
-        f.samples.push_back(pool_sample(snaps[i], double((pools[i]->counters().*c.field).load(std::memory_order_relaxed))));
+        f.samples.push_back(pool_sample(snaps[i], double(((*totals[i]).*c.field).load(std::memory_order_relaxed))));
       out.push_back(std::move(f));
     }
     auto disconnects = make_family("pgmux_server_disconnects_total", "Server connections closed, by reason.",
                               metric_type::counter);
     for (std::size_t i = 0; i < pools.size(); ++i) {
       for (std::size_t k = 0; k < std::size(net::disconnect_kind_names); ++k) {
-        auto m = pool_sample(snaps[i], double(pools[i]->counters().disconnects[k].load(std::memory_order_relaxed)));
+        auto m = pool_sample(snaps[i], double(totals[i]->disconnects[k].load(std::memory_order_relaxed)));
         m.labels.push_back({"reason", net::disconnect_kind_names[k]});
         disconnects.samples.push_back(std::move(m));
       }
@@ -138,8 +143,8 @@ class collector {
     auto held = make_family("pgmux_transaction_duration_seconds", "Time a server connection was held per transaction.",
                        metric_type::histogram);
     for (std::size_t i = 0; i < pools.size(); ++i) {
-      wait.samples.push_back(histogram_sample(snaps[i], pools[i]->counters().wait_seconds));
-      held.samples.push_back(histogram_sample(snaps[i], pools[i]->counters().transaction_seconds));
+      wait.samples.push_back(histogram_sample(snaps[i], totals[i]->wait_seconds));
+      held.samples.push_back(histogram_sample(snaps[i], totals[i]->transaction_seconds));
     }
     out.push_back(std::move(wait));
     out.push_back(std::move(held));
@@ -149,7 +154,7 @@ class collector {
     auto queries = make_family("pgmux_queries_total", "Requests answered by a ReadyForQuery.", metric_type::counter);
     auto bytes = make_family("pgmux_bytes_total", "Bytes relayed, by direction.", metric_type::counter);
     for (std::size_t i = 0; i < pools.size(); ++i) {
-      const auto& c = pools[i]->counters();
+      const auto& c = *totals[i];
       auto h = histogram_sample(snaps[i], c.statement_seconds);
       queries.samples.push_back(pool_sample(snaps[i], double(h.count)));
       statements.samples.push_back(std::move(h));

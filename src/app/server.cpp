@@ -1,11 +1,10 @@
-// Process wiring: one io_context run by `workers` threads; sessions run on strands.
+// Process wiring: `workers` threads with an event loop each (net::worker_set). Worker 0 also runs
+// the accept loops, signals, reloads, the metrics endpoint and the pools' maintenance.
 #include "pgmux/app/server.hpp"
 
 #include <csignal>
-#include <thread>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -22,6 +21,7 @@
 #include "pgmux/net/spawn.hpp"
 #include "pgmux/net/timeout.hpp"
 #include "pgmux/net/tls.hpp"
+#include "pgmux/net/workers.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -42,13 +42,9 @@ void warn_about_restart_settings(const config::config& running, const config::co
   if (running.metrics_listen != loaded.metrics_listen) warn("metrics.listen");
 }
 
-// The worker index of the running thread, for the event-loop lag gauge.
-thread_local unsigned worker_index = 0;
-
-// Every worker runs handlers from the one io_context, so `workers` probes are started; each
-// measures how late its timer fired and files it under the worker thread that ran it. A late
-// timer means handlers queue up behind busy threads: clients wait for the same reason.
-asio::awaitable<void> probe_event_loop(net::process_counters& counters) {
+// One probe per worker: how late its timer fires on that worker's event loop. A late timer
+// means handlers queue up behind a busy loop: its clients wait for the same reason.
+asio::awaitable<void> probe_event_loop(net::process_counters& counters, unsigned worker_index) {
   constexpr auto period = std::chrono::milliseconds(250);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
@@ -68,7 +64,8 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   std::signal(SIGPIPE, SIG_IGN);
   log::apply(cfg->log);
   const unsigned workers = cfg->workers;
-  asio::io_context io(workers == 1 ? 1 : static_cast<int>(workers));
+  net::worker_set loops(workers);
+  auto& io = loops.io(0);
 
   // Reading the config file is blocking I/O: it runs here, never on a worker thread.
   asio::thread_pool blocking(1);
@@ -78,7 +75,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
     log::error(tls_error.path + ": " + tls_error.message);
     return 1;
   }
-  net::router routes(io, cfg, std::make_shared<const net::tls_contexts>(std::move(*tls)));
+  net::router routes(loops, cfg, std::make_shared<const net::tls_contexts>(std::move(*tls)));
   net::cancel_registry cancels;
   net::session_registry sessions;
   std::atomic<std::size_t> client_count{0};
@@ -89,10 +86,9 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   counters.last_reload_success_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::system_clock::now().time_since_epoch()).count();
   auth::login_limits login_limits;
-  net::listener listener(io, net::session_services{routes, cancels, sessions, client_count, authenticating,
-                                                                auth_secrets, &hooks, &counters, &login_limits},
-                         cfg->max_client_conn,
-                        workers == 1);
+  net::listener listener(loops, net::session_services{routes, cancels, sessions, client_count, authenticating,
+                                                   auth_secrets, &hooks, &counters, &login_limits},
+                         cfg->max_client_conn);
 
   if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port); !error.empty()) {
     log::error(error);
@@ -158,7 +154,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   auto stop_now = [&] {
     listener.stop();
     routes.stop();
-    io.stop();
+    loops.stop();
   };
   // SIGTERM and the console's SHUTDOWN: no new clients; running transactions finish, up to
   // shutdown_timeout.
@@ -205,15 +201,9 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
             std::to_string(workers) + " worker" + (workers == 1 ? "" : "s"));
 
   counters.workers = workers;
-  for (unsigned i = 0; i < workers; ++i) asio::co_spawn(io, probe_event_loop(counters), asio::detached);
+  for (unsigned i = 0; i < workers; ++i) asio::co_spawn(loops.io(i), probe_event_loop(counters, i), asio::detached);
 
-  std::vector<std::thread> threads;
-  for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&io, i] {
-    worker_index = i;
-    io.run();
-  });
-  io.run();
-  for (auto& t : threads) t.join();
+  loops.run();
   log::info("pgmux stopped");
   return 0;
 }

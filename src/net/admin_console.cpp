@@ -66,7 +66,8 @@ admin_reply show_stats(router& routes) {
                   "total_command_timeouts"});
   for (const auto& p : routes.pools()) {
     const auto s = p->snapshot();
-    const auto& c = p->counters();
+    const auto totals = p->counters();
+    const auto& c = *totals;
     const auto xact = c.transaction_seconds.snapshot();
     const auto wait = c.wait_seconds.snapshot();
     const double xacts = static_cast<double>(xact.total());

@@ -50,9 +50,9 @@ std::uint64_t next_client_id() noexcept {
 
 }  // namespace
 
-client_session::client_session(socket_t socket, asio::any_io_executor strand, auth::client_peer from, std::string peer,
+client_session::client_session(socket_t socket, asio::any_io_executor executor, auth::client_peer from, std::string peer,
                                session_services services)
-    : client_(std::move(socket)), strand_(std::move(strand)), from_(from), peer_(std::move(peer)),
+    : client_(std::move(socket)), executor_(std::move(executor)), from_(from), peer_(std::move(peer)),
       services_(services), prepared_(next_client_id()) {}
 
 std::string client_session::login_details() {
@@ -70,7 +70,10 @@ std::string client_session::label() const {
 
 void client_session::start() {
   services_.sessions.add(shared_from_this());
-  asio::co_spawn(strand_, login_then_serve(), log_failure("client session"));
+  // Started on the session's worker, which may not be the accepting thread: the coroutine must
+  // hold the session from its first step, before anyone else does.
+  asio::co_spawn(executor_, [self = shared_from_this()] { return self->login_then_serve(); },
+                 log_failure("client session"));
 }
 
 asio::awaitable<void> client_session::login_then_serve() {
@@ -95,7 +98,7 @@ void client_session::wait_idle() {
   // handler brings the session back to life when its next request starts.
   buffer_.release();
   if (settings_.client_idle_timeout.count() > 0) {
-    if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(strand_);
+    if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor_);
     idle_timer_->expires_after(settings_.client_idle_timeout);
     idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
       if (ec) return;
@@ -105,7 +108,7 @@ void client_session::wait_idle() {
     });
   }
   client_.async_read_some(asio::buffer(first_bytes_),
-                          asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t n) {
+                          asio::bind_executor(executor_, [self = shared_from_this()](error_code ec, std::size_t n) {
                             self->on_first_bytes(ec, n);
                           }));
 }
@@ -113,14 +116,14 @@ void client_session::wait_idle() {
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
   if (idle_timer_) idle_timer_->cancel();
   if (idle_timed_out_ && !killed_) {
-    asio::co_spawn(strand_, finish_idle_timeout(), log_failure("client session"));
+    asio::co_spawn(executor_, finish_idle_timeout(), log_failure("client session"));
     return;
   }
   if (auto ended = take_first_bytes(ec, n)) {
-    asio::co_spawn(strand_, finish(*ended), log_failure("client session"));
+    asio::co_spawn(executor_, finish(*ended), log_failure("client session"));
     return;
   }
-  asio::co_spawn(strand_, serve_until_idle(), log_failure("client session"));
+  asio::co_spawn(executor_, serve_until_idle(), log_failure("client session"));
 }
 
 asio::awaitable<void> client_session::finish_idle_timeout() {
@@ -188,7 +191,7 @@ std::optional<close_reason> client_session::take_first_bytes(error_code ec, std:
 }
 
 void client_session::kill(close_reason reason) {
-  asio::post(strand_, [self = shared_from_this(), reason] {
+  asio::post(executor_, [self = shared_from_this(), reason] {
     // The timeout may have raced with new traffic: only a session still idle in its
     // transaction is ended for idle_transaction_timeout.
     if (reason == close_reason::idle_transaction_timeout) {
@@ -214,7 +217,7 @@ std::optional<client_info> client_session::info() const {
 }
 
 void client_session::drain() {
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(executor_, [self = shared_from_this()] {
     self->draining_ = true;
     // A client with a request under way (buffered, waiting for a server, or relayed) is
     // closed once its transaction ends; only an idle one is closed now.
@@ -229,7 +232,7 @@ void client_session::drain() {
 }
 
 void client_session::check_client() {
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(executor_, [self = shared_from_this()] {
     std::shared_ptr<server_connection> server;
     {
       std::lock_guard lock(self->current_mu_);
@@ -259,7 +262,7 @@ void client_session::cancel_current_query() {
     if (server) server->cancels_in_flight.fetch_add(1);
   }
   if (!server) return;
-  asio::co_spawn(strand_, cancel_running_query(server, settings_.connect_timeout), log_failure("cancel request"));
+  asio::co_spawn(executor_, cancel_running_query(server, settings_.connect_timeout), log_failure("cancel request"));
 }
 
 void client_session::set_current_server(std::shared_ptr<server_connection> server) {
@@ -384,7 +387,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   // packet alone, so that a client that connects and stalls gives its slot back soon.
   const auto now = clock::now();
   const auto deadline = now + cfg.auth_timeout;
-  asio::steady_timer timer(strand_, std::min(deadline, now + cfg.auth.startup_timeout));
+  asio::steady_timer timer(executor_, std::min(deadline, now + cfg.auth.startup_timeout));
   auto on_deadline = [self = shared_from_this(), &timer](error_code ec) {
     // Runs on the session's executor, so it cannot interleave with the login's own steps. The
     // timer is looked at only while the login runs, when it still exists: a startup deadline
@@ -584,25 +587,29 @@ struct client_session::queue_watch {
 };
 
 asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_server() {
+  waited_ = false;
   auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this(), this);
+  if (!waited_) co_return got;  // an idle connection at once: the client was there a moment ago
   if (auto watch = std::move(queue_watch_)) {
     watch->active = false;
     if (watch->watching) {
       error_code ignored;
       client_.lowest_layer().cancel(ignored);  // the pending readiness wait, nothing else
     }
-    // The watch ends early for TLS clients and full buffers: a client that hung up since then
-    // gets nothing run either. The connection goes back untouched.
-    if (auto* got_lease = std::get_if<lease>(&got); got_lease && client_hung_up()) {
-      got_lease->release();
-      co_return acquire_error{"", "the client left while waiting"};
-    }
+  }
+  // A client that hung up while queued gets nothing run, whether or not a watch saw it go (short
+  // waits are not watched; the watch ends early for TLS records and full buffers; its wake-up
+  // may still be on the way). The connection goes back untouched.
+  if (auto* got_lease = std::get_if<lease>(&got); got_lease && client_hung_up()) {
+    got_lease->release();
+    co_return acquire_error{"", "the client left while waiting"};
   }
   co_return got;
 }
 
 void client_session::queued(std::function<void()> leave) {
-  // Only a client that has to queue is watched: an idle connection is taken without a syscall more.
+  // Only a client that has queued for a while is watched: an idle connection, or one freed
+  // soon after, is taken without a syscall more.
   queue_watch_ = std::make_shared<queue_watch>();
   queue_watch_->leave = std::move(leave);
   watch_queued_client(queue_watch_);
@@ -617,7 +624,7 @@ bool client_session::client_hung_up() {
 void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
   watch->watching = true;
   client_.lowest_layer().async_wait(
-      socket_t::wait_read, asio::bind_executor(strand_, [self = shared_from_this(), watch](error_code ec) {
+      socket_t::wait_read, asio::bind_executor(executor_, [self = shared_from_this(), watch](error_code ec) {
         watch->watching = false;
         if (!watch->active) return;
         if (self->killed_) return watch->leave();
@@ -638,7 +645,7 @@ void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
 asio::awaitable<void> client_session::wait_for_cancels(server_connection& server) {
   // A broken connection is closed, never lent again: a late cancel cannot reach anyone.
   if (server.cancels_in_flight.load() == 0 || server.broken()) co_return;
-  asio::steady_timer timer(strand_);
+  asio::steady_timer timer(executor_);
   const auto deadline = clock::now() + settings_.connect_timeout;
   while (server.cancels_in_flight.load() > 0 && clock::now() < deadline) {
     timer.expires_after(5ms);

@@ -10,7 +10,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 
 #include "pgmux/app/log.hpp"
@@ -67,19 +66,18 @@ struct listener::acceptor {
   std::string path;  // Unix socket file, removed on stop
 };
 
-listener::listener(asio::io_context& io, session_services services, std::size_t max_client_conn, bool single_threaded)
-    : io_(io), strand_(asio::make_strand(io)), services_(services), max_client_conn_(max_client_conn),
-      single_threaded_(single_threaded) {}
+listener::listener(worker_set& workers, session_services services, std::size_t max_client_conn)
+    : workers_(workers), services_(services), max_client_conn_(max_client_conn) {}
 
 listener::~listener() { close_acceptors(); }
 
 std::string listener::listen_tcp(const std::string& host, std::uint16_t port) {
   error_code ec;
-  asio::ip::tcp::resolver resolver(io_);
+  asio::ip::tcp::resolver resolver(workers_.io(0));
   auto endpoints = resolver.resolve(host, std::to_string(port), asio::ip::tcp::resolver::passive, ec);
   if (ec) return "cannot resolve listen.host \"" + host + "\": " + ec.message();
   for (const auto& entry : endpoints) {
-    auto a = std::make_shared<acceptor>(io_);
+    auto a = std::make_shared<acceptor>(workers_.io(0));
     const asio::generic::stream_protocol::endpoint ep(entry.endpoint());
     a->socket.open(ep.protocol(), ec);
     if (!ec) a->socket.set_option(asio::socket_base::reuse_address(true), ec);
@@ -92,7 +90,7 @@ std::string listener::listen_tcp(const std::string& host, std::uint16_t port) {
 }
 
 std::string listener::listen_unix(const std::string& directory, std::uint16_t port) {
-  auto a = std::make_shared<acceptor>(io_);
+  auto a = std::make_shared<acceptor>(workers_.io(0));
   a->unix_domain = true;
   a->path = directory + "/.s.PGSQL." + std::to_string(port);
   ::unlink(a->path.c_str());  // a stale file from a crashed run would block the bind
@@ -109,11 +107,11 @@ std::string listener::listen_unix(const std::string& directory, std::uint16_t po
 
 void listener::start() {
   for (auto& a : acceptors_)
-    asio::co_spawn(strand_, accept_loop(a), log_failure("accept loop"));
+    asio::co_spawn(workers_.io(0), accept_loop(a), log_failure("accept loop"));
 }
 
 void listener::stop() {
-  asio::post(strand_, [this] { close_acceptors(); });
+  asio::post(workers_.io(0), [this] { close_acceptors(); });
 }
 
 void listener::close_acceptors() {
@@ -127,12 +125,14 @@ void listener::close_acceptors() {
 
 asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
   for (;;) {
-    auto [ec, socket] = co_await a->socket.async_accept(nothrow);
+    // Accepted straight into the event loop of the worker that will serve the client.
+    const unsigned worker = workers_.next_for_client();
+    auto [ec, socket] = co_await a->socket.async_accept(workers_.executor(worker), nothrow);
     if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
     if (ec) {
       // Out of file descriptors or similar: back off instead of spinning.
       log::warn("accept failed: " + ec.message());
-      asio::steady_timer pause(io_, 100ms);
+      asio::steady_timer pause(workers_.io(0), 100ms);
       co_await pause.async_wait(nothrow);
       continue;
     }
@@ -159,11 +159,11 @@ asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
       socket.close(ignored);
       continue;
     }
-    admit(std::move(socket), from, std::move(peer));
+    admit(std::move(socket), worker, from, std::move(peer));
   }
 }
 
-void listener::admit(socket_t socket, auth::client_peer from, std::string peer) {
+void listener::admit(socket_t socket, unsigned worker, auth::client_peer from, std::string peer) {
   accepted_total_.fetch_add(1, std::memory_order_relaxed);
   const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
   if (count > max_client_conn_) {
@@ -171,7 +171,7 @@ void listener::admit(socket_t socket, auth::client_peer from, std::string peer) 
     if (services_.counters) services_.counters->count_client_error(client_error::limit);
     log::connection("client " + peer + " refused: max_client_conn (" + std::to_string(max_client_conn_) + ") reached");
     auto refused = std::make_shared<socket_t>(std::move(socket));
-    asio::co_spawn(io_, [refused]() -> asio::awaitable<void> {
+    asio::co_spawn(workers_.executor(worker), [refused]() -> asio::awaitable<void> {
       // Answered after the startup packet, as PostgreSQL answers "too many clients": libpq
       // sends an SSLRequest first (refused here with 'N') and reads an error sent before its
       // startup packet as a failed SSL negotiation, hiding the message.
@@ -184,8 +184,8 @@ void listener::admit(socket_t socket, auth::client_peer from, std::string peer) 
     }, asio::detached);
     return;
   }
-  auto strand = single_threaded_ ? asio::any_io_executor(io_.get_executor()) : asio::any_io_executor(asio::make_strand(io_));
-  auto session = std::make_shared<client_session>(std::move(socket), strand, from, std::move(peer), services_);
+  auto session = std::make_shared<client_session>(std::move(socket), workers_.executor(worker), from, std::move(peer),
+                                                  services_);
   session->start();
 }
 

@@ -20,8 +20,9 @@ constexpr auto maintenance_period = 100ms;
 // How long a request runs before its client is checked for a hang-up.
 constexpr std::int64_t client_check_ns = std::chrono::nanoseconds(900ms).count();
 
-pgmux::pool::pool_limits limits_from(const config::pool_settings& s) {
+pgmux::pool::pool_limits limits_from(const config::pool_settings& s, unsigned workers) {
   pgmux::pool::pool_limits l;
+  l.workers = workers;
   l.min_size = s.min_size;
   l.max_size = s.max_size;
   l.idle_lifetime = s.max_inactive_connection_lifetime;
@@ -49,10 +50,38 @@ disconnect_kind disconnect_kind_of(close_reason r) noexcept {
   }
 }
 
+void pool_counters::add_to(pool_counters& total) const noexcept {
+  auto add = [](const std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>& to) {
+    to.fetch_add(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  };
+  for (std::size_t i = 0; i < disconnects.size(); ++i) add(disconnects[i], total.disconnects[i]);
+  add(transactions, total.transactions);
+  add(server_connects, total.server_connects);
+  add(server_connect_errors, total.server_connect_errors);
+  add(query_wait_timeouts, total.query_wait_timeouts);
+  add(command_timeouts, total.command_timeouts);
+  add(cancel_escalations, total.cancel_escalations);
+  add(bytes_to_server, total.bytes_to_server);
+  add(bytes_to_client, total.bytes_to_client);
+  add(statements_prepared, total.statements_prepared);
+  add(statements_stale, total.statements_stale);
+  wait_seconds.add_to(total.wait_seconds);
+  transaction_seconds.add_to(total.transaction_seconds);
+  statement_seconds.add_to(total.statement_seconds);
+}
+
 struct server_pool::waiter {
   explicit waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
   asio::steady_timer timer;
   std::weak_ptr<session_control> owner;
+  // Set and read on the waiter's executor only: whether it left, and whether acquire() has
+  // resumed (then a late request to watch the client is ignored).
+  queue_watcher* watcher = nullptr;
+  pgmux::pool::worker_id worker = 0;
+  bool left = false;
+  bool resumed = false;
+  bool watch_requested = false;  // under mu_
+  clock::time_point since{};
   std::shared_ptr<server_connection> assigned;
   std::optional<acquire_error> failed;  // the server refused logins: give up without waiting
 };
@@ -72,10 +101,19 @@ void lease::release(bool clean) {
   owner->give_back(std::move(conn_), clean);
 }
 
-server_pool::server_pool(asio::io_context& io, std::string database, std::string entry, server_login login,
+server_pool::server_pool(worker_set& workers, std::string database, std::string entry, server_login login,
                          config::pool_settings settings)
-    : io_(io), database_(std::move(database)), server_user_(login.user), name_(database_ + "/" + server_user_),
-      entry_(std::move(entry)), login_(std::move(login)), settings_(settings), core_(limits_from(settings)) {}
+    : workers_(workers), database_(std::move(database)), server_user_(login.user), name_(database_ + "/" + server_user_),
+      entry_(std::move(entry)), login_(std::move(login)), settings_(settings), core_(limits_from(settings, workers.size())) {
+  for (unsigned i = 0; i < workers.size(); ++i) worker_counters_.push_back(std::make_unique<pool_counters>());
+}
+
+std::unique_ptr<const pool_counters> server_pool::counters() const {
+  auto total = std::make_unique<pool_counters>();
+  counters_.add_to(*total);
+  for (const auto& c : worker_counters_) c->add_to(*total);
+  return total;
+}
 
 server_pool::~server_pool() = default;
 
@@ -90,7 +128,7 @@ void server_pool::update(const config::pool_settings& settings, const server_log
     std::lock_guard lock(mu_);
     if (stopped_) return;
     settings_ = settings;
-    core_.set_limits(limits_from(settings));
+    core_.set_limits(limits_from(settings, workers_.size()));
     if (!(login == login_)) {
       login_ = login;
       ++login_generation_;
@@ -121,10 +159,10 @@ void server_pool::start() {
   {
     std::lock_guard lock(mu_);
     settle(clock::now(), work);
-    maintenance_timer_ = std::make_shared<asio::steady_timer>(io_);
+    maintenance_timer_ = std::make_shared<asio::steady_timer>(workers_.executor(0));
   }
   run(std::move(work));
-  asio::co_spawn(asio::make_strand(io_), maintain(), log_failure("pool maintenance"));
+  asio::co_spawn(workers_.executor(0), maintain(), log_failure("pool maintenance"));
 }
 
 void server_pool::stop(std::string why) {
@@ -156,6 +194,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
                                                                        std::weak_ptr<session_control> owner,
                                                                        queue_watcher* watcher) {
   auto self = shared_from_this();
+  const auto worker = worker_set::current();
   deferred_work work;
   std::shared_ptr<waiter> w;
   pgmux::pool::waiter_id wid = 0;
@@ -166,14 +205,18 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
     const auto now = clock::now();
     for (;;) {
       wid = next_waiter_++;
-      auto id = core_.acquire(wid, now);
+      auto id = core_.acquire(wid, now, worker);
       if (!id) break;
       auto& slot = conns_.at(*id);
       auto conn = slot.conn;
       const bool outdated = slot.login_generation != login_generation_;
-      // The idle watch drops connections the server ends, but its wake-up may still be on the
-      // way: one non-blocking peek closes that window.
-      if (outdated || !conn->looks_alive()) {
+      // A connection idle for a while may have been ended by the server (restart, idle timeout)
+      // with the watch's wake-up still on the way: one non-blocking peek closes that window. One
+      // given back moments ago is lent without the syscall; if the server ended it meanwhile,
+      // the relay sees it die before answering and sends the request again elsewhere.
+      const bool peek = slot.watching || now - conn->last_used >= maintenance_period ||
+                        settings_.mode == config::pool_mode::session;
+      if (outdated || (peek && !conn->looks_alive())) {
         log::info(conn->describe() + (outdated ? " closed: reload" : " closed: the server hung up while it was idle"));
         core_.release(*id, now, false);
         conns_.erase(*id);
@@ -182,6 +225,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
         continue;
       }
       lend(slot, owner, now);
+      bring_to(*id, slot, worker);
       got = std::move(conn);
       break;
     }
@@ -195,27 +239,27 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
     if (!got) {
       w = std::make_shared<waiter>(co_await asio::this_coro::executor);
       w->owner = std::move(owner);
+      w->watcher = watcher;
+      w->worker = worker;
+      w->since = now;
       waiters_.emplace(wid, w);
     }
     settle(now, work);
   }
   run(std::move(work));
   if (got) {
-    counters_.wait_seconds.observe(0);
+    worker_counters().wait_seconds.observe(0);
     co_return lease(self, std::move(got));
   }
 
   const auto wait_start = clock::now();
+  if (watcher) watcher->waiting();
   w->timer.expires_at(deadline);
-  auto left = std::make_shared<bool>(false);
-  if (watcher) watcher->queued([left, w] {
-    *left = true;
-    w->timer.cancel();
-  });
   co_await w->timer.async_wait(nothrow);
+  w->resumed = true;
 
   std::unique_lock lock(mu_);
-  if (*left) {
+  if (w->left) {
     // The client hung up while queued: it leaves the queue, and a connection handed to it
     // meanwhile was never used, so it goes back idle.
     if (auto conn = std::move(w->assigned)) {
@@ -228,7 +272,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
     co_return acquire_error{"", "the client left while waiting"};
   }
   if (w->assigned) {
-    counters_.wait_seconds.observe(std::chrono::duration<double>(clock::now() - wait_start).count());
+    worker_counters().wait_seconds.observe(std::chrono::duration<double>(clock::now() - wait_start).count());
     co_return lease(self, std::move(w->assigned));
   }
   core_.remove_waiter(wid);
@@ -255,8 +299,9 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
       it->second.lent = false;
       it->second.owner.reset();
       if (transaction) {
-        counters_.transactions.fetch_add(1, std::memory_order_relaxed);
-        counters_.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
+        auto& counters = worker_counters();
+        counters.transactions.fetch_add(1, std::memory_order_relaxed);
+        counters.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
       }
       outdated = it->second.login_generation != login_generation_;
     }
@@ -272,8 +317,9 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
       log::info(conn->describe() + " closed: " + to_string(*reason));
       work.close.push_back(std::move(conn));
     } else {
+      // Watched for a hang-up only once it stays idle (maintain()): a connection taken again
+      // at once costs no readiness wait armed and cancelled.
       conn->last_used = now;
-      watch_idle(id);
     }
     if (!stopped_) settle(now, work);
   }
@@ -285,14 +331,27 @@ void server_pool::lend(slot& s, std::weak_ptr<session_control> owner, clock::tim
   s.owner = std::move(owner);
   s.lent = true;
   s.lent_at = now;
+  if (!s.watching) return;
   // The idle watch must not act on, nor hold a wait on, a socket its client now uses.
+  s.watching = false;
   ++s.watch_generation;
   error_code ignored;
   s.conn->socket().lowest_layer().cancel(ignored);
 }
 
+void server_pool::bring_to(pgmux::pool::conn_id id, slot& s, pgmux::pool::worker_id worker) {
+  // The lease's figures go to the counters of the client's worker, which adds them.
+  s.conn->counters = worker_counters_[worker].get();
+  if (core_.worker_of(id) == worker) return;
+  // No idle connection of the client's own worker: this one moves over, so that its reads and
+  // writes complete where the client runs (one epoll registration moved, no wake-up per read).
+  s.conn->socket().move_to(workers_.executor(worker));
+  core_.moved(id, worker);
+}
+
 void server_pool::watch_idle(pgmux::pool::conn_id id) {
   auto& s = conns_.at(id);
+  s.watching = true;
   const auto generation = ++s.watch_generation;
   // A readiness wait, not a read: nothing is consumed, so the next client finds the stream as
   // it was. An idle server sends nothing; readable means it hung up or reports an error
@@ -304,12 +363,32 @@ void server_pool::watch_idle(pgmux::pool::conn_id id) {
       });
 }
 
+void server_pool::watch_settled_waiters(clock::time_point now) {
+  for (auto& [id, w] : waiters_) {
+    if (w->watch_requested || !w->watcher || now - w->since < maintenance_period) continue;
+    w->watch_requested = true;
+    asio::post(w->timer.get_executor(), [w = w] {
+      if (w->resumed) return;
+      w->watcher->queued([w] {
+        w->left = true;
+        w->timer.cancel();
+      });
+    });
+  }
+}
+
+void server_pool::watch_settled_idle(clock::time_point now) {
+  for (auto& [id, s] : conns_)
+    if (!s.lent && !s.watching && now - s.conn->last_used >= maintenance_period) watch_idle(id);
+}
+
 void server_pool::idle_readable(pgmux::pool::conn_id id, std::uint64_t generation) {
   deferred_work work;
   {
     std::lock_guard lock(mu_);
     auto it = conns_.find(id);
     if (stopped_ || it == conns_.end() || it->second.lent || it->second.watch_generation != generation) return;
+    it->second.watching = false;
     auto conn = it->second.conn;
     if (conn->looks_alive()) {  // a spurious wake-up
       watch_idle(id);
@@ -337,22 +416,23 @@ void server_pool::settle(clock::time_point now, deferred_work& work) {
     auto w = std::move(it->second);
     waiters_.erase(it);
     lend(slot, w->owner, now);
+    bring_to(a.conn, slot, w->worker);
     w->assigned = slot.conn;
     work.wake.push_back(std::move(w));
   }
-  for (auto id : core_.start_connects(now)) work.connect.push_back(id);
+  for (auto id : core_.start_connects(now)) work.connect.emplace_back(id, core_.worker_of(id));
 }
 
 void server_pool::run(deferred_work work) {
   for (auto& w : work.wake) asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
   for (auto& c : work.close) c->close();
-  for (auto id : work.connect)
-    asio::co_spawn(asio::make_strand(io_), connect_one(id), log_failure("server connect"));
+  for (auto [id, worker] : work.connect)
+    asio::co_spawn(workers_.executor(worker), connect_one(id, worker), log_failure("server connect"));
 }
 
-asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id) {
+asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id, pgmux::pool::worker_id worker) {
   auto self = shared_from_this();
-  auto conn = std::make_shared<server_connection>(io_.get_executor(), id);
+  auto conn = std::make_shared<server_connection>(workers_.executor(worker), id);
   conn->pool_name = name_;
   conn->counters = &counters_;
   server_login login;
@@ -485,12 +565,14 @@ asio::awaitable<void> server_pool::maintain() {
         conns_.erase(it);
       }
       settle(now, work);
+      watch_settled_idle(now);
+      watch_settled_waiters(now);
       check_timeouts(cancel, notify);
     }
     run(std::move(work));
     for (auto& conn : cancel) {
       log::info("pool " + name_ + ": command_timeout reached on " + conn->describe() + ", cancelling");
-      asio::co_spawn(io_, cancel_running_query(conn, settings().connect_timeout),
+      asio::co_spawn(workers_.executor(0), cancel_running_query(conn, settings().connect_timeout),
                      log_failure("cancel request"));
     }
     for (auto& [session, why] : notify) {

@@ -5,8 +5,8 @@
 
 namespace pgmux::net {
 
-router::router(asio::io_context& io, std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls)
-    : io_(io), cfg_(std::move(cfg)), tls_(tls ? std::move(tls) : std::make_shared<const tls_contexts>()) {}
+router::router(worker_set& workers, std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls)
+    : workers_(workers), cfg_(std::move(cfg)), tls_(tls ? std::move(tls) : std::make_shared<const tls_contexts>()) {}
 
 std::shared_ptr<const config::config> router::config() const {
   std::lock_guard lock(mu_);
@@ -64,7 +64,7 @@ config::pool_settings settings_for(const config::database_config& db) {
 
 std::shared_ptr<server_pool> router::make_pool(const config::database_config& db, const std::string& database,
                                                const std::string& server_user) {
-  auto p = std::make_shared<server_pool>(io_, database, db.name, login_for(db, database, server_user, *tls_),
+  auto p = std::make_shared<server_pool>(workers_, database, db.name, login_for(db, database, server_user, *tls_),
                                          settings_for(db));
   if (paused_all_ || paused_databases_.count(database)) p->set_paused(true);
   return p;

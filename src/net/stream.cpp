@@ -1,6 +1,8 @@
 // The TLS side of net::stream: Asio SSL streams over the connection's socket.
 #include "pgmux/net/stream.hpp"
 
+#include <unistd.h>
+
 #include <sys/socket.h>
 
 #include <boost/asio/ip/address.hpp>
@@ -25,6 +27,18 @@ struct stream::tls_layer {
 stream::stream(socket_t socket) : socket_(std::move(socket)) {}
 stream::stream(const executor_type& ex) : socket_(ex) {}
 stream::~stream() = default;
+
+void stream::move_to(const executor_type& ex) {
+  error_code ec;
+  const auto family = socket_.local_endpoint(ec).protocol().family();
+  if (ec) return;  // a dead socket: the next operation on it fails, as it would have anyway
+  const auto fd = socket_.release(ec);
+  if (ec) return;
+  // The TLS layer refers to this member, not to the object it held: it follows the move.
+  socket_ = socket_t(ex);
+  socket_.assign(asio::generic::stream_protocol(family, 0), fd, ec);
+  if (ec) ::close(fd);  // the socket stays closed: the connection fails and is dropped
+}
 
 void stream::tls_read_some(asio::mutable_buffer buffer, handler_type handler) {
   tls_->ssl.async_read_some(buffer, std::move(handler));

@@ -9,10 +9,15 @@ pool_core::pool_core(pool_limits limits) : limits_(limits) {}
 
 void pool_core::set_limits(pool_limits limits) { limits_ = limits; }
 
-std::optional<std::size_t> pool_core::usable_idle(time_point now) const {
-  for (std::size_t i = idle_.size(); i-- > 0;)
-    if (!expired(conns_.at(idle_[i]).expires_at, now)) return i;
-  return std::nullopt;
+std::optional<std::size_t> pool_core::usable_idle(time_point now, worker_id worker) const {
+  std::optional<std::size_t> any;
+  for (std::size_t i = idle_.size(); i-- > 0;) {
+    const auto& e = conns_.at(idle_[i]);
+    if (expired(e.expires_at, now)) continue;
+    if (e.worker == worker) return i;
+    if (!any) any = i;
+  }
+  return any;
 }
 
 conn_id pool_core::take_idle(std::size_t index) {
@@ -31,11 +36,11 @@ void pool_core::close_idle(std::size_t index, close_reason why, std::vector<clos
   conns_.erase(id);
 }
 
-std::optional<conn_id> pool_core::acquire(waiter_id w, time_point now) {
+std::optional<conn_id> pool_core::acquire(waiter_id w, time_point now, worker_id worker) {
   if (waiters_.empty() && !paused_) {
-    if (auto i = usable_idle(now)) return take_idle(*i);
+    if (auto i = usable_idle(now, worker)) return take_idle(*i);
   }
-  waiters_.push_back({w, now});
+  waiters_.push_back({w, now, worker});
   return std::nullopt;
 }
 
@@ -56,19 +61,34 @@ std::vector<conn_id> pool_core::start_connects(time_point now) {
   std::size_t n = std::min(std::max(for_waiters, for_min), limits_.max_size - have);
   // While the server refuses us, probe with one connect at a time.
   if (failures_ > 0) n = connecting_ == 0 ? std::min<std::size_t>(n, 1) : 0;
-  for (std::size_t i = 0; i < n; ++i) out.push_back(next_id_++);
+  // Waiters beyond those the connects under way serve get the new ones, in queue order.
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t waiter = connecting_ + i;
+    worker_id worker;
+    if (waiter < waiters_.size()) {
+      worker = waiters_[waiter].worker;
+    } else {
+      worker = next_warm_worker_;
+      next_warm_worker_ = (next_warm_worker_ + 1) % std::max(1u, limits_.workers);
+    }
+    opening_.emplace(next_id_, worker);
+    out.push_back(next_id_++);
+  }
   connecting_ += n;
   return out;
 }
 
 void pool_core::connect_succeeded(conn_id c, time_point now, double jitter) {
   if (connecting_ > 0) --connecting_;
+  const worker_id worker = worker_of(c);
+  opening_.erase(c);
   failures_ = 0;
   retry_at_.reset();
   unreachable_since_.reset();
   failing_ = false;
   conn_entry e;
   e.idle_since = now;
+  e.worker = worker;
   if (limits_.server_lifetime.count() > 0) {
     const auto stretch = std::chrono::duration_cast<duration>(limits_.server_lifetime * (0.1 * std::clamp(jitter, 0.0, 1.0)));
     e.expires_at = now + limits_.server_lifetime + stretch;
@@ -86,8 +106,9 @@ connect_failure classify_connect_failure(const std::string& sqlstate) noexcept {
   return connect_failure::final;
 }
 
-bool pool_core::connect_failed(conn_id, time_point now, connect_failure kind, std::optional<time_point> attempt_started) {
+bool pool_core::connect_failed(conn_id c, time_point now, connect_failure kind, std::optional<time_point> attempt_started) {
   if (connecting_ > 0) --connecting_;
+  opening_.erase(c);
   ++failures_;
   auto backoff = limits_.backoff_initial;
   for (std::uint64_t i = 1; i < failures_ && backoff < limits_.backoff_max; ++i) backoff *= 2;
@@ -127,6 +148,7 @@ std::optional<close_reason> pool_core::release(conn_id c, time_point now, bool c
 }
 
 void pool_core::forget(conn_id c) {
+  opening_.erase(c);
   auto it = conns_.find(c);
   if (it == conns_.end()) return;
   if (it->second.lent) {
@@ -141,12 +163,22 @@ void pool_core::forget(conn_id c) {
 std::vector<assignment> pool_core::dispatch(time_point now) {
   std::vector<assignment> out;
   while (!waiters_.empty() && !paused_) {
-    auto i = usable_idle(now);
+    auto i = usable_idle(now, waiters_.front().worker);
     if (!i) break;
     out.push_back({waiters_.front().id, take_idle(*i)});
     waiters_.pop_front();
   }
   return out;
+}
+
+worker_id pool_core::worker_of(conn_id c) const {
+  if (auto it = conns_.find(c); it != conns_.end()) return it->second.worker;
+  if (auto it = opening_.find(c); it != opening_.end()) return it->second;
+  return 0;
+}
+
+void pool_core::moved(conn_id c, worker_id worker) {
+  if (auto it = conns_.find(c); it != conns_.end()) it->second.worker = worker;
 }
 
 std::vector<closing> pool_core::reap(time_point now) {

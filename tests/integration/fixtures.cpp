@@ -208,6 +208,15 @@ std::string json_members(const std::map<std::string, std::string>& m) {
 
 }  // namespace
 
+unsigned default_workers() {
+  static const unsigned workers = [] {
+    const char* v = std::getenv("PGMUX_IT_WORKERS");
+    const int n = v && *v ? std::atoi(v) : 1;
+    return n >= 1 && n <= 64 ? static_cast<unsigned>(n) : 1u;
+  }();
+  return workers;
+}
+
 bool current_test_failed() { return g_test_failed; }
 int test_cases_started() { return g_test_cases_started; }
 

@@ -223,8 +223,12 @@ class connection_sampler {
 // What a test changes in pgmux's config; everything else has test defaults (transaction mode,
 // min_size 0, max_size 10, query_wait_timeout 10s, one "pgmux_test" database plus "*").
 // proxy_options().workers(2).pool("max_size", "1").pool("command_timeout", "500ms")
+// Worker threads of a pgmux whose test does not choose: PGMUX_IT_WORKERS, else 1. deploy/test
+// runs the suite with 1 (plain step) and 2 (sanitize step).
+unsigned default_workers();
+
 struct proxy_options {
-  unsigned n_workers = 1;
+  unsigned n_workers = default_workers();
   std::map<std::string, std::string> pool_overrides;     // pool_defaults
   std::map<std::string, std::string> db_pool_overrides;  // "pool" of the "pgmux_test" database entry
   std::string extra_databases;                           // raw JSON members of "databases"

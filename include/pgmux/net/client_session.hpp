@@ -62,9 +62,9 @@ class client_session final : public session_control,
                              public queue_watcher,
                              public std::enable_shared_from_this<client_session> {
  public:
-  // `strand` is the executor the session's coroutine runs on. `from` is the client's address
+  // `executor`: the event loop of the worker the session lives on. `from` is the client's address
   // (or the Unix socket), which the auth rules match; `peer` names it in logs and SHOW CLIENTS.
-  client_session(socket_t socket, asio::any_io_executor strand, auth::client_peer from, std::string peer,
+  client_session(socket_t socket, asio::any_io_executor executor, auth::client_peer from, std::string peer,
                  session_services services);
 
   // Registers the session and serves it: login, then each request as it comes. Idle between
@@ -79,6 +79,7 @@ class client_session final : public session_control,
   void drain();
   void check_client() override;
   void cancel_current_query() override;
+  void waiting() override { waited_ = true; }
   void queued(std::function<void()> leave) override;
 
  private:
@@ -134,7 +135,7 @@ class client_session final : public session_control,
   std::string login_details();
 
   stream client_;  // the socket, or TLS over it after an SSLRequest
-  asio::any_io_executor strand_;
+  asio::any_io_executor executor_;  // its worker's event loop: every handler of the session runs there
   auth::client_peer from_;
   std::string peer_;
   session_services services_;
@@ -173,7 +174,8 @@ class client_session final : public session_control,
   close_reason kill_reason_ = close_reason::shutdown;
   int replays_ = 0;  // times the current request was sent again after its server died unanswered
 
-  std::shared_ptr<queue_watch> queue_watch_;  // while queued for a server connection
+  std::shared_ptr<queue_watch> queue_watch_;  // while queued (for a while) for a server connection
+  bool waited_ = false;                       // the current acquire had to queue
   std::mutex current_mu_;  // guards current_ against cancel requests from other threads
   std::shared_ptr<server_connection> current_;
 };

@@ -17,6 +17,7 @@
 #include "pgmux/net/io.hpp"
 #include "pgmux/net/pool_counters.hpp"
 #include "pgmux/net/server_connection.hpp"
+#include "pgmux/net/workers.hpp"
 #include "pgmux/pool/histogram.hpp"
 #include "pgmux/pool/pool_core.hpp"
 
@@ -70,7 +71,11 @@ struct acquire_error {
 // Lets a client that has to queue for a connection leave the queue early (it hung up).
 class queue_watcher {
  public:
-  // acquire() queued the client. Calling `leave` on the client's executor while acquire() waits
+  // acquire() had to queue the client: no connection was idle for it. Called on the client's
+  // executor before the wait; nothing else happens yet.
+  virtual void waiting() = 0;
+  // The client has been queued for a while (about 100 ms; shorter waits are not watched). Called
+  // on the client's executor while acquire() waits. Calling `leave` there while acquire() waits
   // ends the wait at once: acquire() then returns an acquire_error with an empty code, and a
   // connection handed over meanwhile goes back idle. Calling it later does nothing.
   virtual void queued(std::function<void()> leave) = 0;
@@ -107,7 +112,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // `login` carries the server address, user, database and password every connection uses.
   // `database` is the name clients ask for; `entry` the config entry serving it ("*" for the
   // catch-all). The server user is login.user.
-  server_pool(asio::io_context& io, std::string database, std::string entry, server_login login,
+  server_pool(worker_set& workers, std::string database, std::string entry, server_login login,
               config::pool_settings settings);
   ~server_pool();
 
@@ -130,7 +135,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   void update(const config::pool_settings& settings, const server_login& login);
 
   // A connection for `owner`, waiting in FIFO order until `deadline`. On failure, the text
-  // for the client's error message.
+  // for the client's error message. Call it on the client's worker: the connection comes on it.
   asio::awaitable<std::variant<lease, acquire_error>> acquire(clock::time_point deadline,
                                                             std::weak_ptr<session_control> owner,
                                                             queue_watcher* watcher = nullptr);
@@ -148,7 +153,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   pool_snapshot snapshot() const;
   std::vector<server_info> servers() const;
-  const pool_counters& counters() const noexcept { return counters_; }
+  // The counts of every worker summed, at the moment of the call.
+  std::unique_ptr<const pool_counters> counters() const;
   // Clients logged in to this pool (SHOW POOLS: cl_active + cl_waiting).
   void client_joined() noexcept { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_left() noexcept { clients_.fetch_sub(1, std::memory_order_relaxed); }
@@ -163,19 +169,20 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // With mu_ held: hands idle connections to waiters, starts connects; returns work to do unlocked.
   struct deferred_work {
     std::vector<std::shared_ptr<waiter>> wake;
-    std::vector<pgmux::pool::conn_id> connect;
+    std::vector<std::pair<pgmux::pool::conn_id, pgmux::pool::worker_id>> connect;
     std::vector<std::shared_ptr<server_connection>> close;
   };
   void settle(clock::time_point now, deferred_work& work);
   void run(deferred_work work);
-  asio::awaitable<void> connect_one(pgmux::pool::conn_id id);
+  asio::awaitable<void> connect_one(pgmux::pool::conn_id id, pgmux::pool::worker_id worker);
+
   asio::awaitable<void> maintain();
   // With mu_ held: lent connections whose statement ran past command_timeout (to cancel),
   // and sessions to kill for idle_transaction_timeout or to check for a hung-up client.
   void check_timeouts(std::vector<std::shared_ptr<server_connection>>& cancel,
                       std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify);
 
-  asio::io_context& io_;
+  worker_set& workers_;
   const std::string database_;
   const std::string server_user_;  // fixed for the pool's life: another user means another pool
   const std::string name_;
@@ -194,13 +201,21 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     bool lent = false;
     clock::time_point lent_at{};
     std::uint64_t watch_generation = 0;  // bumped at every lend and idle watch: stale wake-ups are ignored
+    bool watching = false;               // an idle watch is pending
   };
+  // With mu_ held: the lent connection `id` is about to serve a client on `worker`.
+  void bring_to(pgmux::pool::conn_id id, slot& s, pgmux::pool::worker_id worker);
   // With mu_ held: marks the slot lent to `owner` and ends its idle watch.
   void lend(slot& s, std::weak_ptr<session_control> owner, clock::time_point now);
   // With mu_ held: waits for the idle connection to become readable, which means the server
   // hung up or reported an error; idle_readable() then drops it from the pool.
   void watch_idle(pgmux::pool::conn_id id);
   void idle_readable(pgmux::pool::conn_id id, std::uint64_t generation);
+  // With mu_ held: asks the sessions of clients queued for a maintenance period to watch their
+  // client for a hang-up (a short wait costs no syscall).
+  void watch_settled_waiters(clock::time_point now);
+  // With mu_ held: starts the idle watch of connections idle for a maintenance period.
+  void watch_settled_idle(clock::time_point now);
   std::unordered_map<pgmux::pool::conn_id, slot> conns_;  // idle and lent, from connect to close
   std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
   pgmux::pool::waiter_id next_waiter_ = 1;
@@ -208,7 +223,10 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::string last_connect_error_;
   std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
   std::string stop_reason_ = "pgmux is shutting down";
-  pool_counters counters_;
+  pool_counters counters_;  // rare events, counted under mu_ or from the maintenance task
+  // Per worker, written only by that worker's thread: transactions, bytes, waits, statements.
+  std::vector<std::unique_ptr<pool_counters>> worker_counters_;
+  pool_counters& worker_counters() noexcept { return *worker_counters_[worker_set::current()]; }
   std::atomic<std::size_t> clients_{0};
   bool stopped_ = false;
   std::shared_ptr<asio::steady_timer> maintenance_timer_;

@@ -16,6 +16,8 @@ inline constexpr const char* disconnect_kind_names[] = {"idle",  "lifetime", "er
                                                         "pause", "reload",   "shutdown"};
 disconnect_kind disconnect_kind_of(close_reason r) noexcept;
 
+// One set per worker and pool: a worker adds only to its own (no cache line shared between
+// workers on the hot path); readers sum them (add_to).
 struct pool_counters {
   std::array<std::atomic<std::uint64_t>, std::size(disconnect_kind_names)> disconnects{};  // by disconnect_kind
   void count_disconnect(disconnect_kind k) noexcept {
@@ -34,6 +36,9 @@ struct pool_counters {
   pgmux::pool::atomic_histogram wait_seconds;         // request to server connection
   pgmux::pool::atomic_histogram transaction_seconds;  // server connection held
   pgmux::pool::atomic_histogram statement_seconds;    // request to its ReadyForQuery (queries)
+
+  // Adds these counts to `total` (a reader's sum over the workers).
+  void add_to(pool_counters& total) const noexcept;
 };
 
 }  // namespace pgmux::net

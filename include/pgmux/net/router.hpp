@@ -8,8 +8,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-
 #include "pgmux/config/config.hpp"
 #include "pgmux/net/pool.hpp"
 
@@ -21,7 +19,7 @@ class tls_server_context;
 class router {
  public:
   // `tls`: the TLS contexts `cfg` needs (make_tls_contexts), built off the worker threads.
-  router(asio::io_context& io, std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls);
+  router(worker_set& workers, std::shared_ptr<const config::config> cfg, std::shared_ptr<const tls_contexts> tls);
 
   struct route_result {
     std::shared_ptr<server_pool> pool;
@@ -64,7 +62,7 @@ class router {
   // With mu_ held: creates the fixed-user pools `cfg_` names that do not exist yet.
   std::vector<std::shared_ptr<server_pool>> create_fixed_pools();
 
-  asio::io_context& io_;
+  worker_set& workers_;
   mutable std::mutex mu_;
   std::shared_ptr<const config::config> cfg_;
   std::shared_ptr<const tls_contexts> tls_;  // always set, and consistent with cfg_

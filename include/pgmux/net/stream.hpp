@@ -81,6 +81,8 @@ class stream {
   void close() noexcept;
   // Closes and forgets TLS, so that the socket can connect afresh.
   void reset() noexcept;
+  // Hands the socket (and TLS over it) to another event loop. Nothing may be pending on it.
+  void move_to(const executor_type& ex);
 
  private:
   struct tls_layer;

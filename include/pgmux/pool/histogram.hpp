@@ -35,6 +35,13 @@ class atomic_histogram {
     sum_us_.fetch_add(sum_us, std::memory_order_relaxed);
   }
 
+  // Adds this histogram's counts to `total`.
+  void add_to(atomic_histogram& total) const noexcept {
+    for (std::size_t i = 0; i < counts_.size(); ++i)
+      total.counts_[i].fetch_add(counts_[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    total.sum_us_.fetch_add(sum_us_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+
   snapshot_t snapshot() const noexcept {
     snapshot_t s;
     for (std::size_t i = 0; i < counts_.size(); ++i) s.counts[i] = counts_[i].load(std::memory_order_relaxed);

@@ -20,6 +20,8 @@ using time_point = clock::time_point;
 using duration = clock::duration;
 using conn_id = std::uint64_t;
 using waiter_id = std::uint64_t;
+// The worker (event loop) a connection's socket lives on, or a client runs on.
+using worker_id = unsigned;
 
 struct pool_limits {
   std::size_t min_size = 0;
@@ -33,6 +35,8 @@ struct pool_limits {
   // With no connection open, connects failing for want of a server this long (from the start
   // of the first failed attempt) answer the waiters; 0: at the first such failure.
   duration unreachable_grace = std::chrono::seconds(2);
+  // Worker threads: connections kept warm for min_size are spread over them.
+  unsigned workers = 1;
 };
 
 // Why a connect failed, as far as waiting clients are concerned.
@@ -76,14 +80,16 @@ class pool_core {
   void set_paused(bool paused) noexcept { paused_ = paused; }
   bool paused() const noexcept { return paused_; }
 
-  // A client asks for a connection: the most recently used idle one if nobody is queued
-  // before it, else the client joins the FIFO queue and nullopt is returned.
-  std::optional<conn_id> acquire(waiter_id w, time_point now);
+  // A client on `worker` asks for a connection: the most recently used idle one of its own
+  // worker, else of any worker, if nobody is queued before it (on any worker); else the client
+  // joins the FIFO queue and nullopt is returned.
+  std::optional<conn_id> acquire(waiter_id w, time_point now, worker_id worker = 0);
   // A queued client gives up. True when it was still queued (not yet handed a connection).
   bool remove_waiter(waiter_id w);
 
   // Connections to open now, each given a fresh id and counted as connecting: enough for
   // the queue and for min_size, never above max_size, one at a time while connects fail.
+  // Each is meant for the worker of the waiter it serves (round robin for min_size): worker_of().
   std::vector<conn_id> start_connects(time_point now);
   // `jitter` in [0, 1) stretches this connection's lifetime by up to 10% so that
   // connections opened together do not all retire together.
@@ -104,8 +110,14 @@ class pool_core {
   // A connection vanished by itself (I/O error while idle): drop it from the books.
   void forget(conn_id c);
 
-  // Hands idle connections to the oldest waiters, in queue order.
+  // Hands idle connections to the oldest waiters, in queue order, each preferring one of its
+  // own worker.
   std::vector<assignment> dispatch(time_point now);
+
+  // The worker a connection's socket lives on (or is opened on); moved(): it now lives on
+  // `worker` (a lent connection handed to a client of another worker).
+  worker_id worker_of(conn_id c) const;
+  void moved(conn_id c, worker_id worker);
 
   // Idle connections to close now: past their lifetime, idle too long above min_size, or
   // above max_size after a shrink.
@@ -128,19 +140,22 @@ class pool_core {
   // move no memory: the hot path only flips `lent` and pushes or pops an id.
   struct conn_entry {
     bool lent = false;
+    worker_id worker = 0;
     time_point idle_since{};
     std::optional<time_point> expires_at;
   };
   struct waiter_entry {
     waiter_id id;
     time_point since;
+    worker_id worker;
   };
 
   bool expired(const std::optional<time_point>& expires_at, time_point now) const noexcept {
     return expires_at && now >= *expires_at;
   }
-  // Index into idle_ of the most recently used connection that has not expired.
-  std::optional<std::size_t> usable_idle(time_point now) const;
+  // Index into idle_ of the most recently used connection of `worker` that has not expired,
+  // else of the most recently used one of any worker.
+  std::optional<std::size_t> usable_idle(time_point now, worker_id worker) const;
   conn_id take_idle(std::size_t index);
   void close_idle(std::size_t index, close_reason why, std::vector<closing>& out);
 
@@ -150,8 +165,10 @@ class pool_core {
   std::size_t lent_ = 0;
   std::deque<waiter_entry> waiters_;                 // FIFO
   std::size_t connecting_ = 0;
+  std::unordered_map<conn_id, worker_id> opening_;  // connecting: the worker each is opened on
   conn_id next_id_ = 1;
   std::uint64_t failures_ = 0;
+  worker_id next_warm_worker_ = 0;  // round robin for min_size connects
   std::optional<time_point> retry_at_;
   std::optional<time_point> unreachable_since_;  // start of the current run of unreachable failures
   bool failing_ = false;                         // the last failure answered the waiters

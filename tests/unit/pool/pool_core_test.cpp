@@ -30,6 +30,12 @@
 //   forget drops a connection from the books
 //   pause holds new clients, closes idle connections and lets lent ones finish
 //   random operations keep every invariant
+//   workers: a client takes an idle connection of its own worker first, the most recent one
+//   workers: a client whose worker has nothing idle takes another worker's, which moves to it
+//   workers: max_size bounds the connections of all workers together
+//   workers: waiters of every worker are served in one FIFO order, each with its own worker's connection if idle
+//   workers: connects open on the worker of the waiter they serve, and min_size goes round robin
+//   workers: random operations across four workers keep the bound, FIFO and the preference
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -733,6 +739,244 @@ TEST_CASE("random operations keep every invariant") {
   CHECK(closed > 100);
   CHECK(refused > 100);
   CHECK(ever.size() > 200);
+}
+
+TEST_CASE("workers: a client takes an idle connection of its own worker first, the most recent one") {
+  test::fake_clock clock;
+  auto l = limits(0, 4);
+  l.workers = 2;
+  pool_core pool(l);
+  // Four connections: two per worker (round robin), all idle.
+  const auto ids = connect_all(pool, clock.now());
+  REQUIRE(ids.empty());  // nobody waits and min_size is 0: nothing to open yet
+  for (waiter_id w = 1; w <= 4; ++w) REQUIRE_FALSE(pool.acquire(w, clock.now(), w % 2));
+  const auto opened = connect_all(pool, clock.now());
+  REQUIRE(opened.size() == 4);
+  const auto lent = pool.dispatch(clock.now());
+  REQUIRE(lent.size() == 4);
+  for (const auto& a : lent) CHECK(pool.worker_of(a.conn) == a.waiter % 2);
+  // Released in id order: the last released of each worker is its most recently used.
+  std::vector<conn_id> by_worker[2];
+  for (const auto& a : lent) {
+    REQUIRE_FALSE(pool.release(a.conn, clock.now(), true));
+    by_worker[pool.worker_of(a.conn)].push_back(a.conn);
+  }
+  for (pgmux::pool::worker_id worker : {0u, 1u}) {
+    CAPTURE(worker);
+    const auto got = pool.acquire(10 + worker, clock.now(), worker);
+    REQUIRE(got);
+    CHECK(pool.worker_of(*got) == worker);
+    CHECK(*got == by_worker[worker].back());
+  }
+}
+
+TEST_CASE("workers: a client whose worker has nothing idle takes another worker's, which moves to it") {
+  test::fake_clock clock;
+  auto l = limits(0, 1);
+  l.workers = 2;
+  pool_core pool(l);
+  REQUIRE_FALSE(pool.acquire(1, clock.now(), 0));
+  const auto opened = connect_all(pool, clock.now());
+  REQUIRE(opened.size() == 1);
+  REQUIRE(pool.dispatch(clock.now()).size() == 1);
+  REQUIRE_FALSE(pool.release(opened[0], clock.now(), true));
+  CHECK(pool.worker_of(opened[0]) == 0);
+
+  const auto got = pool.acquire(2, clock.now(), 1);
+  REQUIRE(got == opened[0]);  // no new connect: the budget is spent, and one is idle
+  CHECK(pool.start_connects(clock.now()).empty());
+  pool.moved(*got, 1);
+  CHECK(pool.worker_of(*got) == 1);
+  REQUIRE_FALSE(pool.release(*got, clock.now(), true));
+  // Now it belongs to worker 1: a client of worker 1 takes it as its own.
+  CHECK(pool.acquire(3, clock.now(), 1) == opened[0]);
+}
+
+TEST_CASE("workers: max_size bounds the connections of all workers together") {
+  test::fake_clock clock;
+  auto l = limits(0, 3);
+  l.workers = 4;
+  pool_core pool(l);
+  for (waiter_id w = 1; w <= 8; ++w) REQUIRE_FALSE(pool.acquire(w, clock.now(), w % 4));
+  const auto opened = pool.start_connects(clock.now());
+  CHECK(opened.size() == 3);
+  for (auto id : opened) pool.connect_succeeded(id, clock.now(), 0.0);
+  CHECK(pool.start_connects(clock.now()).empty());
+  const auto lent = pool.dispatch(clock.now());
+  CHECK(lent.size() == 3);
+  CHECK(pool.total() == 3);
+  const auto s = pool.stats(clock.now());
+  CHECK(s.active == 3);
+  CHECK(s.waiting == 5);
+}
+
+TEST_CASE("workers: waiters of every worker are served in one FIFO order, each with its own worker's connection if idle") {
+  test::fake_clock clock;
+  auto l = limits(0, 2);
+  l.workers = 2;
+  pool_core pool(l);
+  // Two connections, one per worker, both lent.
+  REQUIRE_FALSE(pool.acquire(1, clock.now(), 0));
+  REQUIRE_FALSE(pool.acquire(2, clock.now(), 1));
+  const auto opened = connect_all(pool, clock.now());
+  REQUIRE(opened.size() == 2);
+  REQUIRE(pool.dispatch(clock.now()).size() == 2);
+  const conn_id on0 = pool.worker_of(opened[0]) == 0 ? opened[0] : opened[1];
+  const conn_id on1 = on0 == opened[0] ? opened[1] : opened[0];
+  REQUIRE(pool.worker_of(on1) == 1);
+
+  // Queued in this order: a client of worker 1, then one of worker 0, then worker 1 again.
+  clock.advance(1ms);
+  REQUIRE_FALSE(pool.acquire(11, clock.now(), 1));
+  clock.advance(1ms);
+  REQUIRE_FALSE(pool.acquire(12, clock.now(), 0));
+  clock.advance(1ms);
+  REQUIRE_FALSE(pool.acquire(13, clock.now(), 1));
+  // A newcomer of worker 0 does not overtake them, even with worker 0's connection coming back.
+  REQUIRE_FALSE(pool.acquire(14, clock.now(), 0));
+
+  // Worker 0's connection comes back first: the oldest waiter (worker 1's) gets it.
+  REQUIRE_FALSE(pool.release(on0, clock.now(), true));
+  auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 11);
+  CHECK(a[0].conn == on0);
+  pool.moved(on0, 1);
+  // Both come back, both now on worker 1. The next waiter, of worker 0, has none of its own
+  // idle: it takes the most recently used; then worker 1's waiter takes the other.
+  REQUIRE_FALSE(pool.release(on1, clock.now(), true));
+  REQUIRE_FALSE(pool.release(on0, clock.now(), true));
+  a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 2);
+  CHECK(a[0].waiter == 12);
+  CHECK(a[0].conn == on0);
+  CHECK(a[1].waiter == 13);
+  CHECK(a[1].conn == on1);
+  CHECK(pool.stats(clock.now()).waiting == 1);  // the newcomer, still behind them
+}
+
+TEST_CASE("workers: connects open on the worker of the waiter they serve, and min_size goes round robin") {
+  test::fake_clock clock;
+  SUBCASE("for waiters") {
+    auto l = limits(0, 10);
+    l.workers = 3;
+    pool_core pool(l);
+    REQUIRE_FALSE(pool.acquire(1, clock.now(), 2));
+    REQUIRE_FALSE(pool.acquire(2, clock.now(), 2));
+    REQUIRE_FALSE(pool.acquire(3, clock.now(), 1));
+    const auto opened = pool.start_connects(clock.now());
+    REQUIRE(opened.size() == 3);
+    CHECK(pool.worker_of(opened[0]) == 2);
+    CHECK(pool.worker_of(opened[1]) == 2);
+    CHECK(pool.worker_of(opened[2]) == 1);
+    // A fourth waiter gets a connect of its own, on its own worker.
+    REQUIRE_FALSE(pool.acquire(4, clock.now(), 0));
+    const auto more = pool.start_connects(clock.now());
+    REQUIRE(more.size() == 1);
+    CHECK(pool.worker_of(more[0]) == 0);
+    pool.connect_succeeded(more[0], clock.now(), 0.0);
+    CHECK(pool.worker_of(more[0]) == 0);
+  }
+  SUBCASE("for min_size") {
+    auto l = limits(4, 10);
+    l.workers = 2;
+    pool_core pool(l);
+    const auto opened = pool.start_connects(clock.now());
+    REQUIRE(opened.size() == 4);
+    std::size_t per_worker[2] = {0, 0};
+    for (auto id : opened) ++per_worker[pool.worker_of(id)];
+    CHECK(per_worker[0] == 2);
+    CHECK(per_worker[1] == 2);
+  }
+}
+
+TEST_CASE("workers: random operations across four workers keep the bound, FIFO and the preference") {
+  std::mt19937 rng(6432);
+  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  using pgmux::pool::worker_id;
+  constexpr worker_id n_workers = 4;
+  auto l = limits(2, 6);
+  l.workers = n_workers;
+  l.idle_lifetime = 5s;
+  test::fake_clock clock;
+  pool_core pool(l);
+
+  std::map<conn_id, worker_id> idle;  // the model: idle connections and where they live
+  std::set<conn_id> connecting, lent;
+  std::deque<std::pair<waiter_id, worker_id>> queue;
+  waiter_id next_waiter = 1;
+  std::size_t own = 0, moved = 0;
+
+  // A connection handed to a client of `worker`: its own worker's if any was idle.
+  auto hand_over = [&](conn_id c, worker_id worker) {
+    REQUIRE(idle.count(c) == 1);
+    const bool had_own = std::any_of(idle.begin(), idle.end(), [&](const auto& e) { return e.second == worker; });
+    if (had_own) {
+      REQUIRE(idle.at(c) == worker);
+      ++own;
+    } else {
+      pool.moved(c, worker);
+      ++moved;
+    }
+    idle.erase(c);
+    lent.insert(c);
+  };
+
+  for (int step = 0; step < 20000; ++step) {
+    CAPTURE(step);
+    switch (pick(6)) {
+      case 0: {
+        const waiter_id w = next_waiter++;
+        const auto worker = static_cast<worker_id>(pick(n_workers));
+        if (auto c = pool.acquire(w, clock.now(), worker)) {
+          REQUIRE(queue.empty());
+          hand_over(*c, worker);
+        } else {
+          queue.emplace_back(w, worker);
+        }
+        break;
+      }
+      case 1:
+        for (auto id : pool.start_connects(clock.now())) {
+          REQUIRE(pool.worker_of(id) < n_workers);
+          connecting.insert(id);
+        }
+        break;
+      case 2:
+        if (!connecting.empty()) {
+          const auto id = *std::next(connecting.begin(), static_cast<std::ptrdiff_t>(pick(connecting.size())));
+          connecting.erase(id);
+          pool.connect_succeeded(id, clock.now(), 0.0);
+          idle.emplace(id, pool.worker_of(id));
+        }
+        break;
+      case 3:
+        if (!lent.empty()) {
+          const auto id = *std::next(lent.begin(), static_cast<std::ptrdiff_t>(pick(lent.size())));
+          const auto worker = pool.worker_of(id);
+          lent.erase(id);
+          if (!pool.release(id, clock.now(), true)) idle.emplace(id, worker);
+        }
+        break;
+      case 4:
+        for (const auto& a : pool.dispatch(clock.now())) {
+          REQUIRE_FALSE(queue.empty());
+          REQUIRE(a.waiter == queue.front().first);  // one FIFO across workers
+          hand_over(a.conn, queue.front().second);
+          queue.pop_front();
+        }
+        break;
+      case 5:
+        for (const auto& c : pool.reap(clock.now())) REQUIRE(idle.erase(c.conn) == 1);
+        clock.advance(std::chrono::milliseconds(pick(2000)));
+        break;
+    }
+    REQUIRE(pool.total() <= l.max_size);
+    REQUIRE(pool.total() == idle.size() + lent.size() + connecting.size());
+    REQUIRE(pool.stats(clock.now()).waiting == queue.size());
+  }
+  CHECK(own > 1000);
+  CHECK(moved > 100);
 }
 
 }  // TEST_SUITE
