@@ -114,6 +114,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   }
 
   std::atomic<bool> shutting_down{false};
+  asio::steady_timer all_clients_gone(io);  // a graceful shutdown's wait for the last client
   // SIGHUP and the console's RELOAD. The file (and every file it names: users, passfiles,
   // certificates and keys) is read and the TLS contexts are built on the blocking executor;
   // the result is applied on the io_context, all of it or, on any error, nothing.
@@ -165,17 +166,17 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
               config::format_duration(routes.config()->shutdown_timeout) + ")");
     sessions.for_each([](const std::shared_ptr<net::client_session>& s) { s->drain(); });
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      asio::steady_timer poll(io);
-      const auto deadline = net::clock::now() + routes.config()->shutdown_timeout;
-      while (client_count.load() > 0 && net::clock::now() < deadline) {
-        poll.expires_after(std::chrono::milliseconds(20));
-        co_await poll.async_wait(net::nothrow);
-      }
+      // Woken by the last client to leave (hooks.clients_gone), else at shutdown_timeout.
+      all_clients_gone.expires_after(routes.config()->shutdown_timeout);
+      if (client_count.load() > 0) co_await all_clients_gone.async_wait(net::nothrow);
       if (client_count.load() > 0) log::warn("shutdown_timeout reached with " + std::to_string(client_count.load()) + " clients left");
       stop_now();
     }, net::log_failure("shutdown"));
   };
   hooks.reload = reload_config;
+  hooks.clients_gone = [&io, &all_clients_gone, &shutting_down] {
+    if (shutting_down) asio::post(io, [&all_clients_gone] { all_clients_gone.cancel(); });
+  };
   hooks.shutdown = [&io, &shut_down_gracefully] { asio::post(io, shut_down_gracefully); };
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);

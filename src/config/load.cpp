@@ -3,9 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <thread>
 #include <sstream>
 
 #include "pgmux/auth/certificates.hpp"
@@ -412,7 +414,14 @@ load_result load_config_text(std::string_view text) {
              {"unix_socket_dir", [&](const json& x, const std::string& p) { r.read_string(x, p, cfg.listen.unix_socket_dir); }},
          });
        }},
-      {"workers", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.workers, 1, 256); }},
+      {"workers", [&](const json& v, const std::string& s) {
+         if (v.is_string() && v.get<std::string>() == "auto") {
+           cfg.workers = std::clamp(std::thread::hardware_concurrency(), 1u, 256u);  // 0 when unknown
+           return;
+         }
+         if (v.is_string()) return r.error(s, "expected an integer from 1 to 256 or \"auto\", got \"" + v.get<std::string>() + "\"");
+         r.read_uint(v, s, cfg.workers, 1, 256);
+       }},
       {"pool_defaults", [](const json&, const std::string&) {}},
       {"max_message_size", [&](const json& v, const std::string& s) {
          r.read_size(v, s, cfg.max_message_size);

@@ -170,7 +170,9 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
     release_freed_memory();
   }
   services_.sessions.remove(this);
-  services_.client_count.fetch_sub(1, std::memory_order_relaxed);
+  if (services_.client_count.fetch_sub(1, std::memory_order_acq_rel) == 1 && services_.hooks &&
+      services_.hooks->clients_gone)
+    services_.hooks->clients_gone();
   if (services_.counters)
     if (auto e = client_error_of(reason)) services_.counters->count_client_error(*e);
   if (log::enabled(log::connections() ? log::level::info : log::level::debug)) {
@@ -645,12 +647,11 @@ void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
 asio::awaitable<void> client_session::wait_for_cancels(server_connection& server) {
   // A broken connection is closed, never lent again: a late cancel cannot reach anyone.
   if (server.cancels_in_flight.load() == 0 || server.broken()) co_return;
-  asio::steady_timer timer(executor_);
-  const auto deadline = clock::now() + settings_.connect_timeout;
-  while (server.cancels_in_flight.load() > 0 && clock::now() < deadline) {
-    timer.expires_after(5ms);
-    co_await timer.async_wait(nothrow);
-  }
+  // Woken by the last cancel to land (on whichever thread sends it), else at the deadline.
+  auto landed = std::make_shared<asio::steady_timer>(executor_, clock::now() + settings_.connect_timeout);
+  server.on_cancels_landed([landed] { asio::post(landed->get_executor(), [landed] { landed->cancel(); }); });
+  if (server.cancels_in_flight.load() > 0) co_await landed->async_wait(nothrow);
+  server.on_cancels_landed(nullptr);
   if (server.cancels_in_flight.load() > 0) server.mark_broken();
 }
 

@@ -311,13 +311,28 @@ asio::awaitable<void> cancel_running_query(std::shared_ptr<server_connection> co
   conn->cancelled_request_ns.store(conn->busy_since_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
   conn->cancel_at_ns.store(now_ns(), std::memory_order_relaxed);
   if (conn->broken()) {  // given up on already: nothing left to cancel
-    conn->cancels_in_flight.fetch_sub(1);
+    conn->cancel_landed();
     co_return;
   }
   if (const auto cap = conn->cancel_timeout_cap_ns.load(std::memory_order_relaxed); cap > 0)
     timeout = std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(std::chrono::nanoseconds(cap)));
   if (!co_await send_cancel_request(conn->address(), conn->backend_key(), timeout)) conn->mark_unusable();
-  conn->cancels_in_flight.fetch_sub(1);
+  conn->cancel_landed();
+}
+
+void server_connection::cancel_landed() {
+  if (cancels_in_flight.fetch_sub(1) != 1) return;
+  std::function<void()> wake;
+  {
+    std::lock_guard lock(landed_mu_);
+    wake = cancels_landed_;
+  }
+  if (wake) wake();
+}
+
+void server_connection::on_cancels_landed(std::function<void()> callback) {
+  std::lock_guard lock(landed_mu_);
+  cancels_landed_ = std::move(callback);
 }
 
 }  // namespace pgmux::net

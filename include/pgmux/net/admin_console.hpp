@@ -22,6 +22,8 @@ inline constexpr std::string_view admin_database = "pgmux";
 struct admin_hooks {
   std::function<void()> reload;    // as SIGHUP
   std::function<void()> shutdown;  // as SIGTERM
+  // The last connected client left (any worker's thread): a graceful shutdown waits for it.
+  std::function<void()> clients_gone;
 };
 
 // A result the console sends back: a table (possibly empty), or an error.

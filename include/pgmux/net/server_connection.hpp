@@ -4,7 +4,9 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "pgmux/config/dsn.hpp"
@@ -115,6 +117,10 @@ class server_connection {
   // closing their socket. A connection is not lent to the next client before they land, so
   // a late cancel can never hit someone else's query.
   std::atomic<int> cancels_in_flight{0};
+  // A cancel counted in cancels_in_flight is over (sent, or given up): the last one calls the
+  // callback set with on_cancels_landed(), from the thread that sent it.
+  void cancel_landed();
+  void on_cancels_landed(std::function<void()> callback);
   std::atomic<std::int64_t> client_checked_ns{0};  // last check_client() for the current request
   // The last CancelRequest: when it was sent and the busy_since_ns of the request it was for.
   // Still that request after cancel_grace: the cancel could not take effect.
@@ -179,6 +185,8 @@ class server_connection {
 
   std::uint64_t id_;
   stream socket_;
+  std::mutex landed_mu_;
+  std::function<void()> cancels_landed_;  // guarded by landed_mu_
   io_buffer buffer_;
   protocol::stream_cursor cursor_;
   protocol::tx_tracker tx_;

@@ -45,6 +45,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/stat.h>
@@ -405,6 +406,13 @@ TEST_CASE("unknown keys are reported where they are") {
   SUBCASE("database pool") {
     refused_at(R"({"databases": {"app": {"dsn": "host=h", "pool": {"size": 3}}}})", "/databases/app/pool/size");
   }
+}
+
+TEST_CASE("workers \"auto\" is one per CPU") {
+  const auto cfg = loaded(with_db(R"("workers": "auto")"));
+  CHECK(cfg.workers == std::clamp(std::thread::hardware_concurrency(), 1u, 256u));
+  CHECK(cfg.workers >= 1);
+  CHECK(refused_at(with_db(R"("workers": "many")"), "/workers").find("auto") != std::string::npos);
 }
 
 TEST_CASE("wrong types are reported where they are") {
