@@ -3,7 +3,7 @@
 #include <string>
 
 #include "fuzz_support.hpp"
-#include "pgmux/app/metrics_http.hpp"
+#include "pgmux/admin/metrics_http.hpp"
 
 using namespace pgmux::app::metrics_http;
 

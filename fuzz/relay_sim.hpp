@@ -1,7 +1,7 @@
 // The relay's use of the stream scanners, without sockets: bytes arrive in reads of varying
 // size into a buffer of fixed capacity, scans say what may pass, intercepted messages go
 // through translate_frontend (gathered whole when longer than the buffer), dropped answers are
-// consumed. Every step checks what the relay (src/net/relay.cpp) relies on.
+// consumed. Every step checks what the relay (src/session/relay.cpp) relies on.
 #pragma once
 #include <algorithm>
 #include <cstddef>

@@ -10,11 +10,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "pgmux/app/log.hpp"
+#include "pgmux/log.hpp"
 #include "pgmux/app/server.hpp"
 #include "pgmux/auth/scram_verifier.hpp"
 #include "pgmux/config/load.hpp"
-#include "pgmux/net/tls.hpp"
+#include "pgmux/io/tls.hpp"
 #include "pgmux/version.hpp"
 
 namespace {

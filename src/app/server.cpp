@@ -9,19 +9,19 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 
-#include "pgmux/app/log.hpp"
-#include "pgmux/app/metrics.hpp"
+#include "pgmux/log.hpp"
+#include "pgmux/admin/metrics.hpp"
 #include "pgmux/config/load.hpp"
-#include "pgmux/net/admin_console.hpp"
-#include "pgmux/net/auth_query.hpp"
-#include "pgmux/net/cancel.hpp"
-#include "pgmux/net/listener.hpp"
-#include "pgmux/net/router.hpp"
-#include "pgmux/net/session_registry.hpp"
-#include "pgmux/net/spawn.hpp"
-#include "pgmux/net/timeout.hpp"
-#include "pgmux/net/tls.hpp"
-#include "pgmux/net/workers.hpp"
+#include "pgmux/admin/admin_console.hpp"
+#include "pgmux/session/auth_query.hpp"
+#include "pgmux/server/cancel.hpp"
+#include "pgmux/session/listener.hpp"
+#include "pgmux/session/router.hpp"
+#include "pgmux/session/session_registry.hpp"
+#include "pgmux/io/spawn.hpp"
+#include "pgmux/io/timeout.hpp"
+#include "pgmux/io/tls.hpp"
+#include "pgmux/io/workers.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

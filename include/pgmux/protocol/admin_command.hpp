@@ -1,5 +1,5 @@
 // The admin console's commands as text: which command a client's simple Query names, and the
-// database PAUSE or RESUME is about. Pure: the console (net/admin_console.cpp) runs them.
+// database PAUSE or RESUME is about. Pure: the console (admin/admin_console.cpp) runs them.
 #pragma once
 #include <string>
 #include <string_view>

@@ -1,0 +1,235 @@
+// A pool of server connections for one (database, server user): Asio glue over pool_core.
+// Bookkeeping sits behind one short mutex (workers share the pool); waiting clients sleep
+// on their own timer, woken by a post to their own executor when a connection is theirs.
+#pragma once
+#include <array>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+#include <boost/asio/io_context.hpp>
+
+#include "pgmux/config/config.hpp"
+#include "pgmux/io/io.hpp"
+#include "pgmux/server/pool_counters.hpp"
+#include "pgmux/server/server_connection.hpp"
+#include "pgmux/io/workers.hpp"
+#include "pgmux/pool/histogram.hpp"
+#include "pgmux/pool/pool_core.hpp"
+
+namespace pgmux::net {
+
+// What the pool may ask of the client session holding one of its connections. Called from
+// the pool's maintenance task; implementations post into the session's own executor.
+class session_control {
+ public:
+  virtual ~session_control() = default;
+  virtual void kill(close_reason reason) = 0;
+  // The server has been busy for a while: has the client hung up meanwhile? If so, the
+  // session stops waiting for the server and cleans it up (the query is cancelled).
+  virtual void check_client() = 0;
+};
+
+class server_pool;
+
+// A server connection lent to one client. Move-only; give it back with release(). A lease
+// dropped without release() closes its connection: its state is unknown.
+class lease {
+ public:
+  lease() = default;
+  lease(std::shared_ptr<server_pool> owner, std::shared_ptr<server_connection> conn)
+      : pool_(std::move(owner)), conn_(std::move(conn)) {}
+  lease(lease&&) noexcept = default;
+  lease& operator=(lease&& other) noexcept;
+  lease(const lease&) = delete;
+  lease& operator=(const lease&) = delete;
+  ~lease() { release(false); }
+
+  explicit operator bool() const noexcept { return conn_ != nullptr; }
+  server_connection* operator->() const noexcept { return conn_.get(); }
+  server_connection& operator*() const noexcept { return *conn_; }
+  const std::shared_ptr<server_connection>& connection() const noexcept { return conn_; }
+  // Back to the pool when the connection is clean(), else closed.
+  void release() { release(conn_ && conn_->clean()); }
+  void release(bool clean);
+
+ private:
+  std::shared_ptr<server_pool> pool_;
+  std::shared_ptr<server_connection> conn_;
+};
+
+// Why a client got no server connection: the SQLSTATE and text of its ErrorResponse.
+struct acquire_error {
+  std::string code;
+  std::string message;
+};
+
+// Lets a client that has to queue for a connection leave the queue early (it hung up).
+class queue_watcher {
+ public:
+  // acquire() had to queue the client: no connection was idle for it. Called on the client's
+  // executor before the wait; nothing else happens yet.
+  virtual void waiting() = 0;
+  // The client has been queued for a while (about 100 ms; shorter waits are not watched). Called
+  // on the client's executor while acquire() waits. Calling `leave` there while acquire() waits
+  // ends the wait at once: acquire() then returns an acquire_error with an empty code, and a
+  // connection handed over meanwhile goes back idle. Calling it later does nothing.
+  virtual void queued(std::function<void()> leave) = 0;
+
+ protected:
+  ~queue_watcher() = default;
+};
+
+struct pool_snapshot {
+  std::string database;
+  std::string user;  // the server user
+  pgmux::pool::pool_stats core;
+  config::pool_settings settings;
+  bool paused = false;
+};
+
+// One open server connection, as SHOW SERVERS lists it.
+struct server_info {
+  std::string database;
+  std::string user;
+  const char* state;  // "active" (lent to a client) or "idle"
+  std::string address;
+  std::uint16_t port = 0;
+  std::string local_address;
+  std::chrono::system_clock::time_point connect_time;
+  std::chrono::system_clock::time_point request_time;  // lent at (active) or given back (idle)
+  std::int32_t remote_pid = 0;
+  bool close_needed = false;  // opened with a login a reload replaced: closed when next idle
+  std::string tls;            // "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" without TLS
+};
+
+class server_pool : public std::enable_shared_from_this<server_pool> {
+ public:
+  // `login` carries the server address, user, database and password every connection uses.
+  // `database` is the name clients ask for; `entry` the config entry serving it ("*" for the
+  // catch-all). The server user is login.user.
+  server_pool(worker_set& workers, std::string database, std::string entry, server_login login,
+              config::pool_settings settings);
+  ~server_pool();
+
+  const std::string& name() const noexcept { return name_; }  // "database/user", for logs
+  const std::string& database() const noexcept { return database_; }
+  const std::string& server_user() const noexcept { return server_user_; }
+  const std::string& entry() const noexcept { return entry_; }
+  server_login login() const;
+  config::pool_settings settings() const;
+
+  // Opens min_size connections and starts the maintenance task.
+  void start();
+  // Closes idle connections and stops maintenance; lent ones close when given back.
+  // `why` is what clients that still ask this pool are told.
+  void stop(std::string why = "pgmux is shutting down");
+
+  // Reload: new bounds and timeouts take effect at once (a smaller pool closes idle
+  // connections first, lent ones as they come back). A changed server address, user or
+  // password closes the idle connections and the lent ones when they come back.
+  void update(const config::pool_settings& settings, const server_login& login);
+
+  // A connection for `owner`, waiting in FIFO order until `deadline`. On failure, the text
+  // for the client's error message. Call it on the client's worker: the connection comes on it.
+  asio::awaitable<std::variant<lease, acquire_error>> acquire(clock::time_point deadline,
+                                                            std::weak_ptr<session_control> owner,
+                                                            queue_watcher* watcher = nullptr);
+
+  // SCRAM passthrough: a client of this pool's server user proved these keys. When the
+  // login has no password, new server connections authenticate with them. The latest win.
+  void remember_scram_keys(scram_keys keys);
+
+  // ParameterStatus values of a real connection, once one has been opened.
+  std::optional<protocol::parameter_list> server_parameters() const;
+
+  // PAUSE: running transactions finish, new ones wait (query_wait_timeout still applies),
+  // idle connections close. RESUME lends and connects again.
+  void set_paused(bool paused);
+
+  pool_snapshot snapshot() const;
+  std::vector<server_info> servers() const;
+  // The counts of every worker summed, at the moment of the call.
+  std::unique_ptr<const pool_counters> counters() const;
+  // Clients logged in to this pool (SHOW POOLS: cl_active + cl_waiting).
+  void client_joined() noexcept { clients_.fetch_add(1, std::memory_order_relaxed); }
+  void client_left() noexcept { clients_.fetch_sub(1, std::memory_order_relaxed); }
+  std::size_t clients() const noexcept { return clients_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class lease;
+  struct waiter;
+
+  // `transaction`: a lease ended (counted); false for a connection handed to a waiter that left.
+  void give_back(std::shared_ptr<server_connection> conn, bool clean, bool transaction = true);
+  // With mu_ held: hands idle connections to waiters, starts connects; returns work to do unlocked.
+  struct deferred_work {
+    std::vector<std::shared_ptr<waiter>> wake;
+    std::vector<std::pair<pgmux::pool::conn_id, pgmux::pool::worker_id>> connect;
+    std::vector<std::shared_ptr<server_connection>> close;
+  };
+  void settle(clock::time_point now, deferred_work& work);
+  void run(deferred_work work);
+  asio::awaitable<void> connect_one(pgmux::pool::conn_id id, pgmux::pool::worker_id worker);
+
+  asio::awaitable<void> maintain();
+  // With mu_ held: lent connections whose statement ran past command_timeout (to cancel),
+  // and sessions to kill for idle_transaction_timeout or to check for a hung-up client.
+  void check_timeouts(std::vector<std::shared_ptr<server_connection>>& cancel,
+                      std::vector<std::pair<std::shared_ptr<session_control>, close_reason>>& notify);
+
+  worker_set& workers_;
+  const std::string database_;
+  const std::string server_user_;  // fixed for the pool's life: another user means another pool
+  const std::string name_;
+  const std::string entry_;
+  server_login login_;            // guarded by mu_
+  scram_keys passthrough_;        // guarded by mu_
+  std::uint64_t login_generation_ = 0;  // bumped when login_ changes
+
+  mutable std::mutex mu_;
+  config::pool_settings settings_;
+  pgmux::pool::pool_core core_;
+  struct slot {
+    std::shared_ptr<server_connection> conn;
+    std::uint64_t login_generation = 0;     // opened with an older login: close, never lend again
+    std::weak_ptr<session_control> owner;  // while lent
+    bool lent = false;
+    clock::time_point lent_at{};
+    std::uint64_t watch_generation = 0;  // bumped at every lend and idle watch: stale wake-ups are ignored
+    bool watching = false;               // an idle watch is pending
+  };
+  // With mu_ held: the lent connection `id` is about to serve a client on `worker`.
+  void bring_to(pgmux::pool::conn_id id, slot& s, pgmux::pool::worker_id worker);
+  // With mu_ held: marks the slot lent to `owner` and ends its idle watch.
+  void lend(slot& s, std::weak_ptr<session_control> owner, clock::time_point now);
+  // With mu_ held: waits for the idle connection to become readable, which means the server
+  // hung up or reported an error; idle_readable() then drops it from the pool.
+  void watch_idle(pgmux::pool::conn_id id);
+  void idle_readable(pgmux::pool::conn_id id, std::uint64_t generation);
+  // With mu_ held: asks the sessions of clients queued for a maintenance period to watch their
+  // client for a hang-up (a short wait costs no syscall).
+  void watch_settled_waiters(clock::time_point now);
+  // With mu_ held: starts the idle watch of connections idle for a maintenance period.
+  void watch_settled_idle(clock::time_point now);
+  std::unordered_map<pgmux::pool::conn_id, slot> conns_;  // idle and lent, from connect to close
+  std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
+  pgmux::pool::waiter_id next_waiter_ = 1;
+  std::optional<protocol::parameter_list> parameters_;
+  std::string last_connect_error_;
+  std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
+  std::string stop_reason_ = "pgmux is shutting down";
+  pool_counters counters_;  // rare events, counted under mu_ or from the maintenance task
+  // Per worker, written only by that worker's thread: transactions, bytes, waits, statements.
+  std::vector<std::unique_ptr<pool_counters>> worker_counters_;
+  pool_counters& worker_counters() noexcept { return *worker_counters_[worker_set::current()]; }
+  std::atomic<std::size_t> clients_{0};
+  bool stopped_ = false;
+  std::shared_ptr<asio::steady_timer> maintenance_timer_;
+};
+
+}  // namespace pgmux::net

@@ -1,0 +1,183 @@
+// One client connection, served by one coroutine that reads like the protocol: startup,
+// routing, authentication, then the request loop that borrows a server connection per
+// transaction (or per session) and relays.
+#pragma once
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "pgmux/auth/login_limits.hpp"
+#include "pgmux/auth/rules.hpp"
+#include "pgmux/close_reason.hpp"
+#include "pgmux/server/cancel.hpp"
+#include "pgmux/io/io.hpp"
+#include "pgmux/io/io_buffer.hpp"
+#include "pgmux/server/pool.hpp"
+#include "pgmux/session/process_counters.hpp"
+#include "pgmux/io/stream.hpp"
+#include "pgmux/protocol/messages.hpp"
+#include "pgmux/protocol/prepared.hpp"
+#include "pgmux/protocol/sql_inspect.hpp"
+
+namespace pgmux::net {
+
+class router;
+class session_registry;
+class auth_secret_cache;
+class tls_server_context;
+struct admin_hooks;
+
+// Process-wide services every session uses.
+struct session_services {
+  router& routes;
+  cancel_registry& cancels;
+  session_registry& sessions;
+  std::atomic<std::size_t>& client_count;  // decremented when the session ends
+  // Sessions between accept and the end of their login (auth.max_authenticating bounds it).
+  std::atomic<std::size_t>& authenticating;
+  auth_secret_cache& auth_secrets;         // auth_query answers
+  const admin_hooks* hooks = nullptr;      // for the admin console
+  process_counters* counters = nullptr;
+  // Logins under way per client address (auth.max_authenticating_per_address); null: no cap.
+  auth::login_limits* login_limits = nullptr;
+};
+
+// What SHOW CLIENTS tells about a session.
+struct client_info {
+  std::string user;
+  std::string database;
+  std::string peer;
+  const char* state;  // "idle", "waiting" (for a server connection), "active" (holding one)
+  std::chrono::system_clock::time_point connected_at;
+  std::string tls;    // "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" without TLS
+};
+
+class client_session final : public session_control,
+                             public cancel_target,
+                             public queue_watcher,
+                             public std::enable_shared_from_this<client_session> {
+ public:
+  // `executor`: the event loop of the worker the session lives on. `from` is the client's address
+  // (or the Unix socket), which the auth rules match; `peer` names it in logs and SHOW CLIENTS.
+  client_session(socket_t socket, asio::any_io_executor executor, auth::client_peer from, std::string peer,
+                 session_services services);
+
+  // Registers the session and serves it: login, then each request as it comes. Idle between
+  // requests, the session waits on a plain callback, with no coroutine frame alive.
+  void start();
+
+  // nullopt until the client has logged in.
+  std::optional<client_info> info() const;
+
+  void kill(close_reason reason) override;
+  // Graceful shutdown: an idle client is closed now, a busy one after its transaction.
+  void drain();
+  void check_client() override;
+  void cancel_current_query() override;
+  void waiting() override { waited_ = true; }
+  void queued(std::function<void()> leave) override;
+
+ private:
+  using startup_outcome = std::variant<protocol::startup_message, close_reason>;
+
+  // Startup, routing and authentication; a close reason when the client is turned away.
+  asio::awaitable<std::optional<close_reason>> login();
+  // The part of login() that auth_timeout bounds: startup packet and authentication. Fills in
+  // user_ and database_; `keys` gets what a SCRAM client proved.
+  asio::awaitable<std::optional<close_reason>> authenticate(const config::config& cfg, scram_keys& keys);
+  // Refuses a client because too many are still logging in (auth.max_authenticating), or too
+  // many from its address (auth.max_authenticating_per_address).
+  asio::awaitable<close_reason> refuse_busy(bool per_address);
+  asio::awaitable<startup_outcome> read_startup();
+  asio::awaitable<void> login_then_serve();
+  // Idle: reads the first bytes of the next request (within client_idle_timeout), then serves
+  // requests until the client is idle again.
+  void wait_idle();
+  void on_first_bytes(error_code ec, std::size_t n);
+  asio::awaitable<void> serve_until_idle();
+  asio::awaitable<void> finish_idle_timeout();
+  // The session's end: the server connection back, the client closed, the books updated.
+  asio::awaitable<void> finish(close_reason reason);
+  // The first bytes of an idle client's next request arrived in first_bytes_: move them
+  // into the relay buffer. A close reason when the read failed or the session was killed.
+  std::optional<close_reason> take_first_bytes(error_code ec, std::size_t n);
+  // Serves the request at the front of the buffer: a whole transaction in transaction mode,
+  // the rest of the session in session mode. A close reason when the session ends.
+  asio::awaitable<std::optional<close_reason>> serve_request();
+  // A server connection from the pool. A client that has to queue is watched meanwhile: one that
+  // hangs up leaves the queue at once (an acquire_error with an empty code), and nothing it sent runs.
+  struct queue_watch;
+  asio::awaitable<std::variant<lease, acquire_error>> acquire_server();
+  void watch_queued_client(std::shared_ptr<queue_watch> watch);
+  // The client closed its end (or the socket failed), seen without reading what it sent.
+  bool client_hung_up();
+  // Puts a request that went to a dead server connection back in front of the client's buffer;
+  // false when it cannot be replayed (too often, mid-message, or too big).
+  bool put_back(const std::string& sent);
+  // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
+  asio::awaitable<std::optional<close_reason>> wait_for_request();
+  // After the client is gone: bring the server connection back clean or close it.
+  // `let_finish`: the client said Terminate, so what it asked for last runs to its end.
+  asio::awaitable<void> return_server(bool let_finish = false);
+  // Transaction pooling, at the end of a transaction: back to the pool unless the client's SQL
+  // may have left something another client could see (closed then).
+  void release_after_transaction();
+  asio::awaitable<void> wait_for_cancels(server_connection& server);
+  asio::awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message);
+  void set_current_server(std::shared_ptr<server_connection> server);
+  std::string label() const;
+  // "scram-sha-256, TLSv1.3 TLS_AES_256_GCM_SHA384" for the log; notes the TLS part for SHOW CLIENTS.
+  std::string login_details();
+
+  stream client_;  // the socket, or TLS over it after an SSLRequest
+  asio::any_io_executor executor_;  // its worker's event loop: every handler of the session runs there
+  auth::client_peer from_;
+  std::string peer_;
+  session_services services_;
+  // TLS towards this client as configured when it connected; null when tls.mode is disable.
+  std::shared_ptr<const tls_server_context> tls_;
+
+  io_buffer buffer_;
+  std::array<char, 128> first_bytes_;  // where an idle client's next request starts arriving
+  std::unique_ptr<asio::steady_timer> idle_timer_;  // client_idle_timeout, when set
+  bool idle_timed_out_ = false;
+  protocol::stream_cursor cursor_;
+  protocol::client_prepared prepared_;  // statement names, for transaction pooling
+  protocol::sql_watch seen_sql_;        // its LISTEN channels and risky SQL, for transaction pooling
+  // Transaction pooling: the client LISTENs, so it keeps its server connection until it leaves
+  // (notifications come whenever they come); the connection is reset (UNLISTEN *) afterwards.
+  bool pinned_ = false;
+  std::shared_ptr<const protocol::session_settings> wanted_settings_;  // applied to each server connection lent
+  std::shared_ptr<server_pool> pool_;
+  config::pool_settings settings_;
+  std::size_t max_message_size_ = 0;
+  lease lease_;
+  std::string user_, database_;
+  std::string tls_description_;  // set with user_ and database_ at login; "" without TLS
+  std::optional<protocol::cancel_key> cancel_key_;
+
+  enum class login_state { authenticating, timed_out, done };
+  login_state login_state_ = login_state::authenticating;
+  enum class activity : std::uint8_t { idle, waiting, active };
+  std::atomic<activity> activity_{activity::idle};
+  std::atomic<bool> logged_in_{false};  // user_, database_, peer_ are final once set
+  bool admin_ = false;
+  auth::auth_method method_ = auth::auth_method::trust;  // how the client authenticated
+  const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
+  bool killed_ = false;
+  bool draining_ = false;
+  close_reason kill_reason_ = close_reason::shutdown;
+  int replays_ = 0;  // times the current request was sent again after its server died unanswered
+
+  std::shared_ptr<queue_watch> queue_watch_;  // while queued (for a while) for a server connection
+  bool waited_ = false;                       // the current acquire had to queue
+  std::mutex current_mu_;  // guards current_ against cancel requests from other threads
+  std::shared_ptr<server_connection> current_;
+};
+
+}  // namespace pgmux::net

@@ -1,0 +1,73 @@
+// Pumping bytes between a client and its server connection in both directions at once,
+// until the transaction ends (transaction pooling) or either side goes away.
+#pragma once
+#include <chrono>
+
+#include "pgmux/io/io.hpp"
+#include "pgmux/io/io_buffer.hpp"
+#include "pgmux/server/server_connection.hpp"
+#include "pgmux/protocol/sql_inspect.hpp"
+
+namespace pgmux::net {
+
+enum class relay_end {
+  transaction_done,       // ReadyForQuery left the server idle; it may go back to the pool
+  client_terminate,       // Terminate message (left in the client buffer)
+  client_eof,             // client hung up or its socket failed
+  client_protocol_error,  // see relay_result::error
+  server_error,           // server socket failed or sent garbage; the connection is broken
+  server_lost,            // the server hung up (or said FATAL) before answering anything of the
+                          // request it got while server.replay was armed: server.replay.sent may
+                          // be sent again on another connection
+  killed,                 // the session was told to stop (timeouts, shutdown)
+};
+
+struct relay_result {
+  relay_end end;
+  const char* error = nullptr;
+};
+
+// What the relay needs from the client side. The buffer and cursor outlive one relay: bytes
+// the client sent for its next transaction stay in the buffer.
+struct client_side {
+  stream& socket;  // the client's stream (TLS or not)
+  io_buffer& buffer;
+  protocol::stream_cursor& cursor;
+  const bool& killed;
+  std::size_t max_message_size;
+  const bool& draining;  // shutting down: session mode, too, stops at the next idle ReadyForQuery
+  // Transaction pooling with prepared statements: the client's statement names. nullptr relays
+  // Parse, Bind, Describe and Close unchanged (session mode, or max_prepared_statements 0).
+  protocol::client_prepared* prepared = nullptr;
+  // Transaction pooling: the settings the client wants, kept up to date from the
+  // ParameterStatus its own SETs produce. nullptr in session mode.
+  std::shared_ptr<const protocol::session_settings>* settings = nullptr;
+  // Transaction pooling: what the client's SQL showed (its LISTEN channels, SQL that may touch
+  // prepared statements). Notifications for other channels are dropped. nullptr in session mode.
+  protocol::sql_watch* seen_sql = nullptr;
+};
+
+// Relays until the end named above. With stop_when_idle (transaction and statement modes)
+// it stops right after the ReadyForQuery that leaves the server idle.
+asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle);
+
+// Brings a server connection whose client is gone back to idle: ends a COPY, cancels what
+// runs (unless `let_finish`: a client that said Terminate after its last request gets that
+// request run to the end, as PostgreSQL would), drains the answers and rolls back an open
+// transaction, all within `timeout`. True when the connection is clean afterwards.
+asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
+                                 bool let_finish = false);
+
+// Makes the session settings of a server connection just handed to a client match what the
+// client wants (one query of set_config calls, its answers hidden), within `timeout`.
+// nullopt on success (or nothing to do); else the server's error (the client's settings are
+// invalid: the connection stays clean) or a description of what failed (it is then broken).
+asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
+                                                                      const protocol::session_settings& wanted,
+                                                                      std::chrono::milliseconds timeout);
+
+// Sends one simple query (e.g. DISCARD ALL) and reads up to its ReadyForQuery. True when it
+// succeeded and left the connection clean.
+asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout);
+
+}  // namespace pgmux::net

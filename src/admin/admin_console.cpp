@@ -1,0 +1,283 @@
+// Admin console commands and the loop that serves them.
+#include "pgmux/admin/admin_console.hpp"
+
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <ctime>
+
+#include "pgmux/config/duration.hpp"
+#include "pgmux/session/client_session.hpp"
+#include "pgmux/session/router.hpp"
+#include "pgmux/session/session_registry.hpp"
+#include "pgmux/io/timeout.hpp"
+#include "pgmux/protocol/admin_command.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/frame.hpp"
+#include "pgmux/version.hpp"
+
+namespace pgmux::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+std::string timestamp(std::chrono::system_clock::time_point t) {
+  const auto tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[48];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+admin_reply table(std::vector<std::string> columns) {
+  admin_reply r;
+  r.columns = std::move(columns);
+  r.command_tag = "SHOW";
+  return r;
+}
+
+admin_reply show_pools(router& routes) {
+  auto r = table({"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested",
+                  "sv_login", "maxwait", "maxwait_us", "pool_mode"});
+  for (const auto& p : routes.pools()) {
+    const auto s = p->snapshot();
+    const auto waiting = s.core.waiting;
+    const auto clients = p->clients();
+    const auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(s.core.longest_wait).count();
+    r.rows.push_back({s.database, s.user, std::to_string(clients > waiting ? clients - waiting : 0),
+                      std::to_string(waiting), std::to_string(s.core.active), std::to_string(s.core.idle), "0", "0",
+                      std::to_string(s.core.connecting), std::to_string(wait_us / 1000000),
+                      std::to_string(wait_us % 1000000), config::to_string(s.settings.mode)});
+  }
+  return r;
+}
+
+admin_reply show_stats(router& routes) {
+  auto r = table({"database", "user", "total_xact_count", "total_xact_time", "total_wait_time", "avg_xact_time",
+                  "avg_wait_time", "total_server_connects", "total_connect_errors", "total_query_wait_timeouts",
+                  "total_command_timeouts"});
+  for (const auto& p : routes.pools()) {
+    const auto s = p->snapshot();
+    const auto totals = p->counters();
+    const auto& c = *totals;
+    const auto xact = c.transaction_seconds.snapshot();
+    const auto wait = c.wait_seconds.snapshot();
+    const double xacts = static_cast<double>(xact.total());
+    const double waits = static_cast<double>(wait.total());
+    r.rows.push_back({s.database, s.user, num(xacts), num(xact.sum * 1e6), num(wait.sum * 1e6),
+                      num(xacts > 0 ? xact.sum * 1e6 / xacts : 0), num(waits > 0 ? wait.sum * 1e6 / waits : 0),
+                      std::to_string(c.server_connects.load()), std::to_string(c.server_connect_errors.load()),
+                      std::to_string(c.query_wait_timeouts.load()), std::to_string(c.command_timeouts.load())});
+  }
+  return r;
+}
+
+admin_reply show_clients(session_registry& sessions) {
+  auto r = table({"type", "user", "database", "state", "addr", "connect_time", "tls"});
+  sessions.for_each([&](const std::shared_ptr<client_session>& s) {
+    if (auto i = s->info())
+      r.rows.push_back({"C", i->user, i->database, i->state, i->peer, timestamp(i->connected_at), i->tls});
+  });
+  return r;
+}
+
+admin_reply show_databases(router& routes) {
+  auto r = table({"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "pool_mode",
+                  "command_timeout", "query_wait_timeout", "paused"});
+  const auto cfg = routes.config();
+  for (const auto& [name, db] : cfg->databases)
+    r.rows.push_back({name, db.target.host, std::to_string(db.target.port), db.target.dbname, db.target.user,
+                      std::to_string(db.pool.max_size), std::to_string(db.pool.min_size), config::to_string(db.pool.mode),
+                      config::format_duration(db.pool.command_timeout), config::format_duration(db.pool.query_wait_timeout),
+                      routes.paused(name) ? "1" : "0"});
+  return r;
+}
+
+admin_reply show_servers(router& routes) {
+  auto r = table({"type", "user", "database", "state", "addr", "port", "local_addr", "local_port", "connect_time",
+                  "request_time", "close_needed", "remote_pid", "tls"});
+  for (const auto& p : routes.pools()) {
+    for (const auto& s : p->servers()) {
+      std::string local_addr = s.local_address, local_port;
+      if (auto colon = local_addr.rfind(':'); colon != std::string::npos) {
+        local_port = local_addr.substr(colon + 1);
+        local_addr.resize(colon);
+      }
+      r.rows.push_back({"S", s.user, s.database, s.state, s.address, std::to_string(s.port), local_addr, local_port,
+                        timestamp(s.connect_time), timestamp(s.request_time), s.close_needed ? "1" : "0",
+                        std::to_string(s.remote_pid), s.tls});
+    }
+  }
+  return r;
+}
+
+// Lent server connections of the pools a PAUSE covers.
+std::size_t lent_connections(router& routes, const std::string& database) {
+  std::size_t n = 0;
+  for (const auto& p : routes.pools())
+    if (database.empty() || p->database() == database) n += p->snapshot().core.active;
+  return n;
+}
+
+admin_reply show_config(router& routes) {
+  auto r = table({"key", "value"});
+  const auto cfg = routes.config();
+  const auto& d = cfg->pool_defaults;
+  auto add = [&](std::string key, std::string value) { r.rows.push_back({std::move(key), std::move(value)}); };
+  add("listen.host", cfg->listen.host);
+  add("listen.port", std::to_string(cfg->listen.port));
+  add("listen.unix_socket_dir", cfg->listen.unix_socket_dir);
+  add("workers", std::to_string(cfg->workers));
+  add("max_client_conn", std::to_string(cfg->max_client_conn));
+  add("max_message_size", std::to_string(cfg->max_message_size));
+  add("auth_timeout", config::format_duration(cfg->auth_timeout));
+  add("shutdown_timeout", config::format_duration(cfg->shutdown_timeout));
+  add("metrics.listen", cfg->metrics_listen);
+  add("log.level", config::to_string(cfg->log.level));
+  add("log.format", config::to_string(cfg->log.format));
+  add("log.connections", cfg->log.connections ? "true" : "false");
+  add("log.slow_query", config::format_duration(cfg->log.slow_query));
+  add("tls.mode", config::to_string(cfg->tls.mode));
+  add("tls.cert", cfg->tls.cert);
+  add("tls.ca", cfg->tls.ca);
+  add("tls.min_version", config::to_string(cfg->tls.min_version));
+  add("pool_defaults.mode", config::to_string(d.mode));
+  add("pool_defaults.min_size", std::to_string(d.min_size));
+  add("pool_defaults.max_size", std::to_string(d.max_size));
+  add("pool_defaults.max_inactive_connection_lifetime", config::format_duration(d.max_inactive_connection_lifetime));
+  add("pool_defaults.server_lifetime", config::format_duration(d.server_lifetime));
+  add("pool_defaults.command_timeout", config::format_duration(d.command_timeout));
+  add("pool_defaults.query_wait_timeout", config::format_duration(d.query_wait_timeout));
+  add("pool_defaults.idle_transaction_timeout", config::format_duration(d.idle_transaction_timeout));
+  add("pool_defaults.client_idle_timeout", config::format_duration(d.client_idle_timeout));
+  add("pool_defaults.connect_timeout", config::format_duration(d.connect_timeout));
+  add("pool_defaults.max_prepared_statements", std::to_string(d.max_prepared_statements));
+  return r;
+}
+
+admin_reply error(std::string code, std::string message) {
+  admin_reply r;
+  r.error_code = std::move(code);
+  r.error = std::move(message);
+  return r;
+}
+
+}  // namespace
+
+admin_reply run_admin_command(std::string_view sql, router& routes, session_registry& sessions,
+                              const admin_hooks* hooks) {
+  using protocol::admin_verb;
+  const auto cmd = protocol::parse_admin_command(sql);
+  switch (cmd.verb) {
+    case admin_verb::show_pools: return show_pools(routes);
+    case admin_verb::show_stats: return show_stats(routes);
+    case admin_verb::show_clients: return show_clients(sessions);
+    case admin_verb::show_servers: return show_servers(routes);
+    case admin_verb::show_databases: return show_databases(routes);
+    case admin_verb::show_config: return show_config(routes);
+    case admin_verb::show_version: {
+      auto r = table({"version"});
+      r.rows.push_back({std::string("pgmux ") + version()});
+      return r;
+    }
+    case admin_verb::reload:
+    case admin_verb::shutdown: {
+      const std::string tag = protocol::admin_command_tag(cmd.verb);
+      if (!hooks) return error("0A000", tag + " is not available here");
+      admin_reply r;
+      r.command_tag = tag;
+      if (cmd.verb == admin_verb::reload) {
+        hooks->reload();
+      } else {
+        hooks->shutdown();
+        r.close_after = true;
+      }
+      return r;
+    }
+    case admin_verb::pause:
+    case admin_verb::resume: {
+      const bool pause = cmd.verb == admin_verb::pause;
+      const auto failed = pause ? routes.pause(cmd.database) : routes.resume(cmd.database);
+      if (!failed.empty()) return error(pause ? "3D000" : "55000", failed);
+      admin_reply r;
+      r.command_tag = protocol::admin_command_tag(cmd.verb);
+      if (pause) r.wait_for_pause = cmd.database;
+      return r;
+    }
+    case admin_verb::empty:
+    case admin_verb::unknown:
+      break;
+  }
+  return error("42601", "unknown admin command: \"" + std::string(sql) +
+                            "\"; try SHOW POOLS, SHOW STATS, SHOW CLIENTS, SHOW SERVERS, SHOW DATABASES, SHOW CONFIG, "
+                            "SHOW VERSION, RELOAD, PAUSE [db], RESUME [db] or SHUTDOWN");
+}
+
+asio::awaitable<close_reason> serve_admin_console(stream& client, router& routes, session_registry& sessions,
+                                                  const admin_hooks* hooks) {
+  std::string in;
+  char chunk[4096];
+  for (;;) {
+    const auto f = protocol::parse_frame(in, 1 << 20);
+    if (f.status == protocol::parse_status::invalid) co_return close_reason::client_protocol_error;
+    if (f.status == protocol::parse_status::need_more) {
+      auto [ec, n] = co_await client.async_read_some(asio::buffer(chunk), nothrow);
+      if (ec) co_return close_reason::client_eof;
+      in.append(chunk, n);
+      continue;
+    }
+    const char tag = f.msg.tag;
+    const auto sql = tag == 'Q' ? protocol::decode_query(f.msg.body) : std::nullopt;
+    in.erase(0, f.consumed);
+    if (tag == 'X') co_return close_reason::client_terminate;
+    std::string out;
+    bool close_after = false;
+    if (tag != 'Q' || !sql) {
+      protocol::encode_error_response(out, "FATAL", "08P01", "the pgmux admin console accepts only simple queries");
+      close_after = true;
+    } else if (protocol::parse_admin_command(*sql).verb == protocol::admin_verb::empty) {
+      protocol::encode_empty_query_response(out);
+    } else {
+      auto r = run_admin_command(*sql, routes, sessions, hooks);
+      if (r.wait_for_pause) {
+        // As PgBouncer's PAUSE: answer once running transactions have finished, within
+        // shutdown_timeout; the pools stay paused either way.
+        const auto limit = routes.config()->shutdown_timeout;
+        const auto deadline = clock::now() + limit;
+        asio::steady_timer poll(co_await asio::this_coro::executor);
+        std::size_t lent = 0;
+        while ((lent = lent_connections(routes, *r.wait_for_pause)) > 0 && clock::now() < deadline) {
+          poll.expires_after(20ms);
+          co_await poll.async_wait(nothrow);
+        }
+        if (lent > 0)
+          r = error("55000", "paused, but " + std::to_string(lent) + " server connections are still in use after " +
+                                 config::format_duration(limit) + " (shutdown_timeout); new transactions wait until RESUME");
+      }
+      if (!r.error.empty()) {
+        protocol::encode_error_response(out, "ERROR", r.error_code, r.error);
+      } else {
+        if (!r.columns.empty()) {
+          protocol::encode_row_description(out, r.columns);
+          for (const auto& row : r.rows) protocol::encode_data_row(out, row);
+        }
+        protocol::encode_command_complete(out, r.command_tag);
+      }
+      close_after = r.close_after;
+    }
+    if (!close_after) protocol::encode_ready_for_query(out, 'I');
+    auto written = co_await with_timeout(asio::async_write(client, asio::buffer(out), nothrow), 10s);
+    if (!written || std::get<0>(*written)) co_return close_reason::client_eof;
+    if (close_after) co_return close_reason::shutdown;
+  }
+}
+
+}  // namespace pgmux::net

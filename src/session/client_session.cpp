@@ -1,0 +1,847 @@
+// The client session coroutine.
+#include "pgmux/session/client_session.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "pgmux/log.hpp"
+#include "pgmux/auth/client_auth.hpp"
+#include "pgmux/admin/admin_console.hpp"
+#include "pgmux/session/client_login_auth.hpp"
+#include "pgmux/io/memory.hpp"
+#include "pgmux/session/relay.hpp"
+#include "pgmux/session/router.hpp"
+#include "pgmux/session/session_registry.hpp"
+#include "pgmux/io/spawn.hpp"
+#include "pgmux/io/timeout.hpp"
+#include "pgmux/io/tls.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/frame.hpp"
+
+namespace pgmux::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
+constexpr auto cleanup_timeout = 5000ms;
+// A request whose server connection turns out dead before answering is sent again at most this often.
+constexpr int max_replays = 2;
+
+// A client whose statements kept at least this much has its memory handed back when it leaves.
+constexpr std::size_t release_after_statement_bytes = 1024 * 1024;
+
+// Tells clients apart for the unnamed statement a server connection holds; never reused.
+std::uint64_t next_client_id() noexcept {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+}  // namespace
+
+client_session::client_session(socket_t socket, asio::any_io_executor executor, auth::client_peer from, std::string peer,
+                               session_services services)
+    : client_(std::move(socket)), executor_(std::move(executor)), from_(from), peer_(std::move(peer)),
+      services_(services), prepared_(next_client_id()) {}
+
+std::string client_session::login_details() {
+  tls_description_ = client_.tls_description();
+  std::string s = auth::to_string(method_);
+  if (!tls_description_.empty()) s += ", " + tls_description_;
+  return s;
+}
+
+std::string client_session::label() const {
+  std::string s = "client " + peer_;
+  if (!user_.empty()) s += " " + user_ + "@" + database_;
+  return s;
+}
+
+void client_session::start() {
+  services_.sessions.add(shared_from_this());
+  // Started on the session's worker, which may not be the accepting thread: the coroutine must
+  // hold the session from its first step, before anyone else does.
+  asio::co_spawn(executor_, [self = shared_from_this()] { return self->login_then_serve(); },
+                 log_failure("client session"));
+}
+
+asio::awaitable<void> client_session::login_then_serve() {
+  auto self = shared_from_this();
+  std::optional<close_reason> ended;
+  try {
+    if (auto refused = co_await login()) {
+      ended = *refused;
+    } else if (admin_) {
+      ended = co_await serve_admin_console(client_, services_.routes, services_.sessions, services_.hooks);
+    }
+  } catch (const std::exception& e) {
+    log::error(label() + ": " + e.what());
+    ended = close_reason::client_protocol_error;
+  }
+  if (ended) co_return co_await finish(*ended);
+  wait_idle();
+}
+
+void client_session::wait_idle() {
+  // An idle client holds no coroutine frame and no relay buffer: only this pending read, whose
+  // handler brings the session back to life when its next request starts.
+  buffer_.release();
+  if (settings_.client_idle_timeout.count() > 0) {
+    if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor_);
+    idle_timer_->expires_after(settings_.client_idle_timeout);
+    idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      self->idle_timed_out_ = true;
+      error_code ignored;
+      self->client_.lowest_layer().cancel(ignored);
+    });
+  }
+  client_.async_read_some(asio::buffer(first_bytes_),
+                          asio::bind_executor(executor_, [self = shared_from_this()](error_code ec, std::size_t n) {
+                            self->on_first_bytes(ec, n);
+                          }));
+}
+
+void client_session::on_first_bytes(error_code ec, std::size_t n) {
+  if (idle_timer_) idle_timer_->cancel();
+  if (idle_timed_out_ && !killed_) {
+    asio::co_spawn(executor_, finish_idle_timeout(), log_failure("client session"));
+    return;
+  }
+  if (auto ended = take_first_bytes(ec, n)) {
+    asio::co_spawn(executor_, finish(*ended), log_failure("client session"));
+    return;
+  }
+  asio::co_spawn(executor_, serve_until_idle(), log_failure("client session"));
+}
+
+asio::awaitable<void> client_session::finish_idle_timeout() {
+  co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
+  co_await finish(close_reason::client_idle_timeout);
+}
+
+asio::awaitable<void> client_session::serve_until_idle() {
+  auto self = shared_from_this();
+  close_reason reason = close_reason::client_eof;
+  try {
+    for (;;) {
+      if (auto ended = co_await serve_request()) {
+        reason = *ended;
+        break;
+      }
+      if (!lease_ && buffer_.empty()) {
+        wait_idle();
+        co_return;
+      }
+    }
+  } catch (const std::exception& e) {
+    log::error(label() + ": " + e.what());
+    reason = close_reason::client_protocol_error;
+  }
+  co_await finish(reason);
+}
+
+asio::awaitable<void> client_session::finish(close_reason reason) {
+  auto self = shared_from_this();
+  if (reason == close_reason::shutdown && !lease_) {
+    killed_ = false;
+    co_await send_error("FATAL", "57P01", "terminating connection: pgmux is shutting down");
+  }
+  if (lease_) lease_.release(false);
+  if (pool_) pool_->client_left();
+  if (cancel_key_) services_.cancels.remove(*cancel_key_);
+  if (idle_timer_) idle_timer_->cancel();
+  client_.close();
+  buffer_.clear();
+  if (prepared_.statements.bytes() >= release_after_statement_bytes) {
+    // glibc would keep what the statements' text took; give it back once they are gone.
+    prepared_.statements.clear();
+    release_freed_memory();
+  }
+  services_.sessions.remove(this);
+  if (services_.client_count.fetch_sub(1, std::memory_order_acq_rel) == 1 && services_.hooks &&
+      services_.hooks->clients_gone)
+    services_.hooks->clients_gone();
+  if (services_.counters)
+    if (auto e = client_error_of(reason)) services_.counters->count_client_error(*e);
+  if (log::enabled(log::connections() ? log::level::info : log::level::debug)) {
+    const auto seconds = std::chrono::duration<double>(std::chrono::system_clock::now() - connected_at_).count();
+    char took[32];
+    std::snprintf(took, sizeof took, "%.3f", seconds);
+    log::connection(label() + " disconnected: " + to_string(reason) + " after " + took + "s");
+  }
+}
+
+std::optional<close_reason> client_session::take_first_bytes(error_code ec, std::size_t n) {
+  if (killed_) return kill_reason_;
+  if (ec) return close_reason::client_eof;
+  buffer_.ensure();
+  std::memcpy(buffer_.free_begin(), first_bytes_.data(), n);
+  buffer_.commit(n);
+  return std::nullopt;
+}
+
+void client_session::kill(close_reason reason) {
+  asio::post(executor_, [self = shared_from_this(), reason] {
+    // The timeout may have raced with new traffic: only a session still idle in its
+    // transaction is ended for idle_transaction_timeout.
+    if (reason == close_reason::idle_transaction_timeout) {
+      std::lock_guard lock(self->current_mu_);
+      if (!self->current_) return;
+      const auto& tx = self->current_->tx();
+      const bool client_owes = self->cursor_.remaining > 0 ||
+                               (!tx.idle() && (tx.outstanding == 0 || tx.copy_in || tx.open_batch));
+      if (!client_owes) return;
+    }
+    self->killed_ = true;
+    self->kill_reason_ = reason;
+    error_code ignored;
+    self->client_.lowest_layer().cancel(ignored);  // under TLS too: the pending read is on the socket
+  });
+}
+
+std::optional<client_info> client_session::info() const {
+  if (!logged_in_.load(std::memory_order_acquire)) return std::nullopt;
+  static constexpr const char* names[] = {"idle", "waiting", "active"};
+  return client_info{user_, database_, peer_, names[static_cast<int>(activity_.load(std::memory_order_relaxed))],
+                     connected_at_, tls_description_};
+}
+
+void client_session::drain() {
+  asio::post(executor_, [self = shared_from_this()] {
+    self->draining_ = true;
+    // A client with a request under way (buffered, waiting for a server, or relayed) is
+    // closed once its transaction ends; only an idle one is closed now.
+    if (self->lease_ && self->settings_.mode != config::pool_mode::session) return;
+    if (self->lease_ && !self->lease_->tx().idle()) return;  // session mode: see the transaction through
+    if (!self->lease_ && !self->buffer_.empty()) return;
+    self->killed_ = true;
+    self->kill_reason_ = close_reason::shutdown;
+    error_code ignored;
+    self->client_.lowest_layer().cancel(ignored);
+  });
+}
+
+void client_session::check_client() {
+  asio::post(executor_, [self = shared_from_this()] {
+    std::shared_ptr<server_connection> server;
+    {
+      std::lock_guard lock(self->current_mu_);
+      server = self->current_;
+    }
+    auto& socket = self->client_.lowest_layer();
+    if (!server || !socket.is_open()) return;
+    // POLLRDHUP sees the hang-up even behind bytes the client sent before it left (TLS records too).
+    pollfd p{socket.native_handle(), POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) <= 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) return;
+    // Hung up: stop waiting for the server; the cleanup cancels the query and rolls back.
+    self->killed_ = true;
+    self->kill_reason_ = close_reason::client_eof;
+    error_code ignored;
+    server->socket().lowest_layer().cancel(ignored);
+    socket.cancel(ignored);
+  });
+}
+
+void client_session::cancel_current_query() {
+  std::shared_ptr<server_connection> server;
+  {
+    // Counted under the lock: the session takes it before waiting for cancels to land, so
+    // this cancel cannot reach the server after it went to another client.
+    std::lock_guard lock(current_mu_);
+    server = current_;
+    if (server) server->cancels_in_flight.fetch_add(1);
+  }
+  if (!server) return;
+  asio::co_spawn(executor_, cancel_running_query(server, settings_.connect_timeout), log_failure("cancel request"));
+}
+
+void client_session::set_current_server(std::shared_ptr<server_connection> server) {
+  std::lock_guard lock(current_mu_);
+  current_ = std::move(server);
+}
+
+asio::awaitable<void> client_session::send_error(std::string_view severity, std::string_view code,
+                                                 std::string_view message) {
+  std::string out;
+  protocol::encode_error_response(out, severity, code, message);
+  co_await with_timeout(asio::async_write(client_, asio::buffer(out), nothrow), 1000ms);
+}
+
+asio::awaitable<client_session::startup_outcome> client_session::read_startup() {
+  std::string buf;
+  buf.reserve(256);
+  for (;;) {
+    auto r = protocol::parse_startup_frame(buf);
+    if (r.status == protocol::parse_status::invalid) {
+      co_await send_error("FATAL", "08P01", std::string("invalid startup packet: ") + r.error);
+      co_return close_reason::client_protocol_error;
+    }
+    if (r.status == protocol::parse_status::need_more) {
+      char chunk[512];
+      // Never read past the packet: what follows it may be a TLS handshake in the future.
+      std::size_t want = sizeof chunk;
+      if (buf.size() >= 4) want = std::min(want, static_cast<std::size_t>(protocol::read_int32(buf.data())) - buf.size());
+      else want = 4 - buf.size();
+      auto [ec, n] = co_await client_.async_read_some(asio::buffer(chunk, want), nothrow);
+      if (ec) co_return close_reason::client_eof;
+      buf.append(chunk, n);
+      continue;
+    }
+    std::string error;
+    auto packet = protocol::decode_startup_packet(r.msg.body, error);
+    buf.erase(0, r.consumed);
+    if (!packet) {
+      co_await send_error("FATAL", "08P01", error);
+      co_return close_reason::client_protocol_error;
+    }
+    switch (packet->kind) {
+      case protocol::startup_kind::ssl_request: {
+        if (client_.tls()) {
+          co_await send_error("FATAL", "08P01", "invalid startup packet: SSLRequest on a connection already using TLS");
+          co_return close_reason::client_protocol_error;
+        }
+        // TLS when configured, never on the Unix socket (as PostgreSQL). 'N': the client goes
+        // on in plaintext or gives up.
+        const bool offer = tls_ && !from_.unix_socket;
+        const char answer = offer ? 'S' : 'N';
+        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&answer, 1), nothrow);
+        if (ec) co_return close_reason::client_eof;
+        if (!offer) continue;
+        // Only the SSLRequest was read, so no plaintext byte can sneak in behind the handshake.
+        if (auto failed = co_await client_.accept_tls(tls_)) {
+          if (failed != asio::error::operation_aborted)
+            log::info(label() + ": TLS handshake failed: " + client_.tls_failure(failed));
+          co_return close_reason::client_tls_failed;
+        }
+        continue;
+      }
+      case protocol::startup_kind::gssenc_request: {
+        char no = 'N';  // no GSSAPI encryption: the client goes on without it, as with PostgreSQL
+        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&no, 1), nothrow);
+        if (ec) co_return close_reason::client_eof;
+        continue;
+      }
+      case protocol::startup_kind::cancel_request:
+        if (services_.counters) services_.counters->cancel_requests.fetch_add(1, std::memory_order_relaxed);
+        if (auto target = services_.cancels.find(packet->cancel)) target->cancel_current_query();
+        co_return close_reason::client_eof;
+      case protocol::startup_kind::startup:
+        co_return std::move(packet->startup);
+    }
+  }
+}
+
+namespace {
+
+// Counts a session in session_services::authenticating until the end of its login.
+class authenticating_slot {
+ public:
+  explicit authenticating_slot(std::atomic<std::size_t>& count)
+      : count_(&count), held_(count.fetch_add(1, std::memory_order_relaxed) + 1) {}
+  authenticating_slot(const authenticating_slot&) = delete;
+  authenticating_slot& operator=(const authenticating_slot&) = delete;
+  ~authenticating_slot() { release(); }
+  std::size_t held() const noexcept { return held_; }  // sessions authenticating, this one included
+  void release() noexcept {
+    if (count_) count_->fetch_sub(1, std::memory_order_relaxed);
+    count_ = nullptr;
+  }
+
+ private:
+  std::atomic<std::size_t>* count_;
+  std::size_t held_;
+};
+
+}  // namespace
+
+asio::awaitable<close_reason> client_session::refuse_busy(bool per_address) {
+  log::connection(label() + (per_address ? " refused: too many clients from this address still authenticating "
+                                           "(auth.max_authenticating_per_address)"
+                                         : " refused: too many clients still authenticating (auth.max_authenticating)"));
+  // Answered as PostgreSQL answers "too many clients": after the startup packet (and any
+  // SSLRequest before it), which is when clients read. Answering at once would make libpq take
+  // the error for a failed SSL negotiation, and closing with the packet unread could reset the
+  // connection before the client reads the error. The packet gets a short deadline.
+  const auto startup = co_await with_timeout(read_startup(), std::chrono::milliseconds(1000));
+  if (startup && std::holds_alternative<protocol::startup_message>(*startup))
+    co_await send_error("FATAL", "53300", per_address ? "too many connections from this address still authenticating"
+                                                      : "too many connections still authenticating");
+  co_return close_reason::too_many_clients;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::authenticate(const config::config& cfg, scram_keys& keys) {
+  // auth_timeout bounds the startup packet and the whole authentication exchange. A stalled
+  // client is ended by cancelling its reads (and refusing later ones): cheaper than racing two
+  // coroutines, which matters when thousands of clients connect at once.
+  // auth.startup_timeout (at most auth_timeout, the loader sees to it) bounds the startup
+  // packet alone, so that a client that connects and stalls gives its slot back soon.
+  const auto now = clock::now();
+  const auto deadline = now + cfg.auth_timeout;
+  asio::steady_timer timer(executor_, std::min(deadline, now + cfg.auth.startup_timeout));
+  auto on_deadline = [self = shared_from_this(), &timer](error_code ec) {
+    // Runs on the session's executor, so it cannot interleave with the login's own steps. The
+    // timer is looked at only while the login runs, when it still exists: a startup deadline
+    // that fired just as the packet arrived has been moved on since, and is not a timeout.
+    if (ec || self->login_state_ != login_state::authenticating || clock::now() < timer.expiry()) return;
+    self->login_state_ = login_state::timed_out;
+    error_code ignored;
+    self->client_.lowest_layer().cancel(ignored);  // a TLS handshake too
+    self->client_.lowest_layer().shutdown(asio::socket_base::shutdown_receive, ignored);
+  };
+  timer.async_wait(on_deadline);
+  std::optional<close_reason> refused;
+  auto startup = co_await read_startup();
+  if (login_state_ == login_state::authenticating) {
+    timer.expires_at(deadline);  // the pending wait ends with operation_aborted
+    timer.async_wait(on_deadline);
+  }
+  if (auto* reason = std::get_if<close_reason>(&startup)) {
+    refused = *reason;
+  } else if (tls_ && tls_->mode() == config::tls_mode::require && !from_.unix_socket && !client_.tls()) {
+    const auto& msg = std::get<protocol::startup_message>(startup);
+    user_ = msg.user();
+    database_ = msg.database();
+    log::info(label() + ": refused: no TLS, and tls.mode is require");
+    co_await send_error("FATAL", "28000", "pgmux requires TLS (tls.mode = require)");
+    refused = close_reason::client_auth_failed;
+  } else {
+    const auto& msg = std::get<protocol::startup_message>(startup);
+    user_ = msg.user();
+    database_ = msg.database();
+    // The settings the client asks for; clients that ask for none share one value.
+    static const auto none = std::make_shared<const protocol::session_settings>();
+    std::string settings_error;
+    auto wanted = protocol::settings_from_startup(msg.parameters, settings_error);
+    if (!wanted) {
+      co_await send_error("FATAL", "08P01", settings_error);
+      refused = close_reason::client_protocol_error;
+    } else {
+      wanted_settings_ = *wanted == *none ? none : std::make_shared<const protocol::session_settings>(std::move(*wanted));
+      // Trust needs no exchange, so no coroutine: Asio recycles freed coroutine frames for
+      // later ones, and an idle client's pending read would then hold a block as large as the
+      // exchange's frame for as long as it stays connected.
+      const auto choice = auth::choose_client_method({cfg.auth.rules, cfg.auth.allow_cleartext_without_tls},
+                                                     {database_, user_, from_, client_.tls()});
+      if (choice.method == auth::auth_method::trust) {
+        method_ = auth::auth_method::trust;
+      } else {
+        const auto who = label();
+        // Kept out of the co_await expression: GCC 12 mishandles a conditional operator there.
+        std::string_view binding;
+        if (client_.tls()) binding = tls_->end_point();
+        auto outcome = co_await authenticate_client(
+            {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline, binding});
+        refused = outcome.refused;
+        keys = std::move(outcome.keys);
+        method_ = outcome.method;
+      }
+    }
+  }
+  timer.cancel();
+  const bool timed_out = login_state_ == login_state::timed_out;
+  login_state_ = login_state::done;
+  // A handshake cut short leaves nothing to write an error into.
+  if (timed_out && refused == close_reason::client_tls_failed) co_return close_reason::client_login_timeout;
+  // Cut short by the timer (the reads failed), or finished too late to read from the client again.
+  if (timed_out && (!refused || *refused == close_reason::client_eof)) {
+    co_await send_error("FATAL", "08P01", std::holds_alternative<close_reason>(startup)
+                                              ? "startup not completed within auth.startup_timeout"
+                                              : "authentication not completed within auth_timeout");
+    co_return close_reason::client_login_timeout;
+  }
+  co_return refused;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::login() {
+  auto cfg = services_.routes.config();
+  tls_ = services_.routes.client_tls();
+  max_message_size_ = cfg->max_message_size;
+  scram_keys keys;
+  {
+    // Per address first: clients refused there do not take a slot of max_authenticating.
+    auth::login_slot address_slot;
+    if (services_.login_limits) {
+      if (!services_.login_limits->try_acquire(from_, cfg->auth.max_authenticating_per_address))
+        co_return co_await refuse_busy(true);
+      address_slot = auth::login_slot(*services_.login_limits, from_);
+    }
+    authenticating_slot slot(services_.authenticating);
+    if (slot.held() > cfg->auth.max_authenticating) {
+      slot.release();
+      address_slot.release();
+      co_return co_await refuse_busy(false);
+    }
+    if (auto refused = co_await authenticate(*cfg, keys)) co_return refused;
+  }
+
+  if (database_ == admin_database) {
+    const auto& admins = cfg->admin_users;
+    if (std::find(admins.begin(), admins.end(), user_) == admins.end()) {
+      co_await send_error("FATAL", "28000", "not allowed to use the pgmux admin console: user \"" + user_ +
+                                                "\" is not in admin.users");
+      co_return close_reason::client_auth_failed;
+    }
+    admin_ = true;
+    std::string out;
+    protocol::encode_authentication_ok(out);
+    protocol::encode_parameter_status(out, "server_version", "15.0 (pgmux)");
+    protocol::encode_parameter_status(out, "server_encoding", "UTF8");
+    protocol::encode_parameter_status(out, "client_encoding", "UTF8");
+    protocol::encode_parameter_status(out, "DateStyle", "ISO, MDY");
+    protocol::encode_parameter_status(out, "integer_datetimes", "on");
+    protocol::encode_parameter_status(out, "standard_conforming_strings", "on");
+    protocol::encode_backend_key_data(out, protocol::cancel_key{1, 1});
+    protocol::encode_ready_for_query(out, 'I');
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
+    if (ec) co_return close_reason::client_eof;
+    log::connection(label() + " logged in to the admin console (" + login_details() + ")");
+    logged_in_.store(true, std::memory_order_release);
+    co_return std::nullopt;
+  }
+
+  auto route = services_.routes.route(database_, user_, keys);
+  if (!route.pool) {
+    co_await send_error("FATAL", "3D000", route.error);
+    co_return close_reason::unknown_database;
+  }
+  pool_ = std::move(route.pool);
+  pool_->client_joined();
+  settings_ = pool_->settings();
+  prepared_.max_statements = settings_.max_client_statements;
+  prepared_.max_bytes = settings_.max_client_statement_bytes;
+
+  auto parameters = pool_->server_parameters();
+  if (!parameters) {
+    // No server connection has been opened yet: open one to learn what the server reports.
+    auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
+    if (auto* error = std::get_if<acquire_error>(&got)) {
+      co_await send_error("FATAL", error->code, "pgmux: " + error->message);
+      // A "*" entry passes unknown names on: the server is the one to say they don't exist.
+      co_return error->code == "3D000" ? close_reason::unknown_database : close_reason::server_connect_failed;
+    }
+    auto first = std::move(std::get<lease>(got));
+    parameters = first->parameters();
+    first.release();
+  }
+
+  cancel_key_ = services_.cancels.add(weak_from_this());
+  std::string out;
+  protocol::encode_authentication_ok(out);
+  // What a server would report to this client: its own values where it set them.
+  for (const auto& [name, value] : *parameters) {
+    const auto i = protocol::tracked_parameter_index(name);
+    const auto& own = i ? wanted_settings_->tracked[*i] : std::nullopt;
+    protocol::encode_parameter_status(out, name, own ? *own : value);
+  }
+  protocol::encode_backend_key_data(out, *cancel_key_);
+  protocol::encode_ready_for_query(out, 'I');
+  auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
+  if (ec) co_return close_reason::client_eof;
+  log::connection(label() + " logged in (" + login_details() + ")");
+  logged_in_.store(true, std::memory_order_release);
+  co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() {
+  for (;;) {
+    if (!buffer_.empty()) {
+      const auto h = protocol::parse_header(buffer_.view(), max_message_size_);
+      if (h.status == protocol::parse_status::invalid) {
+        co_await send_error("FATAL", "08P01", std::string("invalid message: ") + h.error);
+        co_return close_reason::client_protocol_error;
+      }
+      if (h.status == protocol::parse_status::complete) {
+        if (!protocol::is_frontend_message(h.hdr.tag)) {
+          co_await send_error("FATAL", "08P01", std::string("invalid frontend message type ") +
+                                                    std::to_string(static_cast<unsigned char>(h.hdr.tag)));
+          co_return close_reason::client_protocol_error;
+        }
+        if (h.hdr.tag == 'X') co_return close_reason::client_terminate;
+        if (buffer_.size() >= h.hdr.total() || buffer_.full()) co_return std::nullopt;
+      }
+    }
+    buffer_.ensure();
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
+    if (killed_) co_return kill_reason_;
+    if (ec) co_return close_reason::client_eof;
+    buffer_.commit(n);
+  }
+}
+
+// What watches a queued client: shared with the readiness wait's handler, which may outlive the
+// wait for a server connection.
+struct client_session::queue_watch {
+  std::function<void()> leave;
+  bool active = true;     // acquire() has not returned yet
+  bool watching = false;  // a readiness wait on the client socket is pending
+};
+
+asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_server() {
+  waited_ = false;
+  auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this(), this);
+  if (!waited_) co_return got;  // an idle connection at once: the client was there a moment ago
+  if (auto watch = std::move(queue_watch_)) {
+    watch->active = false;
+    if (watch->watching) {
+      error_code ignored;
+      client_.lowest_layer().cancel(ignored);  // the pending readiness wait, nothing else
+    }
+  }
+  // A client that hung up while queued gets nothing run, whether or not a watch saw it go (short
+  // waits are not watched; the watch ends early for TLS records and full buffers; its wake-up
+  // may still be on the way). The connection goes back untouched.
+  if (auto* got_lease = std::get_if<lease>(&got); got_lease && client_hung_up()) {
+    got_lease->release();
+    co_return acquire_error{"", "the client left while waiting"};
+  }
+  co_return got;
+}
+
+void client_session::queued(std::function<void()> leave) {
+  // Only a client that has queued for a while is watched: an idle connection, or one freed
+  // soon after, is taken without a syscall more.
+  queue_watch_ = std::make_shared<queue_watch>();
+  queue_watch_->leave = std::move(leave);
+  watch_queued_client(queue_watch_);
+}
+
+bool client_session::client_hung_up() {
+  // POLLRDHUP sees the hang-up even behind the request the client sent before it left.
+  pollfd p{client_.lowest_layer().native_handle(), POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
+  watch->watching = true;
+  client_.lowest_layer().async_wait(
+      socket_t::wait_read, asio::bind_executor(executor_, [self = shared_from_this(), watch](error_code ec) {
+        watch->watching = false;
+        if (!watch->active) return;
+        if (self->killed_) return watch->leave();
+        if (ec) return;  // the relay will see what became of the socket
+        auto& socket = self->client_.lowest_layer();
+        if (self->client_hung_up()) return watch->leave();
+        // More of the client's pipeline. Plaintext is taken into the buffer at once and the
+        // watch goes on; TLS records, or a full buffer, end the watch (the deadline still holds).
+        if (self->client_.tls() || self->buffer_.full()) return;
+        const auto n = ::recv(socket.native_handle(), self->buffer_.free_begin(), self->buffer_.free_size(), MSG_DONTWAIT);
+        if (n == 0) return watch->leave();
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return watch->leave();
+        if (n > 0) self->buffer_.commit(static_cast<std::size_t>(n));
+        self->watch_queued_client(watch);
+      }));
+}
+
+asio::awaitable<void> client_session::wait_for_cancels(server_connection& server) {
+  // A broken connection is closed, never lent again: a late cancel cannot reach anyone.
+  if (server.cancels_in_flight.load() == 0 || server.broken()) co_return;
+  // Woken by the last cancel to land (on whichever thread sends it), else at the deadline.
+  auto landed = std::make_shared<asio::steady_timer>(executor_, clock::now() + settings_.connect_timeout);
+  server.on_cancels_landed([landed] { asio::post(landed->get_executor(), [landed] { landed->cancel(); }); });
+  if (server.cancels_in_flight.load() > 0) co_await landed->async_wait(nothrow);
+  server.on_cancels_landed(nullptr);
+  if (server.cancels_in_flight.load() > 0) server.mark_broken();
+}
+
+asio::awaitable<void> client_session::return_server(bool let_finish) {
+  if (!lease_) co_return;
+  auto server = lease_.connection();
+  // Part of a message already went to the server: its input stream cannot be completed
+  // sensibly, so the connection cannot be made clean. Close it at once.
+  if (cursor_.remaining > 0) {
+    cursor_.remaining = 0;
+    lease_.release(false);
+    co_return;
+  }
+  // A statement left to finish may take as long as command_timeout allows.
+  const auto timeout = let_finish && settings_.command_timeout > cleanup_timeout
+                           ? std::chrono::duration_cast<std::chrono::milliseconds>(settings_.command_timeout)
+                           : std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout);
+  bool clean = co_await make_clean(server, timeout, let_finish);
+  if (clean && settings_.mode == config::pool_mode::session)
+    clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
+  else if (clean && pinned_)
+    clean = co_await run_reset_query(*server, "UNLISTEN *", cleanup_timeout);
+  if (seen_sql_.statements_untrusted || server->dropped_notifications > 0) clean = false;
+  if (clean && settings_.mode == config::pool_mode::session) server->settings = server->startup_settings;
+  co_await wait_for_cancels(*server);
+  lease_.release(clean && server->clean());
+}
+
+void client_session::release_after_transaction() {
+  bool reusable = true;
+  if (lease_->dropped_notifications > 0) {
+    // Someone's LISTEN stayed on this connection (SQL pgmux could not read, such as a function).
+    log::info(label() + ": " + lease_->describe() + " closed: it delivered " +
+              std::to_string(lease_->dropped_notifications) + " notification(s) for channels its client never LISTENed on");
+    reusable = false;
+  }
+  if (seen_sql_.statements_untrusted) {
+    log::info(label() + ": " + lease_->describe() +
+              " closed: the client's SQL may have changed its prepared statements (PREPARE or DEALLOCATE inside a "
+              "string or function body, or a Query longer than pgmux inspects)");
+    reusable = false;
+  }
+  seen_sql_.statements_untrusted = false;
+  lease_->dropped_notifications = 0;
+  if (reusable) lease_.release();
+  else lease_.release(false);
+}
+
+bool client_session::put_back(const std::string& sent) {
+  if (replays_ >= max_replays || cursor_.remaining > 0 || sent.empty() || sent.size() + buffer_.size() > io_buffer::block_size)
+    return false;
+  const auto rest = buffer_.size();
+  std::memmove(buffer_.data() + sent.size(), buffer_.data(), rest);
+  std::memcpy(buffer_.data(), sent.data(), sent.size());
+  buffer_.clear();
+  buffer_.commit(sent.size() + rest);
+  return true;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
+  // Statement pooling is transaction pooling that also ends at every statement.
+  const bool transaction_mode = settings_.mode != config::pool_mode::session;
+  const bool statement_mode = settings_.mode == config::pool_mode::statement;
+  for (;;) {
+    if (!lease_) {
+      if (auto reason = co_await wait_for_request()) {
+        co_return *reason;
+      }
+      activity_.store(activity::waiting, std::memory_order_relaxed);
+      auto got = co_await acquire_server();
+      activity_.store(std::holds_alternative<lease>(got) ? activity::active : activity::idle, std::memory_order_relaxed);
+      if (auto* error = std::get_if<acquire_error>(&got); error && error->code.empty()) {
+        // Hung up (or killed) while queued: nothing it sent is run.
+        co_return killed_ ? kill_reason_ : close_reason::client_eof;
+      }
+      if (auto* error = std::get_if<acquire_error>(&got)) {
+        log::warn(label() + ": " + error->message);
+        co_await send_error("FATAL", error->code, "pgmux: " + error->message);
+        co_return error->code == "53300" ? close_reason::query_wait_timeout : close_reason::server_connect_failed;
+      }
+      lease_ = std::move(std::get<lease>(got));
+      lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+      lease_->tx().single_statement = statement_mode;
+      lease_->replay.sent.clear();
+      lease_->replay.armed = transaction_mode && replays_ < max_replays;
+      set_current_server(lease_.connection());
+      if (auto failed = co_await apply_settings(*lease_, *wanted_settings_,
+                                                std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout))) {
+        set_current_server(nullptr);
+        if (failed->severity == "FATAL") {
+          log::warn(label() + ": " + lease_->describe() + ": applying session settings failed: " + failed->message);
+          lease_.release(false);
+          if (replays_ < max_replays) {  // nothing of the client's went out yet: another connection
+            ++replays_;
+            continue;
+          }
+          co_await send_error("FATAL", "08006", "pgmux: server connection lost while applying session settings");
+          co_return close_reason::server_error;
+        }
+        // The server refuses the client's startup settings, as PostgreSQL would have at login.
+        lease_.release();
+        co_await send_error("FATAL", failed->code, failed->message);
+        co_return close_reason::client_protocol_error;
+      }
+    }
+    const bool rewrite_statements = transaction_mode && settings_.max_prepared_statements > 0;
+    const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
+                                              rewrite_statements ? &prepared_ : nullptr,
+                                              transaction_mode ? &wanted_settings_ : nullptr,
+                                              transaction_mode ? &seen_sql_ : nullptr},
+                                  *lease_, transaction_mode && !pinned_);
+    switch (r.end) {
+      case relay_end::transaction_done:
+        replays_ = 0;
+        if (statement_mode && !lease_->tx().idle()) {
+          // The statement opened a transaction block, which statement pooling cannot keep.
+          set_current_server(nullptr);
+          co_await send_error("FATAL", "25000", "transaction blocks are not allowed in statement pooling mode");
+          co_await return_server();
+          co_return close_reason::transaction_in_statement_mode;
+        }
+        if (lease_->tx().idle() && (!transaction_mode || pinned_) && draining_) {
+          // Session mode, shutting down: the open transaction has ended, so may the session.
+          set_current_server(nullptr);
+          co_await return_server();
+          co_return close_reason::shutdown;
+        }
+        if (lease_->tx().idle() && transaction_mode) {
+          // The relay ends only with both directions at a message boundary.
+          if (cursor_.remaining > 0) throw std::logic_error("transaction ended in the middle of a client message");
+          if (!seen_sql_.listening.empty()) {
+            // LISTEN: notifications arrive whenever they do, so the client keeps this server
+            // connection from now on, as in session mode.
+            pinned_ = true;
+            log::info(label() + ": keeps " + lease_->describe() + " until it disconnects: it LISTENs");
+            continue;
+          }
+          set_current_server(nullptr);
+          co_await wait_for_cancels(*lease_);
+          release_after_transaction();
+          activity_.store(activity::idle, std::memory_order_relaxed);
+          if (draining_) co_return close_reason::shutdown;  // run() says goodbye
+          co_return std::nullopt;
+        }
+        continue;
+      case relay_end::client_terminate:
+        set_current_server(nullptr);
+        co_await return_server(/*let_finish=*/true);
+        co_return close_reason::client_terminate;
+      case relay_end::client_eof:
+        set_current_server(nullptr);
+        co_await return_server();
+        co_return close_reason::client_eof;
+      case relay_end::client_protocol_error:
+        set_current_server(nullptr);
+        co_await send_error("FATAL", "08P01", std::string("invalid message: ") + (r.error ? r.error : "protocol violation"));
+        co_await return_server();
+        co_return close_reason::client_protocol_error;
+      case relay_end::killed: {
+        set_current_server(nullptr);
+        const auto reason = kill_reason_;
+        if (reason == close_reason::idle_transaction_timeout)
+          co_await send_error("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout");
+        else if (reason == close_reason::server_error)  // the pool gave up after cancel_grace
+          co_await send_error("FATAL", "57014", "canceling statement: it did not stop within cancel_grace of its "
+                                                "cancel request, so its server connection was closed");
+        else if (reason != close_reason::client_eof)
+          co_await send_error("FATAL", "57P01", std::string("terminating connection: ") + to_string(reason));
+        killed_ = false;  // let the cleanup use the sockets
+        co_await return_server();
+        co_return reason;
+      }
+      case relay_end::server_lost:
+        if (put_back(lease_->replay.sent)) {
+          // Dead before it answered anything: the request goes to another connection.
+          log::info(label() + ": " + lease_->describe() + ": " + r.error + "; sending the request again");
+          set_current_server(nullptr);
+          lease_.release(false);
+          ++replays_;
+          continue;
+        }
+        [[fallthrough]];
+      case relay_end::server_error:
+        set_current_server(nullptr);
+        log::warn(label() + ": " + lease_->describe() + ": " + (r.error ? r.error : "server error"));
+        lease_.release(false);
+        co_await send_error("FATAL", "08006", "server connection lost");
+        co_return close_reason::server_error;
+    }
+  }
+}
+
+}  // namespace pgmux::net

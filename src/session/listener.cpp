@@ -1,0 +1,192 @@
+// Accepting clients.
+#include "pgmux/session/listener.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "pgmux/log.hpp"
+#include "pgmux/io/spawn.hpp"
+#include "pgmux/io/timeout.hpp"
+#include "pgmux/protocol/encode.hpp"
+#include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/frame.hpp"
+
+namespace pgmux::net {
+namespace {
+
+// Reads startup packets up to the StartupMessage, answering SSLRequest and GSSENCRequest with
+// 'N'. True at the StartupMessage; false when the client sends something else or leaves.
+asio::awaitable<bool> wait_for_startup_packet(socket_t& socket) {
+  std::string in;
+  char chunk[512];
+  for (;;) {
+    const auto f = protocol::parse_startup_frame(in);
+    if (f.status == protocol::parse_status::invalid) co_return false;
+    if (f.status == protocol::parse_status::complete) {
+      std::string error;
+      const auto packet = protocol::decode_startup_packet(f.msg.body, error);
+      if (!packet) co_return false;
+      if (packet->kind != protocol::startup_kind::ssl_request && packet->kind != protocol::startup_kind::gssenc_request)
+        co_return true;
+      in.erase(0, f.consumed);
+      const char no = 'N';
+      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(&no, 1), nothrow);
+      if (ec) co_return false;
+      continue;
+    }
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(chunk), nothrow);
+    if (ec) co_return false;
+    in.append(chunk, n);
+  }
+}
+
+
+
+using namespace std::chrono_literals;
+
+auth::client_peer peer_of(const asio::ip::address& a) {
+  if (a.is_v4()) return auth::client_peer::tcp(auth::ip_address::v4(a.to_v4().to_bytes()));
+  return auth::client_peer::tcp(auth::ip_address::v6(a.to_v6().to_bytes()));  // ::ffff:a.b.c.d becomes IPv4
+}
+
+}  // namespace
+
+struct listener::acceptor {
+  explicit acceptor(asio::io_context& io) : socket(io) {}
+  asio::basic_socket_acceptor<asio::generic::stream_protocol> socket;
+  bool unix_domain = false;
+  std::string path;  // Unix socket file, removed on stop
+};
+
+listener::listener(worker_set& workers, session_services services, std::size_t max_client_conn)
+    : workers_(workers), services_(services), max_client_conn_(max_client_conn) {}
+
+listener::~listener() { close_acceptors(); }
+
+std::string listener::listen_tcp(const std::string& host, std::uint16_t port) {
+  error_code ec;
+  asio::ip::tcp::resolver resolver(workers_.io(0));
+  auto endpoints = resolver.resolve(host, std::to_string(port), asio::ip::tcp::resolver::passive, ec);
+  if (ec) return "cannot resolve listen.host \"" + host + "\": " + ec.message();
+  for (const auto& entry : endpoints) {
+    auto a = std::make_shared<acceptor>(workers_.io(0));
+    const asio::generic::stream_protocol::endpoint ep(entry.endpoint());
+    a->socket.open(ep.protocol(), ec);
+    if (!ec) a->socket.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) a->socket.bind(ep, ec);
+    if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message();
+    acceptors_.push_back(std::move(a));
+  }
+  return {};
+}
+
+std::string listener::listen_unix(const std::string& directory, std::uint16_t port) {
+  auto a = std::make_shared<acceptor>(workers_.io(0));
+  a->unix_domain = true;
+  a->path = directory + "/.s.PGSQL." + std::to_string(port);
+  ::unlink(a->path.c_str());  // a stale file from a crashed run would block the bind
+  error_code ec;
+  const asio::local::stream_protocol::endpoint ep(a->path);
+  a->socket.open(asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), ec);
+  if (!ec) a->socket.bind(asio::generic::stream_protocol::endpoint(ep.data(), ep.size()), ec);
+  if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return "cannot listen on " + a->path + ": " + ec.message();
+  ::chmod(a->path.c_str(), 0777);
+  acceptors_.push_back(std::move(a));
+  return {};
+}
+
+void listener::start() {
+  for (auto& a : acceptors_)
+    asio::co_spawn(workers_.io(0), accept_loop(a), log_failure("accept loop"));
+}
+
+void listener::stop() {
+  asio::post(workers_.io(0), [this] { close_acceptors(); });
+}
+
+void listener::close_acceptors() {
+  for (auto& a : acceptors_) {
+    error_code ignored;
+    a->socket.close(ignored);
+    if (a->unix_domain) ::unlink(a->path.c_str());
+  }
+  acceptors_.clear();
+}
+
+asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
+  for (;;) {
+    // Accepted straight into the event loop of the worker that will serve the client.
+    const unsigned worker = workers_.next_for_client();
+    auto [ec, socket] = co_await a->socket.async_accept(workers_.executor(worker), nothrow);
+    if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
+    if (ec) {
+      // Out of file descriptors or similar: back off instead of spinning.
+      log::warn("accept failed: " + ec.message());
+      asio::steady_timer pause(workers_.io(0), 100ms);
+      co_await pause.async_wait(nothrow);
+      continue;
+    }
+    auto from = auth::client_peer::local();
+    std::string peer = a->unix_domain ? std::string("unix") : std::string();
+    if (!a->unix_domain) {
+      error_code ignored;
+      socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+      auto remote = socket.remote_endpoint(ignored);
+      if (!ignored) {
+        const auto* sa = remote.data();
+        if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+          asio::ip::tcp::endpoint tcp_ep;
+          std::memcpy(tcp_ep.data(), sa, remote.size());
+          from = peer_of(tcp_ep.address());
+          peer = tcp_ep.address().to_string() + ":" + std::to_string(tcp_ep.port());
+        }
+      }
+    }
+    if (!a->unix_domain && from.unix_socket) {
+      // No address to match the auth rules against: such a client could pass for a local one.
+      log::warn("accepted a TCP client whose address cannot be read; closing it");
+      error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    admit(std::move(socket), worker, from, std::move(peer));
+  }
+}
+
+void listener::admit(socket_t socket, unsigned worker, auth::client_peer from, std::string peer) {
+  accepted_total_.fetch_add(1, std::memory_order_relaxed);
+  const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (count > max_client_conn_) {
+    services_.client_count.fetch_sub(1, std::memory_order_relaxed);
+    if (services_.counters) services_.counters->count_client_error(client_error::limit);
+    log::connection("client " + peer + " refused: max_client_conn (" + std::to_string(max_client_conn_) + ") reached");
+    auto refused = std::make_shared<socket_t>(std::move(socket));
+    asio::co_spawn(workers_.executor(worker), [refused]() -> asio::awaitable<void> {
+      // Answered after the startup packet, as PostgreSQL answers "too many clients": libpq
+      // sends an SSLRequest first (refused here with 'N') and reads an error sent before its
+      // startup packet as a failed SSL negotiation, hiding the message.
+      co_await with_timeout(wait_for_startup_packet(*refused), 1s);
+      std::string out;
+      protocol::encode_error_response(out, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
+      co_await with_timeout(asio::async_write(*refused, asio::buffer(out), nothrow), 1s);
+      error_code ignored;
+      refused->close(ignored);
+    }, asio::detached);
+    return;
+  }
+  auto session = std::make_shared<client_session>(std::move(socket), workers_.executor(worker), from, std::move(peer),
+                                                  services_);
+  session->start();
+}
+
+}  // namespace pgmux::net
