@@ -163,10 +163,22 @@ void pool_core::forget(conn_id c) {
 std::vector<assignment> pool_core::dispatch(time_point now) {
   std::vector<assignment> out;
   while (!waiters_.empty() && !paused_) {
-    auto i = usable_idle(now, waiters_.front().worker);
+    const auto& oldest = waiters_.front();
+    auto i = usable_idle(now, oldest.worker);
     if (!i) break;
-    out.push_back({waiters_.front().id, take_idle(*i)});
-    waiters_.pop_front();
+    std::size_t chosen = 0;
+    const worker_id where = conns_.at(idle_[*i]).worker;
+    if (where != oldest.worker) {
+      // Waiters are in arrival order, so the scan stops at the first one past the slack.
+      for (std::size_t k = 1; k < waiters_.size() && waiters_[k].since - oldest.since < limits_.cross_worker_slack; ++k) {
+        if (waiters_[k].worker == where) {
+          chosen = k;
+          break;
+        }
+      }
+    }
+    out.push_back({waiters_[chosen].id, take_idle(*i)});
+    waiters_.erase(waiters_.begin() + static_cast<std::ptrdiff_t>(chosen));
   }
   return out;
 }

@@ -37,6 +37,10 @@ struct pool_limits {
   duration unreachable_grace = std::chrono::seconds(2);
   // Worker threads: connections kept warm for min_size are spread over them.
   unsigned workers = 1;
+  // FIFO across workers, within this slack: a connection of one worker goes to a waiter of that
+  // worker that queued less than this after the oldest waiter (of another worker), so that it
+  // need not move between workers. Waits stay in arrival order up to the slack; 0: strictly.
+  duration cross_worker_slack = std::chrono::milliseconds(1);
 };
 
 // Why a connect failed, as far as waiting clients are concerned.
@@ -111,7 +115,8 @@ class pool_core {
   void forget(conn_id c);
 
   // Hands idle connections to the oldest waiters, in queue order, each preferring one of its
-  // own worker.
+  // own worker. A connection of another worker goes instead to a waiter of its own worker that
+  // queued within cross_worker_slack after the oldest, if there is one.
   std::vector<assignment> dispatch(time_point now);
 
   // The worker a connection's socket lives on (or is opened on); moved(): it now lives on

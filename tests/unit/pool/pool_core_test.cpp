@@ -36,6 +36,9 @@
 //   workers: waiters of every worker are served in one FIFO order, each with its own worker's connection if idle
 //   workers: connects open on the worker of the waiter they serve, and min_size goes round robin
 //   workers: random operations across four workers keep the bound, FIFO and the preference
+//   workers: within the slack, a connection goes to a waiter of its own worker rather than move
+//   workers: past the slack, the oldest waiter gets the connection of another worker
+//   workers: with the slack, random operations serve every waiter in order up to the slack
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -814,6 +817,7 @@ TEST_CASE("workers: waiters of every worker are served in one FIFO order, each w
   test::fake_clock clock;
   auto l = limits(0, 2);
   l.workers = 2;
+  l.cross_worker_slack = 0ms;  // strict order
   pool_core pool(l);
   // Two connections, one per worker, both lent.
   REQUIRE_FALSE(pool.acquire(1, clock.now(), 0));
@@ -890,6 +894,139 @@ TEST_CASE("workers: connects open on the worker of the waiter they serve, and mi
   }
 }
 
+// Two connections, one per worker, both lent; returns {worker 0's, worker 1's}.
+std::pair<conn_id, conn_id> one_lent_per_worker(pool_core& pool, test::fake_clock& clock) {
+  REQUIRE_FALSE(pool.acquire(1, clock.now(), 0));
+  REQUIRE_FALSE(pool.acquire(2, clock.now(), 1));
+  const auto opened = connect_all(pool, clock.now());
+  REQUIRE(opened.size() == 2);
+  REQUIRE(pool.dispatch(clock.now()).size() == 2);
+  const conn_id on0 = pool.worker_of(opened[0]) == 0 ? opened[0] : opened[1];
+  const conn_id on1 = on0 == opened[0] ? opened[1] : opened[0];
+  REQUIRE(pool.worker_of(on1) == 1);
+  return {on0, on1};
+}
+
+TEST_CASE("workers: within the slack, a connection goes to a waiter of its own worker rather than move") {
+  test::fake_clock clock;
+  auto l = limits(0, 2);
+  l.workers = 2;
+  l.cross_worker_slack = 5ms;
+  pool_core pool(l);
+  const auto [on0, on1] = one_lent_per_worker(pool, clock);
+  REQUIRE_FALSE(pool.acquire(11, clock.now(), 1));  // the oldest, on worker 1
+  clock.advance(2ms);
+  REQUIRE_FALSE(pool.acquire(12, clock.now(), 1));
+  clock.advance(2ms);
+  REQUIRE_FALSE(pool.acquire(13, clock.now(), 0));  // 4 ms after the oldest: within the slack
+  REQUIRE_FALSE(pool.release(on0, clock.now(), true));
+  auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 13);  // worker 0's own waiter: the connection stays where it is
+  CHECK(a[0].conn == on0);
+  // Worker 1's connection goes to worker 1's waiters, oldest first.
+  REQUIRE_FALSE(pool.release(on1, clock.now(), true));
+  a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 11);
+  CHECK(pool.stats(clock.now()).waiting == 1);
+}
+
+TEST_CASE("workers: past the slack, the oldest waiter gets the connection of another worker") {
+  test::fake_clock clock;
+  auto l = limits(0, 2);
+  l.workers = 2;
+  l.cross_worker_slack = 5ms;
+  pool_core pool(l);
+  const auto [on0, on1] = one_lent_per_worker(pool, clock);
+  (void)on1;
+  REQUIRE_FALSE(pool.acquire(11, clock.now(), 1));
+  clock.advance(5ms);
+  REQUIRE_FALSE(pool.acquire(12, clock.now(), 0));  // 5 ms later: not within the slack
+  REQUIRE_FALSE(pool.release(on0, clock.now(), true));
+  const auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 11);
+  CHECK(a[0].conn == on0);  // it moves to worker 1
+}
+
+TEST_CASE("workers: with the slack, random operations serve every waiter in order up to the slack") {
+  std::mt19937 rng(7432);
+  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  using pgmux::pool::worker_id;
+  constexpr worker_id n_workers = 3;
+  auto l = limits(0, 4);
+  l.workers = n_workers;
+  l.cross_worker_slack = 10ms;
+  test::fake_clock clock;
+  pool_core pool(l);
+
+  struct queued {
+    waiter_id id;
+    worker_id worker;
+    time_point since;
+  };
+  std::deque<queued> queue;
+  std::set<conn_id> lent, connecting;
+  waiter_id next_waiter = 1;
+  std::size_t kept_local = 0, in_order = 0;
+  for (int step = 0; step < 20000; ++step) {
+    CAPTURE(step);
+    switch (pick(4)) {
+      case 0: {
+        const auto worker = static_cast<worker_id>(pick(n_workers));
+        if (auto c = pool.acquire(next_waiter, clock.now(), worker)) {
+          REQUIRE(queue.empty());
+          lent.insert(*c);
+        } else {
+          queue.push_back({next_waiter, worker, clock.now()});
+        }
+        ++next_waiter;
+        break;
+      }
+      case 1:
+        for (auto id : pool.start_connects(clock.now())) connecting.insert(id);
+        if (!connecting.empty()) {
+          const auto id = *connecting.begin();
+          connecting.erase(id);
+          pool.connect_succeeded(id, clock.now(), 0.0);
+        }
+        break;
+      case 2:
+        if (!lent.empty()) {
+          const auto id = *std::next(lent.begin(), static_cast<std::ptrdiff_t>(pick(lent.size())));
+          lent.erase(id);
+          REQUIRE_FALSE(pool.release(id, clock.now(), true));
+        }
+        break;
+      case 3:
+        clock.advance(std::chrono::milliseconds(pick(4)));
+        break;
+    }
+    for (const auto& a : pool.dispatch(clock.now())) {
+      auto it = std::find_if(queue.begin(), queue.end(), [&](const queued& q) { return q.id == a.waiter; });
+      REQUIRE(it != queue.end());
+      if (it == queue.begin()) {
+        ++in_order;
+      } else {
+        // Overtaking is allowed only for a waiter of the connection's own worker, within the
+        // slack of the oldest, and only when the oldest's worker had no idle connection.
+        REQUIRE(it->worker == pool.worker_of(a.conn));
+        REQUIRE(it->since - queue.front().since < l.cross_worker_slack);
+        REQUIRE(queue.front().worker != it->worker);
+        ++kept_local;
+      }
+      pool.moved(a.conn, it->worker);
+      queue.erase(it);
+      lent.insert(a.conn);
+    }
+    REQUIRE(pool.total() <= l.max_size);
+    REQUIRE(pool.stats(clock.now()).waiting == queue.size());
+  }
+  CHECK(in_order > 1000);
+  CHECK(kept_local > 100);
+}
+
 TEST_CASE("workers: random operations across four workers keep the bound, FIFO and the preference") {
   std::mt19937 rng(6432);
   auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
@@ -897,6 +1034,7 @@ TEST_CASE("workers: random operations across four workers keep the bound, FIFO a
   constexpr worker_id n_workers = 4;
   auto l = limits(2, 6);
   l.workers = n_workers;
+  l.cross_worker_slack = 0ms;  // strict order: the model checks it
   l.idle_lifetime = 5s;
   test::fake_clock clock;
   pool_core pool(l);
