@@ -1,13 +1,13 @@
 // Pooling through pgmux, checked against pg_stat_activity of the real server:
 // - pgbench TPC-B-like, 100 clients over max_size 10, -M simple and -M extended: no failed
-//   transaction, never more than 10 server connections                    (workers 1 and 2)
+//   transaction, never more than 10 server connections                    (workers 1, 2 and 4)
 // - pgbench select-only (-S), 100 clients over max_size 10: same            (workers 1 and 2)
 //   (select-only also with -M prepared: named statements follow clients across server connections)
 // - pgbench -M prepared, 50 clients over max_size 5, select-only and TPC-B-like: no failed transaction
-// - 100 client threads each get their own results and no committed update is lost (workers 1 and 2)
+// - 100 client threads each get their own results and no committed update is lost (workers 1, 2, 4)
 // - min_size server connections are opened at start, without clients, and kept when idle
 // - transaction mode: two clients share one server connection; SET LOCAL does not leak (workers 1 and 2)
-// - waiting clients get the server in FIFO order when the holder's transaction ends (workers 1 and 2)
+// - waiting clients get the server in FIFO order when the holder's transaction ends (workers 1, 2, 4)
 // - statement mode: the server goes back after every statement; BEGIN ends the client with an error
 // - session mode: a client keeps its server and session state; the next client gets it reset
 //   (DISCARD ALL) after the first leaves                                   (workers 1 and 2)
@@ -82,12 +82,21 @@ void check_pgbench(const proxy_instance& proxy, const std::string& args, int cli
 
 double epoch(const std::string& s) { return std::stod(s); }
 
+// IT_FOR_EACH_WORKER_COUNT and 4 workers, for tests of what workers share: a pool's bound and
+// its queue are global while clients and server connections are spread over the workers.
+#define IT_FOR_EACH_SHARING_WORKER_COUNT(var) \
+  unsigned var = 1;                           \
+  SUBCASE("workers=1") { var = 1; }           \
+  SUBCASE("workers=2") { var = 2; }           \
+  SUBCASE("workers=4") { var = 4; }           \
+  CAPTURE(var)
+
 }  // namespace
 
 TEST_SUITE("pooling") {
 
 TEST_CASE("pgbench TPC-B-like with 100 clients over max_size 10: no failed transaction, at most 10 server connections") {
-  IT_FOR_EACH_WORKER_COUNT(workers);
+  IT_FOR_EACH_SHARING_WORKER_COUNT(workers);
   pgbench_init();
   proxy_instance proxy(proxy_options().workers(workers).pool("max_size", "10").pool("query_wait_timeout", "60s"));
   for (const char* mode : {"-M simple", "-M extended"}) check_pgbench(proxy, mode);
@@ -111,7 +120,7 @@ TEST_CASE("pgbench -M prepared with 50 clients over max_size 5: no failed transa
 }
 
 TEST_CASE("100 client threads each get their own results and no committed update is lost") {
-  IT_FOR_EACH_WORKER_COUNT(workers);
+  IT_FOR_EACH_SHARING_WORKER_COUNT(workers);
   {
     auto setup = setup_connection();
     exec_ok(setup, "drop table if exists it_counter; create table it_counter (n int); insert into it_counter values (0)");
@@ -206,7 +215,7 @@ TEST_CASE("transaction mode: two clients share one server connection and SET LOC
 }
 
 TEST_CASE("waiting clients get the server in FIFO order when the holder's transaction ends") {
-  IT_FOR_EACH_WORKER_COUNT(workers);
+  IT_FOR_EACH_SHARING_WORKER_COUNT(workers);
   proxy_instance proxy(proxy_options().workers(workers).pool("max_size", "1"));
   auto holder = connect(proxy.conninfo());
   constexpr int waiters = 5;
