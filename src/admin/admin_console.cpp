@@ -1,9 +1,12 @@
 // Admin console commands and the loop that serves them.
 #include "pgmux/admin/admin_console.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <ctime>
 
 #include "pgmux/config/duration.hpp"
@@ -251,13 +254,19 @@ asio::awaitable<close_reason> serve_admin_console(stream& client, router& routes
         // As PgBouncer's PAUSE: answer once running transactions have finished, within
         // shutdown_timeout; the pools stay paused either way.
         const auto limit = routes.config()->shutdown_timeout;
-        const auto deadline = clock::now() + limit;
-        asio::steady_timer poll(co_await asio::this_coro::executor);
-        std::size_t lent = 0;
-        while ((lent = lent_connections(routes, *r.wait_for_pause)) > 0 && clock::now() < deadline) {
-          poll.expires_after(20ms);
-          co_await poll.async_wait(nothrow);
-        }
+        // Woken when the last of the paused pools has no connection lent (a paused pool lends
+        // none), else at the deadline.
+        auto drained = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, clock::now() + limit);
+        std::vector<std::shared_ptr<server_pool>> paused;
+        for (auto& p : routes.pools())
+          if (r.wait_for_pause->empty() || p->database() == *r.wait_for_pause) paused.push_back(std::move(p));
+        auto busy = std::make_shared<std::atomic<std::size_t>>(paused.size());
+        for (auto& p : paused)
+          p->when_none_lent([drained, busy] {
+            if (busy->fetch_sub(1) == 1) asio::post(drained->get_executor(), [drained] { drained->cancel(); });
+          });
+        if (busy->load() > 0) co_await drained->async_wait(nothrow);
+        const std::size_t lent = lent_connections(routes, *r.wait_for_pause);
         if (lent > 0)
           r = error("55000", "paused, but " + std::to_string(lent) + " server connections are still in use after " +
                                  config::format_duration(limit) + " (shutdown_timeout); new transactions wait until RESUME");

@@ -288,6 +288,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
 
 void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean, bool transaction) {
   deferred_work work;
+  std::vector<std::function<void()>> none_lent;
   {
     std::lock_guard lock(mu_);
     const auto now = clock::now();
@@ -322,8 +323,21 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
       conn->last_used = now;
     }
     if (!stopped_) settle(now, work);
+    if (!none_lent_callbacks_.empty() && core_.stats(now).active == 0) none_lent.swap(none_lent_callbacks_);
   }
   run(std::move(work));
+  for (auto& callback : none_lent) callback();
+}
+
+void server_pool::when_none_lent(std::function<void()> callback) {
+  {
+    std::lock_guard lock(mu_);
+    if (core_.stats(clock::now()).active > 0) {
+      none_lent_callbacks_.push_back(std::move(callback));
+      return;
+    }
+  }
+  callback();
 }
 
 void server_pool::lend(slot& s, std::weak_ptr<session_control> owner, clock::time_point now) {

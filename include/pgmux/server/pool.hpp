@@ -150,6 +150,9 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // PAUSE: running transactions finish, new ones wait (query_wait_timeout still applies),
   // idle connections close. RESUME lends and connects again.
   void set_paused(bool paused);
+  // Calls `callback` once no connection is lent: at once if none is, else from the thread that
+  // gives the last one back. For PAUSE, which answers when running transactions are over.
+  void when_none_lent(std::function<void()> callback);
 
   pool_snapshot snapshot() const;
   std::vector<server_info> servers() const;
@@ -230,6 +233,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::atomic<std::size_t> clients_{0};
   bool stopped_ = false;
   std::shared_ptr<asio::steady_timer> maintenance_timer_;
+  std::vector<std::function<void()>> none_lent_callbacks_;  // guarded by mu_
 };
 
 }  // namespace pgmux::net
