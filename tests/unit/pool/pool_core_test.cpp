@@ -92,6 +92,19 @@ std::vector<conn_id> conns_of(const std::vector<closing>& closings) {
   return out;
 }
 
+// Two connections, one per worker, both lent; returns {worker 0's, worker 1's}.
+std::pair<conn_id, conn_id> one_lent_per_worker(pool_core& pool, test::fake_clock& clock) {
+  REQUIRE_FALSE(pool.acquire(1, clock.now(), 0));
+  REQUIRE_FALSE(pool.acquire(2, clock.now(), 1));
+  const auto opened = connect_all(pool, clock.now());
+  REQUIRE(opened.size() == 2);
+  REQUIRE(pool.dispatch(clock.now()).size() == 2);
+  const conn_id on0 = pool.worker_of(opened[0]) == 0 ? opened[0] : opened[1];
+  const conn_id on1 = on0 == opened[0] ? opened[1] : opened[0];
+  REQUIRE(pool.worker_of(on1) == 1);
+  return {on0, on1};
+}
+
 // A connection opened at start with `jitter` must retire exactly `lifetime` later.
 void check_server_lifetime(double jitter, duration lifetime) {
   test::fake_clock clock;
@@ -819,15 +832,7 @@ TEST_CASE("workers: waiters of every worker are served in one FIFO order, each w
   l.workers = 2;
   l.cross_worker_slack = 0ms;  // strict order
   pool_core pool(l);
-  // Two connections, one per worker, both lent.
-  REQUIRE_FALSE(pool.acquire(1, clock.now(), 0));
-  REQUIRE_FALSE(pool.acquire(2, clock.now(), 1));
-  const auto opened = connect_all(pool, clock.now());
-  REQUIRE(opened.size() == 2);
-  REQUIRE(pool.dispatch(clock.now()).size() == 2);
-  const conn_id on0 = pool.worker_of(opened[0]) == 0 ? opened[0] : opened[1];
-  const conn_id on1 = on0 == opened[0] ? opened[1] : opened[0];
-  REQUIRE(pool.worker_of(on1) == 1);
+  const auto [on0, on1] = one_lent_per_worker(pool, clock);
 
   // Queued in this order: a client of worker 1, then one of worker 0, then worker 1 again.
   clock.advance(1ms);
@@ -892,19 +897,6 @@ TEST_CASE("workers: connects open on the worker of the waiter they serve, and mi
     CHECK(per_worker[0] == 2);
     CHECK(per_worker[1] == 2);
   }
-}
-
-// Two connections, one per worker, both lent; returns {worker 0's, worker 1's}.
-std::pair<conn_id, conn_id> one_lent_per_worker(pool_core& pool, test::fake_clock& clock) {
-  REQUIRE_FALSE(pool.acquire(1, clock.now(), 0));
-  REQUIRE_FALSE(pool.acquire(2, clock.now(), 1));
-  const auto opened = connect_all(pool, clock.now());
-  REQUIRE(opened.size() == 2);
-  REQUIRE(pool.dispatch(clock.now()).size() == 2);
-  const conn_id on0 = pool.worker_of(opened[0]) == 0 ? opened[0] : opened[1];
-  const conn_id on1 = on0 == opened[0] ? opened[1] : opened[0];
-  REQUIRE(pool.worker_of(on1) == 1);
-  return {on0, on1};
 }
 
 TEST_CASE("workers: within the slack, a connection goes to a waiter of its own worker rather than move") {
