@@ -205,6 +205,9 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   for (unsigned i = 0; i < workers; ++i) asio::co_spawn(loops.io(i), probe_event_loop(counters, i), asio::detached);
 
   loops.run();
+  // Coroutines still queued (clients cut off by SIGINT or shutdown_timeout) refer to the
+  // sessions' registries, the router and its pools: destroy them while all of that exists.
+  loops.discard_pending();
   log::info("pgmux stopped");
   return 0;
 }

@@ -12,7 +12,7 @@ worker_set::worker_set(unsigned count) {
   for (unsigned i = 0; i < std::max(count, 1u); ++i) loops_.push_back(std::make_unique<loop>());
 }
 
-worker_set::~worker_set() = default;
+worker_set::~worker_set() { discard_pending(); }
 
 unsigned worker_set::current() noexcept { return current_worker; }
 
@@ -35,6 +35,13 @@ void worker_set::run() {
 
 void worker_set::stop() {
   for (auto& l : loops_) l->io.stop();
+}
+
+void worker_set::discard_pending() noexcept {
+  // A coroutine may post more work as it unwinds (a waiter's wake-up, say): the second pass
+  // destroys what the first one queued; ~io_context makes one more.
+  for (int pass = 0; pass < 2; ++pass)
+    for (auto& l : loops_) l->io.shutdown();
 }
 
 }  // namespace pgmux::net

@@ -476,5 +476,29 @@ TEST_CASE("SIGTERM in session mode lets the open transaction finish, then ends t
   CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
 }
 
+TEST_CASE("SIGINT with statements running on every worker stops pgmux at once and cleanly") {
+  // The clients' coroutines are still queued when the loops stop: each one holds its pool, whose
+  // timer belongs to worker 0, and the sessions' registries. Tearing that down in the wrong order
+  // is a use after free the sanitize step reports.
+  proxy_instance proxy(proxy_options().workers(2));
+  std::vector<pg_conn> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(connect(proxy.conninfo()));
+    REQUIRE(PQsendQuery(clients.back().get(), "select pg_sleep(30)") == 1);
+  }
+  REQUIRE(wait_until([] { return server_connections() == 4; }, 10s));
+  proxy.send_signal(SIGINT);
+  int status = 0;
+  REQUIRE_MESSAGE(proxy.wait_exit(10s, &status), "pgmux still runs 10 s after SIGINT");
+  CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+  CHECK(sanitizer_report(proxy.log()).empty());
+  for (auto& c : clients) {
+    bool timed_out = false;
+    const auto r = get_result(c, 5s, &timed_out);
+    CHECK_FALSE(timed_out);
+    CHECK_FALSE(r.ok());
+  }
+}
+
 }  // TEST_SUITE
 }  // namespace it

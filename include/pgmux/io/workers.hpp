@@ -29,10 +29,21 @@ class worker_set {
   void run();
   // Safe from any thread: every loop returns, whatever it still had to do.
   void stop();
+  // After run() has returned: destroys every handler and coroutine still queued on any loop,
+  // while whatever they refer to still exists. All loops are cleared before any is destroyed,
+  // since a coroutine of one loop may own objects bound to another (a session on worker 1 can
+  // hold the last reference to a pool whose timer lives on worker 0). The destructor calls it too.
+  void discard_pending() noexcept;
 
  private:
+  // io_context with its shutdown() public: it destroys queued handlers and leaves the services,
+  // so that objects bound to the loop can still be destroyed afterwards.
+  struct context : asio::io_context {
+    using asio::io_context::io_context;
+    using asio::execution_context::shutdown;
+  };
   struct loop {
-    asio::io_context io{1};
+    context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> keep_running{io.get_executor()};
   };
   std::vector<std::unique_ptr<loop>> loops_;
