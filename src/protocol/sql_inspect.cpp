@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "pgmux/protocol/session_params.hpp"
+
 namespace pgmux::protocol {
 namespace {
 
@@ -35,9 +37,14 @@ struct token {
   std::string text;  // words folded to lower case, quoted identifiers as written
 };
 
+// Whether the identifier `raw` is `word` (lower case) in any case.
+bool word_is(std::string_view raw, std::string_view word) noexcept {
+  return raw.size() == word.size() && contains_folded(raw, word);
+}
+
 // The first tokens of one top-level statement: enough to tell what it is.
 struct statement_head {
-  static constexpr std::size_t kept = 3;
+  static constexpr std::size_t kept = 8;
   token tokens[kept];
   std::size_t count = 0;
   void add(token::kind type, std::string text) {
@@ -54,15 +61,130 @@ struct statement_head {
   }
 };
 
+// What one top-level statement shows beyond its first words, for session state.
+struct statement_scan {
+  statement_head head;
+  bool advisory_lock = false;   // calls a session-level advisory lock function
+  bool with_hold = false;       // the words WITH HOLD
+  bool into_temp = false;       // the words INTO TEMP or INTO TEMPORARY
+  bool on_commit_drop = false;  // the words ON COMMIT DROP
+  bool session_set_config = false;  // set_config(name, value, is_local) with is_local not plainly true
+  std::string_view previous;    // the word before, as written
+  std::string_view before_previous;
+
+  // set_config(...): where its argument list stands. Its third argument decides: only the bare
+  // word true keeps the setting local to the transaction.
+  enum class call : unsigned char { none, name_seen, in_arguments };
+  call set_config = call::none;
+  int depth = 0;          // parentheses open inside the call
+  int commas = 0;         // at depth 1
+  bool third_seen = false;
+
+  void third_argument(bool plainly_true) {
+    if (set_config == call::in_arguments && depth == 1 && commas == 2 && !third_seen) {
+      third_seen = true;
+      if (!plainly_true) session_set_config = true;
+    }
+  }
+
+  void word(std::string_view raw) {
+    third_argument(word_is(raw, "true"));
+    if (set_config == call::name_seen) set_config = call::none;
+    if (word_is(raw, "set_config") && set_config == call::none) set_config = call::name_seen;
+    if (word_is(raw, "pg_advisory_lock") || word_is(raw, "pg_advisory_lock_shared") ||
+        word_is(raw, "pg_try_advisory_lock") || word_is(raw, "pg_try_advisory_lock_shared"))
+      advisory_lock = true;
+    if (word_is(raw, "hold") && word_is(previous, "with")) with_hold = true;
+    if ((word_is(raw, "temp") || word_is(raw, "temporary")) && word_is(previous, "into")) into_temp = true;
+    if (word_is(raw, "drop") && word_is(previous, "commit") && word_is(before_previous, "on")) on_commit_drop = true;
+    before_previous = previous;
+    previous = raw;
+  }
+  // A symbol, string or quoted name (`c` its first character).
+  void other_token(char c) {
+    previous = before_previous = {};
+    if (set_config == call::name_seen) {
+      set_config = c == '(' ? call::in_arguments : call::none;
+      depth = 1;
+      commas = 0;
+      third_seen = false;
+      return;
+    }
+    if (set_config != call::in_arguments) return;
+    if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      if (--depth == 0) {
+        if (!third_seen) session_set_config = true;  // fewer arguments than PostgreSQL takes: unclear
+        set_config = call::none;
+      }
+    } else if (c == ',' && depth == 1) {
+      ++commas;
+    } else {
+      third_argument(false);  // 'true'::bool, $1, ...: not plainly true
+    }
+  }
+};
+
 bool reserved(const std::string* name) {
   return name && name->size() >= reserved_statement_prefix.size() &&
          std::string_view(*name).substr(0, reserved_statement_prefix.size()) == reserved_statement_prefix;
 }
 
-void finish_statement(const statement_head& head, sql_findings& out) {
+// SET at the head of a statement: what it leaves on the connection.
+session_state::set set_statement_state(const statement_head& head) {
+  // Transaction-scoped: gone when the transaction ends.
+  if (head.word_at(1, "local") || head.word_at(1, "transaction") || head.word_at(1, "constraints"))
+    return session_state::none;
+  std::size_t i = 1;
+  if (head.word_at(1, "session")) {
+    if (head.word_at(2, "authorization")) return session_state::role;
+    if (head.word_at(2, "characteristics")) return session_state::parameter;
+    i = 2;
+  }
+  if (head.word_at(i, "role") || head.word_at(i, "session_authorization")) return session_state::role;
+  // SET TIME ZONE and SET NAMES set TimeZone and client_encoding, which pgmux carries over.
+  if ((head.word_at(i, "time") && head.word_at(i + 1, "zone")) || head.word_at(i, "names")) return session_state::none;
+  const auto* name = head.name_at(i);
+  if (!name) return session_state::none;  // not a statement PostgreSQL accepts
+  if (tracked_parameter_index(*name)) return session_state::none;
+  if (parameter_name_equal(*name, "role") || parameter_name_equal(*name, "session_authorization"))
+    return session_state::role;
+  return session_state::parameter;  // SET SCHEMA, SET XML OPTION and every other name
+}
+
+// CREATE [OR REPLACE] [GLOBAL | LOCAL] TEMP | TEMPORARY ..., or a name in schema pg_temp.
+bool creates_temp_object(const statement_head& head) {
+  std::size_t i = 1;
+  while (head.word_at(i, "or") || head.word_at(i, "replace") || head.word_at(i, "global") || head.word_at(i, "local")) ++i;
+  if (head.word_at(i, "temp") || head.word_at(i, "temporary")) return true;
+  for (std::size_t j = 1; j + 1 < std::min(head.count, statement_head::kept); ++j)
+    if (head.word_at(j, "pg_temp") && head.tokens[j + 1].type == token::kind::symbol && head.tokens[j + 1].text == ".")
+      return true;
+  return false;
+}
+
+void finish_statement(const statement_scan& scan, sql_findings& out) {
+  const auto& head = scan.head;
   if (head.count == 0) return;
+  if (scan.advisory_lock) out.state |= session_state::advisory_lock;
+  // set_config('role', ...) changes the role as SET ROLE does, but the name may be any
+  // expression: a session-level set_config counts as "set", which every policy covers.
+  if (scan.session_set_config || scan.set_config == statement_scan::call::in_arguments) out.state |= session_state::parameter;
+  if (head.word_at(0, "set")) {
+    out.state |= set_statement_state(head);
+  } else if (head.word_at(0, "create")) {
+    if (creates_temp_object(head) && !scan.on_commit_drop) out.state |= session_state::temp_table;
+  } else if (head.word_at(0, "select") || head.word_at(0, "with")) {
+    if (scan.into_temp) out.state |= session_state::temp_table;
+  } else if (head.word_at(0, "declare")) {
+    if (scan.with_hold) out.state |= session_state::hold_cursor;
+  } else if (head.word_at(0, "prepare") && !head.word_at(1, "transaction")) {
+    if (const auto* name = head.name_at(1); name && !reserved(name)) out.state |= session_state::prepare;
+  }
   // No channel has an empty name: PostgreSQL refuses `LISTEN ""` (and an unterminated quote).
   if (head.word_at(0, "listen")) {
+    out.state |= session_state::listen;
     if (const auto* channel = head.name_at(1); channel && !channel->empty())
       out.listen.push_back({listen_change::kind::listen, *channel});
   } else if (head.word_at(0, "unlisten")) {
@@ -87,7 +209,8 @@ bool command_position(const statement_head& head, std::size_t index) {
 
 sql_findings inspect_sql(std::string_view sql) {
   sql_findings out;
-  statement_head head;
+  statement_scan scan;
+  auto& head = scan.head;
   std::size_t i = 0;
   const std::size_t n = sql.size();
   while (i < n) {
@@ -95,8 +218,8 @@ sql_findings inspect_sql(std::string_view sql) {
     if (is_space(c) || (c == '-' && i + 1 < n && sql[i + 1] == '-') || (c == '/' && i + 1 < n && sql[i + 1] == '*')) {
       i = skip_blanks_and_comments(sql, i);
     } else if (c == ';') {
-      finish_statement(head, out);
-      head = statement_head{};
+      finish_statement(scan, out);
+      scan = statement_scan{};
       ++i;
     } else if (c == '"') {
       std::string name;
@@ -113,6 +236,7 @@ sql_findings inspect_sql(std::string_view sql) {
         name.push_back(sql[i]);
       }
       head.add(token::kind::quoted, std::move(name));
+      scan.other_token('"');
     } else if (c == '\'') {
       // A string; E'...' strings (the E was read as a word) also take backslash escapes.
       const bool escapes = i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E') && (i < 2 || !ident_char(sql[i - 2]));
@@ -133,6 +257,7 @@ sql_findings inspect_sql(std::string_view sql) {
       if (mentions_statement_commands(sql.substr(start, i - start))) out.statement_commands_elsewhere = true;
       if (i < n) ++i;
       head.add(token::kind::symbol, "'");
+      scan.other_token('\'');
     } else if (c == '$' && i + 1 < n && !(sql[i + 1] >= '0' && sql[i + 1] <= '9')) {
       // A dollar quote $tag$...$tag$ (a $ followed by a digit is a parameter).
       std::size_t j = i + 1;
@@ -150,6 +275,7 @@ sql_findings inspect_sql(std::string_view sql) {
         head.add(token::kind::symbol, "$");
         ++i;
       }
+      scan.other_token('$');
     } else if (ident_start(c)) {
       const std::size_t start = i;
       while (i < n && ident_char(sql[i])) ++i;
@@ -157,6 +283,7 @@ sql_findings inspect_sql(std::string_view sql) {
       const bool command_word = (raw.size() == 7 && contains_folded(raw, "prepare")) ||
                                 (raw.size() == 10 && contains_folded(raw, "deallocate"));
       if (command_word && !command_position(head, head.count)) out.statement_commands_elsewhere = true;
+      scan.word(raw);
       if (head.count < statement_head::kept) {
         std::string word(raw);
         std::transform(word.begin(), word.end(), word.begin(), fold);
@@ -166,10 +293,11 @@ sql_findings inspect_sql(std::string_view sql) {
       }
     } else {
       head.add(token::kind::symbol, std::string(1, c));
+      scan.other_token(c);
       ++i;
     }
   }
-  finish_statement(head, out);
+  finish_statement(scan, out);
   return out;
 }
 
@@ -205,6 +333,34 @@ std::string_view reserved_statement_refusal_sql() {
   return "DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = "
          "'prepared statement names starting with \"pgmux_\" are reserved by pgmux'; END$pgmux$";
 }
+
+std::string session_state_refusal_sql(session_state::set state) {
+  // The labels are plain words: nothing in them needs quoting.
+  return "DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'session state (" +
+         session_state::describe(state) +
+         ") is not allowed in transaction pooling mode', HINT = 'This pool''s session_state policy is "
+         "\"refuse\": use SET LOCAL, pg_advisory_xact_lock or ON COMMIT DROP inside a transaction, or a "
+         "session-mode pool.'; END$pgmux$";
+}
+
+namespace session_state {
+
+const char* label(std::size_t bit) noexcept {
+  static constexpr const char* labels[kinds] = {"set", "role", "temp_table", "prepare", "cursor", "advisory_lock", "listen"};
+  return bit < kinds ? labels[bit] : "?";
+}
+
+std::string describe(set s) {
+  std::string out;
+  for (std::size_t bit = 0; bit < kinds; ++bit) {
+    if ((s & (1u << bit)) == 0) continue;
+    if (!out.empty()) out += ',';
+    out += label(bit);
+  }
+  return out;
+}
+
+}  // namespace session_state
 
 void listen_set::apply(const std::vector<listen_change>& changes) {
   for (const auto& c : changes) {

@@ -5,6 +5,7 @@
 // the SQL is understood. Pure: no sockets.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,26 @@ struct listen_change {
   std::string channel;  // as PostgreSQL names it: unquoted names folded to lower case
 };
 
+// Session state: what a statement leaves on its server connection past the end of its
+// transaction. In transaction pooling it would reach the next client of that connection; the
+// pool's session_state policy decides (pin, reset or refuse). A set of bits.
+namespace session_state {
+using set = std::uint8_t;
+inline constexpr set none = 0;
+inline constexpr set parameter = 1 << 0;      // SET of a parameter pgmux does not carry over (search_path, ...)
+inline constexpr set role = 1 << 1;           // SET ROLE, SET SESSION AUTHORIZATION
+inline constexpr set temp_table = 1 << 2;     // CREATE TEMP TABLE / VIEW / SEQUENCE, SELECT INTO TEMP
+inline constexpr set prepare = 1 << 3;        // SQL-level PREPARE
+inline constexpr set hold_cursor = 1 << 4;    // DECLARE ... WITH HOLD
+inline constexpr set advisory_lock = 1 << 5;  // pg_advisory_lock() and the other session-level locks
+inline constexpr set listen = 1 << 6;         // LISTEN
+inline constexpr std::size_t kinds = 7;
+// "set", "role", "temp_table", "prepare", "cursor", "advisory_lock", "listen": the label of bit i.
+const char* label(std::size_t bit) noexcept;
+// The labels of the bits in `s`, comma-separated ("role,set"); "" for none.
+std::string describe(set s);
+}  // namespace session_state
+
 struct sql_findings {
   std::vector<listen_change> listen;  // LISTEN / UNLISTEN at the top level, in order
   // PREPARE, EXECUTE or DEALLOCATE [PREPARE] of a name starting with reserved_statement_prefix:
@@ -29,6 +50,9 @@ struct sql_findings {
   // (a DO body, a string run by EXECUTE): the server connection's prepared statements can no
   // longer be vouched for.
   bool statement_commands_elsewhere = false;
+  // Top-level statements that leave session state (see session_state). Only what the text
+  // shows: a function that runs SET or takes an advisory lock is not seen.
+  session_state::set state = session_state::none;
 };
 
 sql_findings inspect_sql(std::string_view sql);
@@ -56,14 +80,26 @@ class listen_set {
   std::vector<std::string> channels_;
 };
 
+// The SQL pgmux sends instead of a statement that would leave session state under the
+// session_state policy "refuse": the server answers with SQLSTATE 0A000 in the client's place.
+std::string session_state_refusal_sql(session_state::set state);
+
 // What the relay learns from one client's SQL in transaction pooling; owned by the client session.
 struct sql_watch {
   listen_set listening;
   bool statements_untrusted = false;  // see sql_findings; the session clears it per transaction
+  // Session state the client's SQL created in the current transaction; the session clears it
+  // when the transaction ends and it has acted on it.
+  session_state::set state = session_state::none;
+  // Policy "refuse": SQL that would create session state is replaced before it is sent.
+  bool refuse_state = false;
   void note(const sql_findings& f) {
     if (!f.listen.empty()) listening.apply(f.listen);
     statements_untrusted = statements_untrusted || f.statement_commands_elsewhere;
+    state |= f.state;
   }
+  // Whether `f` is to be refused rather than run (policy "refuse").
+  bool refuses(const sql_findings& f) const noexcept { return refuse_state && f.state != session_state::none; }
 };
 
 }  // namespace pgmux::protocol

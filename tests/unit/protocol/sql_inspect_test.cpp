@@ -6,6 +6,9 @@
 // - the listen set: add, remove, UNLISTEN *, duplicates, bound
 // - an empty or unterminated quoted channel name is no channel
 // - skip_blanks_and_comments: blanks, -- and nested /* */ comments, unterminated ones
+// - session state: SET of untracked parameters, role changes, temporary objects, SQL PREPARE,
+//   WITH HOLD cursors, session advisory locks, LISTEN; and what leaves none (SET LOCAL, tracked
+//   parameters, ON COMMIT DROP, transaction-level locks, words in strings or comments)
 #include <doctest/doctest.h>
 
 #include "pgmux/protocol/sql_inspect.hpp"
@@ -126,3 +129,94 @@ TEST_CASE("the listen set follows LISTEN, UNLISTEN and UNLISTEN *, bounded") {
 }
 
 }  // TEST_SUITE
+
+namespace {
+std::string state_of(std::string_view sql) { return session_state::describe(inspect_sql(sql).state); }
+}  // namespace
+
+TEST_CASE("SET leaves session state unless it is local to the transaction or a parameter pgmux carries") {
+  CHECK(state_of("SET search_path = app, public") == "set");
+  CHECK(state_of("set SESSION statement_timeout to '5s'") == "set");
+  CHECK(state_of("SET SCHEMA 'app'") == "set");
+  CHECK(state_of("SET myapp.tenant = 42") == "set");
+  CHECK(state_of("SET \"work_mem\" = '64MB'") == "set");
+  CHECK(state_of("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE") == "set");
+  CHECK(state_of("SET LOCAL search_path = app") == "");
+  CHECK(state_of("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE") == "");
+  CHECK(state_of("SET CONSTRAINTS ALL DEFERRED") == "");
+  CHECK(state_of("SET TIME ZONE 'UTC'") == "");
+  CHECK(state_of("SET SESSION TIME ZONE 'UTC'") == "");
+  CHECK(state_of("SET NAMES 'UTF8'") == "");
+  CHECK(state_of("SET DateStyle = 'ISO, DMY'") == "");
+  CHECK(state_of("set application_name = 'x'") == "");
+  CHECK(state_of("RESET search_path") == "");
+  CHECK(state_of("SET") == "");
+}
+
+TEST_CASE("set_config is session state unless its third argument is plainly true") {
+  CHECK(state_of("SELECT set_config('role', 'reporting', false)") == "set");
+  CHECK(state_of("select SET_CONFIG('search_path', current_setting('search_path') || ',x', FALSE)") == "set");
+  CHECK(state_of("SELECT set_config('app.tenant', $1, $2)") == "set");
+  CHECK(state_of("SELECT set_config('app.tenant', '7', 'true'::bool)") == "set");
+  CHECK(state_of("SELECT set_config('app.tenant', '7')") == "set");
+  CHECK(state_of("SELECT set_config('app.tenant', '7'") == "set");
+  CHECK(state_of("SELECT set_config('app.tenant', format('%s', 7), true)") == "");
+  CHECK(state_of("SELECT set_config('app.tenant', '7', true), 1") == "");
+  CHECK(state_of("SELECT set_config FROM t") == "");
+  CHECK(state_of("SELECT 'set_config(''role'', ''x'', false)'") == "");
+}
+
+TEST_CASE("role changes are flagged however they are spelt") {
+  CHECK(state_of("SET ROLE reporting") == "role");
+  CHECK(state_of("set session role reporting") == "role");
+  CHECK(state_of("SET SESSION AUTHORIZATION 'alice'") == "role");
+  CHECK(state_of("SET session_authorization = alice") == "role");
+  CHECK(state_of("SET \"role\" TO reporting") == "role");
+  CHECK(state_of("SET LOCAL ROLE reporting") == "");
+}
+
+TEST_CASE("temporary objects are flagged unless dropped at commit") {
+  CHECK(state_of("CREATE TEMP TABLE t (id int)") == "temp_table");
+  CHECK(state_of("create temporary table t as select 1") == "temp_table");
+  CHECK(state_of("CREATE GLOBAL TEMPORARY TABLE t (id int)") == "temp_table");
+  CHECK(state_of("CREATE OR REPLACE TEMP VIEW v AS SELECT 1") == "temp_table");
+  CHECK(state_of("CREATE TEMP SEQUENCE s") == "temp_table");
+  CHECK(state_of("CREATE TABLE pg_temp.t (id int)") == "temp_table");
+  CHECK(state_of("CREATE TABLE IF NOT EXISTS pg_temp.t (id int)") == "temp_table");
+  CHECK(state_of("SELECT * INTO TEMP t FROM generate_series(1, 3)") == "temp_table");
+  CHECK(state_of("CREATE TEMP TABLE t (id int) ON COMMIT DROP") == "");
+  CHECK(state_of("CREATE TABLE t (temp int)") == "");
+  CHECK(state_of("CREATE TABLE temp (id int)") == "");
+  CHECK(state_of("INSERT INTO temp VALUES (1)") == "");
+}
+
+TEST_CASE("SQL PREPARE, WITH HOLD cursors, session advisory locks and LISTEN are flagged") {
+  CHECK(state_of("PREPARE q (int) AS SELECT $1") == "prepare");
+  CHECK(state_of("PREPARE TRANSACTION 'tx1'") == "");
+  CHECK(state_of("PREPARE pgmux_x AS SELECT 1") == "");  // refused as a reserved name instead
+  CHECK(state_of("DECLARE c CURSOR WITH HOLD FOR SELECT 1") == "cursor");
+  CHECK(state_of("DECLARE c NO SCROLL CURSOR WITHOUT HOLD FOR SELECT 1") == "");
+  CHECK(state_of("DECLARE c CURSOR FOR SELECT 1") == "");
+  CHECK(state_of("SELECT pg_advisory_lock(1)") == "advisory_lock");
+  CHECK(state_of("select PG_TRY_ADVISORY_LOCK_SHARED(1, 2)") == "advisory_lock");
+  CHECK(state_of("SELECT pg_advisory_xact_lock(1)") == "");
+  CHECK(state_of("SELECT pg_advisory_unlock(1)") == "");
+  CHECK(state_of("LISTEN jobs") == "listen");
+}
+
+TEST_CASE("session state in strings, comments and dollar quotes is not seen, every top-level statement is") {
+  CHECK(state_of("SELECT 'SET ROLE x'") == "");
+  CHECK(state_of("-- SET ROLE x\nSELECT 1") == "");
+  CHECK(state_of("/* pg_advisory_lock(1) */ SELECT 1") == "");
+  CHECK(state_of("DO $$BEGIN PERFORM pg_advisory_lock(1); END$$") == "");
+  CHECK(state_of("SELECT 1; SET ROLE x; CREATE TEMP TABLE t (id int); SELECT pg_advisory_lock(2)") ==
+        "role,temp_table,advisory_lock");
+  CHECK(state_of("BEGIN; SET search_path = a; COMMIT") == "set");
+}
+
+TEST_CASE("the refusal of session state names what was refused and raises 0A000") {
+  const auto sql = session_state_refusal_sql(session_state::role | session_state::parameter);
+  CHECK(sql.find("'0A000'") != std::string::npos);
+  CHECK(sql.find("session state (set,role)") != std::string::npos);
+  CHECK(sql.rfind("DO $pgmux$", 0) == 0);
+}
