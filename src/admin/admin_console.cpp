@@ -84,10 +84,10 @@ admin_reply show_stats(router& routes) {
 }
 
 admin_reply show_clients(session_registry& sessions) {
-  auto r = table({"type", "user", "database", "state", "addr", "connect_time", "tls"});
+  auto r = table({"type", "user", "database", "state", "addr", "connect_time", "tls", "pinned"});
   sessions.for_each([&](const std::shared_ptr<client_session>& s) {
     if (auto i = s->info())
-      r.rows.push_back({"C", i->user, i->database, i->state, i->peer, timestamp(i->connected_at), i->tls});
+      r.rows.push_back({"C", i->user, i->database, i->state, i->peer, timestamp(i->connected_at), i->tls, i->pinned});
   });
   return r;
 }
@@ -163,6 +163,7 @@ admin_reply show_config(router& routes) {
   add("pool_defaults.client_idle_timeout", config::format_duration(d.client_idle_timeout));
   add("pool_defaults.connect_timeout", config::format_duration(d.connect_timeout));
   add("pool_defaults.max_prepared_statements", std::to_string(d.max_prepared_statements));
+  add("pool_defaults.session_state", config::to_string(d.session_state));
   return r;
 }
 

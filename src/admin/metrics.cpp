@@ -137,6 +137,18 @@ class collector {
       }
     }
     out.push_back(std::move(disconnects));
+    auto pinned = make_family("pgmux_pinned_clients",
+                              "Clients keeping their server connection in transaction pooling (session_state \"pin\", "
+                              "or LISTEN), by what their SQL left on it.",
+                              metric_type::gauge);
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+      for (std::size_t k = 0; k < protocol::session_state::kinds; ++k) {
+        auto m = pool_sample(snaps[i], double(totals[i]->pinned_clients[k].load(std::memory_order_relaxed)));
+        m.labels.push_back({"reason", protocol::session_state::label(k)});
+        pinned.samples.push_back(std::move(m));
+      }
+    }
+    out.push_back(std::move(pinned));
 
     auto wait = make_family("pgmux_pool_wait_seconds", "Time from a client's request to its server connection.",
                        metric_type::histogram);

@@ -129,6 +129,14 @@ class reader {
            else if (m == "statement") p.mode = pool_mode::statement;
            else if (v.is_string()) error(s, "expected \"transaction\", \"session\" or \"statement\", got \"" + m + "\"");
          }},
+        {"session_state", [&](const json& v, const std::string& s) {
+           std::string m;
+           read_string(v, s, m);
+           if (m == "pin") p.session_state = session_state_policy::pin;
+           else if (m == "reset") p.session_state = session_state_policy::reset;
+           else if (m == "refuse") p.session_state = session_state_policy::refuse;
+           else if (v.is_string()) error(s, "expected \"pin\", \"reset\" or \"refuse\", got \"" + m + "\"");
+         }},
         {"min_size", [&](const json& v, const std::string& s) { read_uint(v, s, p.min_size, 0, 100000); }},
         {"max_size", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_size, 1, 100000); }},
         {"max_inactive_connection_lifetime", [&](const json& v, const std::string& s) { read_duration(v, s, p.max_inactive_connection_lifetime); }},
@@ -355,6 +363,15 @@ const char* to_string(pool_mode m) noexcept {
     case pool_mode::transaction: break;
   }
   return "transaction";
+}
+
+const char* to_string(session_state_policy p) noexcept {
+  switch (p) {
+    case session_state_policy::reset: return "reset";
+    case session_state_policy::refuse: return "refuse";
+    case session_state_policy::pin: break;
+  }
+  return "pin";
 }
 
 const char* to_string(log_level l) noexcept {

@@ -243,8 +243,10 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
         encode_query(out, "DEALLOCATE " + def->server_name);
         server.statements.erase(def->server_name);
         client.statements.erase(*name);
-      } else if (inspect_sql(sql).reserved_statement_name) {
+      } else if (const auto found = inspect_sql(sql); found.reserved_statement_name) {
         encode_query(out, reserved_statement_refusal_sql());  // noted already by scan_frontend
+      } else if (seen_sql && seen_sql->refuses(found)) {
+        encode_query(out, session_state_refusal_sql(found.state));
       } else {
         out.append(message);
       }
@@ -256,7 +258,13 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       const auto parse = decode_parse(body);
       if (!parse) return {translate_status::invalid, 0, 0, "malformed Parse message"};
       const auto found = inspect_sql(parse->query);
-      if (seen_sql) seen_sql->note(found);
+      // What the session_state policy refuses is replaced, and never noted: it does not run.
+      const bool refused = seen_sql && seen_sql->refuses(found);
+      if (seen_sql && !refused) seen_sql->note(found);
+      const auto refusal = [&]() -> std::string {
+        if (found.reserved_statement_name) return std::string(reserved_statement_refusal_sql());
+        return refused ? session_state_refusal_sql(found.state) : std::string();
+      };
       if (parse->name.empty()) {
         // DEALLOCATE of a client's name, sent through the extended protocol (psycopg does):
         // the Parse carries the server name instead, prepared first if need be (the client's
@@ -270,7 +278,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
             client.statements.erase(*name);
           }
         }
-        if (rewritten.empty() && found.reserved_statement_name) rewritten = reserved_statement_refusal_sql();
+        if (rewritten.empty()) rewritten = refusal();
         const std::string_view query = rewritten.empty() ? parse->query : std::string_view(rewritten);
         // Kept for a re-Parse elsewhere; the unnamed statement needs no server name. Clients
         // often Parse the same text again and again: the definition is then reused.
@@ -296,8 +304,8 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
           refuse_parse(server, client, count > client.max_statements, out);
           break;
         }
-        auto def = make_statement(found.reserved_statement_name ? reserved_statement_refusal_sql() : parse->query,
-                                  parse->param_types);
+        const auto replaced = refusal();
+        auto def = make_statement(replaced.empty() ? parse->query : std::string_view(replaced), parse->param_types);
         prepare_on_server(server, *def, out, response_action::forward, parse->name);
         client.statements.add(parse->name, std::move(def));
       }

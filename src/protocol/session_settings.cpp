@@ -30,8 +30,10 @@ const std::string* find_extra(const parameter_list& extra, std::string_view name
 
 session_settings settings_from_status(const parameter_list& reported) {
   session_settings s;
-  for (const auto& [name, value] : reported)
+  for (const auto& [name, value] : reported) {
     if (auto i = tracked_parameter_index(name)) s.tracked[*i] = value;
+    else if (name == "session_authorization") s.session_authorization = value;
+  }
   return s;
 }
 
@@ -84,7 +86,10 @@ std::vector<parameter_change> settings_changes(const session_settings& client, c
 void note_parameter_status(std::shared_ptr<const session_settings>* client, session_settings& server,
                            std::string_view name, std::string_view value) {
   const auto i = tracked_parameter_index(name);
-  if (!i) return;
+  if (!i) {
+    if (name == "session_authorization") server.session_authorization = std::string(value);
+    return;
+  }
   server.tracked[*i] = std::string(value);
   if (!client || !*client || (*client)->tracked[*i] == value) return;
   auto copy = std::make_shared<session_settings>(**client);

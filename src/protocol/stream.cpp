@@ -6,6 +6,7 @@
 
 #include "pgmux/protocol/frame.hpp"
 #include "pgmux/protocol/decode.hpp"
+#include "pgmux/protocol/extended.hpp"
 #include "pgmux/protocol/prepared.hpp"
 #include "pgmux/protocol/session_settings.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
@@ -89,15 +90,29 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       // Checked once per message: the header is not scanned again after this.
       sql_findings found;
       if (seen_sql || text.find('_') != std::string_view::npos) found = inspect_sql(text);
-      if (seen_sql) seen_sql->note(found);
+      // Refused SQL never runs: nothing of it is noted (translate_frontend replaces it).
+      const bool refused = seen_sql && prepared && seen_sql->refuses(found);
+      if (seen_sql && !refused) seen_sql->note(found);
       // What passes unread could DEALLOCATE and PREPARE a shared statement's name again: the
       // connection's statements are not to be trusted after it.
       if (seen_sql && prepared && !whole) seen_sql->statements_untrusted = true;
       // DEALLOCATE of a statement name is the client's, and SQL naming pgmux's own statements
       // is refused: translate_frontend rewrites both. Other queries are not held up.
-      if (prepared && (deallocate == keyword_match::yes || found.reserved_statement_name)) {
+      if (prepared && (deallocate == keyword_match::yes || found.reserved_statement_name || refused)) {
         count_query(tx);  // counted here: the relay never scans this header again
         return {pos, scan_stop::intercept};
+      }
+    }
+    if (tag == 'P' && seen_sql && !prepared) {
+      // Without statement rewriting (max_prepared_statements 0) a Parse goes through unchanged,
+      // but its SQL may still LISTEN or leave session state. One too long to read whole leaves
+      // the connection untrusted: it is closed when the transaction ends.
+      const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
+      if (available < h.hdr.total()) {
+        if (h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
+        seen_sql->statements_untrusted = true;
+      } else if (const auto parse = decode_parse(buffered.substr(pos + header_size, h.hdr.body_size()))) {
+        seen_sql->note(inspect_sql(parse->query));
       }
     }
     if (prepared) {

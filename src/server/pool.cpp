@@ -65,6 +65,8 @@ void pool_counters::add_to(pool_counters& total) const noexcept {
   add(bytes_to_client, total.bytes_to_client);
   add(statements_prepared, total.statements_prepared);
   add(statements_stale, total.statements_stale);
+  for (std::size_t i = 0; i < pinned_clients.size(); ++i)
+    total.pinned_clients[i].fetch_add(pinned_clients[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
   wait_seconds.add_to(total.wait_seconds);
   transaction_seconds.add_to(total.transaction_seconds);
   statement_seconds.add_to(total.statement_seconds);

@@ -160,6 +160,7 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   }
   if (lease_) lease_.release(false);
   if (pool_) pool_->client_left();
+  if (pool_ && pinned()) pool_->count_pinned(pinned_for_.load(std::memory_order_relaxed), -1);
   if (cancel_key_) services_.cancels.remove(*cancel_key_);
   if (idle_timer_) idle_timer_->cancel();
   client_.close();
@@ -215,7 +216,18 @@ std::optional<client_info> client_session::info() const {
   if (!logged_in_.load(std::memory_order_acquire)) return std::nullopt;
   static constexpr const char* names[] = {"idle", "waiting", "active"};
   return client_info{user_, database_, peer_, names[static_cast<int>(activity_.load(std::memory_order_relaxed))],
-                     connected_at_, tls_description_};
+                     connected_at_, tls_description_,
+                     protocol::session_state::describe(pinned_for_.load(std::memory_order_relaxed))};
+}
+
+void client_session::pin(protocol::session_state::set reasons) {
+  const auto before = pinned_for_.load(std::memory_order_relaxed);
+  const auto added = static_cast<protocol::session_state::set>(reasons & ~before);
+  if (added == protocol::session_state::none) return;
+  pinned_for_.store(static_cast<protocol::session_state::set>(before | added), std::memory_order_relaxed);
+  if (pool_) pool_->count_pinned(added, +1);
+  log::info(label() + ": keeps " + lease_->describe() + " until it disconnects (" +
+            protocol::session_state::describe(added) + ")");
 }
 
 void client_session::drain() {
@@ -670,12 +682,20 @@ asio::awaitable<void> client_session::return_server(bool let_finish) {
                            ? std::chrono::duration_cast<std::chrono::milliseconds>(settings_.command_timeout)
                            : std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout);
   bool clean = co_await make_clean(server, timeout, let_finish);
-  if (clean && settings_.mode == config::pool_mode::session)
-    clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
-  else if (clean && pinned_)
-    clean = co_await run_reset_query(*server, "UNLISTEN *", cleanup_timeout);
+  // Session mode, a pinned client, or a transaction that left session state (a rollback does not
+  // take back a session-level advisory lock): everything of the client's goes.
+  const bool discard = settings_.mode == config::pool_mode::session || pinned() ||
+                       (seen_sql_.state & ~protocol::session_state::listen) != protocol::session_state::none;
+  if (clean && discard) clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
+  if (clean && discard) {
+    // DISCARD ALL took the settings back to the connection's login values and dropped every
+    // prepared statement, pgmux's own included.
+    server->settings = server->startup_settings;
+    server->prepared.statements.clear();
+    server->prepared.unnamed_client = 0;
+  }
   if (seen_sql_.statements_untrusted || server->dropped_notifications > 0) clean = false;
-  if (clean && settings_.mode == config::pool_mode::session) server->settings = server->startup_settings;
+  if (server->settings.session_authorization != server->startup_settings.session_authorization) clean = false;
   co_await wait_for_cancels(*server);
   lease_.release(clean && server->clean());
 }
@@ -694,10 +714,27 @@ void client_session::release_after_transaction() {
               "string or function body, or a Query longer than pgmux inspects)");
     reusable = false;
   }
+  if (lease_->settings.session_authorization != lease_->startup_settings.session_authorization) {
+    // The session user changed in a way the SQL did not show (a function, say): never lend it on.
+    log::info(label() + ": " + lease_->describe() + " closed: its session user changed to \"" +
+              lease_->settings.session_authorization.value_or("") + "\"");
+    reusable = false;
+  }
   seen_sql_.statements_untrusted = false;
   lease_->dropped_notifications = 0;
   if (reusable) lease_.release();
   else lease_.release(false);
+}
+
+asio::awaitable<bool> client_session::reset_session_state(protocol::session_state::set left) {
+  auto& server = *lease_;
+  if (!co_await run_reset_query(server, "DISCARD ALL", cleanup_timeout)) co_return false;
+  server.settings = server.startup_settings;
+  server.prepared.statements.clear();
+  server.prepared.unnamed_client = 0;
+  log::info(label() + ": " + server.describe() + " reset (DISCARD ALL): the transaction left session state (" +
+            protocol::session_state::describe(left) + ")");
+  co_return true;
 }
 
 bool client_session::put_back(const std::string& sent) {
@@ -758,11 +795,13 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       }
     }
     const bool rewrite_statements = transaction_mode && settings_.max_prepared_statements > 0;
+    // Refusing means replacing the SQL, which the statement rewriting does.
+    seen_sql_.refuse_state = rewrite_statements && settings_.session_state == config::session_state_policy::refuse;
     const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
                                               rewrite_statements ? &prepared_ : nullptr,
                                               transaction_mode ? &wanted_settings_ : nullptr,
                                               transaction_mode ? &seen_sql_ : nullptr},
-                                  *lease_, transaction_mode && !pinned_);
+                                  *lease_, transaction_mode && !pinned());
     switch (r.end) {
       case relay_end::transaction_done:
         replays_ = 0;
@@ -773,7 +812,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           co_await return_server();
           co_return close_reason::transaction_in_statement_mode;
         }
-        if (lease_->tx().idle() && (!transaction_mode || pinned_) && draining_) {
+        if (lease_->tx().idle() && (!transaction_mode || pinned()) && draining_) {
           // Session mode, shutting down: the open transaction has ended, so may the session.
           set_current_server(nullptr);
           co_await return_server();
@@ -782,15 +821,27 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         if (lease_->tx().idle() && transaction_mode) {
           // The relay ends only with both directions at a message boundary.
           if (cursor_.remaining > 0) throw std::logic_error("transaction ended in the middle of a client message");
-          if (!seen_sql_.listening.empty()) {
-            // LISTEN: notifications arrive whenever they do, so the client keeps this server
-            // connection from now on, as in session mode.
-            pinned_ = true;
-            log::info(label() + ": keeps " + lease_->describe() + " until it disconnects: it LISTENs");
+          namespace state = protocol::session_state;
+          // What the transaction left on the connection besides LISTEN.
+          const auto left = static_cast<state::set>(std::exchange(seen_sql_.state, state::none) & ~state::listen);
+          // LISTEN: notifications arrive whenever they do, so the client keeps this server
+          // connection from now on, as in session mode (under "reset" too: a reset would end it).
+          // Session state under "pin" does the same.
+          auto keep = seen_sql_.listening.empty() ? state::none : state::listen;
+          if (settings_.session_state == config::session_state_policy::pin) keep |= left;
+          if (keep != state::none) {
+            pin(keep);
             continue;
           }
           set_current_server(nullptr);
           co_await wait_for_cancels(*lease_);
+          // "reset" (and "refuse" where pgmux cannot rewrite the SQL, max_prepared_statements 0).
+          if (left != state::none && !co_await reset_session_state(left)) {
+            lease_.release(false);
+            activity_.store(activity::idle, std::memory_order_relaxed);
+            if (draining_) co_return close_reason::shutdown;
+            co_return std::nullopt;
+          }
           release_after_transaction();
           activity_.store(activity::idle, std::memory_order_relaxed);
           if (draining_) co_return close_reason::shutdown;  // run() says goodbye

@@ -5,6 +5,10 @@
 // - psycopg 3 with prepare_threshold 0 (everything prepared): 10 clients, none failing; and with
 //   a cache smaller than its statements, so that it evicts them with SQL DEALLOCATE
 // At most max_size server connections are used throughout.
+// - psycopg 3 and session state in transaction mode (SET ROLE, set_config, temporary tables,
+//   advisory locks), once per session_state policy: "pin" keeps it for its client and nobody
+//   else sees it, also in pgmux_pinned_clients; "reset" ends it with the transaction; "refuse"
+//   answers 0A000 and runs nothing, in simple and prepared queries
 #include <doctest/doctest.h>
 
 #include <regex>
@@ -24,9 +28,43 @@ long ok_count(const std::string& output) {
   return -1;
 }
 
+// A role pgmux_test may SET ROLE to.
+void create_other_role() {
+  auto admin = connect(pg().admin_conninfo());
+  exec_ok(admin, "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'it_other') THEN "
+                 "CREATE ROLE it_other NOLOGIN; END IF; END$$");
+  exec_ok(admin, "GRANT it_other TO pgmux_test");
+}
+
+void run_session_state_script(const std::string& policy) {
+  create_other_role();
+  const int metrics_port = free_port();
+  proxy_instance proxy(proxy_options()
+                           .pool("max_size", policy == "pin" ? "2" : "1")
+                           .pool("session_state", policy)
+                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(metrics_port) + "\"}"));
+  const auto r = run(python + " " + script("psycopg_session_state.py") + " '" + proxy.conninfo() + "' " + policy +
+                         " it_other " + std::to_string(metrics_port),
+                     60);
+  INFO(r.output);
+  INFO(proxy.log_tail());
+  CHECK(r.code == 0);
+  CHECK(r.output.find("\nok\n") != std::string::npos);
+}
+
 }  // namespace
 
 TEST_SUITE("drivers") {
+
+TEST_CASE("psycopg 3: session_state pin keeps a client's role and temp table for it alone") {
+  run_session_state_script("pin");
+}
+
+TEST_CASE("psycopg 3: session_state reset ends a client's role, lock and temp table with its transaction") {
+  run_session_state_script("reset");
+}
+
+TEST_CASE("psycopg 3: session_state refuse answers 0A000 and runs nothing") { run_session_state_script("refuse"); }
 
 TEST_CASE("asyncpg with its statement cache: 50 tasks, 200 queries each, no error") {
   proxy_instance proxy(proxy_options().workers(2).pool("max_size", "5").pool("query_wait_timeout", "60s"));

@@ -12,6 +12,9 @@
 //   DO block that could do it makes pgmux close that server connection
 // - clients that hang up while queued for a server connection leave the queue within about
 //   100 ms (the watch starts after 100 ms queued), and nothing they sent runs
+// - session state (session_state "pin", the default): a client whose SET search_path stays on its
+//   server connection keeps that connection, SHOW CLIENTS says why, and the next client of the
+//   connection finds it reset (DISCARD ALL), not closed
 // - messages whose answer pgmux could not foresee (a Query during COPY FROM STDIN, a Query before
 //   the Sync of an extended batch) end that client with 08P01; the server connection stays usable
 #include <doctest/doctest.h>
@@ -98,12 +101,35 @@ TEST_CASE("a client that LISTENs keeps its connection and gets its notifications
     CHECK(scalar(admin, "select count(*) from pg_stat_activity where usename = 'pgmux_test'") == "1");
   }
   // Gone: its connection was reset before anyone else got it.
-  CHECK(proxy.log().find("until it disconnects: it LISTENs") != std::string::npos);
+  CHECK(proxy.log().find("until it disconnects (listen)") != std::string::npos);
   auto next = connect(proxy.conninfo());
   CHECK(scalar(next, "select count(*) from pg_listening_channels()") == "0");
   notify("it_jobs", "for nobody");
   CHECK(scalar(next, "select 'after'") == "after");
   CHECK(wait_notification(next, 300ms).empty());
+}
+
+TEST_CASE("a client whose SET stays on its connection keeps it, SHOW CLIENTS says why, the next client finds it reset") {
+  proxy_instance proxy(with_admin().pool("max_size", "1").pool("query_wait_timeout", "10s"));
+  auto console = connect(proxy.conninfo("pgmux", "pgmux_test"));
+  std::string backend;
+  {
+    auto setter = connect(proxy.conninfo());
+    exec_ok(setter, "SET search_path = it_nowhere, public");
+    CHECK(scalar(setter, "show search_path") == "it_nowhere, public");  // its own, in the next transaction
+    backend = scalar(setter, "select pg_backend_pid()");
+    auto clients = console.exec("SHOW CLIENTS");
+    REQUIRE(clients.ok());
+    std::vector<std::string> pinned;
+    for (int i = 0; i < clients.rows(); ++i)
+      if (clients.value(i, PQfnumber(clients.get(), "database")) == "pgmux_test")
+        pinned.push_back(clients.value(i, PQfnumber(clients.get(), "pinned")));
+    CHECK(pinned == std::vector<std::string>{"set"});
+  }
+  CHECK(wait_until([&] { return proxy.log().find("until it disconnects (set)") != std::string::npos; }, 5s));
+  auto next = connect(proxy.conninfo());
+  CHECK(scalar(next, "show search_path") == "\"$user\", public");
+  CHECK(scalar(next, "select pg_backend_pid()") == backend);  // reset and lent again, not closed
 }
 
 TEST_CASE("a LISTEN pgmux cannot see never delivers another client's notifications") {

@@ -17,6 +17,13 @@ using namespace std::chrono_literals;
 enum class pool_mode { session, transaction, statement };
 const char* to_string(pool_mode m) noexcept;
 
+// Transaction pooling: what happens when a client's SQL leaves session state on its server
+// connection (a SET of an untracked parameter, SET ROLE, a temporary table, ...).
+// pin: the client keeps that connection until it leaves; reset: the connection is reset when
+// the transaction ends; refuse: the statement fails with 0A000 and nothing runs.
+enum class session_state_policy { pin, reset, refuse };
+const char* to_string(session_state_policy p) noexcept;
+
 struct pool_settings {
   pool_mode mode = pool_mode::transaction;
   std::size_t min_size = 2;
@@ -43,6 +50,7 @@ struct pool_settings {
   // SQL text (names and parameter types included). Past either, its Parse fails with 54000.
   std::size_t max_client_statements = 10000;
   std::size_t max_client_statement_bytes = 16 * 1024 * 1024;
+  session_state_policy session_state = session_state_policy::pin;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 

@@ -24,10 +24,14 @@ struct session_settings {
   // the server connection's own default. Server: the values it has; nullopt: not reported.
   std::array<std::optional<std::string>, tracked_parameters.size()> tracked;
   parameter_list extra;  // other settings: wanted (client) or applied by pgmux (server), in order
+  // Server only: the session user as the server last reported it (ParameterStatus), so that a
+  // connection whose identity changed in ways pgmux did not see in the SQL is never reused.
+  std::optional<std::string> session_authorization;
   friend bool operator==(const session_settings&, const session_settings&) = default;
 };
 
-// The tracked values among a server's ParameterStatus messages (at its login).
+// The tracked values among a server's ParameterStatus messages (at its login), and its
+// session_authorization.
 session_settings settings_from_status(const parameter_list& reported);
 
 // What a client asks for at startup: tracked parameters it sent, and the others (with
@@ -45,7 +49,8 @@ std::vector<parameter_change> settings_changes(const session_settings& client, c
 
 // A ParameterStatus from the server while relaying: the server now has this value and, for a
 // tracked parameter, so does the client from now on (a copy is made before `client` changes,
-// as clients that set nothing share one empty value). Untracked names change nothing.
+// as clients that set nothing share one empty value). session_authorization is noted on the
+// server side only; other untracked names change nothing.
 void note_parameter_status(std::shared_ptr<const session_settings>* client, session_settings& server,
                            std::string_view name, std::string_view value);
 

@@ -161,6 +161,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // Clients logged in to this pool (SHOW POOLS: cl_active + cl_waiting).
   void client_joined() noexcept { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_left() noexcept { clients_.fetch_sub(1, std::memory_order_relaxed); }
+  // A client became pinned for `reasons` (protocol::session_state bits; delta +1), or left
+  // pinned (-1): the pgmux_pinned_clients gauge.
+  void count_pinned(std::uint8_t reasons, int delta) noexcept {
+    for (std::size_t bit = 0; bit < counters_.pinned_clients.size(); ++bit)
+      if (reasons & (1u << bit)) counters_.pinned_clients[bit].fetch_add(delta, std::memory_order_relaxed);
+  }
   std::size_t clients() const noexcept { return clients_.load(std::memory_order_relaxed); }
 
  private:

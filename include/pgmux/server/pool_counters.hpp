@@ -7,6 +7,7 @@
 
 #include "pgmux/close_reason.hpp"
 #include "pgmux/pool/histogram.hpp"
+#include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::net {
 
@@ -36,6 +37,9 @@ struct pool_counters {
   pgmux::pool::atomic_histogram wait_seconds;         // request to server connection
   pgmux::pool::atomic_histogram transaction_seconds;  // server connection held
   pgmux::pool::atomic_histogram statement_seconds;    // request to its ReadyForQuery (queries)
+  // Transaction pooling: clients keeping their server connection now, by what pinned them
+  // (protocol::session_state bit; a client pinned for two reasons counts under both).
+  std::array<std::atomic<std::int64_t>, protocol::session_state::kinds> pinned_clients{};
 
   // Adds these counts to `total` (a reader's sum over the workers).
   void add_to(pool_counters& total) const noexcept;

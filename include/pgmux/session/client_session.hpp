@@ -55,6 +55,7 @@ struct client_info {
   const char* state;  // "idle", "waiting" (for a server connection), "active" (holding one)
   std::chrono::system_clock::time_point connected_at;
   std::string tls;    // "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" without TLS
+  std::string pinned;  // transaction pooling: what keeps its server connection ("listen,role"); "" when nothing
 };
 
 class client_session final : public session_control,
@@ -127,6 +128,10 @@ class client_session final : public session_control,
   // Transaction pooling, at the end of a transaction: back to the pool unless the client's SQL
   // may have left something another client could see (closed then).
   void release_after_transaction();
+  // Transaction pooling, session_state "reset": DISCARD ALL on the lent connection before it goes
+  // back, so that what the client's SQL left (`left`) ends with its transaction. False when the
+  // reset failed (the connection is then closed).
+  asio::awaitable<bool> reset_session_state(protocol::session_state::set left);
   asio::awaitable<void> wait_for_cancels(server_connection& server);
   asio::awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message);
   void set_current_server(std::shared_ptr<server_connection> server);
@@ -149,9 +154,12 @@ class client_session final : public session_control,
   protocol::stream_cursor cursor_;
   protocol::client_prepared prepared_;  // statement names, for transaction pooling
   protocol::sql_watch seen_sql_;        // its LISTEN channels and risky SQL, for transaction pooling
-  // Transaction pooling: the client LISTENs, so it keeps its server connection until it leaves
-  // (notifications come whenever they come); the connection is reset (UNLISTEN *) afterwards.
-  bool pinned_ = false;
+  // Transaction pooling: what makes the client keep its server connection until it leaves
+  // (protocol::session_state bits): LISTEN (notifications come whenever they come), or session
+  // state under the session_state policy "pin". The connection is reset (DISCARD ALL) afterwards.
+  std::atomic<protocol::session_state::set> pinned_for_{protocol::session_state::none};
+  bool pinned() const noexcept { return pinned_for_.load(std::memory_order_relaxed) != protocol::session_state::none; }
+  void pin(protocol::session_state::set reasons);
   std::shared_ptr<const protocol::session_settings> wanted_settings_;  // applied to each server connection lent
   std::shared_ptr<server_pool> pool_;
   config::pool_settings settings_;

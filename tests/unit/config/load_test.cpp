@@ -348,6 +348,8 @@ TEST_CASE("a database pool overrides pool_defaults key by key") {
       {"connect_timeout", R"("500ms")", [](pool_settings& p) { p.connect_timeout = 500ms; }},
       {"server_connect_failure_grace", R"("0")", [](pool_settings& p) { p.server_connect_failure_grace = 0s; }},
       {"cancel_grace", R"("250ms")", [](pool_settings& p) { p.cancel_grace = 250ms; }},
+      {"session_state", R"("refuse")", [](pool_settings& p) { p.session_state = session_state_policy::refuse; }},
+      {"session_state", R"("reset")", [](pool_settings& p) { p.session_state = session_state_policy::reset; }},
   };
   for (const auto& c : cases) {
     CAPTURE(std::string(c.key));
@@ -431,6 +433,10 @@ TEST_CASE("wrong types are reported where they are") {
           std::string::npos);
   }
   SUBCASE("mode not a string") { refused_at(with_db(R"("pool_defaults": {"mode": 1})"), "/pool_defaults/mode"); }
+  SUBCASE("session_state unknown") {
+    CHECK(refused_at(with_db(R"("pool_defaults": {"session_state": "keep"})"), "/pool_defaults/session_state")
+              .find("\"pin\", \"reset\" or \"refuse\"") != std::string::npos);
+  }
   SUBCASE("pool_defaults not an object") { refused_at(with_db(R"("pool_defaults": [])"), "/pool_defaults"); }
   SUBCASE("database pool not an object") {
     refused_at(R"({"databases": {"app": {"dsn": "host=h", "pool": 3}}})", "/databases/app/pool");
