@@ -6,6 +6,7 @@
 //   bad options, bad names and replication are refused
 //   changes cover differing tracked values, missing extras and extras to reset
 //   a ParameterStatus updates the server and copies the client's settings before changing them
+//   the server's session user is noted from its login and every ParameterStatus, never for the client
 #include <doctest/doctest.h>
 
 #include "pgmux/protocol/session_settings.hpp"
@@ -115,6 +116,19 @@ TEST_CASE("a ParameterStatus updates the server and copies the client's settings
   CHECK(client == before);
   note_parameter_status(nullptr, server, "DateStyle", "German, DMY");
   CHECK(tracked(server, "DateStyle") == "German, DMY");
+}
+
+TEST_CASE("the server's session user is noted from its login and every ParameterStatus, never for the client") {
+  const auto login = settings_from_status({{"session_authorization", "app"}, {"TimeZone", "Etc/UTC"}});
+  CHECK(login.session_authorization == "app");
+  auto client = std::make_shared<const session_settings>(defaults());
+  const auto before = client;
+  session_settings server = login;
+  note_parameter_status(&client, server, "session_authorization", "postgres");
+  CHECK(server.session_authorization == "postgres");
+  CHECK(server.session_authorization != login.session_authorization);  // the release check's question
+  CHECK(client == before);
+  CHECK_FALSE(client->session_authorization.has_value());
 }
 
 }  // TEST_SUITE
