@@ -242,6 +242,12 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         if (stop_when_idle && tx.idle()) return {pos, scan_stop::end_of_transaction};
         continue;
       }
+      case 'E':
+        if (rest.size() >= h.hdr.total()) {
+          const auto fields = decode_error_response(rest.substr(header_size, h.hdr.body_size()));
+          if (fields && (fields->severity == "FATAL" || fields->severity == "PANIC")) tx.server_fatal = true;
+        }
+        break;
       case 'G':
         tx.copy_in = true;
         tx.copy_extended = tx.last_request_extended;

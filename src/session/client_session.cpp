@@ -885,12 +885,16 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           continue;
         }
         [[fallthrough]];
-      case relay_end::server_error:
+      case relay_end::server_error: {
         set_current_server(nullptr);
         log::warn(label() + ": " + lease_->describe() + ": " + (r.error ? r.error : "server error"));
+        // The server's own FATAL (57P01 administrator command, say) reached the client: as from
+        // PostgreSQL, that is the last word before the socket closes.
+        const bool told = lease_->tx().server_fatal;
         lease_.release(false);
-        co_await send_error("FATAL", "08006", "server connection lost");
+        if (!told) co_await send_error("FATAL", "08006", "server connection lost");
         co_return close_reason::server_error;
+      }
     }
   }
 }

@@ -9,6 +9,9 @@
 //   disconnect frees its server connection after cancel_grace; bystanders are unaffected
 // - the first query after the server accepts again succeeds within a second
 // - a client that stops reading a large result: its backend is ended after the cancel grace
+// - a server connection terminated while its client idles in a transaction: the client's next
+//   statement gets the server's FATAL 57P01 as the last message, then the socket closes (no
+//   error of pgmux's own after it)
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -91,6 +94,34 @@ TEST_CASE("idle server connections terminated by the server are never lent: 10 q
   CHECK(failures.empty());
   // The pool opened fresh connections for them.
   CHECK(wait_until([&] { return server_connections(admin) == 10; }, 10s));
+}
+
+TEST_CASE("a server connection terminated mid-transaction ends its client with the server's FATAL alone") {
+  proxy_instance proxy;
+  pg_conn admin(pg().admin_conninfo());
+  REQUIRE(admin.ok());
+  raw_socket s(proxy.port());
+  REQUIRE(s.startup());
+  REQUIRE(s.send(wire::msg('Q', wire::cstr("begin"))));
+  while (auto m = s.read_message(5s))
+    if (m->first == 'Z') break;
+  REQUIRE(wait_until([&] { return server_connections(admin) == 1; }, 5s));
+  CHECK(scalar(admin, "select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = 'pgmux_test'") == "1");
+  REQUIRE(wait_until([&] { return server_connections(admin) == 0; }, 5s));
+  // The client idles in its transaction: it hears of the end with its next statement.
+  s.send(wire::msg('Q', wire::cstr("select 1")));
+  const auto got = s.read_until_closed(10s);
+  CHECK(got.closed);
+  // The messages that came: exactly one ErrorResponse, the server's.
+  std::vector<std::string> errors;
+  for (std::size_t pos = 0; pos + 5 <= got.data.size();) {
+    const auto length = (std::uint32_t(std::uint8_t(got.data[pos + 1])) << 24) | (std::uint32_t(std::uint8_t(got.data[pos + 2])) << 16) |
+                        (std::uint32_t(std::uint8_t(got.data[pos + 3])) << 8) | std::uint32_t(std::uint8_t(got.data[pos + 4]));
+    if (got.data[pos] == 'E') errors.push_back(got.data.substr(pos + 5, length - 4));
+    pos += 1 + length;
+  }
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("C57P01") != std::string::npos);
 }
 
 TEST_CASE("the fault proxy resets every idle server connection: the next queries succeed") {

@@ -28,6 +28,9 @@ struct tx_tracker {
   // Statement pooling: a ReadyForQuery that would leave a transaction open ends the relay
   // before it is passed on (the session then refuses the transaction).
   bool single_statement = false;
+  // The server sent an ErrorResponse of severity FATAL or PANIC, relayed to the client: the
+  // server ends the connection, and the client has been told why.
+  bool server_fatal = false;
 
   // Between transactions: nothing asked, nothing owed, no transaction open.
   bool idle() const noexcept { return outstanding == 0 && !open_batch && status == 'I'; }
