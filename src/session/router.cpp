@@ -49,7 +49,9 @@ server_login login_for(const config::database_config& db, const std::string& dat
   else
     login.password = config::lookup_passfile(t.passfile_contents, t.host, t.port, login.database, login.user)
                          .value_or(std::string{});
-  login.application_name = t.application_name.empty() ? "pgmux" : t.application_name;
+  // None unless the DSN names one: a client that sets no application_name sees the server's
+  // default (''), as on a direct connection.
+  login.application_name = t.application_name;
   login.options = t.options;
   return login;
 }

@@ -170,8 +170,7 @@ TEST_CASE("PAUSE waits for running transactions and holds new ones until RESUME"
   CHECK(wait_until([&] { return PQntuples(admin.exec("SHOW SERVERS").get()) == 0; }, 3s));
   auto pg_admin = connect(pg().admin_conninfo());
   CHECK(wait_until([&] {
-    return scalar(pg_admin, "select count(*) from pg_stat_activity where datname = 'pgmux_test' and "
-                            "application_name = 'pgmux'") == "0";
+    return server_connections(pg_admin) == 0;
   }, 3s));
 
   auto r = admin.exec("RESUME pgmux_test");

@@ -78,8 +78,7 @@ TEST_CASE("named statements follow clients across server connections") {
   CHECK_MESSAGE(failures == 0, first_error);
   // Six clients shared two server connections, so statements were prepared where needed.
   auto admin = connect(pg().admin_conninfo());
-  CHECK(std::stoi(scalar(admin, "select count(*) from pg_stat_activity where datname = 'pgmux_test' and "
-                                "application_name = 'pgmux'")) <= 2);
+  CHECK(server_connections(admin) <= 2);
 }
 
 TEST_CASE("pipelined Parse, Bind and Execute, and a Describe of a statement") {

@@ -5,6 +5,8 @@
 // - a client's own SET of a tracked parameter follows it to later transactions; settings that
 //   are not reported (extra_float_digits, from options) are applied and reset as clients alternate
 // - a startup setting the server refuses ends that client with the server's error
+// - a client that sets no application_name sees the server's default ('') at login and in SHOW,
+//   also on a server connection another client named
 #include <doctest/doctest.h>
 
 #include "integration/fixtures.hpp"
@@ -23,6 +25,21 @@ std::string own_application_name(const pg_conn& c) {
 }  // namespace
 
 TEST_SUITE("settings") {
+
+TEST_CASE("a client that sets no application_name sees the server's default, as on a direct connection") {
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  auto named = connect(conninfo_with(proxy, "application_name=alpha"));
+  CHECK(scalar(named, "show application_name") == "alpha");
+  auto anonymous = connect(proxy.conninfo());
+  REQUIRE(PQparameterStatus(anonymous.get(), "application_name") != nullptr);
+  CHECK(std::string(PQparameterStatus(anonymous.get(), "application_name")).empty());
+  CHECK(scalar(anonymous, "show application_name").empty());  // on the connection alpha used
+  CHECK(own_application_name(anonymous).empty());
+  pg_conn direct(pg().direct_conninfo());
+  REQUIRE(direct.ok());
+  CHECK(std::string(PQparameterStatus(direct.get(), "application_name")) ==
+        std::string(PQparameterStatus(anonymous.get(), "application_name")));
+}
 
 TEST_CASE("two clients sharing one server connection each see their own settings") {
   proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
