@@ -46,17 +46,28 @@ bool word_is(std::string_view raw, std::string_view word) noexcept {
 struct statement_head {
   static constexpr std::size_t kept = 8;
   token tokens[kept];
-  std::size_t count = 0;
+  std::size_t stored = 0;  // tokens kept
+  std::size_t count = 0;   // tokens seen
+  // Most statements are told by their first three tokens; CREATE needs more to find TEMP or
+  // pg_temp, SET a few for SET SESSION TIME ZONE. Keeping no more spares a copy per token.
+  std::size_t limit() const noexcept {
+    if (stored > 0 && tokens[0].type == token::kind::word) {
+      if (tokens[0].text == "create") return kept;
+      if (tokens[0].text == "set") return 4;
+    }
+    return 3;
+  }
+  bool keeps_next() const noexcept { return stored == count && stored < limit(); }
   void add(token::kind type, std::string text) {
-    if (count < kept) tokens[count] = token{type, std::move(text)};
+    if (keeps_next()) tokens[stored++] = token{type, std::move(text)};
     ++count;
   }
   bool word_at(std::size_t i, std::string_view w) const {
-    return count > i && i < kept && tokens[i].type == token::kind::word && tokens[i].text == w;
+    return i < stored && tokens[i].type == token::kind::word && tokens[i].text == w;
   }
   // A name (word or quoted identifier) at position i.
   const std::string* name_at(std::size_t i) const {
-    if (count <= i || i >= kept || tokens[i].type == token::kind::symbol) return nullptr;
+    if (i >= stored || tokens[i].type == token::kind::symbol) return nullptr;
     return &tokens[i].text;
   }
 };
@@ -158,7 +169,7 @@ bool creates_temp_object(const statement_head& head) {
   std::size_t i = 1;
   while (head.word_at(i, "or") || head.word_at(i, "replace") || head.word_at(i, "global") || head.word_at(i, "local")) ++i;
   if (head.word_at(i, "temp") || head.word_at(i, "temporary")) return true;
-  for (std::size_t j = 1; j + 1 < std::min(head.count, statement_head::kept); ++j)
+  for (std::size_t j = 1; j + 1 < head.stored; ++j)
     if (head.word_at(j, "pg_temp") && head.tokens[j + 1].type == token::kind::symbol && head.tokens[j + 1].text == ".")
       return true;
   return false;
@@ -188,7 +199,7 @@ void finish_statement(const statement_scan& scan, sql_findings& out) {
     if (const auto* channel = head.name_at(1); channel && !channel->empty())
       out.listen.push_back({listen_change::kind::listen, *channel});
   } else if (head.word_at(0, "unlisten")) {
-    if (head.count > 1 && head.tokens[1].type == token::kind::symbol && head.tokens[1].text == "*")
+    if (head.stored > 1 && head.tokens[1].type == token::kind::symbol && head.tokens[1].text == "*")
       out.listen.push_back({listen_change::kind::unlisten_all, {}});
     else if (const auto* channel = head.name_at(1); channel && !channel->empty())
       out.listen.push_back({listen_change::kind::unlisten, *channel});
@@ -284,7 +295,7 @@ sql_findings inspect_sql(std::string_view sql) {
                                 (raw.size() == 10 && contains_folded(raw, "deallocate"));
       if (command_word && !command_position(head, head.count)) out.statement_commands_elsewhere = true;
       scan.word(raw);
-      if (head.count < statement_head::kept) {
+      if (head.keeps_next()) {
         std::string word(raw);
         std::transform(word.begin(), word.end(), word.begin(), fold);
         head.add(token::kind::word, std::move(word));
