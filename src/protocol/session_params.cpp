@@ -153,7 +153,7 @@ std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexce
   return std::nullopt;
 }
 
-std::string build_set_sql(std::span<const parameter_change> changes) {
+std::string build_set_sql(std::span<const parameter_change> changes, bool local) {
   std::string sql;
   for (const auto& c : changes) {
     sql += sql.empty() ? "SELECT " : ", ";
@@ -161,7 +161,7 @@ std::string build_set_sql(std::span<const parameter_change> changes) {
     sql += quote_literal(c.name);
     sql += ", ";
     sql += c.value ? quote_literal(*c.value) : std::string("NULL");
-    sql += ", false)";
+    sql += local ? ", true)" : ", false)";
   }
   return sql;
 }

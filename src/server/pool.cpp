@@ -134,6 +134,7 @@ void server_pool::update(const config::pool_settings& settings, const server_log
     if (!(login == login_)) {
       login_ = login;
       ++login_generation_;
+      canonical_values_.clear();  // perhaps another server now
       last_refusal_code_.clear();
       for (auto it = conns_.begin(); it != conns_.end();) {
         if (it->second.lent) {
@@ -618,6 +619,19 @@ void server_pool::remember_scram_keys(scram_keys keys) {
 std::optional<protocol::parameter_list> server_pool::server_parameters() const {
   std::lock_guard lock(mu_);
   return parameters_;
+}
+
+std::optional<std::string> server_pool::canonical_value(std::size_t parameter, const std::string& spelling) const {
+  std::lock_guard lock(mu_);
+  const auto it = canonical_values_.find({parameter, spelling});
+  if (it == canonical_values_.end()) return std::nullopt;
+  return it->second;
+}
+
+void server_pool::remember_canonical_value(std::size_t parameter, std::string spelling, std::string canonical) {
+  std::lock_guard lock(mu_);
+  if (canonical_values_.size() < max_canonical_values)
+    canonical_values_.emplace(std::pair{parameter, std::move(spelling)}, std::move(canonical));
 }
 
 void server_pool::set_paused(bool paused) {

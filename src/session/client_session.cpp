@@ -534,9 +534,20 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   prepared_.max_statements = settings_.max_client_statements;
   prepared_.max_bytes = settings_.max_client_statement_bytes;
 
+  // The client's own values of tracked parameters as the server spells them (DateStyle=iso is
+  // "ISO, MDY"), learned once per pool and spelling; a value the server refuses ends the login,
+  // as PostgreSQL would end it.
+  auto wanted = *wanted_settings_;
+  std::vector<std::size_t> unknown;
+  for (std::size_t i = 0; i < wanted.tracked.size(); ++i) {
+    if (!wanted.tracked[i]) continue;
+    if (auto canonical = pool_->canonical_value(i, *wanted.tracked[i])) wanted.tracked[i] = std::move(*canonical);
+    else unknown.push_back(i);
+  }
   auto parameters = pool_->server_parameters();
-  if (!parameters) {
-    // No server connection has been opened yet: open one to learn what the server reports.
+  if (!parameters || !unknown.empty()) {
+    // No server connection opened yet (to learn what the server reports), or spellings not
+    // seen before: ask one.
     auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
     if (auto* error = std::get_if<acquire_error>(&got)) {
       co_await send_error("FATAL", error->code, "pgmux: " + error->message);
@@ -545,8 +556,30 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     }
     auto first = std::move(std::get<lease>(got));
     parameters = first->parameters();
+    if (!unknown.empty()) {
+      std::vector<protocol::parameter_change> asked;
+      for (const auto i : unknown) asked.push_back({std::string(protocol::tracked_parameters[i]), wanted.tracked[i]});
+      auto answer = co_await canonical_values(*first, asked, std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout));
+      if (auto* refused = std::get_if<protocol::error_fields>(&answer)) {
+        const bool broken = refused->severity == "FATAL";
+        first.release(!broken);
+        if (broken) {
+          log::warn(label() + ": reading the server's spelling of startup settings failed: " + refused->message);
+          co_await send_error("FATAL", "08006", "pgmux: " + refused->message);
+          co_return close_reason::server_error;
+        }
+        co_await send_error("FATAL", refused->code, refused->message);
+        co_return close_reason::client_protocol_error;
+      }
+      const auto& values = std::get<std::vector<std::string>>(answer);
+      for (std::size_t k = 0; k < unknown.size(); ++k) {
+        pool_->remember_canonical_value(unknown[k], *wanted.tracked[unknown[k]], values[k]);
+        wanted.tracked[unknown[k]] = values[k];
+      }
+    }
     first.release();
   }
+  if (!(wanted == *wanted_settings_)) wanted_settings_ = std::make_shared<const protocol::session_settings>(std::move(wanted));
 
   cancel_key_ = services_.cancels.add(weak_from_this());
   std::string out;

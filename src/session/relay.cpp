@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 
 #include <cstring>
+#include <functional>
 
 #include "pgmux/log.hpp"
 #include "pgmux/io/timeout.hpp"
@@ -541,30 +542,39 @@ asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std:
   co_return server->clean();
 }
 
-asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
-                                                                      const protocol::session_settings& wanted,
-                                                                      std::chrono::milliseconds timeout) {
-  const auto changes = protocol::settings_changes(wanted, server.settings, server.startup_settings);
-  if (changes.empty()) co_return std::nullopt;
-  // FATAL: the connection is broken; ERROR: the server refused the client's settings.
-  auto failure = [](const char* code, std::string message) {
-    return protocol::error_fields{"FATAL", code, std::move(message), {}, {}};
-  };
-  auto apply = [&]() -> asio::awaitable<std::optional<protocol::error_fields>> {
+namespace {
+
+// FATAL: the connection is broken (the caller closes it); ERROR: the server refused the query.
+protocol::error_fields connection_failure(const char* code, std::string message) {
+  return protocol::error_fields{"FATAL", code, std::move(message), {}, {}};
+}
+
+// One query of pgmux's own on a connection between transactions, its answers hidden from every
+// client: ParameterStatus is noted for the connection, each DataRow goes to `on_row`. nullopt
+// when it succeeded; else the server's error (the connection stays clean) or a FATAL
+// description of what failed (the connection is then marked broken).
+asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
+    server_connection& server, const std::string& sql, std::chrono::milliseconds timeout,
+    const std::function<void(const protocol::data_row&)>& on_row) {
+  auto run = [&]() -> asio::awaitable<std::optional<protocol::error_fields>> {
     std::string out;
-    protocol::encode_query(out, protocol::build_set_sql(changes));
-    if (!co_await send(server, out)) co_return failure("08006", "write to server failed");
+    protocol::encode_query(out, sql);
+    if (!co_await send(server, out)) co_return connection_failure("08006", "write to server failed");
     std::optional<protocol::error_fields> refused;
     auto& buf = server.buffer();
     for (;;) {
       const auto f = protocol::parse_frame(buf.view(), io_buffer::block_size);
       if (f.status == protocol::parse_status::invalid)
-        co_return failure("08P01", std::string("invalid message from the server: ") + f.error);
+        co_return connection_failure("08P01", std::string("invalid message from the server: ") + f.error);
       if (f.status == protocol::parse_status::complete) {
         const char tag = f.msg.tag;
         if (tag == 'S') {
           if (auto status = protocol::decode_parameter_status(f.msg.body))
             protocol::note_parameter_status(nullptr, server.settings, status->first, status->second);
+        } else if (tag == 'D' && on_row) {
+          const auto row = protocol::decode_data_row(f.msg.body);
+          if (!row) co_return connection_failure("08P01", "malformed DataRow from the server");
+          on_row(*row);
         } else if (tag == 'E' && !refused) {
           refused = protocol::decode_error_response(f.msg.body);
           if (!refused) refused = protocol::error_fields{"ERROR", "XX000", "malformed error", {}, {}};
@@ -572,30 +582,55 @@ asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_con
           const auto status = protocol::decode_ready_for_query(f.msg.body);
           buf.consume(f.consumed);
           if (!status || *status != 'I' || !buf.empty())
-            co_return failure("08P01", "unexpected state after applying settings");
+            co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
           break;
         }
         buf.consume(f.consumed);
         continue;
       }
-      if (buf.full()) co_return failure("08P01", "oversized answer to the settings query");
+      if (buf.full()) co_return connection_failure("08P01", "oversized answer to a query of pgmux's own");
       auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
-      if (ec) co_return failure("08006", "server connection lost");
+      if (ec) co_return connection_failure("08006", "server connection lost");
       buf.commit(n);
     }
-    if (refused) co_return refused;
-    server.settings.extra = wanted.extra;
-    co_return std::nullopt;
+    co_return refused;
   };
   server.buffer().ensure();
   server.prepared.unnamed_client = 0;  // a simple query destroys the unnamed statement
-  auto result = co_await with_timeout(apply(), timeout);
+  auto result = co_await with_timeout(run(), timeout);
   if (!result) {
     server.mark_broken();
-    co_return failure("08006", "applying session settings timed out");
+    co_return connection_failure("08006", "a query of pgmux's own timed out");
   }
   if (*result && (*result)->severity == "FATAL") server.mark_broken();
   co_return std::move(*result);
+}
+
+}  // namespace
+
+asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
+                                                                      const protocol::session_settings& wanted,
+                                                                      std::chrono::milliseconds timeout) {
+  const auto changes = protocol::settings_changes(wanted, server.settings, server.startup_settings);
+  if (changes.empty()) co_return std::nullopt;
+  auto failed = co_await run_hidden_query(server, protocol::build_set_sql(changes), timeout, nullptr);
+  if (!failed) server.settings.extra = wanted.extra;
+  co_return failed;
+}
+
+asio::awaitable<std::variant<std::vector<std::string>, protocol::error_fields>> canonical_values(
+    server_connection& server, std::span<const protocol::parameter_change> values, std::chrono::milliseconds timeout) {
+  std::vector<std::string> canonical;
+  bool complete = false;
+  auto failed = co_await run_hidden_query(
+      server, protocol::build_set_sql(values, /*local=*/true), timeout, [&](const protocol::data_row& row) {
+        if (row.size() != values.size()) return;
+        for (const auto& v : row) canonical.emplace_back(v.value_or(""));
+        complete = true;
+      });
+  if (failed) co_return std::move(*failed);
+  if (!complete) co_return connection_failure("08P01", "no answer to the query for canonical settings");
+  co_return canonical;
 }
 
 asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout) {

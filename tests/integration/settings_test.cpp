@@ -4,7 +4,10 @@
 //   pg_stat_activity (application_name), whatever the other client set
 // - a client's own SET of a tracked parameter follows it to later transactions; settings that
 //   are not reported (extra_float_digits, from options) are applied and reset as clients alternate
-// - a startup setting the server refuses ends that client with the server's error
+// - a startup setting the server refuses ends that client with the server's error: at login for
+//   the tracked ones, as PostgreSQL does, at its first statement for the others
+// - login ParameterStatus spells the client's values as the server does (utf8 is UTF8, iso is
+//   "ISO, MDY"), the same as a direct connection reports, also when the pool already knows them
 // - a client that sets no application_name sees the server's default ('') at login and in SHOW,
 //   also on a server connection another client named
 #include <doctest/doctest.h>
@@ -84,17 +87,41 @@ TEST_CASE("two clients sharing one server connection each see their own settings
 
 TEST_CASE("a startup setting the server refuses ends that client with the server's error") {
   proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  // A tracked parameter is checked at login, as PostgreSQL checks it.
   pg_conn bad(conninfo_with(proxy, "options='-c TimeZone=Mars/Olympus_Mons'"));
-  REQUIRE(bad.ok());  // pgmux cannot check it before a server connection is lent
-  auto r = bad.exec("select 1");
-  CHECK(r.status() == PGRES_FATAL_ERROR);
-  // libpq reports the FATAL message and then the lost connection.
+  CHECK_FALSE(bad.ok());
   CHECK_MESSAGE(bad.error().find("invalid value for parameter \"TimeZone\"") != std::string::npos, bad.error());
+  // Another one only when a server connection is lent: at its first statement.
+  pg_conn late(conninfo_with(proxy, "options='-c extra_float_digits=99'"));
+  REQUIRE(late.ok());
+  auto r = late.exec("select 1");
+  CHECK(r.status() == PGRES_FATAL_ERROR);
+  CHECK_MESSAGE(late.error().find("extra_float_digits") != std::string::npos, late.error());
   // Everyone else is unaffected, on the same server connection.
   auto good = connect(proxy.conninfo());
   CHECK(scalar(good, "show timezone") != "Mars/Olympus_Mons");
+  CHECK(scalar(good, "show extra_float_digits") == "1");
   pg_conn refused(conninfo_with(proxy, "options='-x nonsense'"));
   CHECK_FALSE(refused.ok());
+}
+
+TEST_CASE("login ParameterStatus spells the client's values as the server does, as a direct connection shows") {
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  const std::string settings = "client_encoding=utf8 options='-c DateStyle=iso -c TimeZone=utc -c IntervalStyle=ISO_8601'";
+  pg_conn direct(pg().direct_conninfo() + " " + settings);
+  REQUIRE(direct.ok());
+  for (int round = 0; round < 2; ++round) {  // the second login takes the spellings from the pool's memory
+    CAPTURE(round);
+    auto c = connect(conninfo_with(proxy, settings));
+    for (const char* name : {"client_encoding", "DateStyle", "TimeZone", "IntervalStyle"}) {
+      CAPTURE(name);
+      REQUIRE(PQparameterStatus(c.get(), name) != nullptr);
+      CHECK(std::string(PQparameterStatus(c.get(), name)) == std::string(PQparameterStatus(direct.get(), name)));
+    }
+    CHECK(std::string(PQparameterStatus(c.get(), "DateStyle")) == "ISO, MDY");
+    CHECK(std::string(PQparameterStatus(c.get(), "TimeZone")) == "UTC");
+    CHECK(scalar(c, "show DateStyle") == "ISO, MDY");
+  }
 }
 
 }  // TEST_SUITE

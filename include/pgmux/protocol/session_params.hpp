@@ -49,7 +49,8 @@ struct parameter_change {
 // One statement applying `changes` in order, "" when there are none. It calls set_config
 // rather than SET: set_config takes the value string as the startup packet gives it, where
 // SET would quote a list parameter's value into one element (SET search_path = 'a, b' names
-// the single schema "a, b"); a NULL value resets, like RESET.
-std::string build_set_sql(std::span<const parameter_change> changes);
+// the single schema "a, b"); a NULL value resets, like RESET. `local`: is_local true, so that
+// the values last only to the end of the query's own transaction (its answer is what counts).
+std::string build_set_sql(std::span<const parameter_change> changes, bool local = false);
 
 }  // namespace pgmux::protocol

@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -146,6 +147,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   // ParameterStatus values of a real connection, once one has been opened.
   std::optional<protocol::parameter_list> server_parameters() const;
+  // A tracked parameter's value (index into protocol::tracked_parameters) as the server spells
+  // it, for a spelling a client sent at startup: learned once (session/relay canonical_values)
+  // and kept, up to max_canonical_values spellings per pool.
+  static constexpr std::size_t max_canonical_values = 1024;
+  std::optional<std::string> canonical_value(std::size_t parameter, const std::string& spelling) const;
+  void remember_canonical_value(std::size_t parameter, std::string spelling, std::string canonical);
 
   // PAUSE: running transactions finish, new ones wait (query_wait_timeout still applies),
   // idle connections close. RESUME lends and connects again.
@@ -229,6 +236,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
   pgmux::pool::waiter_id next_waiter_ = 1;
   std::optional<protocol::parameter_list> parameters_;
+  std::map<std::pair<std::size_t, std::string>, std::string> canonical_values_;
   std::string last_connect_error_;
   std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
   std::string stop_reason_ = "pgmux is shutting down";

@@ -2,10 +2,15 @@
 // until the transaction ends (transaction pooling) or either side goes away.
 #pragma once
 #include <chrono>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
 
 #include "pgmux/io/io.hpp"
 #include "pgmux/io/io_buffer.hpp"
 #include "pgmux/server/server_connection.hpp"
+#include "pgmux/protocol/session_params.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::net {
@@ -65,6 +70,13 @@ asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std:
 asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
                                                                       const protocol::session_settings& wanted,
                                                                       std::chrono::milliseconds timeout);
+
+// The values of `values` (tracked parameters a client sent at startup) as the server spells
+// them: set_config with is_local, in a transaction of their own, so nothing stays set
+// (client_encoding=utf8 gives UTF8, DateStyle=iso gives "ISO, MDY"). The server's error when it
+// refuses one, as it would refuse the login; FATAL when the connection failed (then broken).
+asio::awaitable<std::variant<std::vector<std::string>, protocol::error_fields>> canonical_values(
+    server_connection& server, std::span<const protocol::parameter_change> values, std::chrono::milliseconds timeout);
 
 // Sends one simple query (e.g. DISCARD ALL) and reads up to its ReadyForQuery. True when it
 // succeeded and left the connection clean.

@@ -153,4 +153,10 @@ TEST_CASE("set_config SQL: values, resets, several changes, nothing to do") {
         "pg_catalog.set_config('search_path', $q$a\\b, public$q$, false)");
 }
 
+TEST_CASE("set_config SQL local to its transaction, for reading the server's spelling") {
+  const std::vector<parameter_change> asked{{"DateStyle", "iso"}, {"TimeZone", "utc"}};
+  CHECK(build_set_sql(asked, /*local=*/true) ==
+        "SELECT pg_catalog.set_config('DateStyle', 'iso', true), pg_catalog.set_config('TimeZone', 'utc', true)");
+}
+
 }  // TEST_SUITE
