@@ -7,7 +7,7 @@
 
 namespace pgmux::net {
 
-protocol::cancel_key cancel_registry::add(std::weak_ptr<cancel_target> target) {
+protocol::cancel_key cancel_registry::add(std::weak_ptr<cancel_target> target, std::int32_t pid) {
   std::lock_guard lock(mu_);
   for (;;) {
     const auto bytes = auth::random_bytes(8);
@@ -15,6 +15,7 @@ protocol::cancel_key cancel_registry::add(std::weak_ptr<cancel_target> target) {
     std::memcpy(&key.pid, bytes.data(), 4);
     std::memcpy(&key.secret, bytes.data() + 4, 4);
     key.pid &= 0x7fffffff;  // shown as a process id by some clients: keep it positive
+    if (pid != 0) key.pid = pid;
     if (key.pid == 0) continue;
     if (targets_.emplace(pack(key), target).second) return key;
   }

@@ -544,8 +544,12 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     if (auto canonical = pool_->canonical_value(i, *wanted.tracked[i])) wanted.tracked[i] = std::move(*canonical);
     else unknown.push_back(i);
   }
+  // Session mode: the client's server connection for its whole life is taken now, so that its
+  // BackendKeyData carries that backend's own pid (pg_backend_pid(), pg_terminate_backend and
+  // the sender of notifications then agree with what the client was told).
+  const bool session_mode = settings_.mode == config::pool_mode::session;
   auto parameters = pool_->server_parameters();
-  if (!parameters || !unknown.empty()) {
+  if (!parameters || !unknown.empty() || session_mode) {
     // No server connection opened yet (to learn what the server reports), or spellings not
     // seen before: ask one.
     auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
@@ -577,11 +581,28 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
         wanted.tracked[unknown[k]] = values[k];
       }
     }
-    first.release();
+    if (session_mode) lease_ = std::move(first);
+    else first.release();
   }
   if (!(wanted == *wanted_settings_)) wanted_settings_ = std::make_shared<const protocol::session_settings>(std::move(wanted));
+  if (lease_) {
+    if (auto failed = co_await apply_settings(*lease_, *wanted_settings_,
+                                              std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout))) {
+      // The server refuses the client's startup settings, as PostgreSQL would at login.
+      const bool broken = failed->severity == "FATAL";
+      lease_.release(!broken);
+      co_await send_error("FATAL", broken ? "08006" : failed->code, failed->message);
+      co_return broken ? close_reason::server_error : close_reason::client_protocol_error;
+    }
+    lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
+    lease_->tx().single_statement = false;
+    lease_->replay.sent.clear();
+    lease_->replay.armed = false;  // session mode replays nothing
+    set_current_server(lease_.connection());
+    activity_.store(activity::active, std::memory_order_relaxed);
+  }
 
-  cancel_key_ = services_.cancels.add(weak_from_this());
+  cancel_key_ = services_.cancels.add(weak_from_this(), lease_ ? lease_->backend_key().pid : 0);
   std::string out;
   protocol::encode_authentication_ok(out);
   // What a server would report to this client: its own values where it set them.

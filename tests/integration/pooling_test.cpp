@@ -12,6 +12,8 @@
 // - session mode: a client keeps its server and session state; the next client gets it reset
 //   (DISCARD ALL) after the first leaves                                   (workers 1 and 2)
 // - session mode: LISTEN/NOTIFY notifications reach an idle client
+// - session mode: BackendKeyData carries the client's own backend pid, which pg_backend_pid(),
+//   notifications' sender and pg_terminate_backend agree with; a cancel with that key works
 // - query_wait_timeout: a client waiting beyond it gets 53300 or 08P01; the holder continues
 // - idle server connections above min_size close after max_inactive_connection_lifetime
 // - server_lifetime retires a connection at its next idle moment, never mid-transaction
@@ -305,6 +307,43 @@ TEST_CASE("session mode: LISTEN/NOTIFY notifications reach an idle client") {
   REQUIRE(got.size() == 2);
   CHECK(got[0] == "it_chan:hello");
   CHECK(got[1] == "it_chan:again");
+}
+
+TEST_CASE("session mode: the client's backend pid is its server's, for cancel, notifications and pg_terminate_backend") {
+  IT_FOR_EACH_WORKER_COUNT(workers);
+  proxy_instance proxy(proxy_options().workers(workers).pool("mode", "session").pool("max_size", "2"));
+  auto c = connect(proxy.conninfo());
+  const std::string pid = std::to_string(PQbackendPID(c.get()));
+  CHECK(scalar(c, "select pg_backend_pid()") == pid);
+  exec_ok(c, "listen it_self");
+  exec_ok(c, "notify it_self, 'mine'");
+  PGnotify* n = PQnotifies(c.get());
+  REQUIRE(n != nullptr);
+  CHECK(n->be_pid == PQbackendPID(c.get()));
+  PQfreemem(n);
+
+  // A cancel with the key the client was given reaches its statement.
+  REQUIRE(PQsendQuery(c.get(), "select pg_sleep(30)") == 1);
+  auto admin = connect(pg().admin_conninfo());
+  REQUIRE(wait_until([&] { return scalar(admin, "select count(*) from pg_stat_activity where pid = " + pid +
+                                                    " and query like 'select pg_sleep%'") == "1"; }, 5s));
+  PGcancel* cancel = PQgetCancel(c.get());
+  char err[256];
+  CHECK(PQcancel(cancel, err, sizeof err) == 1);
+  PQfreeCancel(cancel);
+  bool timed_out = false;
+  auto r = get_result(c, 10s, &timed_out);
+  CHECK_FALSE(timed_out);
+  CHECK(r.sqlstate() == "57014");
+  while (get_result(c, 1s)) {
+  }
+
+  // Another client ends it by that pid, as on PostgreSQL.
+  auto other = connect(proxy.conninfo());
+  CHECK(scalar(other, "select pg_terminate_backend(" + pid + ")") == "t");
+  auto after = c.exec("select 1");
+  CHECK(after.status() == PGRES_FATAL_ERROR);
+  CHECK_MESSAGE(c.error().find("terminating connection due to administrator command") != std::string::npos, c.error());
 }
 
 TEST_CASE("query_wait_timeout: a client waiting beyond it gets 53300 or 08P01 and the holder continues") {

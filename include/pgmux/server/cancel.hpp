@@ -1,6 +1,7 @@
 // Query cancellation: the keys pgmux hands to clients in BackendKeyData, and the sessions
 // they stand for.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -18,8 +19,10 @@ class cancel_target {
 
 class cancel_registry {
  public:
-  // A fresh random key, unique among live sessions, registered for `target`.
-  protocol::cancel_key add(std::weak_ptr<cancel_target> target);
+  // A fresh random key, unique among live sessions, registered for `target`. With `pid`, the
+  // key carries that process id (a session-mode client's own server backend) and a random
+  // secret of pgmux's.
+  protocol::cancel_key add(std::weak_ptr<cancel_target> target, std::int32_t pid = 0);
   void remove(protocol::cancel_key key);
   std::shared_ptr<cancel_target> find(protocol::cancel_key key) const;
 
