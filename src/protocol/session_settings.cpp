@@ -83,6 +83,26 @@ std::vector<parameter_change> settings_changes(const session_settings& client, c
   return out;
 }
 
+void note_carried_setting(session_settings& client, session_settings& server, std::string_view name,
+                          const std::optional<std::string>& value) {
+  for (auto* list : {&client.extra, &server.extra}) {
+    if (value) {
+      put_extra(*list, name, *value);
+    } else {
+      std::erase_if(*list, [&](const auto& p) { return parameter_name_equal(p.first, name); });
+    }
+  }
+}
+
+std::string build_read_settings_sql(std::span<const std::string> names) {
+  std::string sql;
+  for (const auto& name : names) {
+    sql += sql.empty() ? "SELECT " : ", ";
+    sql += "pg_catalog.current_setting(" + quote_literal(name) + ", true)";
+  }
+  return sql;
+}
+
 void note_parameter_status(std::shared_ptr<const session_settings>* client, session_settings& server,
                            std::string_view name, std::string_view value) {
   const auto i = tracked_parameter_index(name);

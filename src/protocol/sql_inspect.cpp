@@ -53,7 +53,7 @@ struct statement_head {
   std::size_t limit() const noexcept {
     if (stored > 0 && tokens[0].type == token::kind::word) {
       if (tokens[0].text == "create") return kept;
-      if (tokens[0].text == "set") return 4;
+      if (tokens[0].text == "set") return 6;
     }
     return 3;
   }
@@ -142,8 +142,9 @@ bool reserved(const std::string* name) {
          std::string_view(*name).substr(0, reserved_statement_prefix.size()) == reserved_statement_prefix;
 }
 
-// SET at the head of a statement: what it leaves on the connection.
-session_state::set set_statement_state(const statement_head& head) {
+// SET at the head of a statement: what it leaves on the connection. A parameter whose session
+// value pgmux can read back and carry goes to `carried` instead.
+session_state::set set_statement_state(const statement_head& head, std::vector<std::string>& carried) {
   // Transaction-scoped: gone when the transaction ends.
   if (head.word_at(1, "local") || head.word_at(1, "transaction") || head.word_at(1, "constraints"))
     return session_state::none;
@@ -156,12 +157,28 @@ session_state::set set_statement_state(const statement_head& head) {
   if (head.word_at(i, "role") || head.word_at(i, "session_authorization")) return session_state::role;
   // SET TIME ZONE and SET NAMES set TimeZone and client_encoding, which pgmux carries over.
   if ((head.word_at(i, "time") && head.word_at(i + 1, "zone")) || head.word_at(i, "names")) return session_state::none;
+  if (head.word_at(i, "schema")) {
+    carried.emplace_back("search_path");
+    return session_state::none;
+  }
+  if (head.word_at(i, "xml")) return session_state::parameter;  // SET XML OPTION: no name to read back
   const auto* name = head.name_at(i);
   if (!name) return session_state::none;  // not a statement PostgreSQL accepts
   if (tracked_parameter_index(*name)) return session_state::none;
   if (parameter_name_equal(*name, "role") || parameter_name_equal(*name, "session_authorization"))
     return session_state::role;
-  return session_state::parameter;  // SET SCHEMA, SET XML OPTION and every other name
+  // A custom parameter: prefix.name, as three tokens.
+  std::string full = *name;
+  if (i + 2 < head.stored && head.tokens[i + 1].type == token::kind::symbol && head.tokens[i + 1].text == ".") {
+    const auto* rest = head.name_at(i + 2);
+    if (!rest) return session_state::parameter;
+    full += "." + *rest;
+  } else if (i + 1 >= head.stored && head.count > i + 1) {
+    return session_state::parameter;  // more than pgmux kept: it cannot tell the name
+  }
+  if (!valid_parameter_name(full)) return session_state::parameter;
+  carried.push_back(std::move(full));
+  return session_state::none;
 }
 
 // CREATE [OR REPLACE] [GLOBAL | LOCAL] TEMP | TEMPORARY ..., or a name in schema pg_temp.
@@ -183,7 +200,7 @@ void finish_statement(const statement_scan& scan, sql_findings& out) {
   // expression: a session-level set_config counts as "set", which every policy covers.
   if (scan.session_set_config || scan.set_config == statement_scan::call::in_arguments) out.state |= session_state::parameter;
   if (head.word_at(0, "set")) {
-    out.state |= set_statement_state(head);
+    out.state |= set_statement_state(head, out.carried);
   } else if (head.word_at(0, "create")) {
     if (creates_temp_object(head) && !scan.on_commit_drop) out.state |= session_state::temp_table;
   } else if (head.word_at(0, "select") || head.word_at(0, "with")) {
@@ -343,6 +360,13 @@ std::size_t skip_blanks_and_comments(std::string_view sql, std::size_t i) noexce
 std::string_view reserved_statement_refusal_sql() {
   return "DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = "
          "'prepared statement names starting with \"pgmux_\" are reserved by pgmux'; END$pgmux$";
+}
+
+void sql_watch::note_carried(const std::string& name) {
+  for (const auto& n : to_read)
+    if (parameter_name_equal(n, name)) return;
+  if (to_read.size() < max_carried) to_read.push_back(name);
+  else state |= session_state::parameter;
 }
 
 std::string session_state_refusal_sql(session_state::set state) {

@@ -780,6 +780,20 @@ void client_session::release_after_transaction() {
   else lease_.release(false);
 }
 
+asio::awaitable<bool> client_session::carry_settings() {
+  const auto names = std::exchange(seen_sql_.to_read, {});
+  auto answer = co_await read_settings(*lease_, names, std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout));
+  if (auto* failed = std::get_if<protocol::error_fields>(&answer)) {
+    log::warn(label() + ": " + lease_->describe() + ": reading back the client's settings failed: " + failed->message);
+    co_return false;
+  }
+  const auto& values = std::get<std::vector<std::optional<std::string>>>(answer);
+  auto wanted = std::make_shared<protocol::session_settings>(*wanted_settings_);
+  for (std::size_t k = 0; k < names.size(); ++k) protocol::note_carried_setting(*wanted, lease_->settings, names[k], values[k]);
+  wanted_settings_ = std::move(wanted);
+  co_return true;
+}
+
 asio::awaitable<bool> client_session::reset_session_state(protocol::session_state::set left) {
   auto& server = *lease_;
   if (!co_await run_reset_query(server, "DISCARD ALL", cleanup_timeout)) co_return false;
@@ -875,6 +889,13 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         if (lease_->tx().idle() && transaction_mode) {
           // The relay ends only with both directions at a message boundary.
           if (cursor_.remaining > 0) throw std::logic_error("transaction ended in the middle of a client message");
+          if (!seen_sql_.to_read.empty() && !co_await carry_settings()) {
+            set_current_server(nullptr);
+            lease_.release(false);
+            activity_.store(activity::idle, std::memory_order_relaxed);
+            if (draining_) co_return close_reason::shutdown;
+            co_return std::nullopt;
+          }
           namespace state = protocol::session_state;
           // What the transaction left on the connection besides LISTEN.
           const auto left = static_cast<state::set>(std::exchange(seen_sql_.state, state::none) & ~state::listen);

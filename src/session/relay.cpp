@@ -633,6 +633,22 @@ asio::awaitable<std::variant<std::vector<std::string>, protocol::error_fields>> 
   co_return canonical;
 }
 
+asio::awaitable<std::variant<std::vector<std::optional<std::string>>, protocol::error_fields>> read_settings(
+    server_connection& server, std::span<const std::string> names, std::chrono::milliseconds timeout) {
+  std::vector<std::optional<std::string>> values;
+  bool complete = false;
+  auto failed = co_await run_hidden_query(server, protocol::build_read_settings_sql(names), timeout,
+                                          [&](const protocol::data_row& row) {
+                                            if (row.size() != names.size()) return;
+                                            for (const auto& v : row)
+                                              values.push_back(v ? std::optional<std::string>(*v) : std::nullopt);
+                                            complete = true;
+                                          });
+  if (failed) co_return std::move(*failed);
+  if (!complete) co_return connection_failure("08P01", "no answer to the query for the client's settings");
+  co_return values;
+}
+
 asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout) {
   auto reset = [&]() -> asio::awaitable<bool> {
     std::string out;

@@ -12,8 +12,8 @@
 //   DO block that could do it makes pgmux close that server connection
 // - clients that hang up while queued for a server connection leave the queue within about
 //   100 ms (the watch starts after 100 ms queued), and nothing they sent runs
-// - session state (session_state "pin", the default): a client whose SET search_path stays on its
-//   server connection keeps that connection, SHOW CLIENTS says why, and the next client of the
+// - session state (session_state "pin", the default): a client whose session-level set_config of
+//   search_path stays on its server connection keeps that connection, SHOW CLIENTS says why, and the next client of the
 //   connection finds it reset (DISCARD ALL), not closed
 // - messages whose answer pgmux could not foresee (a Query during COPY FROM STDIN, a Query before
 //   the Sync of an extended batch) end that client with 08P01; the server connection stays usable
@@ -109,13 +109,13 @@ TEST_CASE("a client that LISTENs keeps its connection and gets its notifications
   CHECK(wait_notification(next, 300ms).empty());
 }
 
-TEST_CASE("a client whose SET stays on its connection keeps it, SHOW CLIENTS says why, the next client finds it reset") {
+TEST_CASE("a client whose set_config stays on its connection keeps it, SHOW CLIENTS says why, the next client finds it reset") {
   proxy_instance proxy(with_admin().pool("max_size", "1").pool("query_wait_timeout", "10s"));
   auto console = connect(proxy.conninfo("pgmux", "pgmux_test"));
   std::string backend;
   {
     auto setter = connect(proxy.conninfo());
-    exec_ok(setter, "SET search_path = it_nowhere, public");
+    exec_ok(setter, "SELECT set_config('search_path', 'it_nowhere, public', false)");
     CHECK(scalar(setter, "show search_path") == "it_nowhere, public");  // its own, in the next transaction
     backend = scalar(setter, "select pg_backend_pid()");
     auto clients = console.exec("SHOW CLIENTS");

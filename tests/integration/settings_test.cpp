@@ -6,6 +6,9 @@
 //   are not reported (extra_float_digits, from options) are applied and reset as clients alternate
 // - a startup setting the server refuses ends that client with the server's error: at login for
 //   the tracked ones, as PostgreSQL does, at its first statement for the others
+// - a client's SET of an untracked parameter (search_path, client_min_messages, statement_timeout)
+//   follows it across the shared server connection, never reaches the other client, is undone
+//   by a rollback, and does not pin the client
 // - login ParameterStatus spells the client's values as the server does (utf8 is UTF8, iso is
 //   "ISO, MDY"), the same as a direct connection reports, also when the pool already knows them
 // - a client that sets no application_name sees the server's default ('') at login and in SHOW,
@@ -103,6 +106,28 @@ TEST_CASE("a startup setting the server refuses ends that client with the server
   CHECK(scalar(good, "show extra_float_digits") == "1");
   pg_conn refused(conninfo_with(proxy, "options='-x nonsense'"));
   CHECK_FALSE(refused.ok());
+}
+
+TEST_CASE("a client's SET of an untracked parameter follows it, never reaches the other client, and pins nothing") {
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  auto a = connect(proxy.conninfo());
+  auto b = connect(proxy.conninfo());
+  const auto default_path = scalar(b, "show search_path");
+  exec_ok(a, "SET search_path = it_a, public; SET client_min_messages TO warning");
+  CHECK(scalar(b, "show search_path") == default_path);
+  CHECK(scalar(b, "show client_min_messages") == "notice");
+  CHECK(scalar(a, "show search_path") == "it_a, public");
+  CHECK(scalar(a, "show client_min_messages") == "warning");
+  exec_ok(a, "begin");
+  exec_ok(a, "set statement_timeout = '7s'");
+  exec_ok(a, "rollback");
+  CHECK(scalar(b, "show statement_timeout") == "0");
+  CHECK(scalar(a, "show statement_timeout") == "0");  // rolled back, as on PostgreSQL
+  exec_ok(a, "begin; set statement_timeout = '7s'; commit");
+  CHECK(scalar(b, "show statement_timeout") == "0");
+  CHECK(scalar(a, "show statement_timeout") == "7s");
+  CHECK(scalar(b, "select count(*) from pg_stat_activity where usename = 'pgmux_test'") == "1");  // one shared
+  CHECK(proxy.log().find("until it disconnects") == std::string::npos);
 }
 
 TEST_CASE("login ParameterStatus spells the client's values as the server does, as a direct connection shows") {

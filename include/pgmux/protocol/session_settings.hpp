@@ -10,6 +10,7 @@
 #include <array>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,16 @@ std::optional<session_settings> settings_from_startup(const parameter_list& star
 // the client has not.
 std::vector<parameter_change> settings_changes(const session_settings& client, const session_settings& server,
                                                const session_settings& server_defaults);
+
+// A client's SET of an untracked parameter, read back from the server at the end of its
+// transaction (`value`, or nullopt when the parameter does not exist there): from now on the
+// client wants it, and `server` has it. One list entry per parameter.
+void note_carried_setting(session_settings& client, session_settings& server, std::string_view name,
+                          const std::optional<std::string>& value);
+
+// SELECT pg_catalog.current_setting(name, true), ... for `names`: their values now, NULL for
+// a custom parameter that does not exist.
+std::string build_read_settings_sql(std::span<const std::string> names);
 
 // A ParameterStatus from the server while relaying: the server now has this value and, for a
 // tracked parameter, so does the client from now on (a copy is made before `client` changes,

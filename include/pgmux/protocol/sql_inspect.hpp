@@ -53,6 +53,10 @@ struct sql_findings {
   // Top-level statements that leave session state (see session_state). Only what the text
   // shows: a function that runs SET or takes an advisory lock is not seen.
   session_state::set state = session_state::none;
+  // Parameters a top-level SET gives a session value that pgmux can carry: their names, as
+  // written (SET SCHEMA is search_path). They are not session state: the session reads their
+  // values back when the transaction ends and sets them on whichever connection serves it next.
+  std::vector<std::string> carried;
 };
 
 sql_findings inspect_sql(std::string_view sql);
@@ -91,13 +95,19 @@ struct sql_watch {
   // Session state the client's SQL created in the current transaction; the session clears it
   // when the transaction ends and it has acted on it.
   session_state::set state = session_state::none;
+  // Parameters SET in the current transaction, to read back at its end (sql_findings::carried);
+  // past max_carried distinct names, a SET counts as session state instead.
+  static constexpr std::size_t max_carried = 64;
+  std::vector<std::string> to_read;
   // Policy "refuse": SQL that would create session state is replaced before it is sent.
   bool refuse_state = false;
   void note(const sql_findings& f) {
     if (!f.listen.empty()) listening.apply(f.listen);
     statements_untrusted = statements_untrusted || f.statement_commands_elsewhere;
     state |= f.state;
+    for (const auto& name : f.carried) note_carried(name);
   }
+  void note_carried(const std::string& name);
   // Whether `f` is to be refused rather than run (policy "refuse").
   bool refuses(const sql_findings& f) const noexcept { return refuse_state && f.state != session_state::none; }
 };

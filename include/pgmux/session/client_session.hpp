@@ -128,6 +128,10 @@ class client_session final : public session_control,
   // Transaction pooling, at the end of a transaction: back to the pool unless the client's SQL
   // may have left something another client could see (closed then).
   void release_after_transaction();
+  // Transaction pooling, at the end of a transaction that SET untracked parameters: reads their
+  // values back, so that they follow the client to its next server connections as its startup
+  // settings do. False when the connection failed (it is then closed).
+  asio::awaitable<bool> carry_settings();
   // Transaction pooling, session_state "reset": DISCARD ALL on the lent connection before it goes
   // back, so that what the client's SQL left (`left`) ends with its transaction. False when the
   // reset failed (the connection is then closed).

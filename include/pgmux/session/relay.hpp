@@ -2,6 +2,7 @@
 // until the transaction ends (transaction pooling) or either side goes away.
 #pragma once
 #include <chrono>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -77,6 +78,11 @@ asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_con
 // refuses one, as it would refuse the login; FATAL when the connection failed (then broken).
 asio::awaitable<std::variant<std::vector<std::string>, protocol::error_fields>> canonical_values(
     server_connection& server, std::span<const protocol::parameter_change> values, std::chrono::milliseconds timeout);
+
+// The session values of `names` on the connection now (current_setting, NULL for a custom
+// parameter it does not have): what a client's SETs left, to carry them (sql_watch::to_read).
+asio::awaitable<std::variant<std::vector<std::optional<std::string>>, protocol::error_fields>> read_settings(
+    server_connection& server, std::span<const std::string> names, std::chrono::milliseconds timeout);
 
 // Sends one simple query (e.g. DISCARD ALL) and reads up to its ReadyForQuery. True when it
 // succeeded and left the connection clean.

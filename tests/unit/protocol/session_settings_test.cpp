@@ -7,6 +7,7 @@
 //   changes cover differing tracked values, missing extras and extras to reset
 //   a ParameterStatus updates the server and copies the client's settings before changing them
 //   the server's session user is noted from its login and every ParameterStatus, never for the client
+//   a carried SET becomes an extra of the client and the server alike, and a missing one is dropped from both
 #include <doctest/doctest.h>
 
 #include "pgmux/protocol/session_settings.hpp"
@@ -129,6 +130,22 @@ TEST_CASE("the server's session user is noted from its login and every Parameter
   CHECK(server.session_authorization != login.session_authorization);  // the release check's question
   CHECK(client == before);
   CHECK_FALSE(client->session_authorization.has_value());
+}
+
+TEST_CASE("a carried SET becomes an extra of the client and the server alike, and a missing one is dropped from both") {
+  session_settings client, server;
+  note_carried_setting(client, server, "search_path", std::string("app, public"));
+  note_carried_setting(client, server, "app.tenant", std::string("7"));
+  note_carried_setting(client, server, "SEARCH_PATH", std::string("other"));  // one entry per parameter
+  const parameter_list expected{{"search_path", "other"}, {"app.tenant", "7"}};
+  CHECK(client.extra == expected);
+  CHECK(server.extra == expected);
+  note_carried_setting(client, server, "app.tenant", std::nullopt);
+  CHECK(client.extra == parameter_list{{"search_path", "other"}});
+  CHECK(server.extra == client.extra);
+  const std::vector<std::string> names{"search_path", "it's"};
+  CHECK(build_read_settings_sql(names) ==
+        "SELECT pg_catalog.current_setting('search_path', true), pg_catalog.current_setting('it''s', true)");
 }
 
 }  // TEST_SUITE

@@ -6,7 +6,9 @@
 // - the listen set: add, remove, UNLISTEN *, duplicates, bound
 // - an empty or unterminated quoted channel name is no channel
 // - skip_blanks_and_comments: blanks, -- and nested /* */ comments, unterminated ones
-// - session state: SET of untracked parameters, role changes, temporary objects, SQL PREPARE,
+// - SET of an untracked parameter is carried by name (read back at the end of the transaction);
+//   a name pgmux cannot read back, SET XML OPTION and SESSION CHARACTERISTICS are session state
+// - session state: session-level set_config, role changes, temporary objects, SQL PREPARE,
 //   WITH HOLD cursors, session advisory locks, LISTEN; and what leaves none (SET LOCAL, tracked
 //   parameters, ON COMMIT DROP, transaction-level locks, words in strings or comments)
 #include <doctest/doctest.h>
@@ -132,15 +134,37 @@ TEST_CASE("the listen set follows LISTEN, UNLISTEN and UNLISTEN *, bounded") {
 
 namespace {
 std::string state_of(std::string_view sql) { return session_state::describe(inspect_sql(sql).state); }
+std::vector<std::string> carried_of(std::string_view sql) { return inspect_sql(sql).carried; }
 }  // namespace
 
-TEST_CASE("SET leaves session state unless it is local to the transaction or a parameter pgmux carries") {
-  CHECK(state_of("SET search_path = app, public") == "set");
-  CHECK(state_of("set SESSION statement_timeout to '5s'") == "set");
-  CHECK(state_of("SET SCHEMA 'app'") == "set");
-  CHECK(state_of("SET myapp.tenant = 42") == "set");
-  CHECK(state_of("SET \"work_mem\" = '64MB'") == "set");
+TEST_CASE("SET of an untracked parameter is carried by name, what cannot be read back is session state") {
+  CHECK(carried_of("SET search_path = app, public") == std::vector<std::string>{"search_path"});
+  CHECK(carried_of("set SESSION statement_timeout to '5s'") == std::vector<std::string>{"statement_timeout"});
+  CHECK(carried_of("SET SCHEMA 'app'") == std::vector<std::string>{"search_path"});
+  CHECK(carried_of("SET myapp.tenant = 42") == std::vector<std::string>{"myapp.tenant"});
+  CHECK(carried_of("SET SESSION myapp . tenant TO 42") == std::vector<std::string>{"myapp.tenant"});
+  CHECK(carried_of("SET \"work_mem\" = '64MB'") == std::vector<std::string>{"work_mem"});
+  CHECK(carried_of("SET client_min_messages TO 'warning'; SET search_path = a") ==
+        std::vector<std::string>{"client_min_messages", "search_path"});
+  CHECK(carried_of("SET LOCAL search_path = a").empty());
+  CHECK(carried_of("SET TimeZone = 'UTC'").empty());  // tracked: reported by the server
+  CHECK(state_of("SET search_path = app, public") == "");
+  CHECK(state_of("SET \"bad name!\" = 1") == "set");
+  CHECK(state_of("SET XML OPTION DOCUMENT") == "set");
   CHECK(state_of("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE") == "set");
+}
+
+TEST_CASE("a client's carried parameters are noted once each, up to a bound past which SET is session state") {
+  sql_watch watch;
+  watch.note(inspect_sql("SET search_path = a; SET SEARCH_PATH = b"));
+  CHECK(watch.to_read == std::vector<std::string>{"search_path"});
+  CHECK(watch.state == session_state::none);
+  for (std::size_t i = 0; i < sql_watch::max_carried; ++i) watch.note(inspect_sql("SET app.p" + std::to_string(i) + " = 1"));
+  CHECK(watch.to_read.size() == sql_watch::max_carried);
+  CHECK(watch.state == session_state::parameter);
+}
+
+TEST_CASE("SET leaves session state unless it is local to the transaction or a parameter pgmux carries") {
   CHECK(state_of("SET LOCAL search_path = app") == "");
   CHECK(state_of("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE") == "");
   CHECK(state_of("SET CONSTRAINTS ALL DEFERRED") == "");
@@ -211,7 +235,7 @@ TEST_CASE("session state in strings, comments and dollar quotes is not seen, eve
   CHECK(state_of("DO $$BEGIN PERFORM pg_advisory_lock(1); END$$") == "");
   CHECK(state_of("SELECT 1; SET ROLE x; CREATE TEMP TABLE t (id int); SELECT pg_advisory_lock(2)") ==
         "role,temp_table,advisory_lock");
-  CHECK(state_of("BEGIN; SET search_path = a; COMMIT") == "set");
+  CHECK(state_of("BEGIN; SET search_path = a; SET ROLE r; COMMIT") == "role");
 }
 
 TEST_CASE("the refusal of session state names what was refused and raises 0A000") {
