@@ -9,6 +9,9 @@
 //   advisory locks), once per session_state policy: "pin" keeps it for its client and nobody
 //   else sees it, also in pgmux_pinned_clients; "reset" ends it with the transaction; "refuse"
 //   answers 0A000 and runs nothing, in simple and prepared queries
+// - psycopg 3 sees what a direct connection shows: login ParameterStatus in the server's spelling,
+//   application_name '' when it sets none, its server's own backend pid in session mode, and
+//   the same error as a direct connection when its backend is terminated mid-transaction
 #include <doctest/doctest.h>
 
 #include <regex>
@@ -52,6 +55,16 @@ void run_session_state_script(const std::string& policy) {
   CHECK(r.output.find("\nok\n") != std::string::npos);
 }
 
+bool run_transparency_script(const std::string& check, const proxy_instance& proxy) {
+  const auto r = run(python + " " + script("psycopg_transparency.py") + " " + check + " '" + proxy.conninfo() + "' '" +
+                         pg().direct_conninfo() + "' '" + pg().admin_conninfo() + "'",
+                     60);
+  INFO(r.output);
+  INFO(proxy.log_tail());
+  CHECK(r.code == 0);
+  return r.output.find("\nok\n") != std::string::npos;
+}
+
 }  // namespace
 
 TEST_SUITE("drivers") {
@@ -65,6 +78,21 @@ TEST_CASE("psycopg 3: session_state reset ends a client's role, lock and temp ta
 }
 
 TEST_CASE("psycopg 3: session_state refuse answers 0A000 and runs nothing") { run_session_state_script("refuse"); }
+
+TEST_CASE("psycopg 3 sees the server's spelling of its settings and application_name, as a direct connection") {
+  proxy_instance proxy(proxy_options().pool("max_size", "2"));
+  CHECK(run_transparency_script("parameters", proxy));
+}
+
+TEST_CASE("psycopg 3 in session mode is given its server's own backend pid") {
+  proxy_instance proxy(proxy_options().pool("mode", "session").pool("max_size", "2"));
+  CHECK(run_transparency_script("backend-pid", proxy));
+}
+
+TEST_CASE("psycopg 3 whose backend is terminated mid-transaction gets what a direct connection gets") {
+  proxy_instance proxy(proxy_options().pool("max_size", "2"));
+  CHECK(run_transparency_script("terminated", proxy));
+}
 
 TEST_CASE("asyncpg with its statement cache: 50 tasks, 200 queries each, no error") {
   proxy_instance proxy(proxy_options().workers(2).pool("max_size", "5").pool("query_wait_timeout", "60s"));

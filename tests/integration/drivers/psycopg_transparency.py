@@ -1,0 +1,66 @@
+"""psycopg 3 through pgmux: what a client sees of the server, compared with a direct connection.
+
+usage: psycopg_transparency.py CHECK PGMUX_CONNINFO DIRECT_CONNINFO ADMIN_CONNINFO
+CHECK is one of:
+  parameters   login ParameterStatus in the server's spelling (client_encoding=utf8, DateStyle=iso,
+               TimeZone=utc) and application_name '' when the client sets none: as direct
+  backend-pid  (a session-mode pool) the backend pid the client was given is its server's own
+  terminated   a backend the server terminates mid-transaction: the client's next statement raises
+               what it raises on a direct connection (the server's message, no error of pgmux's)
+Prints one "name: value" line per check and "ok" at the end; the first failed check is
+printed as "FAILED name: got X, expected Y" with exit status 1.
+"""
+import sys
+import time
+
+import psycopg
+
+check_name, via_pgmux, direct, admin = sys.argv[1:5]
+
+
+def check(name, got, expected):
+    if got != expected:
+        print(f"FAILED {name}: got {got!r}, expected {expected!r}", flush=True)
+        sys.exit(1)
+    print(f"{name}: {got}", flush=True)
+
+
+if check_name == "parameters":
+    options = dict(client_encoding="utf8", options="-c DateStyle=iso -c TimeZone=utc")
+    with psycopg.connect(direct, **options) as d, psycopg.connect(via_pgmux, **options) as p:
+        for name in ("client_encoding", "DateStyle", "TimeZone"):
+            check(f"{name} as the server spells it", p.info.parameter_status(name), d.info.parameter_status(name))
+    with psycopg.connect(direct) as d, psycopg.connect(via_pgmux) as p:
+        check("application_name reported when none is set", p.info.parameter_status("application_name"),
+              d.info.parameter_status("application_name"))
+        check("application_name shown when none is set", p.execute("show application_name").fetchone()[0], "")
+elif check_name == "backend-pid":
+    with psycopg.connect(via_pgmux, autocommit=True) as p:
+        pid = p.execute("select pg_backend_pid()").fetchone()[0]
+        check("backend pid the client was given", p.info.backend_pid, pid)
+        with psycopg.connect(admin, autocommit=True) as a:
+            user = a.execute("select usename from pg_stat_activity where pid = %s", (pid,)).fetchone()
+            check("that backend is the client's server connection", user, ("pgmux_test",))
+elif check_name == "terminated":
+    def terminated_error(conninfo):
+        """What the client's next statement raises after its backend was terminated mid-transaction."""
+        with psycopg.connect(conninfo) as p, psycopg.connect(admin, autocommit=True) as a:
+            pid = p.execute("select pg_backend_pid()").fetchone()[0]  # psycopg opened a transaction
+            a.execute("select pg_terminate_backend(%s)", (pid,))
+            deadline = time.monotonic() + 10
+            while a.execute("select count(*) from pg_stat_activity where pid = %s", (pid,)).fetchone()[0] != 0:
+                if time.monotonic() > deadline:
+                    check("backend gone after pg_terminate_backend", "still there", "gone")
+                time.sleep(0.02)
+            try:
+                p.execute("select 1")
+                return ("no error",)
+            except psycopg.Error as e:
+                return (type(e).__name__, e.sqlstate, str(e))
+
+    expected = terminated_error(direct)
+    print(f"direct: {expected!r}", flush=True)
+    check("error after termination, as on a direct connection", terminated_error(via_pgmux), expected)
+else:
+    sys.exit(f"unknown check {check_name}")
+print("ok", flush=True)
