@@ -4,17 +4,11 @@
 #include <thread>
 
 namespace pgmux::net {
-namespace {
-thread_local unsigned current_worker = 0;
-}  // namespace
-
 worker_set::worker_set(unsigned count) {
   for (unsigned i = 0; i < std::max(count, 1u); ++i) loops_.push_back(std::make_unique<loop>());
 }
 
 worker_set::~worker_set() { discard_pending(); }
-
-unsigned worker_set::current() noexcept { return current_worker; }
 
 unsigned worker_set::next_for_client() noexcept {
   const unsigned n = next_;
@@ -25,10 +19,10 @@ unsigned worker_set::next_for_client() noexcept {
 void worker_set::run() {
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < size(); ++i) threads.emplace_back([this, i] {
-    current_worker = i;
+    current_worker_ = i;
     loops_[i]->io.run();
   });
-  current_worker = 0;
+  current_worker_ = 0;
   loops_[0]->io.run();
   for (auto& t : threads) t.join();
 }

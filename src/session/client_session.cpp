@@ -9,7 +9,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -107,10 +106,10 @@ void client_session::wait_idle() {
       self->client_.lowest_layer().cancel(ignored);
     });
   }
-  client_.async_read_some(asio::buffer(first_bytes_),
-                          asio::bind_executor(executor_, [self = shared_from_this()](error_code ec, std::size_t n) {
-                            self->on_first_bytes(ec, n);
-                          }));
+  // The socket lives on the session's loop: its handler runs there, with no executor to bind.
+  client_.async_read_some(asio::buffer(first_bytes_), [self = shared_from_this()](error_code ec, std::size_t n) {
+    self->on_first_bytes(ec, n);
+  });
 }
 
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
@@ -692,7 +691,7 @@ bool client_session::client_hung_up() {
 void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
   watch->watching = true;
   client_.lowest_layer().async_wait(
-      socket_t::wait_read, asio::bind_executor(executor_, [self = shared_from_this(), watch](error_code ec) {
+      socket_t::wait_read, [self = shared_from_this(), watch](error_code ec) {
         watch->watching = false;
         if (!watch->active) return;
         if (self->killed_) return watch->leave();
@@ -707,7 +706,7 @@ void client_session::watch_queued_client(std::shared_ptr<queue_watch> watch) {
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return watch->leave();
         if (n > 0) self->buffer_.commit(static_cast<std::size_t>(n));
         self->watch_queued_client(watch);
-      }));
+      });
 }
 
 asio::awaitable<void> client_session::wait_for_cancels(server_connection& server) {

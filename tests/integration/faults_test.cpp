@@ -498,6 +498,10 @@ TEST_CASE("SIGINT with statements running on every worker stops pgmux at once an
     CHECK_FALSE(timed_out);
     CHECK_FALSE(r.ok());
   }
+  // The backends sleep on, unaware that pgmux is gone: end them for the tests that follow.
+  auto admin = connect(pg().admin_conninfo());
+  exec_ok(admin, "select pg_terminate_backend(pid) from pg_stat_activity where usename = 'pgmux_test'");
+  CHECK(wait_until([&] { return server_connections(admin) == 0; }, 10s));
 }
 
 }  // TEST_SUITE

@@ -21,7 +21,7 @@ class worker_set {
   asio::io_context& io(unsigned worker) noexcept { return loops_[worker]->io; }
   asio::any_io_executor executor(unsigned worker) { return loops_[worker]->io.get_executor(); }
   // The worker whose thread calls; 0 on any other thread.
-  static unsigned current() noexcept;
+  static unsigned current() noexcept { return current_worker_; }
   // Where the next client goes: round robin.
   unsigned next_for_client() noexcept;
 
@@ -46,6 +46,7 @@ class worker_set {
     context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> keep_running{io.get_executor()};
   };
+  static inline thread_local unsigned current_worker_ = 0;
   std::vector<std::unique_ptr<loop>> loops_;
   unsigned next_ = 0;
 };
