@@ -1,6 +1,7 @@
 // Startup options, parameter names and the SQL that applies a client's settings.
 #include "pgmux/protocol/session_params.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace pgmux::protocol {
@@ -151,6 +152,17 @@ std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexce
   for (std::size_t i = 0; i < tracked_parameters.size(); ++i)
     if (parameter_name_equal(name, tracked_parameters[i])) return i;
   return std::nullopt;
+}
+
+bool spelt_as_server_would(std::size_t index, std::string_view value, const parameter_list* reported) noexcept {
+  if (index >= tracked_parameters.size()) return false;
+  const auto name = tracked_parameters[index];
+  if (parameter_name_equal(name, "application_name"))
+    return std::all_of(value.begin(), value.end(), [](char c) { return c >= 32 && c <= 126; });
+  if (reported)
+    for (const auto& [n, v] : *reported)
+      if (parameter_name_equal(n, name)) return v == value;
+  return false;
 }
 
 std::string build_set_sql(std::span<const parameter_change> changes, bool local) {

@@ -536,18 +536,19 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   // The client's own values of tracked parameters as the server spells them (DateStyle=iso is
   // "ISO, MDY"), learned once per pool and spelling; a value the server refuses ends the login,
   // as PostgreSQL would end it.
-  auto wanted = *wanted_settings_;
-  std::vector<std::size_t> unknown;
-  for (std::size_t i = 0; i < wanted.tracked.size(); ++i) {
-    if (!wanted.tracked[i]) continue;
-    if (auto canonical = pool_->canonical_value(i, *wanted.tracked[i])) wanted.tracked[i] = std::move(*canonical);
-    else unknown.push_back(i);
-  }
   // Session mode: the client's server connection for its whole life is taken now, so that its
   // BackendKeyData carries that backend's own pid (pg_backend_pid(), pg_terminate_backend and
   // the sender of notifications then agree with what the client was told).
   const bool session_mode = settings_.mode == config::pool_mode::session;
   auto parameters = pool_->server_parameters();
+  auto wanted = *wanted_settings_;
+  std::vector<std::size_t> unknown;
+  for (std::size_t i = 0; i < wanted.tracked.size(); ++i) {
+    if (!wanted.tracked[i]) continue;
+    if (protocol::spelt_as_server_would(i, *wanted.tracked[i], parameters ? &*parameters : nullptr)) continue;
+    if (auto canonical = pool_->canonical_value(i, *wanted.tracked[i])) wanted.tracked[i] = std::move(*canonical);
+    else unknown.push_back(i);
+  }
   if (!parameters || !unknown.empty() || session_mode) {
     // No server connection opened yet (to learn what the server reports), or spellings not
     // seen before: ask one.

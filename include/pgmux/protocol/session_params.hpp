@@ -40,6 +40,12 @@ inline constexpr std::array<std::string_view, 6> tracked_parameters{
 // The index of `name` in tracked_parameters, ignoring case; nullopt when not tracked.
 std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexcept;
 
+// Whether a client's startup value of tracked parameter `index` is certainly what the server
+// would report for it, so that pgmux need not ask: it equals the server's reported value
+// (`reported`, when known), or it is an application_name of printable ASCII, which PostgreSQL
+// keeps as it is. Most logins take this path (client_encoding=UTF8, application_name=myapp).
+bool spelt_as_server_would(std::size_t index, std::string_view value, const parameter_list* reported) noexcept;
+
 // One setting to apply to a server connection; no value means back to its default (RESET).
 struct parameter_change {
   std::string name;

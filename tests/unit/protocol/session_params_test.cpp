@@ -153,6 +153,20 @@ TEST_CASE("set_config SQL: values, resets, several changes, nothing to do") {
         "pg_catalog.set_config('search_path', $q$a\\b, public$q$, false)");
 }
 
+TEST_CASE("a startup value needs no asking when the server reports it so, or when it is a plain application_name") {
+  const parameter_list reported{{"client_encoding", "UTF8"}, {"DateStyle", "ISO, MDY"}};
+  const auto index = [](std::string_view name) { return *tracked_parameter_index(name); };
+  CHECK(spelt_as_server_would(index("client_encoding"), "UTF8", &reported));
+  CHECK_FALSE(spelt_as_server_would(index("client_encoding"), "utf8", &reported));
+  CHECK_FALSE(spelt_as_server_would(index("DateStyle"), "iso", &reported));
+  CHECK_FALSE(spelt_as_server_would(index("TimeZone"), "UTC", &reported));  // not reported: ask
+  CHECK_FALSE(spelt_as_server_would(index("client_encoding"), "UTF8", nullptr));
+  CHECK(spelt_as_server_would(index("application_name"), "worker-1234 (batch)", nullptr));
+  CHECK(spelt_as_server_would(index("application_name"), "", nullptr));
+  CHECK_FALSE(spelt_as_server_would(index("application_name"), "caf\xc3\xa9", nullptr));
+  CHECK_FALSE(spelt_as_server_would(index("application_name"), "tab\there", nullptr));
+}
+
 TEST_CASE("set_config SQL local to its transaction, for reading the server's spelling") {
   const std::vector<parameter_change> asked{{"DateStyle", "iso"}, {"TimeZone", "utc"}};
   CHECK(build_set_sql(asked, /*local=*/true) ==
