@@ -618,35 +618,38 @@ asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_con
   co_return failed;
 }
 
+namespace {
+
+using row_or_error = std::variant<std::vector<std::optional<std::string>>, protocol::error_fields>;
+
+// A hidden query that answers one row of `columns` values (NULL as nullopt).
+asio::awaitable<row_or_error> hidden_row(server_connection& server, const std::string& sql, std::size_t columns,
+                                         std::chrono::milliseconds timeout) {
+  std::optional<std::vector<std::optional<std::string>>> values;
+  auto failed = co_await run_hidden_query(server, sql, timeout, [&](const protocol::data_row& row) {
+    if (row.size() != columns || values) return;
+    values.emplace();
+    for (const auto& v : row) values->push_back(v ? std::optional<std::string>(*v) : std::nullopt);
+  });
+  if (failed) co_return std::move(*failed);
+  if (!values) co_return connection_failure("08P01", "no row in the answer to a query of pgmux's own");
+  co_return std::move(*values);
+}
+
+}  // namespace
+
 asio::awaitable<std::variant<std::vector<std::string>, protocol::error_fields>> canonical_values(
     server_connection& server, std::span<const protocol::parameter_change> values, std::chrono::milliseconds timeout) {
+  auto answer = co_await hidden_row(server, protocol::build_set_sql(values, /*local=*/true), values.size(), timeout);
+  if (auto* failed = std::get_if<protocol::error_fields>(&answer)) co_return std::move(*failed);
   std::vector<std::string> canonical;
-  bool complete = false;
-  auto failed = co_await run_hidden_query(
-      server, protocol::build_set_sql(values, /*local=*/true), timeout, [&](const protocol::data_row& row) {
-        if (row.size() != values.size()) return;
-        for (const auto& v : row) canonical.emplace_back(v.value_or(""));
-        complete = true;
-      });
-  if (failed) co_return std::move(*failed);
-  if (!complete) co_return connection_failure("08P01", "no answer to the query for canonical settings");
+  for (auto& v : std::get<0>(answer)) canonical.push_back(v.value_or(""));
   co_return canonical;
 }
 
 asio::awaitable<std::variant<std::vector<std::optional<std::string>>, protocol::error_fields>> read_settings(
     server_connection& server, std::span<const std::string> names, std::chrono::milliseconds timeout) {
-  std::vector<std::optional<std::string>> values;
-  bool complete = false;
-  auto failed = co_await run_hidden_query(server, protocol::build_read_settings_sql(names), timeout,
-                                          [&](const protocol::data_row& row) {
-                                            if (row.size() != names.size()) return;
-                                            for (const auto& v : row)
-                                              values.push_back(v ? std::optional<std::string>(*v) : std::nullopt);
-                                            complete = true;
-                                          });
-  if (failed) co_return std::move(*failed);
-  if (!complete) co_return connection_failure("08P01", "no answer to the query for the client's settings");
-  co_return values;
+  co_return co_await hidden_row(server, protocol::build_read_settings_sql(names), names.size(), timeout);
 }
 
 asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout) {
