@@ -143,19 +143,13 @@ std::optional<std::string> deallocated_name(std::string_view sql) {
   return name;
 }
 
-// A client's Parse past its bounds: instead of it the server runs an anonymous code block that
-// raises the error, through the unnamed statement and portal. The client gets that error where
-// its ParseComplete would have been, and the server skips the rest of the batch up to Sync, all
-// in order as after any failed Parse; nothing of the client's SQL reaches the server.
-void refuse_parse(server_prepared& server, const client_prepared& client, bool by_count, std::string& out) {
-  std::string message = "too many prepared statements for this client (limit ";
-  if (by_count)
-    message += std::to_string(client.max_statements) + " statements); close some or raise max_client_statements";
-  else
-    message += std::to_string(client.max_bytes) + " bytes of SQL text); close some or raise max_client_statement_bytes";
-  const std::string sql = "DO $pgmux$ BEGIN RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = '" + message +
-                          "'; END $pgmux$";
-  encode_parse(out, "", sql, {});
+// A client's Parse that fails in place: instead of it the server runs `raising_block`, an
+// anonymous code block that raises the error, through the unnamed statement and portal. The
+// client gets that error where its ParseComplete would have been, and the server skips the rest
+// of the batch up to Sync, all in order as after any failed Parse; nothing of the client's SQL
+// reaches the server.
+void fail_parse_in_place(server_prepared& server, std::string_view raising_block, std::string& out) {
+  encode_parse(out, "", raising_block, {});
   server.responses.push(request_kind::parse, response_action::hide);
   // Bind: unnamed portal and statement, no formats, no parameters, no result formats.
   static constexpr char bind[] = {'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -166,6 +160,18 @@ void refuse_parse(server_prepared& server, const client_prepared& client, bool b
   out.append(execute, sizeof execute);
   server.responses.push(request_kind::execute, response_action::hide);
   server.unnamed_client = 0;  // the code block took the unnamed statement's place
+}
+
+// A client's Parse past its bounds (max_client_statements, max_client_statement_bytes).
+void refuse_parse(server_prepared& server, const client_prepared& client, bool by_count, std::string& out) {
+  std::string message = "too many prepared statements for this client (limit ";
+  if (by_count)
+    message += std::to_string(client.max_statements) + " statements); close some or raise max_client_statements";
+  else
+    message += std::to_string(client.max_bytes) + " bytes of SQL text); close some or raise max_client_statement_bytes";
+  fail_parse_in_place(server,
+                      "DO $pgmux$ BEGIN RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = '" + message + "'; END $pgmux$",
+                      out);
 }
 
 bool is_error(std::string_view code, std::string_view message, std::string_view want_code, std::string_view want_text) {
@@ -259,11 +265,17 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       if (!parse) return {translate_status::invalid, 0, 0, "malformed Parse message"};
       const auto found = inspect_sql(parse->query);
       // What the session_state policy refuses is replaced, and never noted: it does not run.
-      const bool refused = seen_sql && seen_sql->refuses(found);
-      if (seen_sql && !refused) seen_sql->note(found);
+      if (seen_sql && seen_sql->refuses(found)) {
+        // The Parse itself fails, so that a driver that describes the statement before binding it
+        // gets the error, not a stand-in statement with other parameters. The name stays
+        // undefined, as after any failed Parse ("" drops the unnamed statement).
+        fail_parse_in_place(server, session_state_refusal_sql(found.state), out);
+        client.statements.erase(parse->name);
+        break;
+      }
+      if (seen_sql) seen_sql->note(found);
       const auto refusal = [&]() -> std::string {
-        if (found.reserved_statement_name) return std::string(reserved_statement_refusal_sql());
-        return refused ? session_state_refusal_sql(found.state) : std::string();
+        return found.reserved_statement_name ? std::string(reserved_statement_refusal_sql()) : std::string();
       };
       if (parse->name.empty()) {
         // DEALLOCATE of a client's name, sent through the extended protocol (psycopg does):

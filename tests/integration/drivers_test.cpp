@@ -9,6 +9,9 @@
 //   advisory locks), once per session_state policy: "pin" keeps it for its client and nobody
 //   else sees it, also in pgmux_pinned_clients; "reset" ends it with the transaction; "refuse"
 //   answers 0A000 and runs nothing, in simple and prepared queries
+// - asyncpg, whose queries with arguments are all named prepared statements: a session-level
+//   set_config of role pins its client under "pin" and gets 0A000 under "refuse"; in session
+//   mode get_server_pid() is the client's own backend
 // - psycopg 3 sees what a direct connection shows: login ParameterStatus in the server's spelling,
 //   application_name '' when it sets none, its server's own backend pid in session mode, and
 //   the same error as a direct connection when its backend is terminated mid-transaction
@@ -78,6 +81,30 @@ TEST_CASE("psycopg 3: session_state reset ends a client's role, lock and temp ta
 }
 
 TEST_CASE("psycopg 3: session_state refuse answers 0A000 and runs nothing") { run_session_state_script("refuse"); }
+
+TEST_CASE("asyncpg: a prepared set_config of role pins its client, or is refused, and never reaches another client") {
+  create_other_role();
+  for (const std::string policy : {"pin", "refuse"}) {
+    CAPTURE(policy);
+    proxy_instance proxy(proxy_options().pool("max_size", "2").pool("session_state", policy));
+    const auto r = run(python + " " + script("asyncpg_session_state.py") + " 127.0.0.1 " + std::to_string(proxy.port()) +
+                           " " + policy + " it_other",
+                       60);
+    INFO(r.output);
+    CHECK(r.code == 0);
+    CHECK(r.output.find("\nok\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("asyncpg in session mode: get_server_pid() is the client's own backend") {
+  proxy_instance proxy(proxy_options().pool("mode", "session").pool("max_size", "2"));
+  const auto r = run(python + " " + script("asyncpg_session_state.py") + " 127.0.0.1 " + std::to_string(proxy.port()) +
+                         " backend-pid it_other",
+                     60);
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("\nok\n") != std::string::npos);
+}
 
 TEST_CASE("psycopg 3 sees the server's spelling of its settings and application_name, as a direct connection") {
   proxy_instance proxy(proxy_options().pool("max_size", "2"));
