@@ -378,6 +378,27 @@ std::string session_state_refusal_sql(session_state::set state) {
          "session-mode pool.'; END$pgmux$";
 }
 
+state_reset session_state_reset(session_state::set left) {
+  if (left & session_state::prepare) return {"DISCARD ALL", true, true};
+  state_reset r;
+  auto add = [&](std::string_view statement) {
+    if (!r.sql.empty()) r.sql += "; ";
+    r.sql += statement;
+  };
+  // A set_config ("parameter") may have named role or session_authorization, which RESET ALL
+  // leaves alone: they are reset on their own.
+  if (left & (session_state::role | session_state::parameter)) add("SET SESSION AUTHORIZATION DEFAULT; RESET ROLE");
+  if (left & session_state::parameter) {
+    add("RESET ALL");
+    r.resets_parameters = true;
+  }
+  if (left & session_state::temp_table) add("DISCARD TEMP");
+  if (left & session_state::hold_cursor) add("CLOSE ALL");
+  if (left & session_state::advisory_lock) add("SELECT pg_catalog.pg_advisory_unlock_all()");
+  if (left & session_state::listen) add("UNLISTEN *");
+  return r;
+}
+
 namespace session_state {
 
 const char* label(std::size_t bit) noexcept {

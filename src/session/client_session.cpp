@@ -796,11 +796,16 @@ asio::awaitable<bool> client_session::carry_settings() {
 
 asio::awaitable<bool> client_session::reset_session_state(protocol::session_state::set left) {
   auto& server = *lease_;
-  if (!co_await run_reset_query(server, "DISCARD ALL", cleanup_timeout)) co_return false;
-  server.settings = server.startup_settings;
-  server.prepared.statements.clear();
-  server.prepared.unnamed_client = 0;
-  log::info(label() + ": " + server.describe() + " reset (DISCARD ALL): the transaction left session state (" +
+  const auto reset = protocol::session_state_reset(left);
+  if (reset.sql.empty()) co_return true;
+  if (!co_await run_reset_query(server, reset.sql, cleanup_timeout)) co_return false;
+  // Back to the connection's login values (what the server reported was noted on the way).
+  if (reset.resets_parameters) server.settings = server.startup_settings;
+  if (reset.discards_all) {
+    server.prepared.statements.clear();
+    server.prepared.unnamed_client = 0;
+  }
+  log::info(label() + ": " + server.describe() + " reset (" + reset.sql + "): the transaction left session state (" +
             protocol::session_state::describe(left) + ")");
   co_return true;
 }

@@ -88,6 +88,18 @@ class listen_set {
 // session_state policy "refuse": the server answers with SQLSTATE 0A000 in the client's place.
 std::string session_state_refusal_sql(session_state::set state);
 
+// The reset of what `left` put on a server connection (session_state "reset"), as one Query
+// that runs between transactions: SET SESSION AUTHORIZATION DEFAULT and RESET ROLE for a role,
+// RESET ALL for parameters, DISCARD TEMP, CLOSE ALL, pg_advisory_unlock_all(). Prepared
+// statements pgmux keeps on the connection survive it. SQL-level PREPARE has names pgmux does
+// not keep: then DISCARD ALL (`discards_all`), which drops pgmux's statements too.
+struct state_reset {
+  std::string sql;                 // "" when there is nothing to reset
+  bool discards_all = false;       // DISCARD ALL: pgmux's prepared statements are gone too
+  bool resets_parameters = false;  // RESET ALL (DISCARD ALL too): settings back to the login values
+};
+state_reset session_state_reset(session_state::set left);
+
 // What the relay learns from one client's SQL in transaction pooling; owned by the client session.
 struct sql_watch {
   listen_set listening;

@@ -92,8 +92,11 @@ if policy == "pin":
         check("no temp table on the other connection", sqlstate(d, "select * from it_pinned_temp"), "42P01")
 elif policy == "reset":
     with connect() as a, connect() as b:
+        a.execute("select %s::int", (1,), prepare=True)  # pgmux prepares it on the one connection
         a.execute(f"set role {other_role}")
         check("role ends with its transaction", current_user(a), user)
+        check("pgmux's prepared statements survive the reset",
+              b.execute("select count(*) > 0 from pg_prepared_statements where name like 'pgmux%'").fetchone()[0], True)
         check("next client's role", current_user(b), user)
         a.execute(f"select set_config('role', '{other_role}', false)")
         check("set_config role ends with its transaction", current_user(b, prepare=True), user)

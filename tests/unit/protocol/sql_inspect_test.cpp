@@ -238,6 +238,24 @@ TEST_CASE("session state in strings, comments and dollar quotes is not seen, eve
   CHECK(state_of("BEGIN; SET search_path = a; SET ROLE r; COMMIT") == "role");
 }
 
+TEST_CASE("the reset of session state undoes each kind and keeps pgmux's statements unless SQL PREPARE forces DISCARD ALL") {
+  const auto role = session_state_reset(session_state::role);
+  CHECK(role.sql == "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE");
+  CHECK_FALSE(role.discards_all);
+  CHECK_FALSE(role.resets_parameters);
+  const auto several = session_state_reset(session_state::parameter | session_state::temp_table |
+                                           session_state::hold_cursor | session_state::advisory_lock);
+  CHECK(several.sql == "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; DISCARD TEMP; CLOSE ALL; "
+                       "SELECT pg_catalog.pg_advisory_unlock_all()");  // set_config may have set the role
+  CHECK(several.resets_parameters);
+  CHECK_FALSE(several.discards_all);
+  const auto prepared = session_state_reset(session_state::prepare | session_state::role);
+  CHECK(prepared.sql == "DISCARD ALL");
+  CHECK(prepared.discards_all);
+  CHECK(prepared.resets_parameters);
+  CHECK(session_state_reset(session_state::none).sql.empty());
+}
+
 TEST_CASE("the refusal of session state names what was refused and raises 0A000") {
   const auto sql = session_state_refusal_sql(session_state::role | session_state::parameter);
   CHECK(sql.find("'0A000'") != std::string::npos);
