@@ -67,15 +67,27 @@ class reader {
 // Rewrites the intercepted message at the front of `buf`. False when the relay would end.
 inline bool translate(session& s, std::string& buf, reader& in) {
   std::string gathered;  // a message longer than the buffer, gathered whole
+  bool may_wait = true;
   for (;;) {
     const bool gathering = !gathered.empty();
     const std::string_view view = gathering ? std::string_view(gathered) : std::string_view(buf);
     s.to_server.clear();
     const auto t = protocol::translate_frontend(view, gathering ? SIZE_MAX : s.limit, s.client, s.server,
-                                                s.to_server, s.watch_sql ? &s.sql : nullptr);
+                                                s.to_server, s.watch_sql ? &s.sql : nullptr, may_wait && !gathering);
     if (t.status == protocol::translate_status::invalid) {
       FUZZ_CHECK(t.error != nullptr);
       return false;
+    }
+    if (t.status == protocol::translate_status::wait) {
+      // A hidden Describe went out, whole messages ending with a Flush; nothing was consumed. The
+      // relay waits for its answer, then translates again without waiting: here the answer is
+      // NoData, which the client may or may not have been shown.
+      FUZZ_CHECK(may_wait && !gathering && s.server.verifying != 0);
+      FUZZ_CHECK(s.to_server.size() >= protocol::header_size && s.to_server[s.to_server.size() - 5] == 'H');
+      protocol::note_statement_described(s.server, &s.client, s.server.verifying, 'n', {});
+      FUZZ_CHECK(s.server.verifying == 0);
+      may_wait = false;
+      continue;
     }
     if (t.status == protocol::translate_status::done) {
       FUZZ_CHECK(t.consumed > 0 && t.consumed <= view.size());

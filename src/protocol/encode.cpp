@@ -235,6 +235,11 @@ void encode_sync(std::string& out) {
   finish(out, at);
 }
 
+void encode_flush(std::string& out) {
+  const auto at = begin(out, static_cast<char>(frontend_tag::flush));
+  finish(out, at);
+}
+
 void encode_copy_fail(std::string& out, std::string_view reason) {
   const auto at = begin(out, static_cast<char>(frontend_tag::copy_fail));
   put_cstr(out, reason);

@@ -49,6 +49,7 @@ void prepare_on_server(server_prepared& server, const statement_def& def, std::s
   std::vector<std::string> evicted;
   server.statements.insert(def.server_name, evicted);
   server.statements.pin(def.server_name);
+  server.statements.set_shape(def.server_name, 0);  // prepared afresh: its result type is today's
   for (const auto& name : evicted) {
     encode_close(out, target_statement, name);
     server.responses.push(request_kind::close, response_action::hide);
@@ -82,16 +83,48 @@ void ensure_unnamed(server_prepared& server, const client_prepared& client, std:
   server.unnamed_client = 0;
 }
 
-// A named statement of the client, ready on this connection: its server name, or nullptr when
-// the client never prepared that name (the message then goes unchanged, for the server to
-// answer: 26000, or a statement the client made with SQL PREPARE).
-const statement_def* ensure_named(server_prepared& server, const client_prepared& client, std::string_view name,
-                                  std::string& out) {
-  const auto& def = client.statements.find(name);
-  if (!def) return nullptr;
-  if (!server.statements.pin(def->server_name)) prepare_on_server(server, *def, out, response_action::hide);
-  return def.get();
+// What a Bind or Describe of a client's named statement becomes on this connection.
+enum class named_use {
+  unknown,  // the client never prepared that name: the message goes unchanged, for the server to
+            // answer (26000, or a statement the client made with SQL PREPARE)
+  ready,    // prepared here (if need be): the message is renamed
+  changed,  // its result type is not the one the client was shown: the message fails in place
+  wait,     // a hidden Describe asks this connection's result type first
+};
+
+// The client was shown the statement's result type, and this connection's statement was not
+// seen to have it (prepared afresh here, found here with another type or none known): it is
+// (re)prepared and described, hidden, and the client's message waits for the answer.
+bool needs_verifying(const server_prepared& server, const client_statement& statement) {
+  return statement.shape != 0 && !server.responses.skipping() &&
+         server.statements.shape(statement.def->server_name) != statement.shape;
 }
+
+named_use prepare_named(server_prepared& server, client_prepared& client, std::string_view name, std::string& out,
+                        bool may_wait, const statement_def*& def) {
+  auto* statement = client.statements.named(name);
+  if (!statement || !statement->def) return named_use::unknown;
+  if (statement->result_changed) return named_use::changed;
+  def = statement->def.get();
+  if (may_wait && needs_verifying(server, *statement)) {
+    // Close and Parse again even where it is held: a type other than the client's may be stale.
+    prepare_on_server(server, *def, out, response_action::hide);
+    const auto token = watch(server, def->server_name, false, name);
+    encode_describe(out, target_statement, def->server_name);
+    if (server.responses.push(request_kind::describe_statement, response_action::hide, token)) {
+      encode_flush(out);  // the answer comes now, without ending the client's batch
+      server.verifying = token;
+      return named_use::wait;
+    }
+  }
+  if (!server.statements.pin(def->server_name)) prepare_on_server(server, *def, out, response_action::hide);
+  return named_use::ready;
+}
+
+// The error PostgreSQL gives every use of a prepared statement whose result type changed.
+constexpr std::string_view result_changed_block =
+    "DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'cached plan must not change result type'; "
+    "END$pgmux$";
 
 // The statement name of `DEALLOCATE [PREPARE] name [;]` as PostgreSQL reads it (unquoted
 // names fold to lower case), or nullopt for any other SQL, DEALLOCATE ALL included.
@@ -143,12 +176,12 @@ std::optional<std::string> deallocated_name(std::string_view sql) {
   return name;
 }
 
-// A client's Parse that fails in place: instead of it the server runs `raising_block`, an
+// A client's message that fails in place: ahead of it the server runs `raising_block`, an
 // anonymous code block that raises the error, through the unnamed statement and portal. The
-// client gets that error where its ParseComplete would have been, and the server skips the rest
-// of the batch up to Sync, all in order as after any failed Parse; nothing of the client's SQL
-// reaches the server.
-void fail_parse_in_place(server_prepared& server, std::string_view raising_block, std::string& out) {
+// client gets that error where the answer to its message would have been, and the server skips
+// the rest of the batch up to Sync, all in order as after any failed Parse or Bind; nothing of
+// the client's SQL runs.
+void fail_in_place(server_prepared& server, std::string_view raising_block, std::string& out) {
   encode_parse(out, "", raising_block, {});
   server.responses.push(request_kind::parse, response_action::hide);
   // Bind: unnamed portal and statement, no formats, no parameters, no result formats.
@@ -169,7 +202,7 @@ void refuse_parse(server_prepared& server, const client_prepared& client, bool b
     message += std::to_string(client.max_statements) + " statements); close some or raise max_client_statements";
   else
     message += std::to_string(client.max_bytes) + " bytes of SQL text); close some or raise max_client_statement_bytes";
-  fail_parse_in_place(server,
+  fail_in_place(server,
                       "DO $pgmux$ BEGIN RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = '" + message + "'; END $pgmux$",
                       out);
 }
@@ -180,7 +213,31 @@ bool is_error(std::string_view code, std::string_view message, std::string_view 
 
 }  // namespace
 
+std::uint64_t row_shape(char tag, std::string_view body) noexcept {
+  if (tag == 'n') return 1;
+  if (tag != 'T' || body.size() < 2) return 0;
+  // FNV-1a over the column count and, per column, its name, type, length and modifier.
+  std::uint64_t hash = 14695981039346656037ull;
+  auto mix = [&hash](std::string_view bytes) {
+    for (const char c : bytes) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  };
+  mix(body.substr(0, 2));
+  const std::size_t columns = (static_cast<unsigned char>(body[0]) << 8) | static_cast<unsigned char>(body[1]);
+  std::size_t pos = 2;
+  for (std::size_t i = 0; i < columns; ++i) {
+    const auto name_end = body.find('\0', pos);
+    // name, NUL, table oid (4), column number (2), type oid (4), length (2), modifier (4), format (2)
+    if (name_end == std::string_view::npos || body.size() - name_end - 1 < 18) return 0;
+    mix(body.substr(pos, name_end + 1 - pos));
+    mix(body.substr(name_end + 1 + 6, 10));
+    pos = name_end + 1 + 18;
+  }
+  if (pos != body.size()) return 0;
+  return hash < 2 ? hash + 2 : hash;  // 1 is NoData's
+}
+
 void server_prepared::reset_after_cleanup() {
+  verifying = 0;
   if (!responses.empty()) statements.clear();  // some of what was sent may not have happened
   responses.clear();
   watched.clear();
@@ -189,7 +246,7 @@ void server_prepared::reset_after_cleanup() {
 }
 
 translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
-                                    server_prepared& server, std::string& out, sql_watch* seen_sql) {
+                                    server_prepared& server, std::string& out, sql_watch* seen_sql, bool may_wait) {
   const auto h = parse_header(buffered, SIZE_MAX);
   if (h.status != parse_status::complete) return {translate_status::need_more};
   const char tag = h.hdr.tag;
@@ -204,17 +261,24 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       if (buffered.size() >= buffer_capacity) return {translate_status::invalid, 0, 0, "Bind names too long"};
       return {translate_status::need_more};
     }
+    if (server.verifying != 0) return {translate_status::wait};
     const std::size_t head = header_size + names.names_size;
     std::uint32_t token = 0;
-    if (names.statement.empty()) {
-      ensure_unnamed(server, client, out);
-      out.append(buffered.substr(0, head));
-    } else if (const auto* def = ensure_named(server, client, names.statement, out)) {
+    const statement_def* def = nullptr;
+    const auto use = names.statement.empty()
+                         ? named_use::unknown
+                         : prepare_named(server, client, names.statement, out, may_wait, def);
+    if (use == named_use::wait) return {translate_status::wait};
+    if (names.statement.empty()) ensure_unnamed(server, client, out);
+    if (use == named_use::changed) fail_in_place(server, result_changed_block, out);
+    if (use == named_use::ready) {
       encode_bind_header(out, body_size, names.names_size, names.portal, def->server_name);
-      token = watch(server, def->server_name, false);
+      token = watch(server, def->server_name, false, names.statement);
     } else {
       out.append(buffered.substr(0, head));
     }
+    client.bound_portal.assign(names.portal);
+    client.bound_statement.assign(use == named_use::ready ? names.statement : std::string_view{});
     server.responses.push(request_kind::bind, response_action::forward, token);
     note_skipped_requests(server, &client);
     return {translate_status::done, head, body_size - names.names_size};
@@ -269,7 +333,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
         // The Parse itself fails, so that a driver that describes the statement before binding it
         // gets the error, not a stand-in statement with other parameters. The name stays
         // undefined, as after any failed Parse ("" drops the unnamed statement).
-        fail_parse_in_place(server, session_state_refusal_sql(found.state), out);
+        fail_in_place(server, session_state_refusal_sql(found.state), out);
         client.statements.erase(parse->name);
         break;
       }
@@ -327,17 +391,27 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       const auto target = decode_describe(body);
       if (!target) return {translate_status::invalid, 0, 0, "malformed Describe message"};
       if (target->kind == target_portal) {
+        // A portal bound from a named statement shows the client that statement's result type.
+        std::uint32_t token = 0;
+        if (!client.bound_statement.empty() && target->name == client.bound_portal) {
+          if (const auto& def = client.statements.find(client.bound_statement))
+            token = watch(server, def->server_name, false, client.bound_statement);
+        }
         out.append(message);
-        server.responses.push(request_kind::describe_portal);
+        server.responses.push(request_kind::describe_portal, response_action::forward, token);
         break;
       }
+      if (server.verifying != 0) return {translate_status::wait};
       std::uint32_t token = 0;
-      if (target->name.empty()) {
-        ensure_unnamed(server, client, out);
-        out.append(message);
-      } else if (const auto* def = ensure_named(server, client, target->name, out)) {
+      const statement_def* def = nullptr;
+      const auto use =
+          target->name.empty() ? named_use::unknown : prepare_named(server, client, target->name, out, may_wait, def);
+      if (use == named_use::wait) return {translate_status::wait};
+      if (target->name.empty()) ensure_unnamed(server, client, out);
+      if (use == named_use::changed) fail_in_place(server, result_changed_block, out);
+      if (use == named_use::ready) {
         encode_describe(out, target_statement, def->server_name);
-        token = watch(server, def->server_name, false);
+        token = watch(server, def->server_name, false, target->name);
       } else {
         out.append(message);
       }
@@ -369,6 +443,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
 
 void note_request_failed(server_prepared& server, client_prepared* client, std::uint32_t token,
                          std::string_view error_body) {
+  if (token == server.verifying) server.verifying = 0;  // the client's message goes on, to be skipped
   if (token & 1u) {  // a Parse pgmux sent: the statement does not exist
     const auto* w = find_watched(server, token);
     if (!w) return;
@@ -394,10 +469,25 @@ void note_request_failed(server_prepared& server, client_prepared* client, std::
 }
 
 void note_request_skipped(server_prepared& server, client_prepared* client, std::uint32_t token) {
+  if (token == server.verifying) server.verifying = 0;
   if (!(token & 1u)) return;
   // A Parse the server skipped: the statement does not exist, nor (for the client's own
   // Parse) the client's name, as on PostgreSQL.
   note_request_failed(server, client, token, {});
+}
+
+void note_statement_described(server_prepared& server, client_prepared* client, std::uint32_t token, char tag,
+                              std::string_view body) {
+  if (token == server.verifying) server.verifying = 0;
+  const auto* w = find_watched(server, token);
+  const auto shape = row_shape(tag, body);
+  if (!w || shape == 0) return;
+  server.statements.set_shape(w->server_name, shape);
+  if (!client || w->client_name.empty()) return;
+  auto* statement = client->statements.named(w->client_name);
+  if (!statement || !statement->def || statement->def->server_name != w->server_name) return;
+  if (statement->shape == 0) statement->shape = shape;
+  else if (statement->shape != shape) statement->result_changed = true;
 }
 
 void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body) {
@@ -412,6 +502,7 @@ void note_command_complete(server_prepared& server, client_prepared& client, std
 
 void note_idle(server_prepared& server) {
   server.watched.clear();
+  server.verifying = 0;
   server.statements.unpin_all();
 }
 

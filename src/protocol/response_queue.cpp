@@ -105,6 +105,9 @@ backend_decision response_queue::on_backend(char tag) {
     return d;
   }
   d.forward = e.action == response_action::forward;
+  if (tag == 'T' || tag == 'n') {
+    if (e.kind == request_kind::describe_statement || e.kind == request_kind::describe_portal) d.described = e.watch;
+  }
   if (tag == 'G') {
     copy_in_ = true;
     drop_syncs_after_front();

@@ -51,10 +51,10 @@ void client_statements::add(std::string_view name, statement_ptr def) {
   }
   const std::size_t added = def ? cost(name, def->query, def->param_types) : 0;
   if (auto it = named_.find(name); it != named_.end()) {
-    if (it->second) bytes_ -= cost(name, it->second->query, it->second->param_types);
-    it->second = std::move(def);
+    if (it->second.def) bytes_ -= cost(name, it->second.def->query, it->second.def->param_types);
+    it->second = client_statement{std::move(def)};  // prepared again: a fresh result type
   } else {
-    named_.emplace(std::string(name), std::move(def));
+    named_.emplace(std::string(name), client_statement{std::move(def)});
   }
   bytes_ += added;
 }
@@ -62,7 +62,13 @@ void client_statements::add(std::string_view name, statement_ptr def) {
 const statement_ptr& client_statements::find(std::string_view name) const noexcept {
   if (name.empty()) return unnamed_;
   const auto it = named_.find(name);
-  return it == named_.end() ? no_statement : it->second;
+  return it == named_.end() ? no_statement : it->second.def;
+}
+
+client_statement* client_statements::named(std::string_view name) noexcept {
+  if (name.empty()) return nullptr;
+  const auto it = named_.find(name);
+  return it == named_.end() ? nullptr : &it->second;
 }
 
 bool client_statements::erase(std::string_view name) {
@@ -73,7 +79,7 @@ bool client_statements::erase(std::string_view name) {
   }
   const auto it = named_.find(name);
   if (it == named_.end()) return false;
-  if (it->second) bytes_ -= cost(name, it->second->query, it->second->param_types);
+  if (it->second.def) bytes_ -= cost(name, it->second.def->query, it->second.def->param_types);
   named_.erase(it);
   return true;
 }
@@ -119,6 +125,15 @@ bool server_statements::erase(std::string_view name) noexcept {
   index_.erase(it);  // before the node: the key views its name
   lru_.erase(node_it);
   return true;
+}
+
+std::uint64_t server_statements::shape(std::string_view name) const noexcept {
+  const auto it = index_.find(name);
+  return it == index_.end() ? 0 : it->second->shape;
+}
+
+void server_statements::set_shape(std::string_view name, std::uint64_t shape) noexcept {
+  if (const auto it = index_.find(name); it != index_.end()) it->second->shape = shape;
 }
 
 void server_statements::clear() noexcept {

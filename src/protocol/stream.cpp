@@ -207,7 +207,7 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       const std::size_t total = h.hdr.total();
       // Messages pgmux may drop or must read: wait until they are whole (unless they could
       // never fit, which only very long error texts could do).
-      const bool read_whole = tag == '1' || tag == '3' || tag == 'E' || tag == 'C' || tag == 'Z' ||
+      const bool read_whole = tag == '1' || tag == '3' || tag == 'E' || tag == 'C' || tag == 'Z' || tag == 'T' ||
                               server->responses.next_hidden();
       const bool whole = rest.size() >= total;
       if (read_whole && !whole && total <= prepared.inspect_limit) return {pos, scan_stop::need_more};
@@ -219,6 +219,8 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       // A failed Parse needs nothing from the error (odd tokens): even one too long to hold counts.
       if (decision.failed != 0 && (whole || (decision.failed & 1u)))
         note_request_failed(*server, prepared.client, decision.failed, body);
+      // One too long to hold (thousands of columns) counts as a type not known.
+      if (decision.described != 0) note_statement_described(*server, prepared.client, decision.described, tag, body);
       if (!server->responses.skipped().empty()) note_skipped_requests(*server, prepared.client);
       if (tag == 'C' && whole && prepared.client) note_command_complete(*server, *prepared.client, body);
       if (!decision.forward) return {pos, scan_stop::drop};

@@ -24,6 +24,9 @@ struct relay_state {
   bool done = false;            // the server side saw the end of the transaction
   bool server_finished = false;  // ...and passed its last bytes on; the client pump ends the relay
   bool client_writing = false;   // the client pump is writing to the server: never cut that short
+  // The client pump waits for the answer to a hidden Describe (server_prepared::verifying);
+  // the server pump cancels this timer once it has read it.
+  asio::steady_timer* verified = nullptr;
 };
 
 // Suspends until cancelled: a pump that must not finish before its partner does.
@@ -176,16 +179,23 @@ bool dead_on_arrival(std::string_view bytes) {
 // buffer for this server connection, reading the rest of it first if need be. Appends what the
 // server gets to `out`; for Bind only the head is rewritten and the cursor then passes the
 // rest of the body on unchanged.
+// `wait`: set when the message must wait for the answer to a hidden Describe (nothing of it
+// consumed; a message gathered whole is then put back into the buffer, which only a Parse
+// could need and a Parse never waits).
 asio::awaitable<std::optional<relay_result>> translate_one(const client_side& client, server_connection& server,
-                                                           std::string& out) {
+                                                           std::string& out, bool may_wait, bool& wait) {
   auto& buf = client.buffer;
   std::string gathered;  // a message longer than the buffer, gathered whole
   for (;;) {
     const bool gathering = !gathered.empty();
     const auto t = protocol::translate_frontend(gathering ? std::string_view(gathered) : buf.view(),
                                                 gathering ? SIZE_MAX : io_buffer::block_size, *client.prepared,
-                                                server.prepared, out, client.seen_sql);
+                                                server.prepared, out, client.seen_sql, may_wait && !gathering);
     if (t.status == protocol::translate_status::invalid) co_return relay_result{relay_end::client_protocol_error, t.error};
+    if (t.status == protocol::translate_status::wait) {
+      wait = true;
+      co_return std::nullopt;
+    }
     if (t.status == protocol::translate_status::done) {
       if (gathering) {
         // What followed the message goes back to the (empty) buffer: at most one read's worth.
@@ -213,11 +223,28 @@ asio::awaitable<std::optional<relay_result>> translate_one(const client_side& cl
   }
 }
 
+// Until the server pump has read the answer to the hidden Describe a client's message waits
+// for. The server is busy meanwhile, so command_timeout applies as to any statement.
+asio::awaitable<void> wait_for_verification(server_connection& server, relay_state& state) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, clock::time_point::max());
+  state.verified = &timer;
+  const bool marked_busy = server.busy_since_ns.load(std::memory_order_relaxed) == 0;
+  if (marked_busy) server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);
+  while (server.prepared.verifying != 0) {
+    co_await timer.async_wait(nothrow);
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) break;
+  }
+  state.verified = nullptr;
+  if (marked_busy && server.tx().outstanding == 0) server.busy_since_ns.store(0, std::memory_order_relaxed);
+}
+
 // The client's bytes from a scan that stopped at a message pgmux rewrites: the `forward` bytes
 // before it, the rewritten message, and everything complete after it (rewriting on), sent to
-// the server in one write.
+// the server in one write. A message that must wait for a hidden Describe's answer stays in
+// the buffer: with `state` (both pumps running) this waits for it; without, it returns, and
+// the caller relays both directions (the batch is open) to get there.
 asio::awaitable<std::optional<relay_result>> send_translated(const client_side& client, server_connection& server,
-                                                             std::size_t forward) {
+                                                             std::size_t forward, relay_state* state = nullptr) {
   // A pipeline of rewritten messages is sent in pieces of about this size, so the output stays
   // bounded whatever the client streams.
   constexpr std::size_t flush_at = 4 * io_buffer::block_size;
@@ -236,8 +263,19 @@ asio::awaitable<std::optional<relay_result>> send_translated(const client_side& 
     if (ec) server.mark_broken();
     co_return !ec;
   };
+  bool may_wait = true;
   for (;;) {
-    if (auto failed = co_await translate_one(client, server, out)) co_return failed;
+    bool wait = false;
+    if (auto failed = co_await translate_one(client, server, out, may_wait, wait)) co_return failed;
+    if (wait) {
+      if (!co_await write_out()) co_return server_write_failed;
+      if (!state) co_return std::nullopt;
+      co_await wait_for_verification(server, *state);
+      if (client.killed) co_return relay_result{relay_end::killed};
+      may_wait = false;  // once per message: the answer is in
+      continue;
+    }
+    may_wait = true;
     const auto r = scan_client_bytes(client, server);
     out.append(buf.data(), r.forward);
     plain += r.forward;
@@ -304,7 +342,7 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
       const auto r = scan_client_bytes(client, server);
       if (r.stop == protocol::scan_stop::intercept) {
         state.client_writing = true;
-        auto end = co_await send_translated(client, server, r.forward);
+        auto end = co_await send_translated(client, server, r.forward, &state);
         state.client_writing = false;
         if (end) co_return *end;
         continue;
@@ -338,6 +376,7 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
     if (!buf.empty()) {
       const auto r = scan_server_bytes(client, server, stop_when_idle || client.draining);
       if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
+      if (state.verified && server.prepared.verifying == 0) state.verified->cancel();
       // Set before writing, so the client pump holds back what the client sends next.
       if (r.stop == protocol::scan_stop::end_of_transaction) state.done = true;
       if (r.forward > 0) {

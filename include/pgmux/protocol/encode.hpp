@@ -48,6 +48,7 @@ void encode_query(std::string& out, std::string_view sql);
 void encode_parameterized_query(std::string& out, std::string_view sql,
                                 const std::vector<std::optional<std::string_view>>& parameters);
 void encode_sync(std::string& out);
+void encode_flush(std::string& out);
 void encode_copy_fail(std::string& out, std::string_view reason);
 void encode_terminate(std::string& out);
 

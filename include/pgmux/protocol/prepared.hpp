@@ -17,6 +17,13 @@
 //   their text for as long as the client stays.
 // - Statements the server reports gone or stale (26000, or 0A000 "cached plan must not change
 //   result type") are forgotten, so the next use prepares them afresh.
+// - Result types: PostgreSQL fails every use of a prepared statement with 0A000 once a schema
+//   change alters the rows it returns. A client that was shown a statement's rows (a Describe
+//   of it, or of a portal bound from it) keeps that type; where pgmux prepares the statement
+//   afresh for it (or finds it there with another or an unknown type), a hidden Describe asks
+//   the server first and the client's message waits for the answer (translate_status::wait).
+//   Once the types differ, every Bind and Describe of that name fails with 0A000 in place, on
+//   any server connection, until the client prepares the name again.
 // Pure: no sockets. The relay calls these with the bytes it holds.
 #pragma once
 #include <cstddef>
@@ -41,7 +48,15 @@ struct client_prepared {
   // rest of its batch is skipped up to Sync, as after any error.
   std::size_t max_statements = SIZE_MAX;
   std::size_t max_bytes = SIZE_MAX;
+  // The portal of the client's last Bind and the named statement it came from ("" for any
+  // other), so that a Describe of that portal tells the statement's result type.
+  std::string bound_portal;
+  std::string bound_statement;
 };
+
+// A result type as a RowDescription ('T', by column names, types and type modifiers, not by
+// formats or source columns) or NoData ('n') gives it; 0 for a malformed RowDescription.
+std::uint64_t row_shape(char tag, std::string_view body) noexcept;
 
 // One server connection's side, as far as pgmux knows.
 struct server_prepared {
@@ -52,8 +67,9 @@ struct server_prepared {
   // generation. 0: none, or unknown (a simple Query destroys the unnamed statement).
   std::uint64_t unnamed_client = 0;
   std::uint64_t unnamed_generation = 0;
-  // Parses, Binds and Describes whose failure pgmux must hear of: the server name they use,
-  // and for a client's own Parse the client's name, which PostgreSQL would not define either.
+  // Parses, Binds and Describes whose failure or answer pgmux must hear of: the server name
+  // they use, and the client's name of the statement (for its own Parse, which PostgreSQL would
+  // not define either when it fails; for a Describe, whose answer is the type the client sees).
   // Cleared whenever nothing is in flight.
   struct watched_request {
     std::uint32_t token;
@@ -62,6 +78,9 @@ struct server_prepared {
   };
   std::vector<watched_request> watched;
   std::uint32_t next_token = 1;
+  // The watch token of the hidden Describe whose answer a client's message waits for
+  // (translate_status::wait), 0 when none.
+  std::uint32_t verifying = 0;
   // Counts for the metrics, taken (and zeroed) when the lease ends.
   std::uint64_t stale_statements = 0;  // statements forgotten because the server said so
   std::uint64_t prepares = 0;          // Parses sent for named statements (the client's or pgmux's own)
@@ -71,7 +90,9 @@ struct server_prepared {
   void reset_after_cleanup();
 };
 
-enum class translate_status { done, need_more, invalid };
+// wait: nothing of the message is consumed; what `out` holds (a hidden Describe and a Flush)
+// goes to the server, and the message is translated again once server_prepared::verifying is 0.
+enum class translate_status { done, need_more, invalid, wait };
 
 struct translate_result {
   translate_status status = translate_status::need_more;
@@ -88,14 +109,20 @@ struct translate_result {
 // Parse that names pgmux's own statements (SQL PREPARE, EXECUTE or DEALLOCATE of a reserved
 // name that is not the client's own) is replaced by reserved_statement_refusal_sql().
 struct sql_watch;
+// `may_wait` false: translate without asking the server first (a relay that cannot wait).
 translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
-                                    server_prepared& server, std::string& out, sql_watch* seen_sql = nullptr);
+                                    server_prepared& server, std::string& out, sql_watch* seen_sql = nullptr,
+                                    bool may_wait = true);
 
 // A backend message whose answer pgmux watched failed with this ErrorResponse body, or was
 // skipped by the server: forget the statement it assumed.
 void note_request_failed(server_prepared& server, client_prepared* client, std::uint32_t token,
                          std::string_view error_body);
 void note_request_skipped(server_prepared& server, client_prepared* client, std::uint32_t token);
+// The RowDescription or NoData (`tag`, `body`) answering the Describe watched with `token`: the
+// statement's result type on this connection and, the first time, the type its client saw.
+void note_statement_described(server_prepared& server, client_prepared* client, std::uint32_t token, char tag,
+                              std::string_view body);
 // Every request the response queue reports skipped since it was last asked.
 void note_skipped_requests(server_prepared& server, client_prepared* client);
 // CommandComplete of the client's own SQL: DISCARD ALL and DEALLOCATE ALL drop every prepared

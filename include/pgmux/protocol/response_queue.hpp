@@ -48,6 +48,7 @@ struct backend_decision {
   bool unexpected = false;   // no request in flight can have sent it: client and server are out
                              // of step, and the server connection should be closed
   std::uint32_t failed = 0;  // this ErrorResponse answers the request watched with this token
+  std::uint32_t described = 0;  // this RowDescription or NoData answers the Describe watched with this token
 };
 
 class response_queue {

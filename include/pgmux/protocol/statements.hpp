@@ -22,6 +22,20 @@ struct statement_def {
 
 using statement_ptr = std::shared_ptr<const statement_def>;
 
+// One of a client's named statements: its definition, and what the client was told of the
+// rows it returns. PostgreSQL fixes a prepared statement's result type when it is prepared and
+// fails every later use with 0A000 once a schema change alters it; pgmux, which prepares the
+// same definition afresh on other server connections, keeps that promise here.
+struct client_statement {
+  statement_ptr def;
+  // The result type the client was shown by a Describe of the statement or of a portal bound
+  // from it (row_shape in prepared.hpp); 0 until then.
+  std::uint64_t shape = 0;
+  // It no longer matches: every Bind or Describe fails with 0A000 until the client prepares
+  // the name again.
+  bool result_changed = false;
+};
+
 // The definition of a client's Parse. server_name is the first 128 bits of SHA-256 over the
 // query's length, the query and the types: a cryptographic hash, so that no client can craft
 // SQL that collides with another client's statement and have its own SQL run in its place.
@@ -36,6 +50,8 @@ class client_statements {
   void add(std::string_view name, statement_ptr def);
   // The definition under `name`, or a null pointer.
   const statement_ptr& find(std::string_view name) const noexcept;
+  // The named statement `name` ("" is not one), or nullptr.
+  client_statement* named(std::string_view name) noexcept;
   // Close, or (for "") a simple Query, which drops the unnamed statement. False when absent.
   bool erase(std::string_view name);
   // DISCARD ALL / DEALLOCATE ALL. The generation keeps counting.
@@ -55,7 +71,7 @@ class client_statements {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, statement_ptr, name_hash, std::equal_to<>> named_;
+  std::unordered_map<std::string, client_statement, name_hash, std::equal_to<>> named_;
   statement_ptr unnamed_;
   std::uint64_t unnamed_generation_ = 0;
   std::size_t bytes_ = 0;
@@ -82,6 +98,10 @@ class server_statements {
   bool pinned(std::string_view name) const noexcept;
   // The server dropped it (DEALLOCATE, a failed Parse, an error that says it is gone).
   bool erase(std::string_view name) noexcept;
+  // The result type of `name` as prepared on this connection (row_shape), 0 when unknown or
+  // absent. A Parse sent afresh makes it unknown again.
+  std::uint64_t shape(std::string_view name) const noexcept;
+  void set_shape(std::string_view name, std::uint64_t shape) noexcept;
   void clear() noexcept;
   // A new max_prepared_statements; evicts like insert when it shrinks.
   void set_capacity(std::size_t capacity, std::vector<std::string>& evicted);
@@ -95,6 +115,7 @@ class server_statements {
   struct node {
     std::string name;
     std::uint64_t pinned_in = 0;  // pinned while equal to pin_epoch_
+    std::uint64_t shape = 0;
   };
   using list_type = std::list<node>;
 

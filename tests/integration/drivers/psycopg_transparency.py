@@ -7,6 +7,10 @@ CHECK is one of:
   backend-pid  (a session-mode pool) the backend pid the client was given is its server's own
   terminated   a backend the server terminates mid-transaction: the client's next statement raises
                what it raises on a direct connection (the server's message, no error of pgmux's)
+  result-type  (a pool of exactly 2 server connections) a prepared statement whose table changes
+               its columns fails with 0A000 at every later execution, whichever server
+               connection runs it (one that held it, one that never did), while a client that
+               prepares it afresh gets the new rows: as on a direct connection
 Prints one "name: value" line per check and "ok" at the end; the first failed check is
 printed as "FAILED name: got X, expected Y" with exit status 1.
 """
@@ -61,6 +65,70 @@ elif check_name == "terminated":
     expected = terminated_error(direct)
     print(f"direct: {expected!r}", flush=True)
     check("error after termination, as on a direct connection", terminated_error(via_pgmux), expected)
+elif check_name == "result-type":
+    table = "it_result_type"
+    query = f"select * from {table}"
+
+    def outcome(conn):
+        """The rows of the prepared query, or the SQLSTATE it fails with."""
+        try:
+            return conn.execute(query, prepare=True).fetchall()
+        except psycopg.Error as e:
+            return e.sqlstate
+
+    class Placement:
+        """Runs a client's next transaction on a chosen server connection of a pool of two: two
+        holders take both connections, and the one on the chosen connection lets it go."""
+
+        def __init__(self, conninfo):
+            self.holders = [psycopg.connect(conninfo) for _ in range(2)]
+
+        def pids(self):
+            pids = [h.execute("select pg_backend_pid()").fetchone()[0] for h in self.holders]
+            for h in self.holders:
+                h.commit()
+            return pids
+
+        def on(self, pid, action):
+            held = {h: h.execute("select pg_backend_pid()").fetchone()[0] for h in self.holders}
+            if pid not in held.values():
+                check("holders hold both server connections", sorted(held.values()), "one of them is " + str(pid))
+            for h, p in held.items():
+                if p == pid:
+                    h.commit()
+            result = action()
+            for h in self.holders:
+                h.commit()
+            return result
+
+    def scenario(conninfo, placement):
+        """Outcomes of one client's prepared query across an ALTER TABLE, and of a new client's."""
+        with psycopg.connect(direct, autocommit=True) as d:
+            d.execute(f"drop table if exists {table}")
+            d.execute(f"create table {table} (a int)")
+            d.execute(f"insert into {table} values (1)")
+        first, second = placement.pids() if placement else (None, None)
+        run = (lambda pid, action: placement.on(pid, action)) if placement else (lambda pid, action: action())
+        got = []
+        with psycopg.connect(conninfo, autocommit=True) as old:
+            got.append(run(first, lambda: outcome(old)))  # prepared, described and run on `first`
+            with psycopg.connect(direct, autocommit=True) as d:
+                d.execute(f"alter table {table} add column b int default 7")
+            got.append(run(second, lambda: outcome(old)))  # never held it: prepared there afresh
+            got.append(run(first, lambda: outcome(old)))  # holds it with the old type
+            got.append(run(first, lambda: outcome(old)))
+            got.append(run(second, lambda: outcome(old)))
+        with psycopg.connect(conninfo, autocommit=True) as new:
+            got.append(run(first, lambda: outcome(new)))
+            got.append(run(second, lambda: outcome(new)))
+        return got
+
+    expected = scenario(direct, None)
+    print(f"direct: {expected!r}", flush=True)
+    check("direct connection: rows, 0A000 after the change, new rows for a new client", expected,
+          [[(1,)], "0A000", "0A000", "0A000", "0A000", [(1, 7)], [(1, 7)]])
+    placement = Placement(via_pgmux)
+    check("through pgmux, on both server connections", scenario(via_pgmux, placement), expected)
 else:
     sys.exit(f"unknown check {check_name}")
 print("ok", flush=True)

@@ -38,6 +38,12 @@
 //   a DEALLOCATE Query while the server skips to Sync does not end the skipping
 //   a Parse past the client's statement count fails with 54000 in order, its batch skipped to Sync
 //   a Parse past the client's statement bytes fails too, and redefining or closing makes room
+//   row_shape tells result types by column names, types and modifiers, not formats or sources
+//   a Describe of a statement or of a portal bound from it records the type the client was shown
+//   a client shown a result type waits while pgmux checks it where the statement is prepared afresh
+//   a changed result type fails every Bind and Describe with 0A000 in place until the client prepares again
+//   a held statement with another or an unknown result type is prepared again and checked
+//   a failed check lets the waiting message go on to be skipped, as after any error
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -89,6 +95,15 @@ std::string bind_complete() { return wire::msg('2').str(); }
 std::string close_complete() { return wire::msg('3').str(); }
 std::string no_data() { return wire::msg('n').str(); }
 std::string parameter_description() { return wire::msg('t').i16(1).i32(23).str(); }
+// A RowDescription: columns named `names`, all int4 unless `type` says otherwise, text format.
+std::string row_description(const std::vector<std::string>& names, std::int32_t type = 23, std::int16_t format = 0,
+                            std::int32_t table = 16384) {
+  auto m = wire::msg('T').i16(static_cast<std::int16_t>(names.size()));
+  std::int16_t column = 1;
+  for (const auto& name : names) m.cstr(name).i32(table).i16(column++).i32(type).i16(4).i32(-1).i16(format);
+  return m.str();
+}
+std::string body_of(const std::string& message) { return message.substr(5); }
 std::string command_complete(std::string_view tag) { return wire::msg('C').cstr(tag).str(); }
 std::string ready(char status = 'I') { return wire::msg('Z').bytes(std::string(1, status)).str(); }
 std::string error_body(std::string_view code, std::string_view message) {
@@ -184,6 +199,25 @@ struct server_conn {
     CHECK(bytes.empty());
     CHECK(from_client.remaining == 0);
     return to_server;
+  }
+
+  // Like send, up to the first message that waits for the answer to a hidden Describe: returns
+  // what the server receives until then and leaves that message and the rest in `bytes`.
+  std::string send_until_wait(client_prepared& client, std::string_view& bytes) {
+    std::string to_server;
+    for (;;) {
+      const auto r = scan_frontend(bytes, from_client, tx, max_len, &prepared);
+      to_server.append(bytes.substr(0, r.forward));
+      bytes.remove_prefix(r.forward);
+      REQUIRE(r.stop == scan_stop::intercept);
+      std::string out;
+      const auto t = translate_frontend(bytes, buffer_capacity, client, prepared, out);
+      to_server += out;
+      if (t.status == translate_status::wait) return to_server;
+      REQUIRE(t.status == translate_status::done);
+      bytes.remove_prefix(t.consumed);
+      from_client.remaining = t.rest;
+    }
   }
 
   // The server's bytes, one read's worth: returns what the client receives. Answers to pgmux's
@@ -1237,6 +1271,170 @@ TEST_CASE("a Parse past the client's statement bytes fails too, and redefining o
   CHECK(client.statements.bytes() == 0);
   prepare(a, client, "b", "select '" + big + "'");
   CHECK(client.statements.find("b"));
+}
+
+TEST_CASE("row_shape tells result types by column names, types and modifiers, not formats or sources") {
+  const auto ab = body_of(row_description({"a", "b"}));
+  CHECK(row_shape('T', ab) != 0);
+  CHECK(row_shape('T', ab) != 1);
+  CHECK(row_shape('n', "") == 1);
+  CHECK(row_shape('T', ab) == row_shape('T', body_of(row_description({"a", "b"}, 23, 1, 99))));
+  CHECK(row_shape('T', ab) != row_shape('T', body_of(row_description({"a"}))));
+  CHECK(row_shape('T', ab) != row_shape('T', body_of(row_description({"a", "c"}))));
+  CHECK(row_shape('T', ab) != row_shape('T', body_of(row_description({"a", "b"}, 25))));
+  CHECK(row_shape('T', ab.substr(0, ab.size() - 1)) == 0);
+  CHECK(row_shape('T', ab + "x") == 0);
+  CHECK(row_shape('T', "") == 0);
+}
+
+TEST_CASE("a Describe of a statement or of a portal bound from it records the type the client was shown") {
+  client_prepared client(1);
+  server_conn a;
+  const auto x = server_name("select * from t");
+  prepare(a, client, "s1", "select * from t");
+  const auto rows = row_description({"a"});
+  REQUIRE(client.statements.named("s1"));
+  CHECK(client.statements.named("s1")->shape == 0);
+
+  SUBCASE("Describe of the statement") {
+    a.send(client, describe_msg('S', "s1") + sync_msg());
+    CHECK(tags(a.answer(client, parameter_description() + rows + ready())) == "tTZ");
+  }
+  SUBCASE("Describe of a portal bound from it") {
+    a.send(client, bind_msg("p1", "s1") + describe_msg('P', "p1") + execute_msg("p1") + sync_msg());
+    CHECK(tags(a.answer(client, bind_complete() + rows + command_complete("SELECT 0") + ready())) == "2TCZ");
+  }
+  CHECK(client.statements.named("s1")->shape == row_shape('T', body_of(rows)));
+  CHECK(a.prepared.statements.shape(x) == row_shape('T', body_of(rows)));
+  // Prepared again by the client: a new statement, whose type is not known yet.
+  prepare(a, client, "s1", "select * from t");
+  CHECK(client.statements.named("s1")->shape == 0);
+  CHECK(a.prepared.statements.shape(x) == 0);
+}
+
+namespace {
+
+// `client` prepared "select * from t" as s1 on `a` and was shown `rows`.
+std::string prepare_described(server_conn& a, client_prepared& client, const std::string& rows) {
+  prepare(a, client, "s1", "select * from t");
+  a.send(client, describe_msg('S', "s1") + sync_msg());
+  CHECK(tags(a.answer(client, parameter_description() + rows + ready())) == "tTZ");
+  return server_name("select * from t");
+}
+
+}  // namespace
+
+TEST_CASE("a client shown a result type waits while pgmux checks it where the statement is prepared afresh") {
+  client_prepared client(1);
+  server_conn a, b;
+  const auto rows = row_description({"a"});
+  const auto x = prepare_described(a, client, rows);
+
+  const std::string request = run("s1");
+  std::string_view pending = request;
+  const auto sent = b.send_until_wait(client, pending);
+  CHECK(show(sent) == show(close_msg('S', x) + parse_msg(x, "select * from t") + describe_msg('S', x) + wire::msg('H').str()));
+  CHECK(pending == request);  // nothing of the Bind consumed
+  CHECK(b.prepared.verifying != 0);
+  // Any other Bind or Describe waits too while the answer is due.
+  std::string out;
+  CHECK(translate_frontend(describe_msg('S', "s1"), buffer_capacity, client, b.prepared, out).status ==
+        translate_status::wait);
+  CHECK(out.empty());
+
+  SUBCASE("the same type: the Bind goes on, renamed") {
+    CHECK(tags(b.answer(client, close_complete() + parse_complete() + parameter_description() + rows)) == "");
+    CHECK(b.prepared.verifying == 0);
+    CHECK(b.prepared.statements.shape(x) == client.statements.named("s1")->shape);
+    CHECK(show(b.send(client, pending)) == show(run(x)));
+    CHECK(tags(b.answer(client, bind_complete() + command_complete("SELECT 1") + ready())) == "2CZ");
+  }
+  SUBCASE("another type: the Bind fails with 0A000 in place and the server skips the batch") {
+    CHECK(tags(b.answer(client, close_complete() + parse_complete() + parameter_description() +
+                                    row_description({"a", "b"}))) == "");
+    CHECK(b.prepared.verifying == 0);
+    CHECK(client.statements.named("s1")->result_changed);
+    const auto failing = b.send(client, pending);
+    CHECK(tags(failing) == "PBEBES");
+    CHECK(failing.find("'0A000'") != std::string::npos);
+    CHECK(failing.find("cached plan must not change result type") != std::string::npos);
+    CHECK(failing.find(x) == std::string::npos);  // the client's own names, for the server to skip
+    CHECK(tags(b.answer(client, parse_complete() + bind_complete() +
+                                    error_msg("0A000", "cached plan must not change result type") + ready())) == "EZ");
+    CHECK(b.tx.idle());
+    CHECK(b.prepared.responses.empty());
+  }
+}
+
+TEST_CASE("a changed result type fails every Bind and Describe with 0A000 in place until the client prepares again") {
+  client_prepared client(1);
+  server_conn a, b;
+  const auto x = prepare_described(a, client, row_description({"a"}));
+  std::string_view pending;
+  const std::string request = run("s1");
+  pending = request;
+  b.send_until_wait(client, pending);
+  b.answer(client, close_complete() + parse_complete() + parameter_description() + row_description({"a", "b"}));
+  REQUIRE(client.statements.named("s1")->result_changed);
+  b.send(client, pending);
+  b.answer(client, parse_complete() + bind_complete() + error_msg("0A000", "cached plan must not change result type") + ready());
+
+  // On the connection that still holds the statement with the client's old type, too: nothing
+  // is asked, the client's messages fail.
+  for (const std::string& message : {run("s1"), describe_msg('S', "s1") + sync_msg()}) {
+    const auto sent = a.send(client, message);
+    CHECK(sent.find("cached plan must not change result type") != std::string::npos);
+    CHECK(sent.find(x) == std::string::npos);
+    CHECK(a.prepared.verifying == 0);
+    CHECK(tags(a.answer(client, parse_complete() + bind_complete() +
+                                    error_msg("0A000", "cached plan must not change result type") + ready())) == "EZ");
+  }
+  // Prepared again, the name is a new statement with today's type.
+  prepare(a, client, "s1", "select * from t");
+  CHECK_FALSE(client.statements.named("s1")->result_changed);
+  CHECK(show(a.send(client, run("s1"))) == show(run(x)));
+  CHECK(tags(a.answer(client, bind_complete() + command_complete("SELECT 1") + ready())) == "2CZ");
+}
+
+TEST_CASE("a held statement with another or an unknown result type is prepared again and checked") {
+  client_prepared old_client(1), new_client(2);
+  server_conn a, b;
+  const auto x = prepare_described(a, old_client, row_description({"a"}));
+  const auto checked = close_msg('S', x) + parse_msg(x, "select * from t") + describe_msg('S', x) + wire::msg('H').str();
+
+  SUBCASE("another type: a client that prepared after the schema change described it on b") {
+    prepare_described(b, new_client, row_description({"a", "b"}));
+  }
+  SUBCASE("unknown: prepared on b by a client that never described it") {
+    prepare(b, new_client, "s1", "select * from t");
+  }
+  const std::string request = run("s1");
+  std::string_view pending = request;
+  CHECK(show(b.send_until_wait(old_client, pending)) == show(checked));
+  CHECK(tags(b.answer(old_client, close_complete() + parse_complete() + parameter_description() + row_description({"a"}))) ==
+        "");
+  // The server's statement is the client's type after all: used, and known from now on.
+  CHECK(show(b.send(old_client, pending)) == show(run(x)));
+  CHECK(tags(b.answer(old_client, bind_complete() + command_complete("SELECT 1") + ready())) == "2CZ");
+  CHECK(show(b.send(old_client, run("s1"))) == show(run(x)));
+}
+
+TEST_CASE("a failed check lets the waiting message go on to be skipped, as after any error") {
+  client_prepared client(1);
+  server_conn a, b;
+  const auto x = prepare_described(a, client, row_description({"a"}));
+  const std::string request = run("s1");
+  std::string_view pending = request;
+  b.send_until_wait(client, pending);
+  // The table is gone: the hidden Parse fails, its error reaches the client.
+  CHECK(tags(b.answer(client, close_complete() + error_msg("42P01", "relation \"t\" does not exist"))) == "E");
+  CHECK(b.prepared.verifying == 0);
+  CHECK_FALSE(b.prepared.statements.contains(x));
+  CHECK_FALSE(client.statements.named("s1")->result_changed);
+  b.send(client, pending);
+  CHECK(tags(b.answer(client, ready())) == "Z");
+  CHECK(b.tx.idle());
+  CHECK(b.prepared.responses.empty());
 }
 
 }  // TEST_SUITE
