@@ -164,6 +164,7 @@ admin_reply show_config(router& routes) {
   add("pool_defaults.connect_timeout", config::format_duration(d.connect_timeout));
   add("pool_defaults.max_prepared_statements", std::to_string(d.max_prepared_statements));
   add("pool_defaults.session_state", config::to_string(d.session_state));
+  add("pool_defaults.max_replication_connections", std::to_string(d.max_replication_connections));
   return r;
 }
 

@@ -81,6 +81,9 @@ class collector {
          [](const net::pool_snapshot& p) { return double(p.core.waiting); }},
         {"pgmux_pool_max_wait_seconds", "Age of the oldest waiting client.",
          [](const net::pool_snapshot& p) { return std::chrono::duration<double>(p.core.longest_wait).count(); }},
+        {"pgmux_replication_connections",
+         "Server connections of logical replication clients (outside min_size and max_size).",
+         [](const net::pool_snapshot& p) { return double(p.replication_connections); }},
     };
     struct counter_def {
       const char* name;

@@ -150,6 +150,7 @@ class reader {
         {"cancel_grace", [&](const json& v, const std::string& s) { read_duration(v, s, p.cancel_grace); }},
         {"max_prepared_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_prepared_statements, 0, 1000000); }},
         {"max_client_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_client_statements, 1, 10000000); }},
+        {"max_replication_connections", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_replication_connections, 0, 10000); }},
         {"max_client_statement_bytes", [&](const json& v, const std::string& s) {
            read_size(v, s, p.max_client_statement_bytes);
            if (p.max_client_statement_bytes < 1024) error(s, "must be at least 1kB");

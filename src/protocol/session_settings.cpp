@@ -6,7 +6,19 @@ namespace {
 
 // Startup parameters that are not settings.
 bool is_connection_parameter(std::string_view name) {
-  return name == "user" || name == "database" || name == "options";
+  return name == "user" || name == "database" || name == "options" || name == "replication";
+}
+
+// PostgreSQL's parse_bool: true, false, yes, no, on, off, 1, 0, any case, and unique prefixes.
+std::optional<bool> parse_bool(std::string_view value) {
+  std::string v;
+  for (const char c : value) v.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  auto prefix_of = [&v](std::string_view word, std::size_t shortest) {
+    return v.size() >= shortest && v.size() <= word.size() && word.substr(0, v.size()) == v;
+  };
+  if (prefix_of("true", 1) || prefix_of("yes", 1) || v == "on" || v == "1") return true;
+  if (prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 2) || v == "0") return false;
+  return std::nullopt;
 }
 
 // Sets `name` among the extras, replacing an earlier value of the same parameter.
@@ -58,13 +70,25 @@ std::optional<session_settings> settings_from_startup(const parameter_list& star
   }
   for (const auto& [name, value] : startup) {
     if (is_connection_parameter(name)) continue;
-    if (name == "replication") {
-      error = "replication connections are not supported through pgmux";
-      return std::nullopt;
-    }
     if (!set(name, value)) return std::nullopt;
   }
   return s;
+}
+
+std::optional<replication_mode> replication_from_startup(const parameter_list& startup, std::string& error) {
+  auto mode = replication_mode::none;
+  for (const auto& [name, value] : startup) {
+    if (name != "replication") continue;
+    if (value == "database") {
+      mode = replication_mode::logical;
+    } else if (const auto physical = parse_bool(value)) {
+      mode = *physical ? replication_mode::physical : replication_mode::none;
+    } else {
+      error = "invalid value for parameter \"replication\": \"" + value + "\"";
+      return std::nullopt;
+    }
+  }
+  return mode;
 }
 
 std::vector<parameter_change> settings_changes(const session_settings& client, const session_settings& server,

@@ -103,6 +103,43 @@ void lease::release(bool clean) {
   owner->give_back(std::move(conn_), clean);
 }
 
+replication_connection::~replication_connection() {
+  if (!conn_) return;  // moved from
+  conn_->close();
+  std::lock_guard lock(pool_->mu_);
+  pool_->replication_count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+asio::awaitable<std::variant<replication_connection, acquire_error>> server_pool::open_replication(
+    asio::any_io_executor executor, protocol::parameter_list parameters) {
+  auto self = shared_from_this();
+  server_login login;
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) co_return acquire_error{"57P01", stop_reason_};
+    const auto limit = settings_.max_replication_connections;
+    if (replication_count_.load(std::memory_order_relaxed) >= limit)
+      co_return acquire_error{"53300", "too many replication connections for pool " + name_ + " (max_replication_connections " +
+                                           std::to_string(limit) + ")"};
+    replication_count_.fetch_add(1, std::memory_order_relaxed);
+    login = login_;
+    login.timeout = settings_.connect_timeout;
+    login.passthrough = passthrough_;
+    id = next_replication_id_++;
+  }
+  login.extra_parameters = std::move(parameters);
+  auto conn = std::make_shared<server_connection>(executor, id);
+  conn->pool_name = name_;
+  replication_connection owned(self, conn);  // counted from here: uncounted whatever happens next
+  const auto error = co_await conn->open(login);
+  if (!error.empty()) {
+    log::warn("pool " + name_ + ": replication connection: " + error);
+    co_return acquire_error{conn->refusal_code().empty() ? std::string("08001") : conn->refusal_code(), error};
+  }
+  co_return std::move(owned);
+}
+
 server_pool::server_pool(worker_set& workers, std::string database, std::string entry, server_login login,
                          config::pool_settings settings)
     : workers_(workers), database_(std::move(database)), server_user_(login.user), name_(database_ + "/" + server_user_),
@@ -656,7 +693,8 @@ void server_pool::set_paused(bool paused) {
 
 pool_snapshot server_pool::snapshot() const {
   std::lock_guard lock(mu_);
-  return pool_snapshot{database_, server_user_, core_.stats(clock::now()), settings_, core_.paused()};
+  return pool_snapshot{database_,         server_user_,  core_.stats(clock::now()),
+                       settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed)};
 }
 
 std::vector<server_info> server_pool::servers() const {

@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <boost/asio/connect.hpp>
@@ -176,8 +177,12 @@ asio::awaitable<server_connection::attempt> server_connection::try_login(const s
   }
 
   protocol::parameter_list startup{{"user", login.user}, {"database", login.database}};
-  if (!login.application_name.empty()) startup.emplace_back("application_name", login.application_name);
+  const bool own_application_name = std::any_of(login.extra_parameters.begin(), login.extra_parameters.end(),
+                                                [](const auto& p) { return p.first == "application_name"; });
+  if (!login.application_name.empty() && !own_application_name)
+    startup.emplace_back("application_name", login.application_name);
   if (!login.options.empty()) startup.emplace_back("options", login.options);
+  startup.insert(startup.end(), login.extra_parameters.begin(), login.extra_parameters.end());
   std::string out;
   protocol::encode_startup_message(out, startup);
   server_auth auth(login.user, login.password, login.passthrough);

@@ -83,6 +83,8 @@ asio::awaitable<void> client_session::login_then_serve() {
       ended = *refused;
     } else if (admin_) {
       ended = co_await serve_admin_console(client_, services_.routes, services_.sessions, services_.hooks);
+    } else if (replication_) {
+      ended = co_await serve_replication();
     }
   } catch (const std::exception& e) {
     log::error(label() + ": " + e.what());
@@ -153,7 +155,8 @@ asio::awaitable<void> client_session::serve_until_idle() {
 
 asio::awaitable<void> client_session::finish(close_reason reason) {
   auto self = shared_from_this();
-  if (reason == close_reason::shutdown && !lease_) {
+  // A replication stream may have been cut mid-message: no goodbye can follow it.
+  if (reason == close_reason::shutdown && !lease_ && !replication_) {
     killed_ = false;
     co_await send_error("FATAL", "57P01", "terminating connection: pgmux is shutting down");
   }
@@ -233,10 +236,13 @@ void client_session::drain() {
   asio::post(executor_, [self = shared_from_this()] {
     self->draining_ = true;
     // A client with a request under way (buffered, waiting for a server, or relayed) is
-    // closed once its transaction ends; only an idle one is closed now.
-    if (self->lease_ && self->settings_.mode != config::pool_mode::session) return;
-    if (self->lease_ && !self->lease_->tx().idle()) return;  // session mode: see the transaction through
-    if (!self->lease_ && !self->buffer_.empty()) return;
+    // closed once its transaction ends; only an idle one is closed now. A replication stream
+    // has no end to wait for.
+    if (!self->replication_) {
+      if (self->lease_ && self->settings_.mode != config::pool_mode::session) return;
+      if (self->lease_ && !self->lease_->tx().idle()) return;  // session mode: see the transaction through
+      if (!self->lease_ && !self->buffer_.empty()) return;
+    }
     self->killed_ = true;
     self->kill_reason_ = close_reason::shutdown;
     error_code ignored;
@@ -435,10 +441,17 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
     static const auto none = std::make_shared<const protocol::session_settings>();
     std::string settings_error;
     auto wanted = protocol::settings_from_startup(msg.parameters, settings_error);
-    if (!wanted) {
-      co_await send_error("FATAL", "08P01", settings_error);
+    const auto replication = wanted ? protocol::replication_from_startup(msg.parameters, settings_error) : std::nullopt;
+    if (!wanted || !replication) {
+      co_await send_error("FATAL", wanted ? "22023" : "08P01", settings_error);
+      refused = close_reason::client_protocol_error;
+    } else if (*replication == protocol::replication_mode::physical) {
+      co_await send_error("FATAL", "0A000",
+                          "physical replication connections are not supported through pgmux: connect to the server "
+                          "directly (logical replication, replication=database, is)");
       refused = close_reason::client_protocol_error;
     } else {
+      replication_ = *replication == protocol::replication_mode::logical;
       wanted_settings_ = *wanted == *none ? none : std::make_shared<const protocol::session_settings>(std::move(*wanted));
       // Trust needs no exchange, so no coroutine: Asio recycles freed coroutine frames for
       // later ones, and an idle client's pending read would then hold a block as large as the
@@ -530,6 +543,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   pool_ = std::move(route.pool);
   pool_->client_joined();
   settings_ = pool_->settings();
+  if (replication_) co_return std::nullopt;  // serve_replication logs in to the server
   prepared_.max_statements = settings_.max_client_statements;
   prepared_.max_bytes = settings_.max_client_statement_bytes;
 

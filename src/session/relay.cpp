@@ -567,6 +567,35 @@ asio::awaitable<relay_result> relay(client_side client, server_connection& serve
   co_return std::visit([](const relay_result& r) { return r; }, result);
 }
 
+namespace {
+
+// One direction of relay_unread: what `from` sends goes to `to` until either fails.
+asio::awaitable<relay_end> pass_unread(stream& from, io_buffer& buffer, stream& to, relay_end read_failed,
+                                       relay_end write_failed, const bool& killed) {
+  for (;;) {
+    if (!buffer.empty()) {
+      auto [ec, n] = co_await asio::async_write(to, asio::buffer(buffer.data(), buffer.size()), nothrow);
+      buffer.clear();
+      if (ec) co_return killed ? relay_end::killed : write_failed;
+    }
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buffer.free_begin(), buffer.free_size()), nothrow);
+    buffer.commit(n);
+    if (killed) co_return relay_end::killed;
+    if (ec && n == 0) co_return read_failed;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<relay_end> relay_unread(stream& client, io_buffer& client_buffer, const bool& killed,
+                                        server_connection& server) {
+  auto result = co_await (pass_unread(client, client_buffer, server.socket(), relay_end::client_eof,
+                                      relay_end::server_error, killed) ||
+                          pass_unread(server.socket(), server.buffer(), client, relay_end::server_error,
+                                      relay_end::client_eof, killed));
+  co_return std::visit([](relay_end end) { return end; }, result);
+}
+
 asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
                                  bool let_finish) {
   if (server->broken()) co_return false;

@@ -112,11 +112,6 @@ bool keep_files() {
   return v && *v && std::string(v) != "0";
 }
 
-std::string pg_bindir() {
-  if (const char* v = std::getenv("PGMUX_PG_BINDIR"); v && *v) return v;
-  return "/usr/lib/postgresql/15/bin";
-}
-
 bool running_as_root() { return ::geteuid() == 0; }
 
 // Runs a PostgreSQL program as `postgres` when we are root (initdb and postgres refuse root).
@@ -207,6 +202,11 @@ std::string json_members(const std::map<std::string, std::string>& m) {
 }
 
 }  // namespace
+
+std::string pg_bindir() {
+  if (const char* v = std::getenv("PGMUX_PG_BINDIR"); v && *v) return v;
+  return "/usr/lib/postgresql/15/bin";
+}
 
 unsigned default_workers() {
   static const unsigned workers = [] {
@@ -362,6 +362,7 @@ void pg_instance::start() {
              "shared_buffers = 32MB\n"
              "password_encryption = 'scram-sha-256'\n"
              "log_min_messages = warning\n"
+             "wal_level = logical\n"  // logical replication through pgmux
              "log_line_prefix = '%m [%p] %u@%d '\n",
              /*append=*/true);
   // Trust over the Unix socket for admin checks; SCRAM on TCP, which is how pgmux reaches the server.

@@ -76,6 +76,9 @@ int test_cases_started();
 // ---------------------------------------------------------------------------------------------------
 // PostgreSQL
 
+// Where the PostgreSQL programs are (PGMUX_PG_BINDIR).
+std::string pg_bindir();
+
 class pg_instance {
  public:
   // The cluster of this test process, created on first use and stopped when the process exits.

@@ -51,6 +51,9 @@ struct pool_settings {
   std::size_t max_client_statements = 10000;
   std::size_t max_client_statement_bytes = 16 * 1024 * 1024;
   session_state_policy session_state = session_state_policy::pin;
+  // Logical replication clients (replication=database) get a server connection each, outside
+  // min_size and max_size; at most this many at once. 0 refuses them.
+  std::size_t max_replication_connections = 2;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 

@@ -36,10 +36,17 @@ struct session_settings {
 session_settings settings_from_status(const parameter_list& reported);
 
 // What a client asks for at startup: tracked parameters it sent, and the others (with
-// `options`' settings, applied first as PostgreSQL does) as extras. user, database and options
-// themselves are not settings. nullopt with `error` set for an `options` value PostgreSQL
-// would refuse or a parameter name that is not one (replication connections are refused, too).
+// `options`' settings, applied first as PostgreSQL does) as extras. user, database, options and
+// replication themselves are not settings. nullopt with `error` set for an `options` value
+// PostgreSQL would refuse or a parameter name that is not one.
 std::optional<session_settings> settings_from_startup(const parameter_list& startup, std::string& error);
+
+// The startup parameter `replication`, read as PostgreSQL reads it: "database" asks for a
+// logical replication connection, a true boolean (true, on, yes, 1 and their prefixes) for a
+// physical one, a false one or none for an ordinary connection. nullopt with `error` set for
+// any other value.
+enum class replication_mode { none, logical, physical };
+std::optional<replication_mode> replication_from_startup(const parameter_list& startup, std::string& error);
 
 // Changes that make `server` match `client`: each tracked value that differs from the client's,
 // or where the client set none from the connection's own `server_defaults` (what it reported

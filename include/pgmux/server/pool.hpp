@@ -63,6 +63,27 @@ class lease {
   std::shared_ptr<server_connection> conn_;
 };
 
+// A logical replication client's own server connection (server_pool::open_replication), never
+// lent to anyone else. Move-only; closed, and no longer counted by its pool, when it goes.
+class replication_connection {
+ public:
+  replication_connection(std::shared_ptr<server_pool> owner, std::shared_ptr<server_connection> conn)
+      : pool_(std::move(owner)), conn_(std::move(conn)) {}
+  replication_connection(replication_connection&&) noexcept = default;
+  replication_connection& operator=(replication_connection&&) = delete;
+  replication_connection(const replication_connection&) = delete;
+  replication_connection& operator=(const replication_connection&) = delete;
+  ~replication_connection();
+
+  server_connection* operator->() const noexcept { return conn_.get(); }
+  server_connection& operator*() const noexcept { return *conn_; }
+  const std::shared_ptr<server_connection>& connection() const noexcept { return conn_; }
+
+ private:
+  std::shared_ptr<server_pool> pool_;
+  std::shared_ptr<server_connection> conn_;
+};
+
 // Why a client got no server connection: the SQLSTATE and text of its ErrorResponse.
 struct acquire_error {
   std::string code;
@@ -91,6 +112,7 @@ struct pool_snapshot {
   pgmux::pool::pool_stats core;
   config::pool_settings settings;
   bool paused = false;
+  std::size_t replication_connections = 0;  // open for logical replication clients, outside core
 };
 
 // One open server connection, as SHOW SERVERS lists it.
@@ -141,6 +163,14 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
                                                             std::weak_ptr<session_control> owner,
                                                             queue_watcher* watcher = nullptr);
 
+  // Logical replication (replication=database): a server connection of the client's own, the
+  // pool's login with `parameters` added (replication and the client's settings), outside
+  // min_size and max_size. At most max_replication_connections at once: past that, or with the
+  // pool stopped, an acquire_error (53300), as for a failed login. Opened on `executor`.
+  asio::awaitable<std::variant<replication_connection, acquire_error>> open_replication(
+      asio::any_io_executor executor, protocol::parameter_list parameters);
+  std::size_t replication_connections() const noexcept { return replication_count_.load(std::memory_order_relaxed); }
+
   // SCRAM passthrough: a client of this pool's server user proved these keys. When the
   // login has no password, new server connections authenticate with them. The latest win.
   void remember_scram_keys(scram_keys keys);
@@ -178,6 +208,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
  private:
   friend class lease;
+  friend class replication_connection;
   struct waiter;
 
   // `transaction`: a lease ended (counted); false for a connection handed to a waiter that left.
@@ -246,6 +277,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   pool_counters& worker_counters() noexcept { return *worker_counters_[worker_set::current()]; }
   std::atomic<std::size_t> clients_{0};
   bool stopped_ = false;
+  std::atomic<std::size_t> replication_count_{0};  // open replication connections (changed under mu_)
+  std::uint64_t next_replication_id_ = 1;          // ids of their own: "replication 3" in logs
   std::shared_ptr<asio::steady_timer> maintenance_timer_;
   std::vector<std::function<void()>> none_lent_callbacks_;  // guarded by mu_
 };

@@ -60,6 +60,9 @@ struct server_login {
   std::string application_name;
   std::string options;
   std::chrono::milliseconds timeout{5000};
+  // More startup parameters, after the ones above (a replication client's own: replication,
+  // its settings); one of the same name replaces application_name.
+  protocol::parameter_list extra_parameters;
   server_tls tls;
   // Used when the server asks for SCRAM and there is no password. Never from the config: the
   // pool fills it in at connect time with the keys its clients proved.

@@ -96,6 +96,9 @@ class client_session final : public session_control,
   asio::awaitable<close_reason> refuse_busy(bool per_address);
   asio::awaitable<startup_outcome> read_startup();
   asio::awaitable<void> login_then_serve();
+  // Logical replication: a server connection of the client's own, its login answered with that
+  // server's own parameters and pid, then bytes passed both ways unread until either side goes.
+  asio::awaitable<close_reason> serve_replication();
   // Idle: reads the first bytes of the next request (within client_idle_timeout), then serves
   // requests until the client is idle again.
   void wait_idle();
@@ -179,6 +182,7 @@ class client_session final : public session_control,
   std::atomic<activity> activity_{activity::idle};
   std::atomic<bool> logged_in_{false};  // user_, database_, peer_ are final once set
   bool admin_ = false;
+  bool replication_ = false;  // replication=database: served by serve_replication
   auth::auth_method method_ = auth::auth_method::trust;  // how the client authenticated
   const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   bool killed_ = false;

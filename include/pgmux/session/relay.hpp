@@ -57,6 +57,13 @@ struct client_side {
 // it stops right after the ReadyForQuery that leaves the server idle.
 asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle);
 
+// Logical replication: the client and a server connection of its own speak the protocol
+// between them (replication commands, COPY both ways); pgmux passes the bytes on unread, the
+// client's already in `client_buffer` first, until either side closes or the session is killed
+// (then client_eof or killed; server_error when the server went).
+asio::awaitable<relay_end> relay_unread(stream& client, io_buffer& client_buffer, const bool& killed,
+                                        server_connection& server);
+
 // Brings a server connection whose client is gone back to idle: ends a COPY, cancels what
 // runs (unless `let_finish`: a client that said Terminate after its last request gets that
 // request run to the end, as PostgreSQL would), drains the answers and rolls back an open

@@ -3,7 +3,8 @@
 //   tracked startup values are kept, others become extras
 //   options settings come first and explicit parameters override them
 //   a client that sets nothing has no settings
-//   bad options, bad names and replication are refused
+//   bad options and bad names are refused
+//   replication is read as PostgreSQL reads it
 //   changes cover differing tracked values, missing extras and extras to reset
 //   a ParameterStatus updates the server and copies the client's settings before changing them
 //   the server's session user is noted from its login and every ParameterStatus, never for the client
@@ -65,14 +66,39 @@ TEST_CASE("a client that sets nothing has no settings") {
   CHECK(*s == session_settings{});
 }
 
-TEST_CASE("bad options, bad names and replication are refused") {
+TEST_CASE("bad options and bad names are refused") {
   std::string error;
   CHECK_FALSE(settings_from_startup({{"options", "-x"}}, error));
   CHECK_FALSE(error.empty());
   CHECK_FALSE(settings_from_startup({{"bad name", "1"}}, error));
   CHECK(error.find("bad name") != std::string::npos);
-  CHECK_FALSE(settings_from_startup({{"replication", "database"}}, error));
-  CHECK(error.find("replication") != std::string::npos);
+  // replication is a kind of connection, not a setting.
+  auto s = settings_from_startup({{"replication", "database"}, {"application_name", "sub"}}, error);
+  REQUIRE(s);
+  CHECK(s->extra.empty());
+}
+
+TEST_CASE("replication is read as PostgreSQL reads it") {
+  std::string error;
+  auto mode = [&](std::string_view value) {
+    return replication_from_startup({{"user", "u"}, {"replication", std::string(value)}}, error);
+  };
+  CHECK(replication_from_startup({{"user", "u"}}, error) == replication_mode::none);
+  CHECK(mode("database") == replication_mode::logical);
+  for (const auto* yes : {"true", "TRUE", "t", "tr", "yes", "y", "on", "On", "1"}) {
+    CAPTURE(yes);
+    CHECK(mode(yes) == replication_mode::physical);
+  }
+  for (const auto* no : {"false", "f", "no", "n", "off", "of", "0"}) {
+    CAPTURE(no);
+    CHECK(mode(no) == replication_mode::none);
+  }
+  for (const auto* bad : {"o", "Database", "2", "", "truth"}) {
+    CAPTURE(bad);
+    error.clear();
+    CHECK_FALSE(mode(bad));
+    CHECK(error.find("invalid value for parameter \"replication\"") != std::string::npos);
+  }
 }
 
 TEST_CASE("changes cover differing tracked values, missing extras and extras to reset") {
