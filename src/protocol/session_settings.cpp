@@ -75,6 +75,12 @@ std::optional<session_settings> settings_from_startup(const parameter_list& star
   return s;
 }
 
+bool is_startup_packet_name(std::string_view name) noexcept {
+  return parameter_name_equal(name, "user") || parameter_name_equal(name, "database") ||
+         parameter_name_equal(name, "options") || parameter_name_equal(name, "replication") ||
+         (name.size() >= 5 && parameter_name_equal(name.substr(0, 5), "_pq_."));
+}
+
 std::optional<replication_mode> replication_from_startup(const parameter_list& startup, std::string& error) {
   auto mode = replication_mode::none;
   for (const auto& [name, value] : startup) {

@@ -13,12 +13,14 @@ namespace pgmux::net {
 asio::awaitable<close_reason> client_session::serve_replication() {
   auto self = shared_from_this();
   // The connection is the client's alone: its own settings go into the startup packet, where
-  // RESET and SHOW find them as on a direct connection.
+  // RESET and SHOW find them as on a direct connection. Never names the startup packet itself
+  // uses (an options "-c user=postgres" would log in as another user): those are the pool's.
   protocol::parameter_list parameters{{"replication", "database"}};
   for (std::size_t i = 0; i < wanted_settings_->tracked.size(); ++i)
     if (const auto& value = wanted_settings_->tracked[i])
       parameters.emplace_back(std::string(protocol::tracked_parameters[i]), *value);
-  parameters.insert(parameters.end(), wanted_settings_->extra.begin(), wanted_settings_->extra.end());
+  for (const auto& [name, value] : wanted_settings_->extra)
+    if (!protocol::is_startup_packet_name(name)) parameters.emplace_back(name, value);
   auto opened = co_await pool_->open_replication(executor_, std::move(parameters));
   if (auto* error = std::get_if<acquire_error>(&opened)) {
     log::warn(label() + ": refused a replication connection: " + error->message);
@@ -26,6 +28,7 @@ asio::awaitable<close_reason> client_session::serve_replication() {
     co_return close_reason::server_connect_failed;
   }
   auto& server = std::get<replication_connection>(opened);
+  if (killed_) co_return kill_reason_;  // shut down (or killed) while it logged in
   // A CancelRequest with the key the client gets reaches this connection, and its pid is the
   // server's own (pg_stat_replication, pg_terminate_backend).
   set_current_server(server.connection());

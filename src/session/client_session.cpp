@@ -511,6 +511,10 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   }
 
   if (database_ == admin_database) {
+    if (replication_) {
+      co_await send_error("FATAL", "0A000", "the pgmux admin console does not take replication connections");
+      co_return close_reason::client_protocol_error;
+    }
     const auto& admins = cfg->admin_users;
     if (std::find(admins.begin(), admins.end(), user_) == admins.end()) {
       co_await send_error("FATAL", "28000", "not allowed to use the pgmux admin console: user \"" + user_ +

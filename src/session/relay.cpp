@@ -573,6 +573,7 @@ namespace {
 asio::awaitable<relay_end> pass_unread(stream& from, io_buffer& buffer, stream& to, relay_end read_failed,
                                        relay_end write_failed, const bool& killed) {
   for (;;) {
+    if (killed) co_return relay_end::killed;
     if (!buffer.empty()) {
       auto [ec, n] = co_await asio::async_write(to, asio::buffer(buffer.data(), buffer.size()), nothrow);
       buffer.clear();

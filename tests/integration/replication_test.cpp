@@ -3,7 +3,8 @@
 //   changes up to an end position and drops the slot through pgmux, on a server connection of
 //   its own that the pool's max_size does not count; the client is told its walsender's own pid
 // - physical replication and invalid replication values are refused with a clear error, and
-//   max_replication_connections bounds the logical ones (pgmux_replication_connections counts them)
+//   max_replication_connections (0 by default) bounds the logical ones (pgmux_replication_connections
+//   counts them); options naming the startup packet (-c user=...) never reach the server's
 #include <doctest/doctest.h>
 
 #include "integration/fixtures.hpp"
@@ -30,7 +31,7 @@ TEST_CASE("pg_recvlogical streams a slot's changes through pgmux on a server con
   auto admin = connect(pg().admin_conninfo());
   auto setup = setup_connection();
   exec_ok(setup, "drop table if exists it_repl; create table it_repl (a int)");
-  proxy_instance proxy(proxy_options().pool("mode", "session").pool("max_size", "1"));
+  proxy_instance proxy(proxy_options().pool("mode", "session").pool("max_size", "1").pool("max_replication_connections", "2"));
   const std::string via_pgmux = proxy.conninfo() + " replication=database";
   const std::string recvlogical = pg_bindir() + "/pg_recvlogical -d " + shell_quote(proxy.conninfo()) + " --slot it_slot";
 
@@ -48,6 +49,14 @@ TEST_CASE("pg_recvlogical streams a slot's changes through pgmux on a server con
     // Its BackendKeyData carries the walsender's own pid.
     const auto pid = PQbackendPID(replication.get());
     CHECK(scalar(admin, "select backend_type from pg_stat_activity where pid = " + std::to_string(pid)) == "walsender");
+  }
+  {
+    // Settings naming the startup packet itself stay the pool's: no other user, no other database.
+    auto sneaky = connect(via_pgmux + " options='-c user=postgres -c database=postgres -c work_mem=3MB'");
+    REQUIRE(sneaky.exec("IDENTIFY_SYSTEM").ok());
+    const auto pid = std::to_string(PQbackendPID(sneaky.get()));
+    CHECK(scalar(admin, "select usename || '@' || datname from pg_stat_activity where pid = " + pid) == "pgmux_test@pgmux_test");
+    CHECK(scalar(sneaky, "SHOW work_mem") == "3MB");
   }
   CHECK(wait_until([&] { return walsender_count(admin) == "0"; }, 5s));
 
@@ -77,6 +86,14 @@ TEST_CASE("pg_recvlogical streams a slot's changes through pgmux on a server con
 TEST_CASE("physical replication is refused clearly and max_replication_connections bounds logical replication") {
   allow_replication();
   auto admin = connect(pg().admin_conninfo());
+  {
+    // Off unless the operator allows it.
+    proxy_instance by_default;
+    pg_conn refused(by_default.conninfo() + " replication=database");
+    CHECK_FALSE(refused.ok());
+    CHECK(refused.error().find("too many replication connections") != std::string::npos);
+    CHECK(refused.error().find("max_replication_connections 0") != std::string::npos);
+  }
   const int mport = free_port();
   proxy_instance proxy(proxy_options()
                            .pool("max_replication_connections", "1")

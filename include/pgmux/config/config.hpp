@@ -52,8 +52,9 @@ struct pool_settings {
   std::size_t max_client_statement_bytes = 16 * 1024 * 1024;
   session_state_policy session_state = session_state_policy::pin;
   // Logical replication clients (replication=database) get a server connection each, outside
-  // min_size and max_size; at most this many at once. 0 refuses them.
-  std::size_t max_replication_connections = 2;
+  // min_size and max_size; at most this many at once. 0 (the default) refuses them: a slot
+  // holds back WAL, and decoding reads every table, so it is for the operator to allow.
+  std::size_t max_replication_connections = 0;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 

@@ -46,6 +46,10 @@ std::optional<session_settings> settings_from_startup(const parameter_list& star
 // physical one, a false one or none for an ordinary connection. nullopt with `error` set for
 // any other value.
 enum class replication_mode { none, logical, physical };
+
+// Names that mean the startup packet itself rather than a setting (user, database, options,
+// replication, and the protocol's _pq_. extensions), in any case: never passed on as settings.
+bool is_startup_packet_name(std::string_view name) noexcept;
 std::optional<replication_mode> replication_from_startup(const parameter_list& startup, std::string& error);
 
 // Changes that make `server` match `client`: each tracked value that differs from the client's,

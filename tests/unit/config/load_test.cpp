@@ -278,12 +278,12 @@ TEST_CASE("omitted keys take their documented defaults") {
   CHECK(p.cancel_grace == 5s);
   CHECK(p.max_client_statements == 10000);
   CHECK(p.max_client_statement_bytes == 16u * 1024 * 1024);
-  CHECK(p.max_replication_connections == 2);
+  CHECK(p.max_replication_connections == 0);
 }
 
 TEST_CASE("max_replication_connections is read and checked") {
   const auto pool = [](const std::string& body) { return with_db(R"("pool_defaults": {)" + body + "}"); };
-  CHECK(loaded(pool(R"("max_replication_connections": 0)")).pool_defaults.max_replication_connections == 0);
+  CHECK(loaded(pool(R"("max_replication_connections": 2)")).pool_defaults.max_replication_connections == 2);
   CHECK(loaded(pool(R"("max_replication_connections": 7)")).databases.at("app").pool.max_replication_connections == 7);
   refused_at(pool(R"("max_replication_connections": -1)"), "/pool_defaults/max_replication_connections");
   refused_at(pool(R"("max_replication_connections": "2")"), "/pool_defaults/max_replication_connections");
