@@ -9,6 +9,7 @@
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/extended.hpp"
 #include "pgmux/protocol/frame.hpp"
+#include "pgmux/protocol/reset_restore.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::protocol {
@@ -246,7 +247,8 @@ void server_prepared::reset_after_cleanup() {
 }
 
 translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
-                                    server_prepared& server, std::string& out, sql_watch* seen_sql, bool may_wait) {
+                                    server_prepared& server, std::string& out, sql_watch* seen_sql, bool may_wait,
+                                    const std::vector<parameter_change>* restorable) {
   const auto h = parse_header(buffered, SIZE_MAX);
   if (h.status != parse_status::complete) return {translate_status::need_more};
   const char tag = h.hdr.tag;
@@ -317,6 +319,9 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
         encode_query(out, reserved_statement_refusal_sql());  // noted already by scan_frontend
       } else if (seen_sql && seen_sql->refuses(found)) {
         encode_query(out, session_state_refusal_sql(found.state));
+      } else if (auto restored = restorable ? restore_after_resets(sql, found.resets, *restorable) : std::nullopt) {
+        encode_query(out, restored->sql);
+        result.hidden_statements = restored->hidden;
       } else {
         out.append(message);
       }

@@ -2,6 +2,7 @@
 #include "pgmux/protocol/sql_inspect.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "pgmux/protocol/session_params.hpp"
 
@@ -54,6 +55,7 @@ struct statement_head {
     if (stored > 0 && tokens[0].type == token::kind::word) {
       if (tokens[0].text == "create") return kept;
       if (tokens[0].text == "set") return 6;
+      if (tokens[0].text == "reset") return 4;
     }
     return 3;
   }
@@ -142,6 +144,24 @@ bool reserved(const std::string* name) {
          std::string_view(*name).substr(0, reserved_statement_prefix.size()) == reserved_statement_prefix;
 }
 
+// A parameter named at token `i`: a word or quoted name, or prefix.name of a custom parameter
+// (three tokens). No tokens when the head does not hold one whole.
+struct parameter_ref {
+  std::string name;
+  std::size_t tokens = 0;
+};
+parameter_ref parameter_at(const statement_head& head, std::size_t i) {
+  const auto* name = head.name_at(i);
+  if (!name) return {};
+  if (i + 2 < head.stored && head.tokens[i + 1].type == token::kind::symbol && head.tokens[i + 1].text == ".") {
+    const auto* rest = head.name_at(i + 2);
+    if (!rest) return {};
+    return {*name + "." + *rest, 3};
+  }
+  if (i + 1 >= head.stored && head.count > i + 1) return {};  // more than pgmux kept: maybe a prefix
+  return {*name, 1};
+}
+
 // SET at the head of a statement: what it leaves on the connection. A parameter whose session
 // value pgmux can read back and carry goes to `carried` instead.
 session_state::set set_statement_state(const statement_head& head, std::vector<std::string>& carried) {
@@ -167,17 +187,10 @@ session_state::set set_statement_state(const statement_head& head, std::vector<s
   if (tracked_parameter_index(*name)) return session_state::none;
   if (parameter_name_equal(*name, "role") || parameter_name_equal(*name, "session_authorization"))
     return session_state::role;
-  // A custom parameter: prefix.name, as three tokens.
-  std::string full = *name;
-  if (i + 2 < head.stored && head.tokens[i + 1].type == token::kind::symbol && head.tokens[i + 1].text == ".") {
-    const auto* rest = head.name_at(i + 2);
-    if (!rest) return session_state::parameter;
-    full += "." + *rest;
-  } else if (i + 1 >= head.stored && head.count > i + 1) {
-    return session_state::parameter;  // more than pgmux kept: it cannot tell the name
-  }
-  if (!valid_parameter_name(full)) return session_state::parameter;
-  carried.push_back(std::move(full));
+  auto parameter = parameter_at(head, i);
+  // Unless pgmux can tell the name (it kept too few tokens), the SET counts as session state.
+  if (parameter.tokens == 0 || !valid_parameter_name(parameter.name)) return session_state::parameter;
+  carried.push_back(std::move(parameter.name));
   return session_state::none;
 }
 
@@ -192,9 +205,43 @@ bool creates_temp_object(const statement_head& head) {
   return false;
 }
 
-void finish_statement(const statement_scan& scan, sql_findings& out) {
+// What a RESET, or a SET ... TO DEFAULT, takes back to its reset value: a name, "" for all;
+// nullopt for any other statement (SET LOCAL and RESET of the role or session user included).
+std::optional<std::string> reset_target(const statement_head& head) {
+  if (head.word_at(0, "reset")) {
+    if (head.word_at(1, "all") && head.count == 2) return std::string();
+    if (head.word_at(1, "time") && head.word_at(2, "zone")) return std::string("timezone");
+    if (head.word_at(1, "session") || head.word_at(1, "role") || head.word_at(1, "transaction")) return std::nullopt;
+    auto parameter = parameter_at(head, 1);
+    if (parameter.tokens == 0 || head.count != 1 + parameter.tokens) return std::nullopt;
+    return std::move(parameter.name);
+  }
+  if (!head.word_at(0, "set")) return std::nullopt;
+  std::size_t i = head.word_at(1, "session") ? 2 : 1;
+  if (head.word_at(i, "time") && head.word_at(i + 1, "zone") && head.count == i + 3 &&
+      (head.word_at(i + 2, "default") || head.word_at(i + 2, "local")))
+    return std::string("timezone");
+  if (head.word_at(1, "local") || head.word_at(i, "role") || head.word_at(i, "authorization")) return std::nullopt;
+  auto parameter = parameter_at(head, i);
+  if (parameter.tokens == 0) return std::nullopt;
+  const std::size_t after = i + parameter.tokens;
+  const bool to = head.word_at(after, "to") ||
+                  (after < head.stored && head.tokens[after].type == token::kind::symbol && head.tokens[after].text == "=");
+  if (!to || !head.word_at(after + 1, "default") || head.count != after + 2) return std::nullopt;
+  return std::move(parameter.name);
+}
+
+void finish_statement(const statement_scan& scan, sql_findings& out, std::size_t end, std::size_t& ordinal) {
   const auto& head = scan.head;
   if (head.count == 0) return;
+  if (auto target = reset_target(head)) {
+    // An untracked parameter's value after it is read back at the end of the transaction, as
+    // after a SET, so that it follows the client.
+    if (!target->empty() && !tracked_parameter_index(*target) && valid_parameter_name(*target))
+      out.carried.push_back(*target);
+    out.resets.push_back({ordinal, end, std::move(*target)});
+  }
+  ++ordinal;
   if (scan.advisory_lock) out.state |= session_state::advisory_lock;
   // set_config('role', ...) changes the role as SET ROLE does, but the name may be any
   // expression: a session-level set_config counts as "set", which every policy covers.
@@ -239,6 +286,7 @@ sql_findings inspect_sql(std::string_view sql) {
   sql_findings out;
   statement_scan scan;
   auto& head = scan.head;
+  std::size_t ordinal = 0;  // statements that are not empty, so far
   std::size_t i = 0;
   const std::size_t n = sql.size();
   while (i < n) {
@@ -246,7 +294,7 @@ sql_findings inspect_sql(std::string_view sql) {
     if (is_space(c) || (c == '-' && i + 1 < n && sql[i + 1] == '-') || (c == '/' && i + 1 < n && sql[i + 1] == '*')) {
       i = skip_blanks_and_comments(sql, i);
     } else if (c == ';') {
-      finish_statement(scan, out);
+      finish_statement(scan, out, i + 1, ordinal);
       scan = statement_scan{};
       ++i;
     } else if (c == '"') {
@@ -325,7 +373,7 @@ sql_findings inspect_sql(std::string_view sql) {
       ++i;
     }
   }
-  finish_statement(scan, out);
+  finish_statement(scan, out, n, ordinal);
   return out;
 }
 

@@ -8,11 +8,16 @@
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/extended.hpp"
 #include "pgmux/protocol/prepared.hpp"
+#include "pgmux/protocol/reset_restore.hpp"
 #include "pgmux/protocol/session_settings.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
 
 namespace pgmux::protocol {
 namespace {
+
+// The answers of a statement pgmux adds (set_config of a client's startup values) are read whole
+// to be dropped: they are short, but held to this where the caller set no inspect_limit.
+constexpr std::size_t hidden_answer_limit = 8 * 1024;
 
 // Passes over the rest of a message already started. Returns false when the buffer ran out.
 bool pass_remaining(std::string_view buffered, std::size_t& pos, stream_cursor& cursor) {
@@ -61,7 +66,8 @@ bool is_frontend_message(char tag) noexcept {
 }
 
 scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
-                          server_prepared* prepared, sql_watch* seen_sql, std::size_t inspect_limit) {
+                          server_prepared* prepared, sql_watch* seen_sql, std::size_t inspect_limit,
+                          const std::vector<parameter_change>* restorable) {
   std::size_t pos = 0;
   for (;;) {
     if (cursor.remaining > 0 && !pass_remaining(buffered, pos, cursor)) return {pos, scan_stop::need_more};
@@ -74,10 +80,10 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       return {pos, scan_stop::invalid, "only CopyData, CopyDone, CopyFail, Flush and Sync are allowed during COPY FROM STDIN"};
     if (tx.unsynced_extended && (tag == 'Q' || tag == 'F'))
       return {pos, scan_stop::invalid, "Query or FunctionCall before the Sync that ends an extended-protocol batch"};
-    if (tag == 'Q' && (prepared || seen_sql)) {
+    if (tag == 'Q' && (prepared || seen_sql || restorable)) {
       const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
       const bool whole = available == h.hdr.total();
-      if (seen_sql && !whole && h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
+      if ((seen_sql || restorable) && !whole && h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
       auto text = buffered.substr(pos + header_size, available - header_size);
       if (whole && !text.empty() && text.back() == '\0') text.remove_suffix(1);
       auto deallocate = prepared ? starts_with_deallocate(text, whole) : keyword_match::no;
@@ -87,9 +93,11 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         // the relay. No DEALLOCATE of a client's name (translate_frontend) is that long.
         deallocate = keyword_match::no;
       }
+      // A RESET of a startup value, in a Query the client waits for alone: its restore is added.
+      const bool may_restore = restorable && whole && tx.outstanding == 0 && !tx.open_batch && may_reset(text);
       // Checked once per message: the header is not scanned again after this.
       sql_findings found;
-      if (seen_sql || text.find('_') != std::string_view::npos) found = inspect_sql(text);
+      if (seen_sql || may_restore || text.find('_') != std::string_view::npos) found = inspect_sql(text);
       // Refused SQL never runs: nothing of it is noted (translate_frontend replaces it).
       const bool refused = seen_sql && prepared && seen_sql->refuses(found);
       if (seen_sql && !refused) seen_sql->note(found);
@@ -98,7 +106,8 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       if (seen_sql && prepared && !whole) seen_sql->statements_untrusted = true;
       // DEALLOCATE of a statement name is the client's, and SQL naming pgmux's own statements
       // is refused: translate_frontend rewrites both. Other queries are not held up.
-      if (prepared && (deallocate == keyword_match::yes || found.reserved_statement_name || refused)) {
+      const bool restore = may_restore && !refused && restore_after_resets(text, found.resets, *restorable);
+      if ((prepared && (deallocate == keyword_match::yes || found.reserved_statement_name || refused)) || restore) {
         count_query(tx);  // counted here: the relay never scans this header again
         return {pos, scan_stop::intercept};
       }
@@ -202,6 +211,14 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
           note_parameter_status(prepared.client_settings, *prepared.server_settings, status->first, status->second);
       }
     }
+    // An answer of a statement pgmux added to the Query (reset_restore.hpp): dropped whole.
+    const bool statement_answer = h.hdr.tag == 'T' || h.hdr.tag == 'D' || h.hdr.tag == 'C' || h.hdr.tag == 'I';
+    const bool hidden_answer = statement_answer && tx.statements_answered < 64 &&
+                               ((tx.hidden_statements >> tx.statements_answered) & 1u) != 0;
+    if (hidden_answer && rest.size() < h.hdr.total()) {
+      if (h.hdr.total() <= std::max(prepared.inspect_limit, hidden_answer_limit)) return {pos, scan_stop::need_more};
+      return {pos, scan_stop::invalid, "oversized answer to a statement of pgmux's own"};
+    }
     if (auto* server = prepared.server) {
       const char tag = h.hdr.tag;
       const std::size_t total = h.hdr.total();
@@ -226,6 +243,8 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       if (!decision.forward) return {pos, scan_stop::drop};
       if (tag == 'Z' && server->responses.empty()) note_idle(*server);
     }
+    if (tx.hidden_statements != 0 && (h.hdr.tag == 'C' || h.hdr.tag == 'I')) ++tx.statements_answered;
+    if (hidden_answer) return {pos, scan_stop::drop};
     switch (h.hdr.tag) {
       case 'Z': {
         if (h.hdr.length != 5) return {pos, scan_stop::invalid, "malformed ReadyForQuery"};
@@ -240,6 +259,8 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         }
         tx.status = rest[5];
         tx.copy_in = false;
+        tx.hidden_statements = 0;
+        tx.statements_answered = 0;
         pos += 6;
         if (stop_when_idle && tx.idle()) return {pos, scan_stop::end_of_transaction};
         continue;

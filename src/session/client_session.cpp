@@ -27,6 +27,7 @@
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/frame.hpp"
+#include "pgmux/protocol/reset_restore.hpp"
 
 namespace pgmux::net {
 namespace {
@@ -603,6 +604,9 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     else first.release();
   }
   if (!(wanted == *wanted_settings_)) wanted_settings_ = std::make_shared<const protocol::session_settings>(std::move(wanted));
+  if (auto restorable = protocol::restorable_values(*wanted_settings_, protocol::settings_from_status(*parameters));
+      !restorable.empty())
+    restorable_ = std::make_shared<const std::vector<protocol::parameter_change>>(std::move(restorable));
   if (lease_) {
     if (auto failed = co_await apply_settings(*lease_, *wanted_settings_,
                                               std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout))) {
@@ -799,7 +803,13 @@ void client_session::release_after_transaction() {
 }
 
 asio::awaitable<bool> client_session::carry_settings() {
-  const auto names = std::exchange(seen_sql_.to_read, {});
+  auto names = std::exchange(seen_sql_.to_read, {});
+  if (std::exchange(seen_sql_.reset_all, false)) {
+    // RESET ALL took every carried parameter back to its default (or the client's startup value).
+    for (const auto& [name, value] : wanted_settings_->extra)
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  if (names.empty()) co_return true;
   auto answer = co_await read_settings(*lease_, names, std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout));
   if (auto* failed = std::get_if<protocol::error_fields>(&answer)) {
     log::warn(label() + ": " + lease_->describe() + ": reading back the client's settings failed: " + failed->message);
@@ -891,7 +901,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
     const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
                                               rewrite_statements ? &prepared_ : nullptr,
                                               transaction_mode ? &wanted_settings_ : nullptr,
-                                              transaction_mode ? &seen_sql_ : nullptr},
+                                              transaction_mode ? &seen_sql_ : nullptr, restorable_.get()},
                                   *lease_, transaction_mode && !pinned());
     switch (r.end) {
       case relay_end::transaction_done:
@@ -912,7 +922,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         if (lease_->tx().idle() && transaction_mode) {
           // The relay ends only with both directions at a message boundary.
           if (cursor_.remaining > 0) throw std::logic_error("transaction ended in the middle of a client message");
-          if (!seen_sql_.to_read.empty() && !co_await carry_settings()) {
+          if ((!seen_sql_.to_read.empty() || seen_sql_.reset_all) && !co_await carry_settings()) {
             set_current_server(nullptr);
             lease_.release(false);
             activity_.store(activity::idle, std::memory_order_relaxed);

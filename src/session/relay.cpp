@@ -7,12 +7,14 @@
 
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 
 #include "pgmux/log.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/frame.hpp"
+#include "pgmux/protocol/reset_restore.hpp"
 
 namespace pgmux::net {
 namespace {
@@ -116,7 +118,7 @@ protocol::scan_result scan_client_bytes(const client_side& client, server_connec
   const std::size_t first_header = client.cursor.remaining;  // bytes that finish a message already begun
   const auto r = protocol::scan_frontend(client.buffer.view(), client.cursor, server.tx(), client.max_message_size,
                                          client.prepared ? &server.prepared : nullptr, client.seen_sql,
-                                         io_buffer::block_size);
+                                         io_buffer::block_size, client.restorable);
   if (r.forward > 0) {
     server.figures.bytes_to_server += r.forward;
     server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
@@ -139,6 +141,7 @@ protocol::scan_result scan_server_bytes(const client_side& client, server_connec
   const int before = server.tx().outstanding;
   const unsigned answered_before = server.tx().answered;
   protocol::backend_context context;
+  context.inspect_limit = io_buffer::block_size;
   if (client.prepared) context = {&server.prepared, client.prepared, io_buffer::block_size};
   if (client.settings) {
     context.server_settings = &server.settings;
@@ -179,18 +182,48 @@ bool dead_on_arrival(std::string_view bytes) {
 // buffer for this server connection, reading the rest of it first if need be. Appends what the
 // server gets to `out`; for Bind only the head is rewritten and the cursor then passes the
 // rest of the body on unchanged.
+// Session mode: the Query at the front of the client's buffer, which scan_frontend intercepted
+// because it RESETs a startup value of the client's, goes out with their restore added.
+std::optional<relay_result> restore_in_query(const client_side& client, server_connection& server,
+                                             const std::vector<protocol::parameter_change>* restorable, std::string& out) {
+  auto& buf = client.buffer;
+  const auto f = protocol::parse_frame(buf.view(), io_buffer::block_size);
+  if (f.status != protocol::parse_status::complete || f.msg.tag != 'Q')
+    throw std::logic_error("a session-mode relay intercepted something other than a whole Query");
+  const auto sql = f.msg.body.substr(0, f.msg.body.find('\0'));
+  const auto found = protocol::inspect_sql(sql);
+  if (auto restored = restorable ? protocol::restore_after_resets(sql, found.resets, *restorable) : std::nullopt) {
+    protocol::encode_query(out, restored->sql);
+    server.tx().hidden_statements = restored->hidden;
+  } else {
+    out.append(buf.view().substr(0, f.consumed));
+  }
+  buf.consume(f.consumed);
+  return std::nullopt;
+}
+
 // `wait`: set when the message must wait for the answer to a hidden Describe (nothing of it
 // consumed; a message gathered whole is then put back into the buffer, which only a Parse
 // could need and a Parse never waits).
 asio::awaitable<std::optional<relay_result>> translate_one(const client_side& client, server_connection& server,
                                                            std::string& out, bool may_wait, bool& wait) {
   auto& buf = client.buffer;
+  // A Query's RESETs get the client's startup values restored after them only while it is all
+  // that is outstanding: the answers its added statements give are then the next ones to come.
+  const auto& tx = server.tx();
+  const auto* restorable = tx.outstanding == 1 && !tx.open_batch ? client.restorable : nullptr;
+  if (!client.prepared) {
+    // Session mode intercepts a Query only for that, whole (scan_frontend waited for it).
+    co_return restore_in_query(client, server, restorable, out);
+  }
   std::string gathered;  // a message longer than the buffer, gathered whole
   for (;;) {
     const bool gathering = !gathered.empty();
     const auto t = protocol::translate_frontend(gathering ? std::string_view(gathered) : buf.view(),
                                                 gathering ? SIZE_MAX : io_buffer::block_size, *client.prepared,
-                                                server.prepared, out, client.seen_sql, may_wait && !gathering);
+                                                server.prepared, out, client.seen_sql, may_wait && !gathering,
+                                                restorable);
+    if (t.hidden_statements != 0) server.tx().hidden_statements = t.hidden_statements;
     if (t.status == protocol::translate_status::invalid) co_return relay_result{relay_end::client_protocol_error, t.error};
     if (t.status == protocol::translate_status::wait) {
       wait = true;
@@ -603,6 +636,8 @@ asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std:
   if (server->clean()) co_return true;
   // Answers are drained without matching them to requests: what was in flight is unknown.
   server->prepared.reset_after_cleanup();
+  server->tx().hidden_statements = 0;
+  server->tx().statements_answered = 0;
   auto ok = co_await with_timeout(clean_up(server, timeout, let_finish), timeout);
   if (!ok || !*ok) {
     server->mark_broken();

@@ -15,6 +15,8 @@
 // - psycopg 3 sees what a direct connection shows: login ParameterStatus in the server's spelling,
 //   application_name '' when it sets none, its server's own backend pid in session mode, and
 //   the same error as a direct connection when its backend is terminated mid-transaction
+// - psycopg 3 connected with startup settings: RESET, RESET ALL and SET ... TO DEFAULT give them
+//   back, in transaction and session mode, as on a direct connection
 // - psycopg 3 with a prepared statement whose table changes its columns: 0A000 at every later
 //   execution on either server connection, as on a direct connection
 #include <doctest/doctest.h>
@@ -121,6 +123,16 @@ TEST_CASE("psycopg 3 in session mode is given its server's own backend pid") {
 TEST_CASE("psycopg 3 whose backend is terminated mid-transaction gets what a direct connection gets") {
   proxy_instance proxy(proxy_options().pool("max_size", "2"));
   CHECK(run_transparency_script("terminated", proxy));
+}
+
+TEST_CASE("psycopg 3: RESET goes back to the client's startup values in transaction mode") {
+  proxy_instance proxy(proxy_options().pool("max_size", "2"));
+  CHECK(run_transparency_script("reset", proxy));
+}
+
+TEST_CASE("psycopg 3: RESET goes back to the client's startup values in session mode") {
+  proxy_instance proxy(proxy_options().pool("mode", "session").pool("max_size", "2"));
+  CHECK(run_transparency_script("reset", proxy));
 }
 
 TEST_CASE("psycopg 3: a prepared statement whose result type changed fails with 0A000 on every server connection") {

@@ -99,6 +99,7 @@ struct translate_result {
   std::size_t consumed = 0;  // bytes of `buffered` used up
   std::size_t rest = 0;      // Bind: body bytes after the names, to be relayed unchanged
   const char* error = nullptr;
+  std::uint64_t hidden_statements = 0;  // Query: statements pgmux added (tx_tracker::hidden_statements)
 };
 
 // `buffered` starts with a Parse, Bind, Describe or Close of the client (the whole message; for
@@ -110,9 +111,12 @@ struct translate_result {
 // name that is not the client's own) is replaced by reserved_statement_refusal_sql().
 struct sql_watch;
 // `may_wait` false: translate without asking the server first (a relay that cannot wait).
+// With `restorable` (the client's startup values; only while this Query is all that is
+// outstanding), a Query that RESETs them gets their restore added (reset_restore.hpp).
+struct parameter_change;
 translate_result translate_frontend(std::string_view buffered, std::size_t buffer_capacity, client_prepared& client,
                                     server_prepared& server, std::string& out, sql_watch* seen_sql = nullptr,
-                                    bool may_wait = true);
+                                    bool may_wait = true, const std::vector<parameter_change>* restorable = nullptr);
 
 // A backend message whose answer pgmux watched failed with this ErrorResponse body, or was
 // skipped by the server: forget the statement it assumed.

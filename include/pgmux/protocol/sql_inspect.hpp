@@ -41,6 +41,16 @@ const char* label(std::size_t bit) noexcept;
 std::string describe(set s);
 }  // namespace session_state
 
+// A top-level statement that takes a parameter back to its reset value: RESET name, RESET ALL,
+// RESET TIME ZONE, SET [SESSION] name TO DEFAULT (or = DEFAULT), SET TIME ZONE DEFAULT or LOCAL.
+// PostgreSQL's reset value is what the client's startup packet set; a pooled server connection's
+// is the pool's own, so pgmux restores the client's after it (reset_restore.hpp).
+struct reset_statement {
+  std::size_t ordinal;  // among the statements of the text that are not empty, from 0
+  std::size_t end;      // offset just past the statement, its ';' included when it has one
+  std::string name;     // as PostgreSQL names it (TIME ZONE is timezone); "" for RESET ALL
+};
+
 struct sql_findings {
   std::vector<listen_change> listen;  // LISTEN / UNLISTEN at the top level, in order
   // PREPARE, EXECUTE or DEALLOCATE [PREPARE] of a name starting with reserved_statement_prefix:
@@ -57,6 +67,8 @@ struct sql_findings {
   // written (SET SCHEMA is search_path). They are not session state: the session reads their
   // values back when the transaction ends and sets them on whichever connection serves it next.
   std::vector<std::string> carried;
+  // Statements that reset parameters, in order (see reset_statement).
+  std::vector<reset_statement> resets;
 };
 
 sql_findings inspect_sql(std::string_view sql);
@@ -111,6 +123,8 @@ struct sql_watch {
   // past max_carried distinct names, a SET counts as session state instead.
   static constexpr std::size_t max_carried = 64;
   std::vector<std::string> to_read;
+  // RESET ALL in the current transaction: every parameter the client carries is read back too.
+  bool reset_all = false;
   // Policy "refuse": SQL that would create session state is replaced before it is sent.
   bool refuse_state = false;
   void note(const sql_findings& f) {
@@ -118,6 +132,7 @@ struct sql_watch {
     statements_untrusted = statements_untrusted || f.statement_commands_elsewhere;
     state |= f.state;
     for (const auto& name : f.carried) note_carried(name);
+    for (const auto& reset : f.resets) reset_all = reset_all || reset.name.empty();
   }
   void note_carried(const std::string& name);
   // Whether `f` is to be refused rather than run (policy "refuse").

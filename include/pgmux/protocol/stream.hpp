@@ -3,8 +3,10 @@
 // Only headers are read, plus the one-byte body of ReadyForQuery; bodies are never copied.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 namespace pgmux::protocol {
 
@@ -31,6 +33,12 @@ struct tx_tracker {
   // The server sent an ErrorResponse of severity FATAL or PANIC, relayed to the client: the
   // server ends the connection, and the client has been told why.
   bool server_fatal = false;
+  // A Query pgmux rewrote to restore the client's startup values after a RESET
+  // (reset_restore.hpp): bit i set when the answers of its statement i are pgmux's, to be
+  // dropped; statements_answered counts the statements answered so far. Both clear at its
+  // ReadyForQuery.
+  std::uint64_t hidden_statements = 0;
+  unsigned statements_answered = 0;
 
   // Between transactions: nothing asked, nothing owed, no transaction open.
   bool idle() const noexcept { return outstanding == 0 && !open_batch && status == 'I'; }
@@ -60,6 +68,7 @@ struct scan_result {
 
 struct server_prepared;
 struct client_prepared;
+struct parameter_change;
 
 // Client -> server. Counts requests into `tx`; rejects unknown message types and lengths over
 // max_len, and messages whose answer the tracker could not foresee: anything but CopyData,
@@ -70,11 +79,13 @@ struct client_prepared;
 // With `seen_sql` (transaction pooling), the text of every Query is inspected (sql_inspect.hpp)
 // and noted there: a Query up to `inspect_limit` bytes is waited for whole, a longer one is
 // inspected as far as it is buffered. With `prepared`, a Query naming pgmux's own statements is
-// intercepted for translate_frontend to refuse.
+// intercepted for translate_frontend to refuse. With `restorable` (the client's startup values,
+// reset_restore.hpp), a Query sent while nothing is outstanding that RESETs one of them is
+// waited for whole (up to `inspect_limit`) and intercepted, for the relay to add their restore.
 struct sql_watch;
 scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
                           server_prepared* prepared = nullptr, sql_watch* seen_sql = nullptr,
-                          std::size_t inspect_limit = 0);
+                          std::size_t inspect_limit = 0, const std::vector<parameter_change>* restorable = nullptr);
 
 // Server -> client. Counts ReadyForQuery out of `tx`. With stop_when_idle, stops right after
 // the ReadyForQuery that leaves the connection idle (transaction pooling). With `prepared`,

@@ -168,6 +168,9 @@ class client_session final : public session_control,
   bool pinned() const noexcept { return pinned_for_.load(std::memory_order_relaxed) != protocol::session_state::none; }
   void pin(protocol::session_state::set reasons);
   std::shared_ptr<const protocol::session_settings> wanted_settings_;  // applied to each server connection lent
+  // Its startup values that differ from the server connections' login, which its RESETs must
+  // bring back (reset_restore.hpp); null when there are none.
+  std::shared_ptr<const std::vector<protocol::parameter_change>> restorable_;
   std::shared_ptr<server_pool> pool_;
   config::pool_settings settings_;
   std::size_t max_message_size_ = 0;

@@ -51,6 +51,9 @@ struct client_side {
   // Transaction pooling: what the client's SQL showed (its LISTEN channels, SQL that may touch
   // prepared statements). Notifications for other channels are dropped. nullptr in session mode.
   protocol::sql_watch* seen_sql = nullptr;
+  // The client's startup values that differ from the server connection's login (both modes):
+  // a Query that RESETs them gets their restore added. nullptr when there are none.
+  const std::vector<protocol::parameter_change>* restorable = nullptr;
 };
 
 // Relays until the end named above. With stop_when_idle (transaction and statement modes)

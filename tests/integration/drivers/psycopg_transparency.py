@@ -7,6 +7,9 @@ CHECK is one of:
   backend-pid  (a session-mode pool) the backend pid the client was given is its server's own
   terminated   a backend the server terminates mid-transaction: the client's next statement raises
                what it raises on a direct connection (the server's message, no error of pgmux's)
+  reset        RESET name, RESET ALL and SET name TO DEFAULT go back to the values the client's
+               startup packet set (options='-c DateStyle=... -c work_mem=...'), alone and inside
+               multi-statement queries: what SHOW and ParameterStatus say, as direct
   result-type  (a pool of exactly 2 server connections) a prepared statement whose table changes
                its columns fails with 0A000 at every later execution, whichever server
                connection runs it (one that held it, one that never did), while a client that
@@ -65,6 +68,49 @@ elif check_name == "terminated":
     expected = terminated_error(direct)
     print(f"direct: {expected!r}", flush=True)
     check("error after termination, as on a direct connection", terminated_error(via_pgmux), expected)
+elif check_name == "reset":
+    options = dict(options="-c DateStyle=Postgres,MDY -c work_mem=5MB", application_name="it-reset", autocommit=True)
+
+    def after_resets(conninfo):
+        """What SHOW and ParameterStatus say after each way of resetting, from a changed value."""
+        seen = []
+        with psycopg.connect(conninfo, **options) as c:
+            def show(label, query="show datestyle"):
+                seen.append((label, c.execute(query).fetchone()[0], c.info.parameter_status("DateStyle")))
+
+            show("at login")
+            for reset in ("reset datestyle", "reset all", "set datestyle to default", "set datestyle = default",
+                          "/* comment */ RESET DateStyle -- trailing comment"):
+                c.execute("set datestyle = 'SQL, DMY'")
+                c.execute(reset)
+                show(reset)
+            c.execute("set datestyle = 'SQL, DMY'")
+            cur = c.execute("reset datestyle; select current_setting('datestyle'), 2")
+            cur.nextset()  # the second statement's rows: the statement pgmux adds stays unseen
+            seen.append(("in one query", cur.fetchone()))
+            c.execute("set work_mem = '7MB'")
+            c.execute("reset work_mem")
+            show("reset work_mem", "show work_mem")
+            c.execute("set work_mem = '7MB'; set application_name = 'other'")
+            c.execute("reset all")
+            show("reset all: work_mem", "show work_mem")
+            show("reset all: application_name", "show application_name")
+            # Inside a transaction that rolls back, as on PostgreSQL.
+            c.execute("set datestyle = 'SQL, DMY'")
+            with c.transaction(force_rollback=True):
+                c.execute("reset datestyle")
+            show("after a rolled back reset")
+            # A reset that fails changes nothing.
+            try:
+                c.execute("reset datestyle; select 1/0")
+            except psycopg.errors.DivisionByZero:
+                pass
+            show("after a failed query with a reset")
+        return seen
+
+    expected = after_resets(direct)
+    print(f"direct: {expected!r}", flush=True)
+    check("startup values back after each reset, as on a direct connection", after_resets(via_pgmux), expected)
 elif check_name == "result-type":
     table = "it_result_type"
     query = f"select * from {table}"

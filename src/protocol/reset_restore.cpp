@@ -1,0 +1,58 @@
+// Restoring a client's startup values after its RESETs.
+#include "pgmux/protocol/reset_restore.hpp"
+
+namespace pgmux::protocol {
+
+std::vector<parameter_change> restorable_values(const session_settings& client_startup,
+                                                const session_settings& server_login) {
+  std::vector<parameter_change> out;
+  for (std::size_t i = 0; i < client_startup.tracked.size(); ++i) {
+    const auto& own = client_startup.tracked[i];
+    if (own && own != server_login.tracked[i]) out.push_back({std::string(tracked_parameters[i]), own});
+  }
+  for (const auto& [name, value] : client_startup.extra) out.push_back({name, value});
+  return out;
+}
+
+std::optional<restored_query> restore_after_resets(std::string_view sql, std::span<const reset_statement> resets,
+                                                   std::span<const parameter_change> restorable) {
+  restored_query out;
+  std::size_t copied = 0;    // bytes of `sql` already in out.sql
+  std::size_t inserted = 0;  // statements inserted so far
+  for (const auto& reset : resets) {
+    std::vector<parameter_change> values;
+    for (const auto& value : restorable)
+      if (reset.name.empty() || parameter_name_equal(reset.name, value.name)) values.push_back(value);
+    if (values.empty()) continue;
+    const std::size_t ordinal = reset.ordinal + inserted + 1;
+    if (ordinal >= 64) return std::nullopt;
+    out.sql.append(sql.substr(copied, reset.end - copied));
+    copied = reset.end;
+    // The last statement may end without ';', in a -- comment even: a new line ends that.
+    if (reset.end == 0 || sql[reset.end - 1] != ';') out.sql += "\n;";
+    out.sql += build_set_sql(values);
+    out.sql += ';';
+    out.hidden |= std::uint64_t{1} << ordinal;
+    ++inserted;
+  }
+  if (inserted == 0) return std::nullopt;
+  out.sql.append(sql.substr(copied));
+  return out;
+}
+
+bool may_reset(std::string_view sql) noexcept {
+  // One pass looking for either word.
+  auto fold = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    const char c = fold(sql[i]);
+    if (c == 'r' && sql.size() - i >= 5 && fold(sql[i + 1]) == 'e' && fold(sql[i + 2]) == 's' &&
+        fold(sql[i + 3]) == 'e' && fold(sql[i + 4]) == 't')
+      return true;
+    if (c == 'd' && sql.size() - i >= 7 && fold(sql[i + 1]) == 'e' && fold(sql[i + 2]) == 'f' &&
+        fold(sql[i + 3]) == 'a' && fold(sql[i + 4]) == 'u' && fold(sql[i + 5]) == 'l' && fold(sql[i + 6]) == 't')
+      return true;
+  }
+  return false;
+}
+
+}  // namespace pgmux::protocol
