@@ -93,21 +93,40 @@ enum class named_use {
   wait,     // a hidden Describe asks this connection's result type first
 };
 
-// The client was shown the statement's result type, and this connection's statement was not
-// seen to have it (prepared afresh here, found here with another type or none known): it is
-// (re)prepared and described, hidden, and the client's message waits for the answer.
-bool needs_verifying(const server_prepared& server, const client_statement& statement) {
-  return statement.shape != 0 && !server.responses.skipping() &&
-         server.statements.shape(statement.def->server_name) != statement.shape;
+// The highest parameter number ($n) in `sql`, or the count of declared types if higher; $n
+// inside strings counts too, which errs on the high side.
+std::size_t parameter_count(const statement_def& def) {
+  std::size_t highest = def.param_types.size() / 4;
+  const std::string_view sql = def.query;
+  for (std::size_t i = sql.find('$'); i != std::string_view::npos; i = sql.find('$', i + 1)) {
+    std::size_t n = 0;
+    for (std::size_t j = i + 1; j < sql.size() && sql[j] >= '0' && sql[j] <= '9' && n < 100000; ++j) n = n * 10 + (sql[j] - '0');
+    highest = std::max(highest, n);
+  }
+  return highest;
+}
+
+// Whether pgmux can ask this connection for the statement's result type with a hidden Describe:
+// the client was shown rows (a statement without rows keeps having none), nothing is being
+// skipped, and the answer fits the relay's buffer, where pgmux's own answers are read whole
+// (a ParameterDescription takes 4 bytes a parameter).
+bool can_verify(const server_prepared& server, const client_statement& statement) {
+  constexpr std::size_t max_parameters = 3000;
+  return statement.shape > 1 && !server.responses.skipping() && parameter_count(*statement.def) <= max_parameters;
 }
 
 named_use prepare_named(server_prepared& server, client_prepared& client, std::string_view name, std::string& out,
                         bool may_wait, const statement_def*& def) {
   auto* statement = client.statements.named(name);
   if (!statement || !statement->def) return named_use::unknown;
-  if (statement->result_changed) return named_use::changed;
+  // The server is asked where its statement was not seen to have the client's type (prepared
+  // afresh here, found with another type or none known), and again for a statement whose type
+  // changed: PostgreSQL runs it again once the schema is back as it was.
+  const bool ask = may_wait && can_verify(server, *statement) &&
+                   (statement->result_changed || server.statements.shape(statement->def->server_name) != statement->shape);
+  if (statement->result_changed && !ask) return named_use::changed;
   def = statement->def.get();
-  if (may_wait && needs_verifying(server, *statement)) {
+  if (ask) {
     // Close and Parse again even where it is held: a type other than the client's may be stale.
     prepare_on_server(server, *def, out, response_action::hide);
     const auto token = watch(server, def->server_name, false, name);
@@ -492,7 +511,7 @@ void note_statement_described(server_prepared& server, client_prepared* client, 
   auto* statement = client->statements.named(w->client_name);
   if (!statement || !statement->def || statement->def->server_name != w->server_name) return;
   if (statement->shape == 0) statement->shape = shape;
-  else if (statement->shape != shape) statement->result_changed = true;
+  else statement->result_changed = statement->shape != shape;
 }
 
 void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body) {

@@ -257,18 +257,31 @@ asio::awaitable<std::optional<relay_result>> translate_one(const client_side& cl
 }
 
 // Until the server pump has read the answer to the hidden Describe a client's message waits
-// for. The server is busy meanwhile, so command_timeout applies as to any statement.
-asio::awaitable<void> wait_for_verification(server_connection& server, relay_state& state) {
+// for. The server is busy meanwhile, so command_timeout applies as to any statement. False when
+// the relay is to end first: cancelled, the session killed (a kill cancels what waits on the
+// client's socket), or that socket failed.
+asio::awaitable<bool> wait_for_verification(const client_side& client, server_connection& server, relay_state& state) {
+  using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(co_await asio::this_coro::executor, clock::time_point::max());
   state.verified = &timer;
   const bool marked_busy = server.busy_since_ns.load(std::memory_order_relaxed) == 0;
-  if (marked_busy) server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);
+  if (marked_busy) {
+    server.cancel_sent.store(false, std::memory_order_relaxed);
+    server.busy_since_ns.store(now_ns(), std::memory_order_relaxed);
+  }
+  bool answered = true;
   while (server.prepared.verifying != 0) {
-    co_await timer.async_wait(nothrow);
-    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) break;
+    auto woke = co_await (timer.async_wait(nothrow) ||
+                          client.socket.lowest_layer().async_wait(socket_t::wait_error, nothrow));
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none ||
+        client.killed || woke.index() == 1) {
+      answered = false;
+      break;
+    }
   }
   state.verified = nullptr;
   if (marked_busy && server.tx().outstanding == 0) server.busy_since_ns.store(0, std::memory_order_relaxed);
+  co_return answered;
 }
 
 // The client's bytes from a scan that stopped at a message pgmux rewrites: the `forward` bytes
@@ -303,8 +316,8 @@ asio::awaitable<std::optional<relay_result>> send_translated(const client_side& 
     if (wait) {
       if (!co_await write_out()) co_return server_write_failed;
       if (!state) co_return std::nullopt;
-      co_await wait_for_verification(server, *state);
-      if (client.killed) co_return relay_result{relay_end::killed};
+      if (!co_await wait_for_verification(client, server, *state))
+        co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
       may_wait = false;  // once per message: the answer is in
       continue;
     }

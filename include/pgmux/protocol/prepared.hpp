@@ -23,7 +23,9 @@
 //   afresh for it (or finds it there with another or an unknown type), a hidden Describe asks
 //   the server first and the client's message waits for the answer (translate_status::wait).
 //   Once the types differ, every Bind and Describe of that name fails with 0A000 in place, on
-//   any server connection, until the client prepares the name again.
+//   any server connection, until the client prepares the name again or the server's type is
+//   the client's again (asked at each use meanwhile). Not for statements without rows, nor for
+//   those with thousands of parameters (their description would not fit the relay's buffer).
 // Pure: no sockets. The relay calls these with the bytes it holds.
 #pragma once
 #include <cstddef>

@@ -32,7 +32,7 @@ struct client_statement {
   // from it (row_shape in prepared.hpp); 0 until then.
   std::uint64_t shape = 0;
   // It no longer matches: every Bind or Describe fails with 0A000 until the client prepares
-  // the name again.
+  // the name again, or the server's type matches again.
   bool result_changed = false;
 };
 

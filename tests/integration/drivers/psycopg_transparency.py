@@ -12,8 +12,9 @@ CHECK is one of:
                multi-statement queries: what SHOW and ParameterStatus say, as direct
   result-type  (a pool of exactly 2 server connections) a prepared statement whose table changes
                its columns fails with 0A000 at every later execution, whichever server
-               connection runs it (one that held it, one that never did), while a client that
-               prepares it afresh gets the new rows: as on a direct connection
+               connection runs it (one that held it, one that never did), runs again once the
+               columns are back as they were, while a client that prepares it afresh gets the
+               new rows: as on a direct connection
 Prints one "name: value" line per check and "ok" at the end; the first failed check is
 printed as "FAILED name: got X, expected Y" with exit status 1.
 """
@@ -164,6 +165,12 @@ elif check_name == "result-type":
             got.append(run(first, lambda: outcome(old)))  # holds it with the old type
             got.append(run(first, lambda: outcome(old)))
             got.append(run(second, lambda: outcome(old)))
+            with psycopg.connect(direct, autocommit=True) as d:
+                d.execute(f"alter table {table} drop column b")
+            got.append(run(second, lambda: outcome(old)))  # the type is back: it runs again
+            got.append(run(first, lambda: outcome(old)))
+            with psycopg.connect(direct, autocommit=True) as d:
+                d.execute(f"alter table {table} add column b int default 7")
         with psycopg.connect(conninfo, autocommit=True) as new:
             got.append(run(first, lambda: outcome(new)))
             got.append(run(second, lambda: outcome(new)))
@@ -172,7 +179,7 @@ elif check_name == "result-type":
     expected = scenario(direct, None)
     print(f"direct: {expected!r}", flush=True)
     check("direct connection: rows, 0A000 after the change, new rows for a new client", expected,
-          [[(1,)], "0A000", "0A000", "0A000", "0A000", [(1, 7)], [(1, 7)]])
+          [[(1,)], "0A000", "0A000", "0A000", "0A000", [(1,)], [(1,)], [(1, 7)], [(1, 7)]])
     placement = Placement(via_pgmux)
     check("through pgmux, on both server connections", scenario(via_pgmux, placement), expected)
 else:
