@@ -179,6 +179,9 @@ inline void run_backend(session& s, std::string_view stream, std::uint8_t read_s
       case protocol::scan_stop::need_more:
         FUZZ_CHECK(r.forward > 0 || buf.size() < s.limit);
         break;
+      case protocol::scan_stop::replace:
+        FUZZ_CHECK(s.server.replacement.size() > protocol::header_size && s.server.replacement[0] == 'E');
+        [[fallthrough]];
       case protocol::scan_stop::drop: {
         // The relay consumes the whole message from its buffer: it must all be there.
         const auto h = protocol::parse_header(buf, SIZE_MAX);
@@ -195,7 +198,7 @@ inline void run_backend(session& s, std::string_view stream, std::uint8_t read_s
         FUZZ_CHECK(r.error != nullptr);
         return;
       default:
-        FUZZ_CHECK(!"a backend scan stops only for need_more, drop, end_of_transaction or invalid");
+        FUZZ_CHECK(!"a backend scan stops only for need_more, drop, replace, end_of_transaction or invalid");
     }
     if (r.forward > 0) continue;
     if (!in.read_into(buf, s.limit - buf.size())) return;

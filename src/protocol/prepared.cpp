@@ -201,7 +201,8 @@ std::optional<std::string> deallocated_name(std::string_view sql) {
 // client gets that error where the answer to its message would have been, and the server skips
 // the rest of the batch up to Sync, all in order as after any failed Parse or Bind; nothing of
 // the client's SQL runs.
-void fail_in_place(server_prepared& server, std::string_view raising_block, std::string& out) {
+void fail_in_place(server_prepared& server, std::string_view raising_block, std::string& out,
+                   std::uint32_t execute_watch = 0) {
   encode_parse(out, "", raising_block, {});
   server.responses.push(request_kind::parse, response_action::hide);
   // Bind: unnamed portal and statement, no formats, no parameters, no result formats.
@@ -211,8 +212,15 @@ void fail_in_place(server_prepared& server, std::string_view raising_block, std:
   // Execute: unnamed portal, no row limit. Its error is forwarded, as for any hidden request.
   static constexpr char execute[] = {'E', 0, 0, 0, 9, 0, 0, 0, 0, 0};
   out.append(execute, sizeof execute);
-  server.responses.push(request_kind::execute, response_action::hide);
+  server.responses.push(request_kind::execute, response_action::hide, execute_watch);
   server.unnamed_client = 0;  // the code block took the unnamed statement's place
+}
+
+// The raising block's Execute for a statement whose result type changed: its error is replaced.
+std::uint32_t watch_result_changed(server_prepared& server) {
+  const auto token = watch(server, {}, false);
+  server.watched.back().result_changed = true;
+  return token;
 }
 
 // A client's Parse past its bounds (max_client_statements, max_client_statement_bytes).
@@ -291,7 +299,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
                          : prepare_named(server, client, names.statement, out, may_wait, def);
     if (use == named_use::wait) return {translate_status::wait};
     if (names.statement.empty()) ensure_unnamed(server, client, out);
-    if (use == named_use::changed) fail_in_place(server, result_changed_block, out);
+    if (use == named_use::changed) fail_in_place(server, result_changed_block, out, watch_result_changed(server));
     if (use == named_use::ready) {
       encode_bind_header(out, body_size, names.names_size, names.portal, def->server_name);
       token = watch(server, def->server_name, false, names.statement);
@@ -432,7 +440,7 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
           target->name.empty() ? named_use::unknown : prepare_named(server, client, target->name, out, may_wait, def);
       if (use == named_use::wait) return {translate_status::wait};
       if (target->name.empty()) ensure_unnamed(server, client, out);
-      if (use == named_use::changed) fail_in_place(server, result_changed_block, out);
+      if (use == named_use::changed) fail_in_place(server, result_changed_block, out, watch_result_changed(server));
       if (use == named_use::ready) {
         encode_describe(out, target_statement, def->server_name);
         token = watch(server, def->server_name, false, target->name);
@@ -512,6 +520,31 @@ void note_statement_described(server_prepared& server, client_prepared* client, 
   if (!statement || !statement->def || statement->def->server_name != w->server_name) return;
   if (statement->shape == 0) statement->shape = shape;
   else statement->result_changed = statement->shape != shape;
+}
+
+bool replaces_error(server_prepared& server, std::uint32_t token) {
+  const auto* w = find_watched(server, token);
+  if (!w || !w->result_changed) return false;
+  // PostgreSQL's own error for it (plancache.c), routine included: drivers retry on that.
+  server.replacement.clear();
+  server.replacement.push_back('E');
+  std::string body;
+  auto field = [&body](char code, std::string_view value) {
+    body.push_back(code);
+    body.append(value);
+    body.push_back('\0');
+  };
+  field('S', "ERROR");
+  field('V', "ERROR");
+  field('C', "0A000");
+  field('M', "cached plan must not change result type");
+  field('F', "plancache.c");
+  field('R', "RevalidateCachedQuery");
+  body.push_back('\0');
+  const auto length = static_cast<std::uint32_t>(body.size() + 4);
+  for (int shift = 24; shift >= 0; shift -= 8) server.replacement.push_back(static_cast<char>(length >> shift));
+  server.replacement += body;
+  return true;
 }
 
 void note_command_complete(server_prepared& server, client_prepared& client, std::string_view body) {

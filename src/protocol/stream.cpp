@@ -236,6 +236,10 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
       // A failed Parse needs nothing from the error (odd tokens): even one too long to hold counts.
       if (decision.failed != 0 && (whole || (decision.failed & 1u)))
         note_request_failed(*server, prepared.client, decision.failed, body);
+      if (decision.failed != 0 && tag == 'E' && whole && replaces_error(*server, decision.failed)) {
+        if (!server->responses.skipped().empty()) note_skipped_requests(*server, prepared.client);
+        return {pos, scan_stop::replace};
+      }
       // One too long to hold (thousands of columns) counts as a type not known.
       if (decision.described != 0) note_statement_described(*server, prepared.client, decision.described, tag, body);
       if (!server->responses.skipped().empty()) note_skipped_requests(*server, prepared.client);

@@ -342,6 +342,14 @@ void drop_answer(server_connection& server) {
   server.buffer().consume(h.hdr.total());
 }
 
+// scan_stop::replace: the client gets pgmux's version of the error at the front of the server
+// buffer (the caller then drops the server's). False when writing to the client failed.
+asio::awaitable<bool> send_replacement(const client_side& client, server_connection& server) {
+  auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(server.prepared.replacement), nothrow);
+  server.figures.bytes_to_client += server.prepared.replacement.size();
+  co_return !ec;
+}
+
 // The server ended the transaction while the client was in the middle of a message (COPY
 // data after the server failed the COPY): the rest of that message goes to the server, which
 // ignores it, so that both directions stop at a message boundary. Nothing after it is sent.
@@ -430,7 +438,9 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
         buf.consume(r.forward);
         if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
       }
-      if (r.stop == protocol::scan_stop::drop) {
+      if (r.stop == protocol::scan_stop::drop || r.stop == protocol::scan_stop::replace) {
+        if (r.stop == protocol::scan_stop::replace && !co_await send_replacement(client, server))
+          co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
         drop_answer(server);
         continue;
       }
@@ -577,7 +587,9 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
             if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
           }
           if (r.stop == protocol::scan_stop::end_of_transaction) co_return relay_result{relay_end::transaction_done};
-          if (r.stop == protocol::scan_stop::drop) {
+          if (r.stop == protocol::scan_stop::drop || r.stop == protocol::scan_stop::replace) {
+            if (r.stop == protocol::scan_stop::replace && !co_await send_replacement(client, server))
+              co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
             drop_answer(server);
             continue;
           }

@@ -19,6 +19,9 @@
 //   back, in transaction and session mode, as on a direct connection
 // - psycopg 3 with a prepared statement whose table changes its columns: 0A000 at every later
 //   execution on either server connection, as on a direct connection
+// - asyncpg's statement cache across such a change: the error it gets is PostgreSQL's own (by
+//   its routine), so it prepares the statement again and returns the new rows, on either
+//   server connection
 #include <doctest/doctest.h>
 
 #include <regex>
@@ -138,6 +141,17 @@ TEST_CASE("psycopg 3: RESET goes back to the client's startup values in session 
 TEST_CASE("psycopg 3: a prepared statement whose result type changed fails with 0A000 on every server connection") {
   proxy_instance proxy(proxy_options().pool("max_size", "2").pool("query_wait_timeout", "30s"));
   CHECK(run_transparency_script("result-type", proxy));
+}
+
+TEST_CASE("asyncpg: a cached statement whose result type changed is prepared again on either server connection") {
+  proxy_instance proxy(proxy_options().pool("max_size", "2").pool("query_wait_timeout", "30s"));
+  const auto r = run(python + " " + script("asyncpg_result_type.py") + " 127.0.0.1 " + std::to_string(proxy.port()) +
+                         " '" + pg().direct_conninfo() + "'",
+                     60);
+  INFO(r.output);
+  INFO(proxy.log_tail());
+  CHECK(r.code == 0);
+  CHECK(r.output.find("\nok\n") != std::string::npos);
 }
 
 TEST_CASE("asyncpg with its statement cache: 50 tasks, 200 queries each, no error") {

@@ -77,12 +77,18 @@ struct server_prepared {
     std::uint32_t token;
     std::string server_name;
     std::string client_name;
+    // The raising block of a statement whose result type changed: its error is replaced by
+    // PostgreSQL's own (drivers such as asyncpg and postgres.js tell it by its routine and
+    // prepare the statement again).
+    bool result_changed = false;
   };
   std::vector<watched_request> watched;
   std::uint32_t next_token = 1;
   // The watch token of the hidden Describe whose answer a client's message waits for
   // (translate_status::wait), 0 when none.
   std::uint32_t verifying = 0;
+  // scan_stop::replace: what the client gets instead of the error at the front.
+  std::string replacement;
   // Counts for the metrics, taken (and zeroed) when the lease ends.
   std::uint64_t stale_statements = 0;  // statements forgotten because the server said so
   std::uint64_t prepares = 0;          // Parses sent for named statements (the client's or pgmux's own)
@@ -129,6 +135,9 @@ void note_request_skipped(server_prepared& server, client_prepared* client, std:
 // statement's result type on this connection and, the first time, the type its client saw.
 void note_statement_described(server_prepared& server, client_prepared* client, std::uint32_t token, char tag,
                               std::string_view body);
+// Whether the ErrorResponse answering the request watched with `token` is to be replaced (see
+// watched_request::result_changed); if so, the replacement is in server.replacement.
+bool replaces_error(server_prepared& server, std::uint32_t token);
 // Every request the response queue reports skipped since it was last asked.
 void note_skipped_requests(server_prepared& server, client_prepared* client);
 // CommandComplete of the client's own SQL: DISCARD ALL and DEALLOCATE ALL drop every prepared

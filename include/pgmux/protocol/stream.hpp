@@ -58,6 +58,9 @@ enum class scan_stop {
                        // `forward`: translate_frontend rewrites it
   drop,                // (backend, prepared statements) the complete message at `forward` answers
                        // pgmux's own request: the client must not see it
+  replace,             // (backend, prepared statements) the complete message at `forward` is an error
+                       // pgmux had the server raise: the client gets server_prepared::replacement
+                       // in its place
 };
 
 struct scan_result {

@@ -238,7 +238,8 @@ struct server_conn {
       to_client.append(bytes.substr(0, r.forward));
       bytes.remove_prefix(r.forward);
       if (r.stop == scan_stop::need_more) break;
-      REQUIRE(r.stop == scan_stop::drop);
+      if (r.stop == scan_stop::replace) to_client += prepared.replacement;  // in the error's place
+      else REQUIRE(r.stop == scan_stop::drop);
       const auto h = parse_header(bytes, max_len);
       REQUIRE(h.status == parse_status::complete);
       REQUIRE(bytes.size() >= h.hdr.total());
@@ -1364,8 +1365,13 @@ TEST_CASE("a client shown a result type waits while pgmux checks it where the st
     CHECK(failing.find("'0A000'") != std::string::npos);
     CHECK(failing.find("cached plan must not change result type") != std::string::npos);
     CHECK(failing.find(x) == std::string::npos);  // the client's own names, for the server to skip
-    CHECK(tags(b.answer(client, parse_complete() + bind_complete() +
-                                    error_msg("0A000", "cached plan must not change result type") + ready())) == "EZ");
+    // The block's error (plpgsql's) reaches the client as PostgreSQL's own, routine included.
+    const auto got = b.answer(client, parse_complete() + bind_complete() +
+                                          error_msg("0A000", "cached plan must not change result type") + ready());
+    CHECK(tags(got) == "EZ");
+    CHECK(got.find(std::string("R") + "RevalidateCachedQuery" + std::string(1, '\0')) != std::string::npos);
+    CHECK(got.find(std::string("F") + "plancache.c") != std::string::npos);
+    CHECK(got.find(std::string("M") + "cached plan must not change result type") != std::string::npos);
     CHECK(b.tx.idle());
     CHECK(b.prepared.responses.empty());
   }
