@@ -1,6 +1,6 @@
 // Real drivers through pgmux in transaction mode, with their default settings and more
 // clients than server connections (Debian's python3-asyncpg and python3-psycopg, run by the
-// system Python):
+// system Python; postgres.js from npm, run by the machine's Node.js):
 // - asyncpg with its statement cache: 50 concurrent tasks x 200 parameterized queries, none failing
 // - psycopg 3 with prepare_threshold 0 (everything prepared): 10 clients, none failing; and with
 //   a cache smaller than its statements, so that it evicts them with SQL DEALLOCATE
@@ -19,6 +19,8 @@
 //   back, in transaction and session mode, as on a direct connection
 // - psycopg 3 with a prepared statement whose table changes its columns: 0A000 at every later
 //   execution on either server connection, as on a direct connection
+// - postgres.js: its cached statement across such a change, as asyncpg's; sql.subscribe() on a
+//   logical replication connection receives the rows another client inserts
 // - asyncpg's statement cache across such a change: the error it gets is PostgreSQL's own (by
 //   its routine), so it prepares the statement again and returns the new rows, on either
 //   server connection
@@ -63,6 +65,13 @@ void run_session_state_script(const std::string& policy) {
   INFO(proxy.log_tail());
   CHECK(r.code == 0);
   CHECK(r.output.find("\nok\n") != std::string::npos);
+}
+
+// postgres.js, installed beside the scripts by deploy/test (npm).
+run_result run_node(const std::string& check, const proxy_instance& proxy) {
+  return run("node " + script("postgresjs_check.cjs") + " " + check + " 127.0.0.1 " + std::to_string(proxy.port()) + " '" +
+                 pg().direct_conninfo() + "'",
+             60);
 }
 
 bool run_transparency_script(const std::string& check, const proxy_instance& proxy) {
@@ -152,6 +161,31 @@ TEST_CASE("asyncpg: a cached statement whose result type changed is prepared aga
   INFO(proxy.log_tail());
   CHECK(r.code == 0);
   CHECK(r.output.find("\nok\n") != std::string::npos);
+}
+
+TEST_CASE("postgres.js: a cached statement whose result type changed is prepared again on either server connection") {
+  proxy_instance proxy(proxy_options().pool("max_size", "2").pool("query_wait_timeout", "30s"));
+  const auto r = run_node("result-type", proxy);
+  INFO(r.output);
+  INFO(proxy.log_tail());
+  CHECK(r.code == 0);
+  CHECK(r.output.find("\nok\n") != std::string::npos);
+}
+
+TEST_CASE("postgres.js: sql.subscribe() receives inserts through pgmux on a replication connection of its own") {
+  auto admin = connect(pg().admin_conninfo());
+  exec_ok(admin, "ALTER ROLE pgmux_test REPLICATION");
+  auto setup = setup_connection();
+  exec_ok(setup, "drop table if exists it_pgjs; create table it_pgjs (a int primary key)");
+  exec_ok(setup, "drop publication if exists it_pgjs_pub; create publication it_pgjs_pub for table it_pgjs");
+  proxy_instance proxy(proxy_options().pool("max_size", "2").pool("max_replication_connections", "1"));
+  const auto r = run_node("subscribe", proxy);
+  INFO(r.output);
+  INFO(proxy.log_tail());
+  CHECK(r.code == 0);
+  CHECK(r.output.find("\nok\n") != std::string::npos);
+  CHECK(proxy.log().find("logged in for logical replication") != std::string::npos);
+  exec_ok(setup, "drop publication it_pgjs_pub; drop table it_pgjs");
 }
 
 TEST_CASE("asyncpg with its statement cache: 50 tasks, 200 queries each, no error") {
