@@ -75,6 +75,14 @@ server_connection::server_connection(asio::any_io_executor ex, std::uint64_t id)
   buffer_.ensure();
 }
 
+void server_connection::forget_session(bool settings_reset, bool statements_dropped) noexcept {
+  if (settings_reset) settings = startup_settings;
+  if (statements_dropped) {
+    prepared.statements.clear();
+    prepared.unnamed_client = 0;
+  }
+}
+
 std::string server_connection::describe() const {
   return "server " + std::to_string(id_) + " (" + address_.host + ":" + std::to_string(address_.port) + " pid " +
          std::to_string(backend_key_.pid) + ")";

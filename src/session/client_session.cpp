@@ -549,6 +549,9 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   pool_->client_joined();
   settings_ = pool_->settings();
   if (replication_) co_return std::nullopt;  // serve_replication logs in to the server
+  // Refusing means replacing the SQL, which the statement rewriting of transaction pooling does.
+  seen_sql_.refuse_state = settings_.mode != config::pool_mode::session && settings_.max_prepared_statements > 0 &&
+                           settings_.session_state == config::session_state_policy::refuse;
   prepared_.max_statements = settings_.max_client_statements;
   prepared_.max_bytes = settings_.max_client_statement_bytes;
 
@@ -763,15 +766,9 @@ asio::awaitable<void> client_session::return_server(bool let_finish) {
   const bool discard = settings_.mode == config::pool_mode::session || pinned() ||
                        (seen_sql_.state & ~protocol::session_state::listen) != protocol::session_state::none;
   if (clean && discard) clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
-  if (clean && discard) {
-    // DISCARD ALL took the settings back to the connection's login values and dropped every
-    // prepared statement, pgmux's own included.
-    server->settings = server->startup_settings;
-    server->prepared.statements.clear();
-    server->prepared.unnamed_client = 0;
-  }
+  if (clean && discard) server->forget_session(true, true);
   if (seen_sql_.statements_untrusted || server->dropped_notifications > 0) clean = false;
-  if (server->settings.session_authorization != server->startup_settings.session_authorization) clean = false;
+  if (server->session_user_changed()) clean = false;
   co_await wait_for_cancels(*server);
   lease_.release(clean && server->clean());
 }
@@ -790,7 +787,7 @@ void client_session::release_after_transaction() {
               "string or function body, or a Query longer than pgmux inspects)");
     reusable = false;
   }
-  if (lease_->settings.session_authorization != lease_->startup_settings.session_authorization) {
+  if (lease_->session_user_changed()) {
     // The session user changed in a way the SQL did not show (a function, say): never lend it on.
     log::info(label() + ": " + lease_->describe() + " closed: its session user changed to \"" +
               lease_->settings.session_authorization.value_or("") + "\"");
@@ -828,14 +825,16 @@ asio::awaitable<bool> client_session::reset_session_state(protocol::session_stat
   if (reset.sql.empty()) co_return true;
   if (!co_await run_reset_query(server, reset.sql, cleanup_timeout)) co_return false;
   // Back to the connection's login values (what the server reported was noted on the way).
-  if (reset.resets_parameters) server.settings = server.startup_settings;
-  if (reset.discards_all) {
-    server.prepared.statements.clear();
-    server.prepared.unnamed_client = 0;
-  }
+  server.forget_session(reset.resets_parameters, reset.discards_all);
   log::info(label() + ": " + server.describe() + " reset (" + reset.sql + "): the transaction left session state (" +
             protocol::session_state::describe(left) + ")");
   co_return true;
+}
+
+std::optional<close_reason> client_session::idle_after_transaction() noexcept {
+  activity_.store(activity::idle, std::memory_order_relaxed);
+  if (draining_) return close_reason::shutdown;  // finish() says goodbye
+  return std::nullopt;
 }
 
 bool client_session::put_back(const std::string& sent) {
@@ -896,8 +895,6 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       }
     }
     const bool rewrite_statements = transaction_mode && settings_.max_prepared_statements > 0;
-    // Refusing means replacing the SQL, which the statement rewriting does.
-    seen_sql_.refuse_state = rewrite_statements && settings_.session_state == config::session_state_policy::refuse;
     const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
                                               rewrite_statements ? &prepared_ : nullptr,
                                               transaction_mode ? &wanted_settings_ : nullptr,
@@ -925,9 +922,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           if ((!seen_sql_.to_read.empty() || seen_sql_.reset_all) && !co_await carry_settings()) {
             set_current_server(nullptr);
             lease_.release(false);
-            activity_.store(activity::idle, std::memory_order_relaxed);
-            if (draining_) co_return close_reason::shutdown;
-            co_return std::nullopt;
+            co_return idle_after_transaction();
           }
           namespace state = protocol::session_state;
           // What the transaction left on the connection besides LISTEN.
@@ -946,14 +941,10 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           // "reset" (and "refuse" where pgmux cannot rewrite the SQL, max_prepared_statements 0).
           if (left != state::none && !co_await reset_session_state(left)) {
             lease_.release(false);
-            activity_.store(activity::idle, std::memory_order_relaxed);
-            if (draining_) co_return close_reason::shutdown;
-            co_return std::nullopt;
+            co_return idle_after_transaction();
           }
           release_after_transaction();
-          activity_.store(activity::idle, std::memory_order_relaxed);
-          if (draining_) co_return close_reason::shutdown;  // run() says goodbye
-          co_return std::nullopt;
+          co_return idle_after_transaction();
         }
         continue;
       case relay_end::client_terminate:

@@ -173,6 +173,14 @@ class server_connection {
   // Session settings it has now, and had right after login (what DISCARD ALL returns to).
   protocol::session_settings settings;
   protocol::session_settings startup_settings;
+  // A reset ran on it: RESET ALL (`settings`: back to the login values), DISCARD ALL as well
+  // (`statements`: every prepared statement gone, pgmux's own included).
+  void forget_session(bool settings_reset, bool statements_dropped) noexcept;
+  // The session user is no longer the one it logged in as (SET SESSION AUTHORIZATION, in SQL or
+  // a function pgmux could not read): it must never serve anyone else.
+  bool session_user_changed() const noexcept {
+    return settings.session_authorization != startup_settings.session_authorization;
+  }
   // Adds the lease's figures to the pool's counters and starts afresh (end of a transaction).
   void flush_figures() noexcept;
 

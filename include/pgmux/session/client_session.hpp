@@ -140,6 +140,9 @@ class client_session final : public session_control,
   // reset failed (the connection is then closed).
   asio::awaitable<bool> reset_session_state(protocol::session_state::set left);
   asio::awaitable<void> wait_for_cancels(server_connection& server);
+  // Transaction pooling, the transaction over and its connection given back (or closed): the
+  // client idles, unless pgmux is shutting down.
+  std::optional<close_reason> idle_after_transaction() noexcept;
   asio::awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message);
   void set_current_server(std::shared_ptr<server_connection> server);
   std::string label() const;
