@@ -5,12 +5,14 @@
 // and afterwards no server connection may stay lent, busy or inside a transaction.
 // PGMUX_IT_HOSTILE_SEED picks the random seed (the one used is printed).
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "integration/fixtures.hpp"
@@ -173,6 +175,18 @@ std::string pools_cell(const pg_conn& admin, const std::string& column) {
 
 TEST_SUITE("hostile") {
 
+namespace {
+
+// "127.0.0.1:port" of a connection's own end, as pgmux names the client in its log.
+std::string local_address(const pg_conn& c) {
+  sockaddr_in a{};
+  socklen_t size = sizeof a;
+  if (PQsocket(c.get()) < 0 || ::getsockname(PQsocket(c.get()), reinterpret_cast<sockaddr*>(&a), &size) != 0) return "?";
+  return "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+}
+
+}  // namespace
+
 TEST_CASE("fuzzed protocol sessions never reach a bystander nor wedge a server connection") {
   {
     auto setup = setup_connection();
@@ -194,8 +208,10 @@ TEST_CASE("fuzzed protocol sessions never reach a bystander nor wedge a server c
   std::atomic<bool> stop{false};
   std::atomic<int> bystander_queries{0};
   std::vector<std::string> bystander_errors;
+  std::vector<std::string> bystander_addresses;  // "127.0.0.1:port" of the connection that failed, as pgmux logs it
   std::thread bystander([&] {
     auto c = connect(proxy.conninfo());
+    auto address = local_address(c);
     int i = 0;
     while (!stop) {
       const bool tx = ++i % 3 == 0;
@@ -204,8 +220,10 @@ TEST_CASE("fuzzed protocol sessions never reach a bystander nor wedge a server c
       for (const auto& q : sql) {
         auto r = c.exec(q);
         if (!r.ok()) {
-          bystander_errors.push_back(q + ": " + r.error());
+          bystander_errors.push_back(q + ": " + r.error() + " (client " + address + ")");
+          bystander_addresses.push_back(address);
           c = pg_conn(proxy.conninfo());  // go on with a fresh connection, to count further harm
+          address = local_address(c);
           break;
         }
         if (q.rfind("select", 0) == 0 && r.value() != std::to_string(i))
@@ -235,6 +253,14 @@ TEST_CASE("fuzzed protocol sessions never reach a bystander nor wedge a server c
   MESSAGE(sessions.load() << " hostile sessions, " << bytes_sent.load() << " bytes sent; bystander ran "
                           << bystander_queries.load() << " requests");
   for (const auto& e : bystander_errors) FAIL_CHECK("bystander: " << e);
+  // What pgmux logged of the failed bystander connections: why it closed them.
+  for (const auto& address : bystander_addresses) {
+    std::string lines;
+    std::istringstream log(proxy.log());
+    for (std::string line; std::getline(log, line);)
+      if (line.find(address + " ") != std::string::npos || line.find(address + ":") != std::string::npos) lines += line + "\n";
+    MESSAGE("pgmux on bystander " << address << ":\n" << lines);
+  }
   CHECK(bystander_queries.load() >= 5);  // it queues behind the hostile clients (FIFO), but it is served
 
   // Every hostile client is gone: nothing may stay lent, waiting, busy or in a transaction.
