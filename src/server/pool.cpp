@@ -105,9 +105,19 @@ void lease::release(bool clean) {
 
 replication_connection::~replication_connection() {
   if (!conn_) return;  // moved from
+  {
+    // Out of the pool's books before the socket closes: stop() never touches a closed one.
+    std::lock_guard lock(pool_->mu_);
+    auto& open = pool_->replication_conns_;
+    std::erase_if(open, [this](const std::weak_ptr<server_connection>& w) { return w.expired() || w.lock() == conn_; });
+    pool_->replication_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
   conn_->close();
-  std::lock_guard lock(pool_->mu_);
-  pool_->replication_count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void server_pool::end_replication_streams() {
+  for (auto& weak : replication_conns_)
+    if (auto conn = weak.lock()) conn->abort_request();
 }
 
 asio::awaitable<std::variant<replication_connection, acquire_error>> server_pool::open_replication(
@@ -115,6 +125,7 @@ asio::awaitable<std::variant<replication_connection, acquire_error>> server_pool
   auto self = shared_from_this();
   server_login login;
   std::uint64_t id = 0;
+  std::uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);
     if (stopped_) co_return acquire_error{"57P01", stop_reason_};
@@ -126,6 +137,7 @@ asio::awaitable<std::variant<replication_connection, acquire_error>> server_pool
     login = login_;
     login.timeout = settings_.connect_timeout;
     login.passthrough = passthrough_;
+    generation = login_generation_;
     id = next_replication_id_++;
   }
   login.extra_parameters = std::move(parameters);
@@ -136,6 +148,12 @@ asio::awaitable<std::variant<replication_connection, acquire_error>> server_pool
   if (!error.empty()) {
     log::warn("pool " + name_ + ": replication connection: " + error);
     co_return acquire_error{conn->refusal_code().empty() ? std::string("08001") : conn->refusal_code(), error};
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) co_return acquire_error{"57P01", stop_reason_};
+    if (generation != login_generation_) co_return acquire_error{"57P01", "the pool's server login changed"};
+    replication_conns_.push_back(conn);
   }
   co_return std::move(owned);
 }
@@ -171,6 +189,7 @@ void server_pool::update(const config::pool_settings& settings, const server_log
     if (!(login == login_)) {
       login_ = login;
       ++login_generation_;
+      end_replication_streams();
       canonical_values_.clear();  // perhaps another server now
       last_refusal_code_.clear();
       for (auto it = conns_.begin(); it != conns_.end();) {
@@ -212,6 +231,7 @@ void server_pool::stop(std::string why) {
     std::lock_guard lock(mu_);
     stopped_ = true;
     stop_reason_ = std::move(why);
+    end_replication_streams();
     for (auto& [id, slot] : conns_)
       if (!slot.lent) work.close.push_back(slot.conn);
     for (auto& c : work.close) {

@@ -5,7 +5,11 @@
 // - physical replication and invalid replication values are refused with a clear error, and
 //   max_replication_connections (0 by default) bounds the logical ones (pgmux_replication_connections
 //   counts them); options naming the startup packet (-c user=...) never reach the server's
+// - a reload that changes the pool's server login ends its replication streams, and so does
+//   shutdown, at once
 #include <doctest/doctest.h>
+
+#include <csignal>
 
 #include "integration/fixtures.hpp"
 
@@ -124,6 +128,33 @@ TEST_CASE("physical replication is refused clearly and max_replication_connectio
     pg_conn again(proxy.conninfo() + " replication=database");
     return again.ok() && again.exec("IDENTIFY_SYSTEM").ok();
   }, 5s));
+}
+
+TEST_CASE("a reload that changes the server login, and shutdown, end replication streams") {
+  allow_replication();
+  auto admin = connect(pg().admin_conninfo());
+  proxy_instance proxy(proxy_options().pool("max_replication_connections", "2"));
+  const auto streams = [&] { return walsender_count(admin); };
+  auto first = connect(proxy.conninfo() + " replication=database");
+  REQUIRE(first.exec("IDENTIFY_SYSTEM").ok());
+  REQUIRE(streams() == "1");
+  // Another server login for the pool (here only its application_name): the stream is cut, so
+  // that its client reconnects to what the pool now reaches.
+  auto text = proxy.config_text();
+  const std::string dsn = json_string(pg().server_dsn("pgmux_test"));
+  const auto at = text.find(dsn);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, dsn.size(), json_string(pg().server_dsn("pgmux_test") + " application_name=relogin"));
+  proxy.rewrite_config(text);
+  proxy.send_signal(SIGHUP);
+  CHECK(wait_until([&] { return streams() == "0"; }, 10s));
+  CHECK_FALSE(first.exec("IDENTIFY_SYSTEM").ok());
+  // A new one works, and shutdown ends it at once.
+  auto second = connect(proxy.conninfo() + " replication=database");
+  REQUIRE(second.exec("IDENTIFY_SYSTEM").ok());
+  CHECK(streams() == "1");
+  CHECK(proxy.terminate(10s));
+  CHECK(wait_until([&] { return streams() == "0"; }, 10s));
 }
 
 }  // TEST_SUITE

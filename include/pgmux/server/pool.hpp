@@ -165,7 +165,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   // Logical replication (replication=database): a server connection of the client's own, the
   // pool's login with `parameters` added (replication and the client's settings), outside
-  // min_size and max_size. At most max_replication_connections at once: past that, or with the
+  // min_size and max_size; ended by stop() and by a reload that changes the login. At most max_replication_connections at once: past that, or with the
   // pool stopped, an acquire_error (53300), as for a failed login. Opened on `executor`.
   asio::awaitable<std::variant<replication_connection, acquire_error>> open_replication(
       asio::any_io_executor executor, protocol::parameter_list parameters);
@@ -278,7 +278,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::atomic<std::size_t> clients_{0};
   bool stopped_ = false;
   std::atomic<std::size_t> replication_count_{0};  // open replication connections (changed under mu_)
-  std::uint64_t next_replication_id_ = 1;          // ids of their own: "replication 3" in logs
+  std::uint64_t next_replication_id_ = 1;          // their own ids, for logs
+  // The open ones (under mu_): stop() and a new login end their streams, whose clients then
+  // reconnect, as they would after a server restart.
+  std::vector<std::weak_ptr<server_connection>> replication_conns_;
+  // With mu_ held: shuts the open replication connections down (their sessions see the server go).
+  void end_replication_streams();
   std::shared_ptr<asio::steady_timer> maintenance_timer_;
   std::vector<std::function<void()>> none_lent_callbacks_;  // guarded by mu_
 };
