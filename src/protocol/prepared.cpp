@@ -306,8 +306,8 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
     } else {
       out.append(buffered.substr(0, head));
     }
-    client.bound_portal.assign(names.portal);
-    client.bound_statement.assign(use == named_use::ready ? names.statement : std::string_view{});
+    if (names.portal.empty())
+      client.unnamed_portal_statement.assign(use == named_use::ready ? names.statement : std::string_view{});
     server.responses.push(request_kind::bind, response_action::forward, token);
     note_skipped_requests(server, &client);
     return {translate_status::done, head, body_size - names.names_size};
@@ -425,9 +425,9 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       if (target->kind == target_portal) {
         // A portal bound from a named statement shows the client that statement's result type.
         std::uint32_t token = 0;
-        if (!client.bound_statement.empty() && target->name == client.bound_portal) {
-          if (const auto& def = client.statements.find(client.bound_statement))
-            token = watch(server, def->server_name, false, client.bound_statement);
+        if (target->name.empty() && !client.unnamed_portal_statement.empty()) {
+          if (const auto& def = client.statements.find(client.unnamed_portal_statement))
+            token = watch(server, def->server_name, false, client.unnamed_portal_statement);
         }
         out.append(message);
         server.responses.push(request_kind::describe_portal, response_action::forward, token);

@@ -19,7 +19,7 @@
 //   result type") are forgotten, so the next use prepares them afresh.
 // - Result types: PostgreSQL fails every use of a prepared statement with 0A000 once a schema
 //   change alters the rows it returns. A client that was shown a statement's rows (a Describe
-//   of it, or of a portal bound from it) keeps that type; where pgmux prepares the statement
+//   of it, or of the unnamed portal bound from it) keeps that type; where pgmux prepares the statement
 //   afresh for it (or finds it there with another or an unknown type), a hidden Describe asks
 //   the server first and the client's message waits for the answer (translate_status::wait).
 //   Once the types differ, every Bind and Describe of that name fails with 0A000 in place, on
@@ -50,10 +50,10 @@ struct client_prepared {
   // rest of its batch is skipped up to Sync, as after any error.
   std::size_t max_statements = SIZE_MAX;
   std::size_t max_bytes = SIZE_MAX;
-  // The portal of the client's last Bind and the named statement it came from ("" for any
-  // other), so that a Describe of that portal tells the statement's result type.
-  std::string bound_portal;
-  std::string bound_statement;
+  // The named statement the client last bound to the unnamed portal ("" for none), so that a
+  // Describe of that portal tells the statement's result type (drivers use the unnamed portal;
+  // one name kept per client is all an idle client pays for it).
+  std::string unnamed_portal_statement;
 };
 
 // A result type as a RowDescription ('T', by column names, types and type modifiers, not by

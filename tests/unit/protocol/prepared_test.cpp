@@ -1306,8 +1306,8 @@ TEST_CASE("a Describe of a statement or of a portal bound from it records the ty
     a.send(client, describe_msg('S', "s1") + sync_msg());
     CHECK(tags(a.answer(client, parameter_description() + rows + ready())) == "tTZ");
   }
-  SUBCASE("Describe of a portal bound from it") {
-    a.send(client, bind_msg("p1", "s1") + describe_msg('P', "p1") + execute_msg("p1") + sync_msg());
+  SUBCASE("Describe of the unnamed portal bound from it") {
+    a.send(client, bind_msg("", "s1") + describe_msg('P', "") + execute_msg() + sync_msg());
     CHECK(tags(a.answer(client, bind_complete() + rows + command_complete("SELECT 0") + ready())) == "2TCZ");
   }
   CHECK(client.statements.named("s1")->shape == row_shape('T', body_of(rows)));
