@@ -1,6 +1,8 @@
 // Matching a server connection's session settings to a client's.
 #include "pgmux/protocol/session_settings.hpp"
 
+#include <algorithm>
+
 namespace pgmux::protocol {
 namespace {
 
@@ -133,11 +135,30 @@ std::string build_read_settings_sql(std::span<const std::string> names) {
   return sql;
 }
 
+std::vector<parameter_change> changed_behind_our_back(const session_settings& server, bool& overflow) {
+  overflow = server.changed_untracked.size() > session_settings::max_changed;
+  std::vector<parameter_change> out;
+  for (const auto& name : server.changed_untracked)
+    if (!find_extra(server.extra, name)) out.push_back({name, std::nullopt});
+  return out;
+}
+
 void note_parameter_status(std::shared_ptr<const session_settings>* client, session_settings& server,
                            std::string_view name, std::string_view value) {
   const auto i = tracked_parameter_index(name);
   if (!i) {
-    if (name == "session_authorization") server.session_authorization = std::string(value);
+    if (name == "session_authorization") {
+      server.session_authorization = std::string(value);
+      return;
+    }
+    // Reported but not settable (or following session_authorization): nothing to reset.
+    if (name == "server_version" || name == "server_encoding" || name == "integer_datetimes" ||
+        name == "in_hot_standby" || name == "is_superuser")
+      return;
+    auto& changed = server.changed_untracked;
+    if (std::find(changed.begin(), changed.end(), name) != changed.end()) return;
+    // One past the bound marks an overflow (changed_behind_our_back).
+    if (changed.size() <= session_settings::max_changed) changed.emplace_back(name);
     return;
   }
   server.tracked[*i] = std::string(value);

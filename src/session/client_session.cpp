@@ -767,6 +767,7 @@ asio::awaitable<void> client_session::return_server(bool let_finish) {
                        (seen_sql_.state & ~protocol::session_state::listen) != protocol::session_state::none;
   if (clean && discard) clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
   if (clean && discard) server->forget_session(true, true);
+  if (clean && !discard) clean = co_await reset_unseen_settings(*server);
   if (seen_sql_.statements_untrusted || server->dropped_notifications > 0) clean = false;
   if (server->session_user_changed()) clean = false;
   co_await wait_for_cancels(*server);
@@ -828,6 +829,24 @@ asio::awaitable<bool> client_session::reset_session_state(protocol::session_stat
   server.forget_session(reset.resets_parameters, reset.discards_all);
   log::info(label() + ": " + server.describe() + " reset (" + reset.sql + "): the transaction left session state (" +
             protocol::session_state::describe(left) + ")");
+  co_return true;
+}
+
+asio::awaitable<bool> client_session::reset_unseen_settings(server_connection& server) {
+  bool overflow = false;
+  const auto changes = protocol::changed_behind_our_back(server.settings, overflow);
+  if (overflow) {
+    log::info(label() + ": " + server.describe() + " closed: the server reported more parameters changed than pgmux resets");
+    co_return false;
+  }
+  if (!changes.empty()) {
+    std::string names;
+    for (const auto& c : changes) names += (names.empty() ? "" : ", ") + c.name;
+    if (!co_await run_reset_query(server, protocol::build_set_sql(changes), cleanup_timeout)) co_return false;
+    log::info(label() + ": " + server.describe() + " reset (" + names +
+              "): the server reported them changed by SQL pgmux could not read, such as a function's SET");
+  }
+  server.settings.changed_untracked.clear();
   co_return true;
 }
 
@@ -939,7 +958,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           set_current_server(nullptr);
           co_await wait_for_cancels(*lease_);
           // "reset" (and "refuse" where pgmux cannot rewrite the SQL, max_prepared_statements 0).
-          if (left != state::none && !co_await reset_session_state(left)) {
+          if ((left != state::none && !co_await reset_session_state(left)) || !co_await reset_unseen_settings(*lease_)) {
             lease_.release(false);
             co_return idle_after_transaction();
           }

@@ -9,6 +9,8 @@
 // - a client's SET of an untracked parameter (search_path, client_min_messages, statement_timeout)
 //   follows it across the shared server connection, never reaches the other client, is undone
 //   by a rollback, and does not pin the client
+// - a parameter a function SETs (default_transaction_read_only), which pgmux cannot read in the
+//   SQL, is reset from the server's ParameterStatus before the other client gets the connection
 // - login ParameterStatus spells the client's values as the server does (utf8 is UTF8, iso is
 //   "ISO, MDY"), the same as a direct connection reports, also when the pool already knows them
 // - a client that sets no application_name sees the server's default ('') at login and in SHOW,
@@ -128,6 +130,24 @@ TEST_CASE("a client's SET of an untracked parameter follows it, never reaches th
   CHECK(scalar(a, "show statement_timeout") == "7s");
   CHECK(scalar(b, "select count(*) from pg_stat_activity where usename = 'pgmux_test'") == "1");  // one shared
   CHECK(proxy.log().find("until it disconnects") == std::string::npos);
+}
+
+TEST_CASE("a parameter a function SETs where pgmux cannot read it is reset before another client gets the connection") {
+  auto setup = setup_connection();
+  exec_ok(setup, "create or replace function it_read_only() returns void language plpgsql as "
+                 "$$ begin set default_transaction_read_only = on; end $$");
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  auto a = connect(proxy.conninfo());
+  auto b = connect(proxy.conninfo());
+  exec_ok(a, "select it_read_only()");
+  CHECK(scalar(b, "show default_transaction_read_only") == "off");
+  CHECK(proxy.log().find("reset (default_transaction_read_only)") != std::string::npos);
+  // The client's own SET, which pgmux reads, is carried as any other.
+  exec_ok(a, "set default_transaction_read_only = on");
+  CHECK(scalar(b, "show default_transaction_read_only") == "off");
+  CHECK(scalar(a, "show default_transaction_read_only") == "on");
+  CHECK(scalar(b, "select count(*) from pg_stat_activity where usename = 'pgmux_test'") == "1");  // one shared
+  exec_ok(setup, "drop function it_read_only()");
 }
 
 TEST_CASE("login ParameterStatus spells the client's values as the server does, as a direct connection shows") {

@@ -28,6 +28,12 @@ struct session_settings {
   // Server only: the session user as the server last reported it (ParameterStatus), so that a
   // connection whose identity changed in ways pgmux did not see in the SQL is never reused.
   std::optional<std::string> session_authorization;
+  // Server only: settable parameters beyond the tracked ones whose value the server reported
+  // since login (default_transaction_read_only set by a function, where pgmux could not read the
+  // SET): reset before the connection serves another client, unless pgmux set them itself (see
+  // changed_behind_our_back). At most max_changed names; past that the connection is closed.
+  std::vector<std::string> changed_untracked;
+  static constexpr std::size_t max_changed = 16;
   friend bool operator==(const session_settings&, const session_settings&) = default;
 };
 
@@ -72,8 +78,13 @@ std::string build_read_settings_sql(std::span<const std::string> names);
 // A ParameterStatus from the server while relaying: the server now has this value and, for a
 // tracked parameter, so does the client from now on (a copy is made before `client` changes,
 // as clients that set nothing share one empty value). session_authorization is noted on the
-// server side only; other untracked names change nothing.
+// server side only; other settable names go to changed_untracked.
 void note_parameter_status(std::shared_ptr<const session_settings>* client, session_settings& server,
                            std::string_view name, std::string_view value);
+
+// The backstop: of server.changed_untracked, the parameters pgmux did not set itself (not among
+// its extras), as changes that reset them; empty when there are none. `overflow`: more changed
+// than recorded, so the connection cannot be vouched for.
+std::vector<parameter_change> changed_behind_our_back(const session_settings& server, bool& overflow);
 
 }  // namespace pgmux::protocol

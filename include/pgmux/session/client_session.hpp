@@ -139,6 +139,10 @@ class client_session final : public session_control,
   // back, so that what the client's SQL left (`left`) ends with its transaction. False when the
   // reset failed (the connection is then closed).
   asio::awaitable<bool> reset_session_state(protocol::session_state::set left);
+  // The backstop for what the SQL did not show: parameters the server reported changed that
+  // pgmux did not set (a function's SET default_transaction_read_only) go back to their defaults
+  // before anyone else gets the connection. False when that failed (the connection is closed).
+  asio::awaitable<bool> reset_unseen_settings(server_connection& server);
   asio::awaitable<void> wait_for_cancels(server_connection& server);
   // Transaction pooling, the transaction over and its connection given back (or closed): the
   // client idles, unless pgmux is shutting down.

@@ -145,6 +145,28 @@ TEST_CASE("a ParameterStatus updates the server and copies the client's settings
   CHECK(tracked(server, "DateStyle") == "German, DMY");
 }
 
+TEST_CASE("settable untracked parameters the server reports are reset unless pgmux set them itself") {
+  session_settings server;
+  for (const auto* fixed : {"server_version", "server_encoding", "integer_datetimes", "in_hot_standby", "is_superuser"})
+    note_parameter_status(nullptr, server, fixed, "x");
+  CHECK(server.changed_untracked.empty());
+  note_parameter_status(nullptr, server, "default_transaction_read_only", "on");
+  note_parameter_status(nullptr, server, "default_transaction_read_only", "off");  // once each
+  note_parameter_status(nullptr, server, "app.reported", "1");
+  CHECK(server.changed_untracked == std::vector<std::string>{"default_transaction_read_only", "app.reported"});
+  server.extra = {{"app.reported", "1"}};  // carried: pgmux set it, and knows it
+  bool overflow = true;
+  const auto changes = changed_behind_our_back(server, overflow);
+  CHECK_FALSE(overflow);
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0].name == "default_transaction_read_only");
+  CHECK_FALSE(changes[0].value);
+  for (int i = 0; i < 20; ++i) note_parameter_status(nullptr, server, "app.p" + std::to_string(i), "1");
+  CHECK(server.changed_untracked.size() == session_settings::max_changed + 1);
+  changed_behind_our_back(server, overflow);
+  CHECK(overflow);
+}
+
 TEST_CASE("the server's session user is noted from its login and every ParameterStatus, never for the client") {
   const auto login = settings_from_status({{"session_authorization", "app"}, {"TimeZone", "Etc/UTC"}});
   CHECK(login.session_authorization == "app");
