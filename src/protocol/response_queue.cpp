@@ -62,7 +62,9 @@ response_queue::response_queue() : ring_(initial_capacity) { skipped_.reserve(8)
 bool response_queue::push(request_kind kind, response_action action, std::uint32_t watch) {
   assert(action != response_action::synthesize || kind == request_kind::parse || kind == request_kind::bind ||
          kind == request_kind::close);
-  const entry e{kind, action, watch};
+  const bool request = kind == request_kind::query || kind == request_kind::execute || kind == request_kind::function_call;
+  if (request) copy_end_since_request_ = false;
+  const entry e{kind, action, watch, kind == request_kind::sync && copy_end_since_request_};
   if (skipping_) {
     if (kind != request_kind::sync) {
       skip(e);
@@ -109,7 +111,8 @@ backend_decision response_queue::on_backend(char tag) {
     if (e.kind == request_kind::describe_statement || e.kind == request_kind::describe_portal) d.described = e.watch;
   }
   if (tag == 'G') {
-    copy_in_ = true;
+    // A client that ended the COPY before it started has nothing more for it.
+    copy_in_ = !copy_end_since_request_;
     drop_syncs_after_front();
   }
   if (last) {
@@ -143,6 +146,7 @@ void response_queue::clear() noexcept {
   skipped_.clear();
   skipping_ = false;
   copy_in_ = false;
+  copy_end_since_request_ = false;
 }
 
 void response_queue::pop() noexcept {
@@ -174,10 +178,11 @@ void response_queue::fail_until_sync() {
 void response_queue::drop_syncs_after_front() {
   // CopyInResponse: Syncs sent after the request that started the COPY reach the server while
   // it reads COPY data, which ignores them. They will never be answered.
+  // Syncs sent after an early CopyDone reach it after the COPY: they are answered.
   std::size_t kept = 1;
   for (std::size_t i = 1; i < count_; ++i) {
     const entry e = at(i);
-    if (e.kind == request_kind::sync) {
+    if (e.kind == request_kind::sync && !e.after_copy_end) {
       skip(e);
       continue;
     }

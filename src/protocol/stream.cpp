@@ -31,6 +31,7 @@ void count_query(tx_tracker& tx) noexcept {
   ++tx.outstanding;
   tx.syncs_since_request = 0;
   tx.last_request_extended = false;
+  tx.copy_ended_early = false;
 }
 
 enum class keyword_match { no, yes, unknown };
@@ -152,11 +153,12 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         tx.unsynced_extended = true;
         tx.syncs_since_request = 0;
         tx.last_request_extended = true;
+        tx.copy_ended_early = false;
         break;
       case 'S':
         if (tx.copy_in) break;  // ignored by the server during COPY FROM STDIN
         ++tx.outstanding;
-        ++tx.syncs_since_request;
+        if (!tx.copy_ended_early) ++tx.syncs_since_request;
         tx.open_batch = false;
         tx.unsynced_extended = false;
         break;
@@ -167,6 +169,8 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         if (tx.copy_in) {
           tx.copy_in = false;
           if (tx.copy_extended) tx.open_batch = true;  // the server now waits for a Sync
+        } else {
+          tx.copy_ended_early = true;  // a COPY may yet start, and this would end it
         }
         break;
       case 'd': break;
@@ -276,11 +280,13 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         }
         break;
       case 'G':
-        tx.copy_in = true;
+        // The client may have ended the COPY already: then the server reads no more of it.
+        tx.copy_in = !tx.copy_ended_early;
         tx.copy_extended = tx.last_request_extended;
         tx.outstanding -= tx.syncs_since_request;  // those reach the server during the COPY: ignored
         if (tx.outstanding < 0) tx.outstanding = 0;
         tx.syncs_since_request = 0;
+        tx.copy_ended_early = false;
         break;
       default: break;
     }

@@ -8,7 +8,11 @@
 // - COPY FROM STDIN through the extended protocol (PQexecParams) ends its transaction; the
 //   server connection is shared with the next client (max_size 1)
 // - COPY FROM STDIN whose trigger floods the client with notices completes (both directions at once)
+// - a client that sends COPY data, CopyDone and Sync before CopyInResponse gets every answer
+//   (GCZZ, as from PostgreSQL), and the next client of the connection none of them
 #include <doctest/doctest.h>
+
+#include <algorithm>
 
 #include <random>
 #include <thread>
@@ -272,6 +276,35 @@ TEST_CASE("COPY FROM STDIN whose trigger floods the client with notices complete
   CHECK(c.notices().size() == 20000);
   CHECK(seconds_since(t0) < 60.0);
   CHECK(scalar(c, "select count(*) from it_copy_noisy") == "20000");
+}
+
+TEST_CASE("a client that sends COPY data, CopyDone and Sync before CopyInResponse gets every answer, and the next client none of them") {
+  // PostgreSQL reads the data and CopyDone in the COPY and answers the Sync after it. pgmux used
+  // to count that Sync as ignored: its ReadyForQuery then came after the connection was given
+  // back, and could answer the next client's query in that client's place.
+  auto setup = setup_connection();
+  exec_ok(setup, "drop table if exists it_copy_early; create table it_copy_early (a int)");
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    raw_socket raw(proxy.port());
+    REQUIRE(raw.startup());
+    REQUIRE(raw.send(wire::msg('Q', wire::cstr("COPY it_copy_early FROM STDIN")) + wire::msg('d', "1\n") +
+                     wire::msg('c', "") + wire::msg('S', "")));
+    std::string tags;
+    while (std::count(tags.begin(), tags.end(), 'Z') < 2) {
+      auto m = raw.read_message(5s);
+      if (!m) break;
+      tags += m->first;
+    }
+    CHECK(tags == "GCZZ");  // as from PostgreSQL
+    auto next = connect(proxy.conninfo());
+    for (int i = 0; i < 5; ++i) CHECK(scalar(next, "select " + std::to_string(i)) == std::to_string(i));
+  }
+  CHECK(scalar(setup, "select count(*) from it_copy_early") == "3");
+  CHECK(proxy.log().find("answers no request") == std::string::npos);
+  CHECK(proxy.log().find("not clean") == std::string::npos);
+  exec_ok(setup, "drop table it_copy_early");
 }
 
 }  // TEST_SUITE

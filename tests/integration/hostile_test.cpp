@@ -220,7 +220,9 @@ TEST_CASE("fuzzed protocol sessions never reach a bystander nor wedge a server c
       for (const auto& q : sql) {
         auto r = c.exec(q);
         if (!r.ok()) {
-          bystander_errors.push_back(q + ": " + r.error() + " (client " + address + ")");
+          // No result at all: libpq's own account of the connection says why.
+          bystander_errors.push_back(q + ": " + (r ? r.error() : "no result; libpq says: " + c.error()) + " (client " +
+                                     address + ")");
           bystander_addresses.push_back(address);
           c = pg_conn(proxy.conninfo());  // go on with a fresh connection, to count further harm
           address = local_address(c);

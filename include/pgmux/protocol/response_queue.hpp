@@ -63,8 +63,12 @@ class response_queue {
   // synthesized must not be answered.
   bool push(request_kind kind, response_action action = response_action::forward, std::uint32_t watch = 0);
 
-  // The client sent CopyDone or CopyFail: the server reads Syncs again.
-  void copy_ended() noexcept { copy_in_ = false; }
+  // The client sent CopyDone or CopyFail: the server reads Syncs again. Sent before the server
+  // said a COPY started, it ends that COPY when it starts: Syncs pushed after it are answered.
+  void copy_ended() noexcept {
+    if (!copy_in_) copy_end_since_request_ = true;
+    copy_in_ = false;
+  }
 
   // The header of the next backend message. Call only with no synthesized answer waiting
   // (take_ready), and call take_ready again once this message has been passed on or dropped.
@@ -99,6 +103,7 @@ class response_queue {
     request_kind kind;
     response_action action;
     std::uint32_t watch;
+    bool after_copy_end = false;  // a Sync sent after an early CopyDone or CopyFail (copy_ended)
   };
 
   entry& front() noexcept { return ring_[head_]; }
@@ -116,6 +121,7 @@ class response_queue {
   std::vector<std::uint32_t> skipped_;
   bool skipping_ = false;
   bool copy_in_ = false;
+  bool copy_end_since_request_ = false;  // CopyDone or CopyFail sent, no COPY known, since the last request
 };
 
 }  // namespace pgmux::protocol

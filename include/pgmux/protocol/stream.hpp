@@ -27,6 +27,10 @@ struct tx_tracker {
   int syncs_since_request = 0;     // Syncs sent since the last Query or Execute
   bool last_request_extended = false;  // that request was an Execute
   bool copy_extended = false;      // the running COPY came from an Execute: it ends with a Sync
+  // CopyDone or CopyFail sent since the last Query or Execute before the server said a COPY
+  // started (a client that does not wait for CopyInResponse): the server reads them in that
+  // COPY, so Syncs sent after them reach it after the COPY, and are answered.
+  bool copy_ended_early = false;
   // Statement pooling: a ReadyForQuery that would leave a transaction open ends the relay
   // before it is passed on (the session then refuses the transaction).
   bool single_statement = false;

@@ -15,6 +15,7 @@
 //   synthesized answers behind other requests wait for their turn
 //   synthesized answers after an earlier error are never sent
 //   COPY FROM STDIN by Query: Syncs sent before and during the COPY are dropped
+//   CopyDone sent before the server's CopyInResponse: the Sync after it is answered, the one before dropped
 //   COPY FROM STDIN by Execute: the Sync sent with it is dropped, the one after CopyDone answered
 //   an error during COPY FROM STDIN ends it
 //   COPY TO STDOUT by Query and by Execute
@@ -325,6 +326,25 @@ TEST_CASE("COPY FROM STDIN by Query: Syncs sent before and during the COPY are d
   CHECK_FALSE(h.q.copy_in());
   h.recv_all("CZ");
   CHECK(h.client == "GCZ");
+  CHECK(h.q.empty());
+}
+
+TEST_CASE("CopyDone sent before the server's CopyInResponse: the Sync after it is answered, the one before dropped") {
+  // A client that does not wait: its data and CopyDone end the COPY as it starts, and a Sync
+  // sent after them reaches the server after the COPY. Dropping that one too would leave its
+  // ReadyForQuery to answer the connection's next client.
+  harness h;
+  h.send_all("Q");
+  h.send(rk::sync, ra::forward, 3);  // before the CopyDone: read during the COPY, ignored
+  h.q.copy_ended();                  // CopyDone, the server not in COPY yet as far as pgmux knows
+  h.send(rk::sync, ra::forward, 5);  // after it: answered
+  CHECK(h.q.size() == 3);
+  h.recv_all("G");
+  CHECK_FALSE(h.q.copy_in());  // nothing more of the COPY is coming
+  CHECK(h.skipped() == tokens{3});
+  CHECK(h.q.size() == 2);
+  h.recv_all("CZZ");
+  CHECK(h.client == "GCZZ");
   CHECK(h.q.empty());
 }
 

@@ -7,6 +7,7 @@
 // - ReadyForQuery split after its header waits for its status byte
 // - Terminate stops the scan before it, and unknown types and oversized lengths are invalid
 // - COPY FROM STDIN by Query and by Execute: Syncs sent during the COPY are not counted
+// - COPY data and CopyDone sent before the server's CopyInResponse: a Sync after them is answered
 // - stray COPY messages outside a COPY change nothing
 // - messages whose answer cannot be foreseen are invalid: a Query during COPY FROM STDIN (the
 //   server would fail the COPY and swallow it), a Query or FunctionCall after unsynced
@@ -199,6 +200,26 @@ TEST_CASE("COPY FROM STDIN: Syncs sent during the COPY are not counted") {
     CHECK(b.stop == scan_stop::end_of_transaction);
     CHECK(tx.idle());
   }
+}
+
+TEST_CASE("COPY data and CopyDone sent before the server's CopyInResponse: a Sync after them is answered") {
+  // A client that does not wait for CopyInResponse: PostgreSQL reads the data and CopyDone in
+  // the COPY, ignores a Sync sent before the CopyDone, and answers one sent after it. Counting
+  // that one as ignored would leave its ReadyForQuery to reach the connection's next client.
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const auto copy_in_response = wire::msg('G').i8(0).i16(0).str();
+  feed_frontend(query("copy t from stdin") + empty_msg('S') + wire::msg('d').bytes("1\n").str() + empty_msg('c') +
+                    empty_msg('S'),
+                fc, tx);
+  CHECK(tx.outstanding == 3);
+  auto b = scan_backend(copy_in_response + command_complete("COPY 1") + rfq('I'), bc, tx, true);
+  CHECK(b.stop == scan_stop::need_more);  // not idle yet: the second Sync's ReadyForQuery is due
+  CHECK_FALSE(tx.copy_in);                // the client ended the COPY already
+  CHECK(tx.outstanding == 1);
+  b = scan_backend(rfq('I'), bc, tx, true);
+  CHECK(b.stop == scan_stop::end_of_transaction);
+  CHECK(tx.idle());
 }
 
 TEST_CASE("stray COPY messages outside a COPY change nothing") {
