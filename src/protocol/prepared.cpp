@@ -346,11 +346,8 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
         encode_query(out, reserved_statement_refusal_sql());  // noted already by scan_frontend
       } else if (seen_sql && seen_sql->refuses(found)) {
         encode_query(out, session_state_refusal_sql(found.state));
-      } else if (auto restored = restorable ? restore_after_resets(sql, found.resets, *restorable) : std::nullopt) {
-        encode_query(out, restored->sql);
-        result.hidden_statements = restored->hidden;
       } else {
-        out.append(message);
+        result.hidden_statements = append_restored_query(out, message, sql, found.resets, restorable);
       }
       server.responses.push(request_kind::query);
       server.unnamed_client = 0;

@@ -1,7 +1,25 @@
 // Restoring a client's startup values after its RESETs.
 #include "pgmux/protocol/reset_restore.hpp"
 
+#include <algorithm>
+
+#include "pgmux/protocol/encode.hpp"
+
 namespace pgmux::protocol {
+namespace {
+
+// The inserted statements' ordinals are bits of a 64-bit mask (tx_tracker::hidden_statements).
+constexpr std::size_t max_statements = 64;
+
+bool restores(const reset_statement& reset, const parameter_change& value) noexcept {
+  return reset.name.empty() || parameter_name_equal(reset.name, value.name);
+}
+
+bool restores_some(const reset_statement& reset, std::span<const parameter_change> restorable) noexcept {
+  return std::any_of(restorable.begin(), restorable.end(), [&](const auto& v) { return restores(reset, v); });
+}
+
+}  // namespace
 
 std::vector<parameter_change> restorable_values(const session_settings& client_startup,
                                                 const session_settings& server_login) {
@@ -22,10 +40,10 @@ std::optional<restored_query> restore_after_resets(std::string_view sql, std::sp
   for (const auto& reset : resets) {
     std::vector<parameter_change> values;
     for (const auto& value : restorable)
-      if (reset.name.empty() || parameter_name_equal(reset.name, value.name)) values.push_back(value);
+      if (restores(reset, value)) values.push_back(value);
     if (values.empty()) continue;
     const std::size_t ordinal = reset.ordinal + inserted + 1;
-    if (ordinal >= 64) return std::nullopt;
+    if (ordinal >= max_statements) return std::nullopt;
     out.sql.append(sql.substr(copied, reset.end - copied));
     copied = reset.end;
     // The last statement may end without ';', in a -- comment even: a new line ends that.
@@ -38,6 +56,27 @@ std::optional<restored_query> restore_after_resets(std::string_view sql, std::sp
   if (inserted == 0) return std::nullopt;
   out.sql.append(sql.substr(copied));
   return out;
+}
+
+bool restores_any(std::span<const reset_statement> resets, std::span<const parameter_change> restorable) noexcept {
+  std::size_t inserted = 0;
+  for (const auto& reset : resets) {
+    if (!restores_some(reset, restorable)) continue;
+    if (reset.ordinal + inserted + 1 >= max_statements) return false;
+    ++inserted;
+  }
+  return inserted > 0;
+}
+
+std::uint64_t append_restored_query(std::string& out, std::string_view query, std::string_view sql,
+                                    std::span<const reset_statement> resets,
+                                    const std::vector<parameter_change>* restorable) {
+  if (auto restored = restorable ? restore_after_resets(sql, resets, *restorable) : std::nullopt) {
+    encode_query(out, restored->sql);
+    return restored->hidden;
+  }
+  out.append(query);
+  return 0;
 }
 
 bool may_reset(std::string_view sql) noexcept {

@@ -107,7 +107,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
       if (seen_sql && prepared && !whole) seen_sql->statements_untrusted = true;
       // DEALLOCATE of a statement name is the client's, and SQL naming pgmux's own statements
       // is refused: translate_frontend rewrites both. Other queries are not held up.
-      const bool restore = may_restore && !refused && restore_after_resets(text, found.resets, *restorable);
+      const bool restore = may_restore && !refused && restores_any(found.resets, *restorable);
       if ((prepared && (deallocate == keyword_match::yes || found.reserved_statement_name || refused)) || restore) {
         count_query(tx);  // counted here: the relay never scans this header again
         return {pos, scan_stop::intercept};

@@ -767,7 +767,7 @@ asio::awaitable<void> client_session::return_server(bool let_finish) {
                        (seen_sql_.state & ~protocol::session_state::listen) != protocol::session_state::none;
   if (clean && discard) clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
   if (clean && discard) server->forget_session(true, true);
-  if (clean && !discard) clean = co_await reset_unseen_settings(*server);
+  if (clean && !discard && !server->settings.changed_untracked.empty()) clean = co_await reset_unseen_settings(*server);
   if (seen_sql_.statements_untrusted || server->dropped_notifications > 0) clean = false;
   if (server->session_user_changed()) clean = false;
   co_await wait_for_cancels(*server);
@@ -956,9 +956,11 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
             continue;
           }
           set_current_server(nullptr);
-          co_await wait_for_cancels(*lease_);
+          if (lease_->cancels_in_flight.load() > 0) co_await wait_for_cancels(*lease_);
           // "reset" (and "refuse" where pgmux cannot rewrite the SQL, max_prepared_statements 0).
-          if ((left != state::none && !co_await reset_session_state(left)) || !co_await reset_unseen_settings(*lease_)) {
+          // Each check is made here, not in the coroutine: almost every transaction needs none.
+          if ((left != state::none && !co_await reset_session_state(left)) ||
+              (!lease_->settings.changed_untracked.empty() && !co_await reset_unseen_settings(*lease_))) {
             lease_.release(false);
             co_return idle_after_transaction();
           }

@@ -191,13 +191,9 @@ std::optional<relay_result> restore_in_query(const client_side& client, server_c
   if (f.status != protocol::parse_status::complete || f.msg.tag != 'Q')
     throw std::logic_error("a session-mode relay intercepted something other than a whole Query");
   const auto sql = f.msg.body.substr(0, f.msg.body.find('\0'));
-  const auto found = protocol::inspect_sql(sql);
-  if (auto restored = restorable ? protocol::restore_after_resets(sql, found.resets, *restorable) : std::nullopt) {
-    protocol::encode_query(out, restored->sql);
-    server.tx().hidden_statements = restored->hidden;
-  } else {
-    out.append(buf.view().substr(0, f.consumed));
-  }
+  const auto hidden = protocol::append_restored_query(out, buf.view().substr(0, f.consumed), sql,
+                                                     protocol::inspect_sql(sql).resets, restorable);
+  if (hidden != 0) server.tx().hidden_statements = hidden;
   buf.consume(f.consumed);
   return std::nullopt;
 }

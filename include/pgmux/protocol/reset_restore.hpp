@@ -35,6 +35,16 @@ struct restored_query {
 std::optional<restored_query> restore_after_resets(std::string_view sql, std::span<const reset_statement> resets,
                                                    std::span<const parameter_change> restorable);
 
+// Whether restore_after_resets would rewrite the query: the same test, nothing built.
+bool restores_any(std::span<const reset_statement> resets, std::span<const parameter_change> restorable) noexcept;
+
+// Appends the Query message `query` (whose text is `sql`, inspected into `resets`) to `out`,
+// rewritten by restore_after_resets where it applies, else as it is. Returns the rewrite's
+// hidden statements (0 when it went unchanged). `restorable` null: unchanged.
+std::uint64_t append_restored_query(std::string& out, std::string_view query, std::string_view sql,
+                                    std::span<const reset_statement> resets,
+                                    const std::vector<parameter_change>* restorable);
+
 // Whether `sql` may hold a statement restore_after_resets acts on (the words RESET or DEFAULT,
 // in any case): a cheap test before inspecting it.
 bool may_reset(std::string_view sql) noexcept;

@@ -6,6 +6,7 @@
 //   a client's restorable values: tracked ones that differ from the server's login, and every other
 //   a restore follows each RESET of a restorable value, and RESET ALL restores them all
 //   no restore when no RESET names a restorable value, or past the 64th statement
+//   (each of these also checks that restores_any agrees)
 //   may_reset looks for the words in any case
 //   a Query that RESETs a restorable value is intercepted only while nothing else is outstanding
 //   the answers of the statements pgmux added are dropped, up to ReadyForQuery
@@ -51,6 +52,14 @@ std::string row_description() {
 }
 std::string row_of(std::string_view value) {
   return wire::msg('D').i16(1).i32(static_cast<std::int32_t>(value.size())).bytes(value).str();
+}
+
+// restore_after_resets, checked against restores_any, which must foresee it without building it.
+std::optional<restored_query> checked_restore(std::string_view sql, std::span<const parameter_change> values) {
+  const auto resets = inspect_sql(sql).resets;
+  auto restored = restore_after_resets(sql, resets, values);
+  CHECK(restores_any(resets, values) == restored.has_value());
+  return restored;
 }
 
 // Scans `bytes` from the server as the relay does; returns the message tags the client gets.
@@ -120,7 +129,7 @@ TEST_CASE("a client's restorable values: tracked ones that differ from the serve
 }
 
 TEST_CASE("a restore follows each RESET of a restorable value, and RESET ALL restores them all") {
-  const auto restore = [](std::string_view sql) { return restore_after_resets(sql, inspect_sql(sql).resets, restorable); };
+  const auto restore = [](std::string_view sql) { return checked_restore(sql, restorable); };
   auto one = restore("RESET datestyle");
   REQUIRE(one);
   CHECK(one->sql == "RESET datestyle\n;SELECT pg_catalog.set_config('DateStyle', 'Postgres, MDY', false);");
@@ -147,10 +156,10 @@ TEST_CASE("a restore follows each RESET of a restorable value, and RESET ALL res
 }
 
 TEST_CASE("no restore when no RESET names a restorable value, or past the 64th statement") {
-  const auto restore = [](std::string_view sql) { return restore_after_resets(sql, inspect_sql(sql).resets, restorable); };
+  const auto restore = [](std::string_view sql) { return checked_restore(sql, restorable); };
   CHECK_FALSE(restore("RESET search_path"));
   CHECK_FALSE(restore("select 1"));
-  CHECK_FALSE(restore_after_resets("RESET ALL", inspect_sql("RESET ALL").resets, {}));
+  CHECK_FALSE(checked_restore("RESET ALL", {}));
   std::string many;
   for (int i = 0; i < 62; ++i) many += "select 1;";
   CHECK(restore(many + "reset work_mem"));  // its restore is statement 64, bit 63
