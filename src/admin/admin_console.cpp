@@ -138,11 +138,13 @@ admin_reply show_config(router& routes) {
   add("listen.host", cfg->listen.host);
   add("listen.port", std::to_string(cfg->listen.port));
   add("listen.unix_socket_dir", cfg->listen.unix_socket_dir);
+  add("listen.reuse_port", cfg->listen.reuse_port ? "true" : "false");
   add("workers", std::to_string(cfg->workers));
   add("max_client_conn", std::to_string(cfg->max_client_conn));
   add("max_message_size", std::to_string(cfg->max_message_size));
   add("auth_timeout", config::format_duration(cfg->auth_timeout));
   add("shutdown_timeout", config::format_duration(cfg->shutdown_timeout));
+  add("drain_delay", config::format_duration(cfg->drain_delay));
   add("metrics.listen", cfg->metrics_listen);
   add("log.level", config::to_string(cfg->log.level));
   add("log.format", config::to_string(cfg->log.format));

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "pgmux/log.hpp"
+#include "pgmux/admin/health.hpp"
 #include "pgmux/admin/metrics_http.hpp"
 #include "pgmux/admin/metrics_text.hpp"
 #include "pgmux/session/client_session.hpp"
@@ -256,6 +257,28 @@ class collector {
     return out;
   }
 
+  // What /healthz and /readyz judge: probe times, the drain, PAUSE and each pool's reach. Reads
+  // atomics and each pool's short lock, never a server.
+  health::verdict check(metrics_http::resource what) const {
+    health::inputs in;
+    in.now = net::clock::now();
+    const auto workers = std::min<std::size_t>(clients_.counters.workers.load(), net::max_lag_workers);
+    std::vector<net::clock::time_point> probes;
+    for (std::size_t w = 0; w < workers; ++w)
+      probes.push_back(net::clock::time_point(std::chrono::duration_cast<net::clock::duration>(
+          std::chrono::nanoseconds(clients_.counters.loop_probe_ns[w].load(std::memory_order_relaxed)))));
+    in.last_probe = probes;
+    if (what == metrics_http::resource::healthz) return health::liveness(in);
+    in.draining = clients_.counters.draining.load(std::memory_order_relaxed);
+    in.paused = routes_.paused("");
+    for (const auto& pool : routes_.pools()) {
+      const auto p = pool->snapshot();
+      in.pools.push_back({p.database + "/" + p.user, p.ever_connected, p.core.idle + p.core.active,
+                          p.core.consecutive_connect_failures});
+    }
+    return health::readiness(in);
+  }
+
  private:
   net::router& routes_;
   client_figures clients_;
@@ -346,10 +369,14 @@ asio::awaitable<void> serve_connection(std::shared_ptr<endpoint_state> state, tc
     } else {
       answer = metrics_http::decide(parsed.status);
     }
-    if (answer.status == 200) {
+    if (answer.status == 200 && answer.what == metrics_http::resource::metrics) {
       // Takes each pool's short lock in turn, as the admin console's SHOW does.
       metrics_text::serialize(state->source.collect(), body);
       type = metrics_text::content_type;
+    } else if (answer.status == 200) {
+      auto verdict = state->source.check(answer.what);
+      answer.status = verdict.status;
+      body = std::move(verdict.text);
     } else {
       body = metrics_http::error_body(answer.status);
     }

@@ -136,7 +136,10 @@ head_result parse_head(std::string_view buffer, std::size_t max_head) {
 answer decide(const request& req) {
   answer a;
   if (req.method != "GET" && req.method != "HEAD") a.status = 405;
-  else if (req.path != "/metrics") a.status = 404;
+  else if (req.path == "/metrics") a.what = resource::metrics;
+  else if (req.path == "/healthz") a.what = resource::healthz;
+  else if (req.path == "/readyz") a.what = resource::readyz;
+  else a.status = 404;
   a.body = req.method != "HEAD";
   a.keep_alive = req.keep_alive && !req.has_body;
   return a;
@@ -158,6 +161,7 @@ const char* reason(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
   }
   return "Error";

@@ -37,6 +37,7 @@ void warn_about_restart_settings(const config::config& running, const config::co
   auto warn = [](const char* key) { log::warn(std::string("reload: ") + key + " changed; it takes effect after a restart"); };
   if (running.listen.host != loaded.listen.host || running.listen.port != loaded.listen.port) warn("listen");
   if (running.listen.unix_socket_dir != loaded.listen.unix_socket_dir) warn("listen.unix_socket_dir");
+  if (running.listen.reuse_port != loaded.listen.reuse_port) warn("listen.reuse_port");
   if (running.workers != loaded.workers) warn("workers");
   if (running.max_client_conn != loaded.max_client_conn) warn("max_client_conn");
   if (running.metrics_listen != loaded.metrics_listen) warn("metrics.listen");
@@ -52,9 +53,13 @@ asio::awaitable<void> probe_event_loop(net::process_counters& counters, unsigned
     const auto due = timer.expiry();
     auto [ec] = co_await timer.async_wait(net::nothrow);
     if (ec) co_return;
-    const auto late = std::chrono::duration_cast<std::chrono::nanoseconds>(net::clock::now() - due).count();
-    if (worker_index < net::max_lag_workers)
+    const auto now = net::clock::now();
+    const auto late = std::chrono::duration_cast<std::chrono::nanoseconds>(now - due).count();
+    if (worker_index < net::max_lag_workers) {
       counters.loop_lag_ns[worker_index].store(late > 0 ? late : 0, std::memory_order_relaxed);
+      counters.loop_probe_ns[worker_index].store(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(), std::memory_order_relaxed);
+    }
   }
 }
 
@@ -90,7 +95,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
                                                    auth_secrets, &hooks, &counters, &login_limits},
                          cfg->max_client_conn);
 
-  if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port); !error.empty()) {
+  if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port, cfg->listen.reuse_port); !error.empty()) {
     log::error(error);
     return 1;
   }
@@ -115,6 +120,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
 
   std::atomic<bool> shutting_down{false};
   asio::steady_timer all_clients_gone(io);  // a graceful shutdown's wait for the last client
+  asio::steady_timer drain_delay(io);       // its wait before the listeners close
   // SIGHUP and the console's RELOAD. The file (and every file it names: users, passfiles,
   // certificates and keys) is read and the TLS contexts are built on the blocking executor;
   // the result is applied on the io_context, all of it or, on any error, nothing.
@@ -153,19 +159,30 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
     });
   };
   auto stop_now = [&] {
+    drain_delay.cancel();
     listener.stop();
     routes.stop();
     loops.stop();
   };
-  // SIGTERM and the console's SHUTDOWN: no new clients; running transactions finish, up to
-  // shutdown_timeout.
+  // SIGTERM and the console's SHUTDOWN: /readyz turns 503 at once; new clients are still taken
+  // for drain_delay, while a load balancer notices; then no new clients, and running
+  // transactions finish, up to shutdown_timeout. The metrics endpoint answers until the end.
   auto shut_down_gracefully = [&] {
     if (shutting_down.exchange(true)) return;
-    listener.stop();
-    log::info("shutting down once running transactions finish (shutdown_timeout " +
-              config::format_duration(routes.config()->shutdown_timeout) + ")");
-    sessions.for_each([](const std::shared_ptr<net::client_session>& s) { s->drain(); });
+    counters.draining = true;
+    const auto cfg = routes.config();
+    log::info("draining: /readyz answers 503; new clients are taken for " + config::format_duration(cfg->drain_delay) +
+              " (drain_delay), then running transactions get " + config::format_duration(cfg->shutdown_timeout) +
+              " (shutdown_timeout)");
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      drain_delay.expires_after(routes.config()->drain_delay);
+      co_await drain_delay.async_wait(net::nothrow);
+      // The listeners close on this loop, before the sessions are told: none accepted after
+      // this misses the drain.
+      listener.stop();
+      co_await asio::post(io, asio::use_awaitable);
+      log::info("no new clients: shutting down once running transactions finish");
+      sessions.for_each([](const std::shared_ptr<net::client_session>& s) { s->drain(); });
       // Woken by the last client to leave (hooks.clients_gone), else at shutdown_timeout.
       all_clients_gone.expires_after(routes.config()->shutdown_timeout);
       if (client_count.load() > 0) co_await all_clients_gone.async_wait(net::nothrow);
@@ -202,7 +219,10 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
             std::to_string(workers) + " worker" + (workers == 1 ? "" : "s"));
 
   counters.workers = workers;
-  for (unsigned i = 0; i < workers; ++i) asio::co_spawn(loops.io(i), probe_event_loop(counters, i), asio::detached);
+  for (unsigned i = 0; i < workers; ++i) {
+    if (i < net::max_lag_workers) counters.loop_probe_ns[i] = net::now_ns();
+    asio::co_spawn(loops.io(i), probe_event_loop(counters, i), asio::detached);
+  }
 
   loops.run();
   // Coroutines still queued (clients cut off by SIGINT or shutdown_timeout) refer to the

@@ -430,6 +430,7 @@ load_result load_config_text(std::string_view text) {
              {"host", [&](const json& x, const std::string& p) { r.read_string(x, p, cfg.listen.host); }},
              {"port", [&](const json& x, const std::string& p) { r.read_uint(x, p, cfg.listen.port, 1, 65535); }},
              {"unix_socket_dir", [&](const json& x, const std::string& p) { r.read_string(x, p, cfg.listen.unix_socket_dir); }},
+             {"reuse_port", [&](const json& x, const std::string& p) { r.read_bool(x, p, cfg.listen.reuse_port); }},
          });
        }},
       {"workers", [&](const json& v, const std::string& s) {
@@ -447,6 +448,7 @@ load_result load_config_text(std::string_view text) {
        }},
       {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
       {"shutdown_timeout", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.shutdown_timeout); }},
+      {"drain_delay", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.drain_delay); }},
       {"admin", [&](const json& v, const std::string& s) {
          if (!r.expect_object(v, s)) return;
          r.for_each_key(v, s, {

@@ -714,7 +714,8 @@ void server_pool::set_paused(bool paused) {
 pool_snapshot server_pool::snapshot() const {
   std::lock_guard lock(mu_);
   return pool_snapshot{database_,         server_user_,  core_.stats(clock::now()),
-                       settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed)};
+                       settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed),
+                       parameters_.has_value()};
 }
 
 std::vector<server_info> server_pool::servers() const {

@@ -125,6 +125,7 @@ void client_session::on_first_bytes(error_code ec, std::size_t n) {
     asio::co_spawn(executor_, finish(*ended), log_failure("client session"));
     return;
   }
+  served_request_ = true;
   asio::co_spawn(executor_, serve_until_idle(), log_failure("client session"));
 }
 
@@ -166,6 +167,7 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (pool_ && pinned()) pool_->count_pinned(pinned_for_.load(std::memory_order_relaxed), -1);
   if (cancel_key_) services_.cancels.remove(*cancel_key_);
   if (idle_timer_) idle_timer_->cancel();
+  if (drain_grace_) drain_grace_->cancel();
   client_.close();
   buffer_.clear();
   if (prepared_.statements.bytes() >= release_after_statement_bytes) {
@@ -243,7 +245,21 @@ void client_session::drain() {
       if (self->lease_ && self->settings_.mode != config::pool_mode::session) return;
       if (self->lease_ && !self->lease_->tx().idle()) return;  // session mode: see the transaction through
       if (!self->lease_ && !self->buffer_.empty()) return;
+      // Connected just before the listeners closed (a rolling restart, a balancer that had not
+      // noticed the drain yet): its first request is still served, if it comes soon.
+      if (!self->served_request_) return self->expect_first_request();
     }
+    self->killed_ = true;
+    self->kill_reason_ = close_reason::shutdown;
+    error_code ignored;
+    self->client_.lowest_layer().cancel(ignored);
+  });
+}
+
+void client_session::expect_first_request() {
+  drain_grace_ = std::make_unique<asio::steady_timer>(executor_, first_request_grace);
+  drain_grace_->async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || self->served_request_ || self->lease_ || !self->buffer_.empty()) return;
     self->killed_ = true;
     self->kill_reason_ = close_reason::shutdown;
     error_code ignored;

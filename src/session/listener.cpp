@@ -71,7 +71,7 @@ listener::listener(worker_set& workers, session_services services, std::size_t m
 
 listener::~listener() { close_acceptors(); }
 
-std::string listener::listen_tcp(const std::string& host, std::uint16_t port) {
+std::string listener::listen_tcp(const std::string& host, std::uint16_t port, bool reuse_port) {
   error_code ec;
   asio::ip::tcp::resolver resolver(workers_.io(0));
   auto endpoints = resolver.resolve(host, std::to_string(port), asio::ip::tcp::resolver::passive, ec);
@@ -81,6 +81,7 @@ std::string listener::listen_tcp(const std::string& host, std::uint16_t port) {
     const asio::generic::stream_protocol::endpoint ep(entry.endpoint());
     a->socket.open(ep.protocol(), ec);
     if (!ec) a->socket.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && reuse_port) a->socket.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
     if (!ec) a->socket.bind(ep, ec);
     if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message();
@@ -111,7 +112,27 @@ void listener::start() {
 }
 
 void listener::stop() {
-  asio::post(workers_.io(0), [this] { close_acceptors(); });
+  asio::post(workers_.io(0), [this] {
+    take_backlog();
+    close_acceptors();
+  });
+}
+
+void listener::take_backlog() {
+  // Closing a listening socket resets the connections the kernel queued on it, which clients
+  // see as a failed connect: those already queued are taken first. (With listen.reuse_port,
+  // what arrives in the instant before the close may still be reset, unless the kernel moves
+  // it to another listener: net.ipv4.tcp_migrate_req.)
+  for (auto& a : acceptors_) {
+    error_code ec;
+    a->socket.non_blocking(true, ec);
+    while (!ec && a->socket.is_open()) {
+      const unsigned worker = workers_.next_for_client();
+      socket_t socket(workers_.executor(worker));
+      a->socket.accept(socket, ec);
+      if (!ec) take(*a, std::move(socket), worker);
+    }
+  }
 }
 
 void listener::close_acceptors() {
@@ -136,31 +157,35 @@ asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
       co_await pause.async_wait(nothrow);
       continue;
     }
-    auto from = auth::client_peer::local();
-    std::string peer = a->unix_domain ? std::string("unix") : std::string();
-    if (!a->unix_domain) {
-      error_code ignored;
-      socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-      auto remote = socket.remote_endpoint(ignored);
-      if (!ignored) {
-        const auto* sa = remote.data();
-        if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
-          asio::ip::tcp::endpoint tcp_ep;
-          std::memcpy(tcp_ep.data(), sa, remote.size());
-          from = peer_of(tcp_ep.address());
-          peer = tcp_ep.address().to_string() + ":" + std::to_string(tcp_ep.port());
-        }
+    take(*a, std::move(socket), worker);
+  }
+}
+
+void listener::take(const acceptor& a, socket_t socket, unsigned worker) {
+  auto from = auth::client_peer::local();
+  std::string peer = a.unix_domain ? std::string("unix") : std::string();
+  if (!a.unix_domain) {
+    error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    auto remote = socket.remote_endpoint(ignored);
+    if (!ignored) {
+      const auto* sa = remote.data();
+      if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+        asio::ip::tcp::endpoint tcp_ep;
+        std::memcpy(tcp_ep.data(), sa, remote.size());
+        from = peer_of(tcp_ep.address());
+        peer = tcp_ep.address().to_string() + ":" + std::to_string(tcp_ep.port());
       }
     }
-    if (!a->unix_domain && from.unix_socket) {
-      // No address to match the auth rules against: such a client could pass for a local one.
-      log::warn("accepted a TCP client whose address cannot be read; closing it");
-      error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    admit(std::move(socket), worker, from, std::move(peer));
   }
+  if (!a.unix_domain && from.unix_socket) {
+    // No address to match the auth rules against: such a client could pass for a local one.
+    log::warn("accepted a TCP client whose address cannot be read; closing it");
+    error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  admit(std::move(socket), worker, from, std::move(peer));
 }
 
 void listener::admit(socket_t socket, unsigned worker, auth::client_peer from, std::string peer) {

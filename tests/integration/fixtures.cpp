@@ -704,13 +704,14 @@ proxy_instance::proxy_instance(proxy_options opts) : opts_(std::move(opts)) {
   config_path_ = dir_ + "/pgmux.json";
   log_path_ = dir_ + "/pgmux.log";
   for (int attempt = 0; attempt < 5; ++attempt) {
-    port_ = free_port();
+    port_ = opts_.shared_port ? opts_.shared_port : free_port();
     std::map<std::string, std::string> pool = {{"mode", "transaction"},     {"min_size", "0"},
                                                {"max_size", "10"},          {"query_wait_timeout", "10s"},
                                                {"command_timeout", "30s"},  {"connect_timeout", "5s"}};
     for (const auto& [k, v] : opts_.pool_overrides) pool[k] = v;
     std::string listen = "{\"host\": \"127.0.0.1\", \"port\": " + std::to_string(port_);
     if (opts_.unix_socket_listen) listen += ", \"unix_socket_dir\": " + json_string(dir_);
+    if (opts_.reuse_port) listen += ", \"reuse_port\": true";
     listen += "}";
     std::string dbs = "    \"pgmux_test\": {\"dsn\": " + json_string(pg().server_dsn("pgmux_test"));
     if (!opts_.db_pool_overrides.empty()) dbs += ", \"pool\": {" + json_members(opts_.db_pool_overrides) + "}";
@@ -767,6 +768,8 @@ bool proxy_instance::launch() {
   const bool ready = wait_until(
       [&] {
         if (!alive()) return true;
+        // Another instance may answer on a shared port: this one says when it listens.
+        if (opts_.shared_port && read_file(log_path_).find("pgmux listening on") == std::string::npos) return false;
         if (!tcp_connectable(port_)) return false;
         struct stat st {};
         return !opts_.unix_socket_listen || ::stat(socket_path.c_str(), &st) == 0;
@@ -1026,7 +1029,7 @@ bool raw_socket::startup(const std::string& user, const std::string& db) {
 }
 
 // GET /metrics with a plain socket; returns the body ("" on failure).
-std::string scrape_metrics(int port) {
+http_answer http_get(int port, const std::string& path) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   timeval tv{5, 0};
@@ -1037,7 +1040,7 @@ std::string scrape_metrics(int port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string response;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
       char buf[8192];
       ssize_t n;
@@ -1045,9 +1048,18 @@ std::string scrape_metrics(int port) {
     }
   }
   ::close(fd);
+  http_answer a;
+  if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12) return a;
+  a.status = std::atoi(response.substr(9, 3).c_str());
   const auto body = response.find("\r\n\r\n");
-  REQUIRE_MESSAGE(response.rfind("HTTP/1.", 0) == 0, "no HTTP response: " << response.substr(0, 200));
-  return body == std::string::npos ? std::string{} : response.substr(body + 4);
+  if (body != std::string::npos) a.body = response.substr(body + 4);
+  return a;
+}
+
+std::string scrape_metrics(int port) {
+  const auto a = http_get(port, "/metrics");
+  REQUIRE_MESSAGE(a.status != 0, "no HTTP response from 127.0.0.1:" << port);
+  return a.body;
 }
 
 // The value of the sample `name{labels}` (labels as written by the exposer), or -1.

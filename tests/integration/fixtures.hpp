@@ -237,8 +237,16 @@ struct proxy_options {
   std::string extra_databases;                           // raw JSON members of "databases"
   std::string extra_top_level;                           // raw JSON members of the top level
   bool unix_socket_listen = false;
+  bool reuse_port = false;
+  int shared_port = 0;  // with reuse_port: the port of another instance; 0: a free one
 
   proxy_options& workers(unsigned n) { n_workers = n; return *this; }
+  // listen.reuse_port, on `port` (another pgmux's, which keeps listening) or on a free port.
+  proxy_options& share_port(int port = 0) {
+    reuse_port = true;
+    shared_port = port;
+    return *this;
+  }
   // Values are written as JSON numbers when all digits, else as strings: ("max_size", "1"), ("mode", "session").
   proxy_options& pool(const std::string& key, const std::string& value) { pool_overrides[key] = value; return *this; }
   proxy_options& db_pool(const std::string& key, const std::string& value) { db_pool_overrides[key] = value; return *this; }
@@ -364,6 +372,12 @@ class raw_socket {
 
 // GET /metrics over a plain socket; the body (REQUIREs an HTTP answer).
 std::string scrape_metrics(int port);
+struct http_answer {
+  int status = 0;  // 0: no HTTP answer (refused, closed, timed out after 5 s)
+  std::string body;
+};
+// GET `path` over HTTP/1.0 on 127.0.0.1:port; does not assert.
+http_answer http_get(int port, const std::string& path);
 // The value of the sample `name{labels}` (labels as the exposer writes them), or -1.
 double metric_value(const std::string& body, const std::string& sample);
 

@@ -35,13 +35,18 @@ struct head_result {
 // Looks for a complete request head at the start of `buffer`. Lines may end in CRLF or LF.
 head_result parse_head(std::string_view buffer, std::size_t max_head = max_head_bytes);
 
+// What a GET or HEAD asks for.
+enum class resource { none, metrics, healthz, readyz };
+
 struct answer {
-  int status = 200;
-  bool body = true;        // the metrics (200 on GET) or a short error text; HEAD sends none
+  int status = 200;        // for healthz and readyz, 503 replaces it when the check fails
+  bool body = true;        // the metrics (200 on GET) or a short text; HEAD sends none
   bool keep_alive = true;  // keep reading requests on this connection after the answer
+  resource what = resource::none;
 };
 
-// What to answer: 200 for GET and HEAD of /metrics, 404 for other paths, 405 for other methods.
+// What to answer: 200 for GET and HEAD of /metrics, /healthz and /readyz, 404 for other paths,
+// 405 for other methods.
 // A request with a body is answered and the connection closed (the body is never read).
 answer decide(const request& req);
 // The answer to a head that could not be read; always closes the connection.

@@ -69,6 +69,9 @@ struct listen_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 6432;
   std::string unix_socket_dir;  // empty: no Unix socket
+  // SO_REUSEPORT on the TCP listener: several pgmux processes may listen on the same address
+  // (a rolling restart starts the new one before the old one drains).
+  bool reuse_port = false;
 };
 
 enum class log_format { text, json };
@@ -142,6 +145,9 @@ struct config {
   std::size_t max_client_conn = 10000;
   duration auth_timeout = 10s;  // startup and authentication of a client must finish within this
   duration shutdown_timeout = 30s;  // SIGTERM: how long running transactions may take to finish
+  // SIGTERM: how long new clients are still accepted, with /readyz already answering 503, before
+  // the listeners close (a load balancer's probe period, so that it stops sending clients first).
+  duration drain_delay = 0s;
   std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none
   std::vector<std::string> admin_users;  // may open the admin console (virtual database "pgmux")
   log_config log;

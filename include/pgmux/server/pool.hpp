@@ -113,6 +113,7 @@ struct pool_snapshot {
   config::pool_settings settings;
   bool paused = false;
   std::size_t replication_connections = 0;  // open for logical replication clients, outside core
+  bool ever_connected = false;              // a server connection was opened once (/readyz)
 };
 
 // One open server connection, as SHOW SERVERS lists it.

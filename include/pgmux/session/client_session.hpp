@@ -197,6 +197,11 @@ class client_session final : public session_control,
   const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   bool killed_ = false;
   bool draining_ = false;
+  bool served_request_ = false;  // a request arrived after login
+  // drain() before the client's first request: it is served if it comes within this.
+  static constexpr std::chrono::seconds first_request_grace{1};
+  std::unique_ptr<asio::steady_timer> drain_grace_;
+  void expect_first_request();
   close_reason kill_reason_ = close_reason::shutdown;
   int replays_ = 0;  // times the current request was sent again after its server died unanswered
 

@@ -17,7 +17,8 @@ class listener {
   ~listener();
 
   // Binds; the error says what failed.
-  std::string listen_tcp(const std::string& host, std::uint16_t port);
+  // `reuse_port`: SO_REUSEPORT, so that other processes may listen on the same address.
+  std::string listen_tcp(const std::string& host, std::uint16_t port, bool reuse_port = false);
   std::string listen_unix(const std::string& directory, std::uint16_t port);
   void start();
   std::atomic<std::uint64_t>& accepted_total() noexcept { return accepted_total_; }
@@ -28,6 +29,10 @@ class listener {
   struct acceptor;
   asio::awaitable<void> accept_loop(std::shared_ptr<acceptor> a);
   void close_acceptors();
+  // Accepts, without waiting, the clients already queued on the listening sockets.
+  void take_backlog();
+  // A client just accepted: its address read, then admitted to `worker`.
+  void take(const acceptor& a, socket_t socket, unsigned worker);
   void admit(socket_t socket, unsigned worker, auth::client_peer from, std::string peer);
 
   worker_set& workers_;  // accept loops and stop() run on worker 0

@@ -30,7 +30,11 @@ struct process_counters {
   }
   // How late the last periodic probe timer fired, per worker thread (index by worker).
   std::array<std::atomic<std::int64_t>, max_lag_workers> loop_lag_ns{};
+  // When that probe last fired (steady clock, ns since its epoch): /healthz reads it.
+  std::array<std::atomic<std::int64_t>, max_lag_workers> loop_probe_ns{};
   std::atomic<unsigned> workers{1};
+  // SIGTERM or SHUTDOWN received: /readyz answers 503 from then on.
+  std::atomic<bool> draining{false};
 };
 
 }  // namespace pgmux::net

@@ -6,7 +6,7 @@
 //   past the size bound: 431, whether or not a line end came; at the bound exactly: complete
 //   malformed request lines and headers are 400 at once; other HTTP versions 505
 //   query strings and absolute-form targets reduce to the path
-//   answers: GET and HEAD of /metrics 200 (HEAD without body), other paths 404, other methods
+//   answers: GET and HEAD of /metrics, /healthz and /readyz 200 (HEAD without body), other paths 404, other methods
 //   405 with Allow; a request with a body is answered and the connection closed
 //   response heads carry the length, the type and the connection decision
 #include <doctest/doctest.h>
@@ -99,6 +99,11 @@ TEST_CASE("answers by method and path") {
   CHECK(a.status == 200);
   CHECK(a.body);
   CHECK(a.keep_alive);
+  CHECK(a.what == resource::metrics);
+  CHECK(answer_to("GET /healthz HTTP/1.1\r\n\r\n").what == resource::healthz);
+  CHECK(answer_to("HEAD /readyz?verbose HTTP/1.1\r\n\r\n").what == resource::readyz);
+  CHECK(answer_to("GET /readyz/ HTTP/1.1\r\n\r\n").status == 404);
+  CHECK(answer_to("POST /healthz HTTP/1.1\r\n\r\n").status == 405);
   a = answer_to("HEAD /metrics HTTP/1.1\r\n\r\n");
   CHECK(a.status == 200);
   CHECK_FALSE(a.body);

@@ -1,0 +1,182 @@
+// Health, drain and several instances on one address, against real processes:
+// - /healthz and /readyz answer 200 while pgmux serves, and never open a server connection
+// - /readyz answers 503 under PAUSE of every pool, and while a pool that once connected cannot
+//   reach its server; 200 again after RESUME and once the server is back; /healthz stays 200
+// - SIGTERM: /readyz 503 at once, new clients still served for drain_delay, then refused while
+//   an open transaction finishes and /metrics still answers; pgmux then exits 0
+// - rolling restart on a shared port (listen.reuse_port): a new pgmux starts, the old one gets
+//   SIGTERM, and pgbench connecting for every transaction across the switch fails none
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "integration/fault_proxy.hpp"
+#include "integration/fixtures.hpp"
+
+// Inside namespace it: libpq declares `struct pg_conn` and `struct pg_result` globally.
+namespace it {
+namespace {
+
+const std::string admin_user = "pgmux_test";
+
+std::string metrics_member(int port) { return "\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(port) + "\"}"; }
+
+// Logins a pgmux wrote to its log so far.
+std::size_t logins(const proxy_instance& proxy) {
+  const auto log = proxy.log();
+  std::size_t n = 0;
+  for (auto at = log.find(" logged in ("); at != std::string::npos; at = log.find(" logged in (", at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("instances") {
+
+TEST_CASE("healthz and readyz answer 200 while pgmux serves, without opening a server connection") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().pool("min_size", "0").top_level(metrics_member(mport)));
+  for (int i = 0; i < 10; ++i) {
+    const auto live = http_get(mport, "/healthz");
+    CHECK(live.status == 200);
+    CHECK(live.body == "ok\n");
+    const auto ready = http_get(mport, "/readyz");
+    CHECK(ready.status == 200);
+    CHECK(ready.body == "ok\n");
+  }
+  CHECK(server_connections() == 0);
+  CHECK(http_get(mport, "/ready").status == 404);
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 1") == "1");
+  CHECK(http_get(mport, "/readyz").status == 200);
+}
+
+TEST_CASE("readyz is 503 under PAUSE of every pool and 200 again after RESUME") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options()
+                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}")
+                           .top_level(metrics_member(mport)));
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  REQUIRE(http_get(mport, "/readyz").status == 200);
+  auto paused = admin.exec("PAUSE");
+  REQUIRE_MESSAGE(paused.status() == PGRES_COMMAND_OK, paused.error());
+  const auto ready = http_get(mport, "/readyz");
+  CHECK(ready.status == 503);
+  CHECK(ready.body == "paused: PAUSE of every pool\n");
+  CHECK(http_get(mport, "/healthz").status == 200);
+  // One database paused is not the whole process.
+  auto resumed = admin.exec("RESUME");
+  REQUIRE_MESSAGE(resumed.status() == PGRES_COMMAND_OK, resumed.error());
+  CHECK(http_get(mport, "/readyz").status == 200);
+  REQUIRE(admin.exec("PAUSE pgmux_test").status() == PGRES_COMMAND_OK);
+  CHECK(http_get(mport, "/readyz").status == 200);
+  REQUIRE(admin.exec("RESUME pgmux_test").status() == PGRES_COMMAND_OK);
+}
+
+TEST_CASE("readyz is 503 while a pool that once connected cannot reach its server, 200 once it is back") {
+  const int mport = free_port();
+  fault_proxy fp(pg().port());
+  proxy_instance proxy(proxy_options()
+                           .database("\"faulty\": {\"dsn\": \"host=127.0.0.1 port=" + std::to_string(fp.port()) +
+                                     " user=pgmux_test password=" + pg().password() +
+                                     " dbname=pgmux_test\", \"pool\": {\"min_size\": 1, \"connect_timeout\": \"1s\"}}")
+                           .top_level(metrics_member(mport)));
+  // min_size opens the pool's connection at start: the pool has reached its server once.
+  REQUIRE(wait_until([&] { return fp.open_connections() == 1; }, 10s));
+  CHECK(http_get(mport, "/readyz").status == 200);
+
+  fp.refuse();
+  fp.cut_all();
+  http_answer ready;
+  CHECK_MESSAGE(wait_until(
+                    [&] {
+                      ready = http_get(mport, "/readyz");
+                      return ready.status == 503;
+                    },
+                    10s),
+                "readyz stayed " << ready.status << ": " << ready.body << "\nlog:\n" << proxy.log_tail());
+  CHECK(ready.body.rfind("pool faulty/pgmux_test: its server cannot be reached (", 0) == 0);
+  CHECK(http_get(mport, "/healthz").status == 200);
+
+  fp.pass();
+  CHECK_MESSAGE(wait_until([&] { return http_get(mport, "/readyz").status == 200; }, 10s), proxy.log_tail());
+}
+
+TEST_CASE("SIGTERM: readyz 503 at once, clients served for drain_delay, then refused while a transaction finishes") {
+  const int mport = free_port();
+  proxy_instance proxy(
+      proxy_options().top_level(metrics_member(mport)).top_level(R"("drain_delay": "2s", "shutdown_timeout": "20s")"));
+  auto holder = connect(proxy.conninfo());
+  exec_ok(holder, "begin");
+  CHECK(scalar(holder, "select 'held'") == "held");
+
+  const auto signalled = clock::now();
+  proxy.send_signal(SIGTERM);
+  CHECK(wait_until([&] { return http_get(mport, "/readyz").status == 503; }, 1s));
+  CHECK(http_get(mport, "/readyz").body == "draining: shutting down\n");
+  CHECK(http_get(mport, "/healthz").status == 200);
+  // Within drain_delay a new client is still served: a load balancer may not have noticed yet.
+  {
+    auto late = connect(proxy.conninfo());
+    CHECK(scalar(late, "select 'still served'") == "still served");
+  }
+  CHECK(seconds_since(signalled) < 2.0);
+  // Then the listener closes; the open transaction goes on, and metrics still answer.
+  CHECK_MESSAGE(wait_until([&] { return !pg_conn(proxy.conninfo()).ok(); }, 5s), "still accepting after drain_delay");
+  CHECK(seconds_since(signalled) >= 2.0);
+  CHECK(http_get(mport, "/metrics").status == 200);
+  CHECK(scalar(holder, "select 'finishing'") == "finishing");
+  exec_ok(holder, "commit");
+  int status = 0;
+  CHECK_MESSAGE(proxy.wait_exit(5s, &status), "pgmux still running 5 s after the transaction ended");
+  CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+}
+
+TEST_CASE("rolling restart on a shared port: pgbench connecting per transaction fails none") {
+  const int old_metrics = free_port();
+  auto old_instance = std::make_unique<proxy_instance>(
+      proxy_options().share_port().top_level(metrics_member(old_metrics)).top_level(R"("drain_delay": "1s")"));
+  const int port = old_instance->port();
+  const std::string script = old_instance->dir() + "/select.sql";
+  std::ofstream(script) << "select 1;\n";
+
+  run_result bench;
+  std::thread client([&] {
+    bench = run("pgbench -n -C -c 4 -j 2 -T 6 -f " + shell_quote(script) + " -h 127.0.0.1 -p " + std::to_string(port) +
+                    " -U pgmux_test pgmux_test",
+                60);
+  });
+  REQUIRE_MESSAGE(wait_until([&] { return logins(*old_instance) >= 1000; }, 20s), old_instance->log_tail());
+
+  // The new instance listens beside the old one; then the old one drains and exits.
+  proxy_instance new_instance(proxy_options().share_port(port));
+  old_instance->send_signal(SIGTERM);
+  CHECK(wait_until([&] { return http_get(old_metrics, "/readyz").status == 503; }, 1s));
+  int status = 0;
+  CHECK_MESSAGE(old_instance->wait_exit(10s, &status), old_instance->log_tail());
+  CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+  const auto served_by_old = logins(*old_instance);
+  const auto new_before = logins(new_instance);
+  CHECK_MESSAGE(wait_until([&] { return logins(new_instance) >= new_before + 20; }, 10s), new_instance.log_tail());
+  client.join();
+
+  INFO("pgbench output:\n" << bench.output);
+  CHECK(bench.code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(bench.output, m, std::regex(R"(number of transactions actually processed: (\d+))")));
+  const long processed = std::stol(m[1]);
+  REQUIRE(std::regex_search(bench.output, m, std::regex(R"(number of failed transactions: (\d+))")));
+  CHECK(std::stol(m[1]) == 0);
+  CHECK(bench.output.find("aborted") == std::string::npos);
+  MESSAGE("rolling restart: " << processed << " transactions, each on a new connection, " << served_by_old
+                              << " served by the old instance, " << logins(new_instance) << " by the new one");
+}
+
+}
+
+}  // namespace it
