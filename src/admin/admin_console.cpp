@@ -40,8 +40,13 @@ std::string timestamp(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-admin_reply table(std::vector<std::string> columns) {
+// A SHOW result whose `integers` columns are int8, as PgBouncer sends counts and times, so that
+// tools reading SHOW POOLS or SHOW STATS get numbers; the other columns are text.
+admin_reply table(std::vector<std::string> columns, std::initializer_list<std::string_view> integers = {}) {
   admin_reply r;
+  for (const auto& name : columns)
+    r.column_types.push_back(std::find(integers.begin(), integers.end(), name) != integers.end() ? protocol::int8_oid
+                                                                                                 : protocol::text_oid);
   r.columns = std::move(columns);
   r.command_tag = "SHOW";
   return r;
@@ -49,7 +54,9 @@ admin_reply table(std::vector<std::string> columns) {
 
 admin_reply show_pools(router& routes) {
   auto r = table({"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested",
-                  "sv_login", "maxwait", "maxwait_us", "pool_mode"});
+                  "sv_login", "maxwait", "maxwait_us", "pool_mode"},
+                 {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait",
+                  "maxwait_us"});
   for (const auto& p : routes.pools()) {
     const auto s = p->snapshot();
     const auto waiting = s.core.waiting;
@@ -66,6 +73,9 @@ admin_reply show_pools(router& routes) {
 admin_reply show_stats(router& routes) {
   auto r = table({"database", "user", "total_xact_count", "total_xact_time", "total_wait_time", "avg_xact_time",
                   "avg_wait_time", "total_server_connects", "total_connect_errors", "total_query_wait_timeouts",
+                  "total_command_timeouts"},
+                 {"total_xact_count", "total_xact_time", "total_wait_time", "avg_xact_time", "avg_wait_time",
+                  "total_server_connects", "total_connect_errors", "total_query_wait_timeouts",
                   "total_command_timeouts"});
   for (const auto& p : routes.pools()) {
     const auto s = p->snapshot();
@@ -94,7 +104,8 @@ admin_reply show_clients(session_registry& sessions) {
 
 admin_reply show_databases(router& routes) {
   auto r = table({"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "pool_mode",
-                  "command_timeout", "query_wait_timeout", "paused"});
+                  "command_timeout", "query_wait_timeout", "paused"},
+                 {"port", "pool_size", "min_pool_size", "paused"});
   const auto cfg = routes.config();
   for (const auto& [name, db] : cfg->databases)
     r.rows.push_back({name, db.target.host, std::to_string(db.target.port), db.target.dbname, db.target.user,
@@ -106,7 +117,8 @@ admin_reply show_databases(router& routes) {
 
 admin_reply show_servers(router& routes) {
   auto r = table({"type", "user", "database", "state", "addr", "port", "local_addr", "local_port", "connect_time",
-                  "request_time", "close_needed", "remote_pid", "tls"});
+                  "request_time", "close_needed", "remote_pid", "tls"},
+                 {"port", "local_port", "close_needed", "remote_pid"});
   for (const auto& p : routes.pools()) {
     for (const auto& s : p->servers()) {
       std::string local_addr = s.local_address, local_port;
@@ -145,6 +157,10 @@ admin_reply show_config(router& routes) {
   add("auth_timeout", config::format_duration(cfg->auth_timeout));
   add("shutdown_timeout", config::format_duration(cfg->shutdown_timeout));
   add("drain_delay", config::format_duration(cfg->drain_delay));
+  add("instance_id", std::to_string(cfg->instance_id));
+  std::string peers;
+  for (const auto& [id, at] : cfg->peers) peers += (peers.empty() ? "" : ", ") + std::to_string(id) + "=" + at;
+  add("peers", peers);
   add("metrics.listen", cfg->metrics_listen);
   add("log.level", config::to_string(cfg->log.level));
   add("log.format", config::to_string(cfg->log.format));
@@ -279,8 +295,8 @@ asio::awaitable<close_reason> serve_admin_console(stream& client, router& routes
         protocol::encode_error_response(out, "ERROR", r.error_code, r.error);
       } else {
         if (!r.columns.empty()) {
-          protocol::encode_row_description(out, r.columns);
-          for (const auto& row : r.rows) protocol::encode_data_row(out, row);
+          protocol::encode_row_description(out, r.columns, r.column_types);
+          for (const auto& row : r.rows) protocol::encode_data_row(out, row, r.column_types);
         }
         protocol::encode_command_complete(out, r.command_tag);
       }

@@ -228,6 +228,17 @@ class collector {
     cr.value = double(clients_.counters.cancel_requests.load(std::memory_order_relaxed));
     cancels.samples.push_back(cr);
     out.push_back(std::move(cancels));
+    auto forwards = make_family("pgmux_cancel_forwards_total",
+                                "CancelRequests for another instance's key sent on to it (peers), by result.",
+                                metric_type::counter);
+    for (auto [result, n] : {std::pair<const char*, double>{"sent", double(clients_.counters.cancels_forwarded.load())},
+                             {"failed", double(clients_.counters.cancel_forward_failures.load())}}) {
+      text::sample m;
+      m.labels = {{"result", result}};
+      m.value = n;
+      forwards.samples.push_back(std::move(m));
+    }
+    out.push_back(std::move(forwards));
     auto reloads = make_family("pgmux_config_reloads_total", "Config reloads, by result.", metric_type::counter);
     for (auto [result, n] : {std::pair<const char*, double>{"success", double(clients_.counters.reloads_applied.load())},
                              {"error", double(clients_.counters.reloads_failed.load())}}) {

@@ -38,6 +38,7 @@ void warn_about_restart_settings(const config::config& running, const config::co
   if (running.listen.host != loaded.listen.host || running.listen.port != loaded.listen.port) warn("listen");
   if (running.listen.unix_socket_dir != loaded.listen.unix_socket_dir) warn("listen.unix_socket_dir");
   if (running.listen.reuse_port != loaded.listen.reuse_port) warn("listen.reuse_port");
+  if (running.instance_id != loaded.instance_id) warn("instance_id");
   if (running.workers != loaded.workers) warn("workers");
   if (running.max_client_conn != loaded.max_client_conn) warn("max_client_conn");
   if (running.metrics_listen != loaded.metrics_listen) warn("metrics.listen");
@@ -81,7 +82,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
     return 1;
   }
   net::router routes(loops, cfg, std::make_shared<const net::tls_contexts>(std::move(*tls)));
-  net::cancel_registry cancels;
+  net::cancel_registry cancels(static_cast<std::uint8_t>(cfg->instance_id));
   net::session_registry sessions;
   std::atomic<std::size_t> client_count{0};
   std::atomic<std::size_t> authenticating{0};

@@ -449,6 +449,31 @@ load_result load_config_text(std::string_view text) {
       {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
       {"shutdown_timeout", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.shutdown_timeout); }},
       {"drain_delay", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.drain_delay); }},
+      {"instance_id", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.instance_id, 1, 255); }},
+      {"peers", [&](const json& v, const std::string& s) {
+         if (!r.expect_object(v, s)) return;
+         for (const auto& [id, address] : v.items()) {
+           const std::string path = s + "/" + reader::escape(id);
+           const bool numeric = !id.empty() && id.size() <= 3 && id.find_first_not_of("0123456789") == std::string::npos;
+           const unsigned n = numeric ? static_cast<unsigned>(std::stoul(id)) : 0;
+           if (n < 1 || n > 255) {
+             r.error(path, "a peer's key is its instance_id, from 1 to 255");
+             continue;
+           }
+           std::string at;
+           r.read_string(address, path, at);
+           if (!address.is_string()) continue;
+           const auto colon = at.rfind(':');
+           if (colon == std::string::npos || colon == 0 || colon + 1 == at.size() || at.size() - colon - 1 > 5 ||
+               at.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+               std::stoul(at.substr(colon + 1)) == 0 || std::stoul(at.substr(colon + 1)) > 65535) {
+             r.error(path, "expected \"host:port\" (a host that starts with / is a Unix socket directory), got \"" +
+                               at + "\"");
+             continue;
+           }
+           cfg.peers[n] = at;
+         }
+       }},
       {"admin", [&](const json& v, const std::string& s) {
          if (!r.expect_object(v, s)) return;
          r.for_each_key(v, s, {
@@ -537,6 +562,8 @@ load_result load_config_text(std::string_view text) {
          }
        }},
   });
+  if (!cfg.peers.empty() && cfg.instance_id == 0)
+    r.error("/peers", "needs instance_id: a peer finds the instance of a cancel key by it");
   if (!doc.contains("databases") || cfg.databases.empty())
     r.error("/databases", "at least one database is needed");
   r.check_rules(cfg);

@@ -105,28 +105,44 @@ void encode_notice_response(std::string& out, std::string_view code, std::string
   encode_error_like(out, static_cast<char>(backend_tag::notice_response), "NOTICE", code, message, {});
 }
 
-void encode_row_description(std::string& out, const std::vector<std::string>& columns) {
-  constexpr std::int32_t text_oid = 25;
+namespace {
+
+std::int32_t type_of(const std::vector<std::int32_t>& type_oids, std::size_t column) {
+  return column < type_oids.size() ? type_oids[column] : text_oid;
+}
+
+}  // namespace
+
+void encode_row_description(std::string& out, const std::vector<std::string>& columns,
+                            const std::vector<std::int32_t>& type_oids) {
   const auto at = begin(out, static_cast<char>(backend_tag::row_description));
   out.push_back(static_cast<char>(columns.size() >> 8));
   out.push_back(static_cast<char>(columns.size()));
-  for (const auto& name : columns) {
-    put_cstr(out, name);
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    const auto type = type_of(type_oids, i);
+    put_cstr(out, columns[i]);
     put_int32(out, 0);                   // table oid
     out.append({'\0', '\0'});            // column number
-    put_int32(out, text_oid);
-    out.append({'\xff', '\xff'});        // type size: variable
+    put_int32(out, type);
+    if (type == int8_oid) out.append({'\0', '\x08'});  // type size
+    else out.append({'\xff', '\xff'});                 // variable
     put_int32(out, -1);                  // type modifier
     out.append({'\0', '\0'});            // text format
   }
   finish(out, at);
 }
 
-void encode_data_row(std::string& out, const std::vector<std::string>& values) {
+void encode_data_row(std::string& out, const std::vector<std::string>& values,
+                     const std::vector<std::int32_t>& type_oids) {
   const auto at = begin(out, static_cast<char>(backend_tag::data_row));
   out.push_back(static_cast<char>(values.size() >> 8));
   out.push_back(static_cast<char>(values.size()));
-  for (const auto& v : values) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const auto& v = values[i];
+    if (v.empty() && type_of(type_oids, i) != text_oid) {
+      put_int32(out, -1);  // NULL
+      continue;
+    }
     put_int32(out, static_cast<std::int32_t>(v.size()));
     out.append(v);
   }

@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include "pgmux/log.hpp"
+#include "pgmux/protocol/cancel_route.hpp"
 #include "pgmux/auth/client_auth.hpp"
 #include "pgmux/admin/admin_console.hpp"
 #include "pgmux/session/client_login_auth.hpp"
@@ -369,12 +370,25 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
       }
       case protocol::startup_kind::cancel_request:
         if (services_.counters) services_.counters->cancel_requests.fetch_add(1, std::memory_order_relaxed);
-        if (auto target = services_.cancels.find(packet->cancel)) target->cancel_current_query();
+        co_await route_cancel_request(packet->cancel);
         co_return close_reason::client_eof;
       case protocol::startup_kind::startup:
         co_return std::move(packet->startup);
     }
   }
+}
+
+asio::awaitable<void> client_session::route_cancel_request(protocol::cancel_key key) {
+  auto target = services_.cancels.find(protocol::without_forward_mark(key));
+  const auto cfg = services_.routes.config();
+  const auto d = protocol::route_cancel(key, services_.cancels.instance_id(), target != nullptr, cfg->peers);
+  if (d.route == protocol::cancel_route::local && target) target->cancel_current_query();
+  if (d.route != protocol::cancel_route::forward) co_return;
+  // One hop to the instance whose key it is, bounded as a login's first packet is.
+  const auto& peer = cfg->peers.at(d.peer);
+  const bool sent = co_await forward_cancel(peer, d.key, cancel_forward_timeout);
+  if (services_.counters) (sent ? services_.counters->cancels_forwarded : services_.counters->cancel_forward_failures)++;
+  if (!sent) log::warn("cancel request for instance " + std::to_string(d.peer) + " could not be sent to its peer " + peer);
 }
 
 namespace {

@@ -1,5 +1,6 @@
 // The admin console (virtual database "pgmux"), driven with libpq:
 // - only users listed in admin.users get in; the console never reaches a real server
+// - SHOW results carry counts and times as int8 columns, names and text as text
 // - SHOW POOLS follows held transactions and waiting clients with PgBouncer's column names
 // - SHOW CLIENTS, SHOW DATABASES, SHOW CONFIG, SHOW VERSION answer; an unknown command is an error
 //   and the console stays usable
@@ -7,6 +8,10 @@
 // - PAUSE answers once running transactions end, holds new ones and closes server
 //   connections; RESUME serves the held clients; SHOW SERVERS lists real backends
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <regex>
 
 #include <sys/wait.h>
 
@@ -48,6 +53,46 @@ TEST_CASE("only admin.users reach the console, and it never reaches a server") {
   CHECK(std::string(PQgetvalue(r.get(), 0, 0)).rfind("pgmux ", 0) == 0);
   auto pg_admin = connect(pg().admin_conninfo());
   CHECK(scalar(pg_admin, "select count(*) from pg_stat_activity where datname = 'pgmux'") == "0");
+}
+
+TEST_CASE("SHOW results carry counts and times as int8 columns, as PgBouncer's, and names as text") {
+  proxy_instance proxy(with_admin().pool("min_size", "1"));
+  auto client = connect(proxy.conninfo());
+  CHECK(scalar(client, "select 1") == "1");
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  constexpr Oid int8 = 20, text = 25;
+  const std::map<std::string, std::vector<std::string>> integers = {
+      {"SHOW POOLS", {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait",
+                      "maxwait_us"}},
+      {"SHOW STATS", {"total_xact_count", "total_xact_time", "total_wait_time", "avg_xact_time", "avg_wait_time",
+                      "total_server_connects", "total_connect_errors", "total_query_wait_timeouts",
+                      "total_command_timeouts"}},
+      {"SHOW SERVERS", {"port", "local_port", "close_needed", "remote_pid"}},
+      {"SHOW DATABASES", {"port", "pool_size", "min_pool_size", "paused"}},
+      {"SHOW CLIENTS", {}},
+      {"SHOW CONFIG", {}},
+  };
+  for (const auto& [command, numeric] : integers) {
+    CAPTURE(command);
+    auto r = admin.exec(command);
+    REQUIRE_MESSAGE(r.status() == PGRES_TUPLES_OK, r.error());
+    REQUIRE(r.rows() > 0);
+    for (int col = 0; col < PQnfields(r.get()); ++col) {
+      const std::string name = PQfname(r.get(), col);
+      CAPTURE(name);
+      const bool is_int = std::find(numeric.begin(), numeric.end(), name) != numeric.end();
+      CHECK(PQftype(r.get(), col) == (is_int ? int8 : text));
+      if (!is_int) continue;
+      for (int row = 0; row < r.rows(); ++row) {
+        if (r.is_null(row, col)) continue;
+        const std::string v = r.value(row, col);
+        CHECK_MESSAGE(std::regex_match(v, std::regex("-?[0-9]+")), v);
+      }
+    }
+  }
+  // Counts a tool can add up as numbers.
+  auto pools = admin.exec("SHOW POOLS");
+  CHECK(std::stoll(cell(pools, "pgmux_test", "sv_idle")) + std::stoll(cell(pools, "pgmux_test", "sv_active")) >= 1);
 }
 
 TEST_CASE("SHOW POOLS follows held transactions and waiting clients") {

@@ -710,7 +710,8 @@ proxy_instance::proxy_instance(proxy_options opts) : opts_(std::move(opts)) {
                                                {"command_timeout", "30s"},  {"connect_timeout", "5s"}};
     for (const auto& [k, v] : opts_.pool_overrides) pool[k] = v;
     std::string listen = "{\"host\": \"127.0.0.1\", \"port\": " + std::to_string(port_);
-    if (opts_.unix_socket_listen) listen += ", \"unix_socket_dir\": " + json_string(dir_);
+    if (opts_.unix_socket_listen)
+      listen += ", \"unix_socket_dir\": " + json_string(opts_.unix_socket_dir.empty() ? dir_ : opts_.unix_socket_dir);
     if (opts_.reuse_port) listen += ", \"reuse_port\": true";
     listen += "}";
     std::string dbs = "    \"pgmux_test\": {\"dsn\": " + json_string(pg().server_dsn("pgmux_test"));
@@ -764,7 +765,8 @@ bool proxy_instance::launch() {
   }
   ::close(log_fd);
 
-  const std::string socket_path = dir_ + "/.s.PGSQL." + std::to_string(port_);
+  const std::string socket_path =
+      (opts_.unix_socket_dir.empty() ? dir_ : opts_.unix_socket_dir) + "/.s.PGSQL." + std::to_string(port_);
   const bool ready = wait_until(
       [&] {
         if (!alive()) return true;
@@ -1023,6 +1025,7 @@ bool raw_socket::startup(const std::string& user, const std::string& db) {
     if (!m) return false;
     if (m->first == 'E') return false;
     if (m->first == 'R' && m->second.size() >= 4 && m->second.substr(0, 4) != wire::be32(0)) return false;
+    if (m->first == 'K' && m->second.size() == 8) backend_key_ = m->second;
     if (m->first == 'Z') return true;
   }
   return false;

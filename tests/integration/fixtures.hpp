@@ -239,6 +239,7 @@ struct proxy_options {
   bool unix_socket_listen = false;
   bool reuse_port = false;
   int shared_port = 0;  // with reuse_port: the port of another instance; 0: a free one
+  std::string unix_socket_dir;  // with unix_socket_listen: where, instead of the proxy's own dir
 
   proxy_options& workers(unsigned n) { n_workers = n; return *this; }
   // listen.reuse_port, on `port` (another pgmux's, which keeps listening) or on a free port.
@@ -260,8 +261,12 @@ struct proxy_options {
     extra_top_level += (extra_top_level.empty() ? "" : ",\n  ") + member;
     return *this;
   }
-  // Also listen on a Unix socket in the proxy's temp dir.
-  proxy_options& unix_socket() { unix_socket_listen = true; return *this; }
+  // Also listen on a Unix socket in the proxy's temp dir (or in `dir`).
+  proxy_options& unix_socket(std::string dir = {}) {
+    unix_socket_listen = true;
+    unix_socket_dir = std::move(dir);
+    return *this;
+  }
 };
 
 // The first sanitizer report (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer) in a
@@ -361,8 +366,11 @@ class raw_socket {
   std::optional<std::pair<char, std::string>> read_message(std::chrono::milliseconds timeout);
   // Sends a StartupMessage and reads up to ReadyForQuery; true when it arrived.
   bool startup(const std::string& user = "pgmux_test", const std::string& db = "pgmux_test");
+  // The body of the BackendKeyData startup() received (pid and secret, 8 bytes), or "".
+  const std::string& backend_key() const { return backend_key_; }
 
  private:
+  std::string backend_key_;
   bool read_exact(std::string& out, std::size_t n, clock::time_point deadline);
   int fd_ = -1;
 };

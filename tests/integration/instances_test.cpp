@@ -6,12 +6,20 @@
 //   an open transaction finishes and /metrics still answers; pgmux then exits 0
 // - rolling restart on a shared port (listen.reuse_port): a new pgmux starts, the old one gets
 //   SIGTERM, and pgbench connecting for every transaction across the switch fails none
+// - three instances on one port with peers: a CancelRequest sent to each instance in turn cancels
+//   the right query wherever its client is; a forged key cancels nothing
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <thread>
 
@@ -32,6 +40,42 @@ std::size_t logins(const proxy_instance& proxy) {
   std::size_t n = 0;
   for (auto at = log.find(" logged in ("); at != std::string::npos; at = log.find(" logged in (", at + 1)) ++n;
   return n;
+}
+
+// Sends a CancelRequest (pid and secret as BackendKeyData gave them) to the Unix socket at `path`.
+bool send_cancel(const std::string& path, const std::string& key) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  bool sent = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = wire::be32(16) + wire::be32(80877102) + key;
+    sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size());
+    char ignored;
+    (void)::recv(fd, &ignored, 1, 0);  // the instance closes once it has acted on it
+  }
+  ::close(fd);
+  return sent;
+}
+
+int sleeping(const pg_conn& admin) {
+  return std::stoi(scalar(admin, "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)'"
+                                 " and state = 'active'"));
+}
+
+// Reads to ReadyForQuery; the SQLSTATE of the ErrorResponse on the way, or "" when none.
+std::string outcome(raw_socket& s, std::chrono::milliseconds timeout) {
+  std::string code;
+  while (auto m = s.read_message(timeout)) {
+    if (m->first == 'E') {
+      const auto at = m->second.find('C');
+      code = at == std::string::npos ? "?" : m->second.substr(at + 1, 5);
+    }
+    if (m->first == 'Z') return code;
+  }
+  return "no ReadyForQuery";
 }
 
 }  // namespace
@@ -175,6 +219,61 @@ TEST_CASE("rolling restart on a shared port: pgbench connecting per transaction 
   CHECK(bench.output.find("aborted") == std::string::npos);
   MESSAGE("rolling restart: " << processed << " transactions, each on a new connection, " << served_by_old
                               << " served by the old instance, " << logins(new_instance) << " by the new one");
+}
+
+TEST_CASE("three instances on one port: a cancel sent to any of them cancels the right query, a forged key nothing") {
+  const int port = free_port();
+  std::vector<std::string> dirs;
+  for (int i = 0; i < 3; ++i) {
+    char tmpl[] = "/tmp/pgmux-peer.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dirs.emplace_back(tmpl);
+  }
+  std::vector<std::unique_ptr<proxy_instance>> instances;
+  for (int i = 0; i < 3; ++i) {
+    std::string peers;
+    for (int j = 0; j < 3; ++j)
+      if (j != i)
+        peers += std::string(peers.empty() ? "" : ", ") + "\"" + std::to_string(j + 1) + "\": " +
+                 json_string(dirs[j] + ":" + std::to_string(port));
+    instances.push_back(std::make_unique<proxy_instance>(
+        proxy_options().share_port(port).unix_socket(dirs[i]).top_level(
+            "\"instance_id\": " + std::to_string(i + 1) + ", \"peers\": {" + peers + "}")));
+  }
+  auto admin = connect(pg().admin_conninfo());
+  std::vector<double> latencies;
+  for (int round = 0; round < 6; ++round) {
+    CAPTURE(round);
+    raw_socket client(port);  // the kernel picks the instance
+    REQUIRE(client.startup());
+    REQUIRE(client.backend_key().size() == 8);
+    REQUIRE(client.send(wire::msg('Q', wire::cstr("select pg_sleep(30)"))));
+    REQUIRE(wait_until([&] { return sleeping(admin) == 1; }, 10s));
+    const auto& at = dirs[round % 3];
+    const auto sent = clock::now();
+    REQUIRE(send_cancel(at + "/.s.PGSQL." + std::to_string(port), client.backend_key()));
+    CHECK(outcome(client, 5s) == "57014");
+    latencies.push_back(seconds_since(sent) * 1000);
+  }
+  // A forged key naming instance 2, sent to instance 1: passed on once, cancels nothing.
+  raw_socket client(port);
+  REQUIRE(client.startup());
+  REQUIRE(client.send(wire::msg('Q', wire::cstr("select pg_sleep(30)"))));
+  REQUIRE(wait_until([&] { return sleeping(admin) == 1; }, 10s));
+  std::string forged = client.backend_key();
+  forged[3] = static_cast<char>(forged[3] ^ 0x5a);  // another pid
+  forged[4] = 2;                                    // instance 2's
+  REQUIRE(send_cancel(dirs[0] + "/.s.PGSQL." + std::to_string(port), forged));
+  forged[4] = static_cast<char>(client.backend_key()[4]);
+  for (const auto& dir : dirs) REQUIRE(send_cancel(dir + "/.s.PGSQL." + std::to_string(port), forged));
+  CHECK_FALSE(wait_until([&] { return sleeping(admin) == 0; }, 1s));
+  REQUIRE(send_cancel(dirs[1] + "/.s.PGSQL." + std::to_string(port), client.backend_key()));
+  CHECK(outcome(client, 5s) == "57014");
+  std::sort(latencies.begin(), latencies.end());
+  MESSAGE("cancels through each of 3 instances: " << latencies.size() << " cancelled, from the CancelRequest to the"
+          " error in " << latencies.front() << " to " << latencies.back() << " ms");
+  instances.clear();  // each removes its socket file
+  for (const auto& dir : dirs) ::rmdir(dir.c_str());
 }
 
 }

@@ -1,6 +1,7 @@
 // The admin console: the virtual database "pgmux", spoken to over the ordinary protocol so
 // psql shows tables. Column names follow PgBouncer's where the notion is the same.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -29,6 +30,7 @@ struct admin_hooks {
 // A result the console sends back: a table (possibly empty), or an error.
 struct admin_reply {
   std::vector<std::string> columns;
+  std::vector<std::int32_t> column_types;  // type OIDs (protocol::int8_oid, text_oid) by column
   std::vector<std::vector<std::string>> rows;
   std::string command_tag;  // "SHOW", "RELOAD", ...
   std::string error;        // non-empty: ErrorResponse with SQLSTATE error_code

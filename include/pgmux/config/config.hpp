@@ -149,6 +149,11 @@ struct config {
   // the listeners close (a load balancer's probe period, so that it stops sending clients first).
   duration drain_delay = 0s;
   std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none
+  // Several instances behind one address: this one's id (1..255, in every cancel key it hands
+  // out; 0: none), and where the others take CancelRequests for their keys, by id: "host:port",
+  // where a host that starts with / is a Unix socket directory, as in libpq.
+  unsigned instance_id = 0;
+  std::map<unsigned, std::string> peers;
   std::vector<std::string> admin_users;  // may open the admin console (virtual database "pgmux")
   log_config log;
   auth_config auth;

@@ -25,9 +25,15 @@ void encode_ready_for_query(std::string& out, char status);
 void encode_error_response(std::string& out, std::string_view severity, std::string_view code,
                            std::string_view message, std::string_view detail = {});
 void encode_notice_response(std::string& out, std::string_view code, std::string_view message);
-// Result sets pgmux builds itself (the admin console): every column is text.
-void encode_row_description(std::string& out, const std::vector<std::string>& columns);
-void encode_data_row(std::string& out, const std::vector<std::string>& values);
+// Result sets pgmux builds itself (the admin console), in text format. `type_oids` gives each
+// column's type (text_oid, int8_oid); missing ones are text.
+inline constexpr std::int32_t text_oid = 25;
+inline constexpr std::int32_t int8_oid = 20;
+void encode_row_description(std::string& out, const std::vector<std::string>& columns,
+                            const std::vector<std::int32_t>& type_oids = {});
+// An empty value in a column that is not text is sent as NULL.
+void encode_data_row(std::string& out, const std::vector<std::string>& values,
+                     const std::vector<std::int32_t>& type_oids = {});
 void encode_command_complete(std::string& out, std::string_view tag);
 void encode_empty_query_response(std::string& out);
 // A single byte answer to SSLRequest / GSSENCRequest ('S' or 'N').

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "pgmux/io/io.hpp"
 #include "pgmux/protocol/messages.hpp"
 
 namespace pgmux::net {
@@ -19,6 +20,11 @@ class cancel_target {
 
 class cancel_registry {
  public:
+  // `instance_id`: written into every key (protocol/cancel_route), so that other instances can
+  // send on a CancelRequest for it; 0 for none.
+  explicit cancel_registry(std::uint8_t instance_id = 0) : instance_id_(instance_id) {}
+  std::uint8_t instance_id() const noexcept { return instance_id_; }
+
   // A fresh random key, unique among live sessions, registered for `target`. With `pid`, the
   // key carries that process id (a session-mode client's own server backend) and a random
   // secret of pgmux's.
@@ -30,8 +36,14 @@ class cancel_registry {
   static std::uint64_t pack(protocol::cancel_key key) noexcept {
     return (std::uint64_t(std::uint32_t(key.pid)) << 32) | std::uint32_t(key.secret);
   }
+  const std::uint8_t instance_id_;
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, std::weak_ptr<cancel_target>> targets_;
 };
+
+// Sends a CancelRequest for `key` to the pgmux at `peer` ("host:port", a host starting with / being
+// a Unix socket directory) and closes. True once written, false when that failed or `timeout`
+// passed first.
+asio::awaitable<bool> forward_cancel(const std::string& peer, protocol::cancel_key key, clock::duration timeout);
 
 }  // namespace pgmux::net

@@ -95,6 +95,10 @@ class client_session final : public session_control,
   // many from its address (auth.max_authenticating_per_address).
   asio::awaitable<close_reason> refuse_busy(bool per_address);
   asio::awaitable<startup_outcome> read_startup();
+  // A CancelRequest: the query of the session holding the key is cancelled, or the request goes
+  // on to the peer instance whose key it is (protocol/cancel_route).
+  asio::awaitable<void> route_cancel_request(protocol::cancel_key key);
+  static constexpr std::chrono::seconds cancel_forward_timeout{1};
   asio::awaitable<void> login_then_serve();
   // Logical replication: a server connection of the client's own, its login answered with that
   // server's own parameters and pid, then bytes passed both ways unread until either side goes.

@@ -21,6 +21,8 @@ inline constexpr std::size_t max_lag_workers = 64;
 
 struct process_counters {
   std::atomic<std::uint64_t> cancel_requests{0};        // CancelRequests received from clients
+  std::atomic<std::uint64_t> cancels_forwarded{0};      // ...sent on to the peer instance owning the key
+  std::atomic<std::uint64_t> cancel_forward_failures{0};  // ...that could not be sent on
   std::atomic<std::uint64_t> reloads_applied{0};
   std::atomic<std::uint64_t> reloads_failed{0};
   std::atomic<std::int64_t> last_reload_success_ms{0};  // Unix time of the last applied config

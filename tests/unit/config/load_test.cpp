@@ -613,6 +613,31 @@ TEST_CASE("metrics.listen takes host:port, null turns it off") {
   SUBCASE("unknown key") { refused_at(with_db(R"("metrics": {"port": 9930})"), "/metrics/port"); }
 }
 
+TEST_CASE("several instances: reuse_port, drain_delay, instance_id and peers are read and checked") {
+  const auto defaults = loaded(with_db());
+  CHECK_FALSE(defaults.listen.reuse_port);
+  CHECK(defaults.drain_delay == 0s);
+  CHECK(defaults.instance_id == 0);
+  CHECK(defaults.peers.empty());
+  const auto cfg = loaded(with_db(R"("listen": {"reuse_port": true}, "drain_delay": "5s", "instance_id": 2,
+                                     "peers": {"1": "10.0.0.1:6432", "3": "/run/pgmux3:6432"})"));
+  CHECK(cfg.listen.reuse_port);
+  CHECK(cfg.drain_delay == 5s);
+  CHECK(cfg.instance_id == 2);
+  CHECK(cfg.peers == std::map<unsigned, std::string>{{1, "10.0.0.1:6432"}, {3, "/run/pgmux3:6432"}});
+  refused_at(with_db(R"("instance_id": 0)"), "/instance_id");
+  refused_at(with_db(R"("instance_id": 256)"), "/instance_id");
+  refused_at(with_db(R"("peers": {"2": "10.0.0.2:6432"})"), "/peers");  // no instance_id
+  refused_at(with_db(R"("instance_id": 1, "peers": {"0": "10.0.0.2:6432"})"), "/peers/0");
+  refused_at(with_db(R"("instance_id": 1, "peers": {"two": "10.0.0.2:6432"})"), "/peers/two");
+  refused_at(with_db(R"("instance_id": 1, "peers": {"2": "10.0.0.2"})"), "/peers/2");
+  refused_at(with_db(R"("instance_id": 1, "peers": {"2": 6432})"), "/peers/2");
+  refused_at(with_db(R"("instance_id": 1, "peers": {"2": "/run/pgmux2"})"), "/peers/2");
+  refused_at(with_db(R"("instance_id": 1, "peers": {"2": "10.0.0.2:70000"})"), "/peers/2");
+  refused_at(with_db(R"("listen": {"reuse_port": "yes"})"), "/listen/reuse_port");
+  refused_at(with_db(R"("drain_delay": "soon")"), "/drain_delay");
+}
+
 TEST_SUITE("config_load_auth") {
 
 using pgmux::auth::auth_method;

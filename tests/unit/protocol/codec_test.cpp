@@ -470,6 +470,14 @@ TEST_CASE("admin result sets: RowDescription, DataRow and CommandComplete golden
   pgmux::protocol::encode_data_row(out, {"xy", ""});
   CHECK(out == wire::bin("D\0\0\0\x10\0\x02" "\0\0\0\x02xy" "\0\0\0\0"));
   out.clear();
+  // Typed: an int8 column has size 8, and its empty value is NULL; text stays text.
+  pgmux::protocol::encode_row_description(out, {"n", "t"}, {pgmux::protocol::int8_oid, pgmux::protocol::text_oid});
+  CHECK(out == wire::msg('T').i16(2).cstr("n").i32(0).i16(0).i32(20).i16(8).i32(-1).i16(0)
+                    .cstr("t").i32(0).i16(0).i32(25).i16(-1).i32(-1).i16(0).str());
+  out.clear();
+  pgmux::protocol::encode_data_row(out, {"", "", "7"}, {pgmux::protocol::int8_oid, pgmux::protocol::text_oid, pgmux::protocol::int8_oid});
+  CHECK(out == wire::msg('D').i16(3).i32(-1).i32(0).i32(1).bytes("7").str());
+  out.clear();
   pgmux::protocol::encode_command_complete(out, "SHOW");
   CHECK(out == wire::msg('C').cstr("SHOW").str());
 }
