@@ -239,6 +239,10 @@ TEST_CASE("the shipped example config loads and documents the defaults") {
   CHECK(r.cfg->max_message_size == defaults.max_message_size);
   CHECK(r.cfg->auth_timeout == defaults.auth_timeout);
   CHECK(r.cfg->shutdown_timeout == defaults.shutdown_timeout);
+  CHECK(r.cfg->drain_delay == defaults.drain_delay);
+  CHECK(r.cfg->listen.reuse_port == defaults.listen.reuse_port);
+  CHECK(r.cfg->instance_id == defaults.instance_id);
+  CHECK(r.cfg->peers == defaults.peers);
   CHECK(r.cfg->auth.rules == defaults.auth.rules);
   CHECK(r.cfg->auth.users_file == defaults.auth.users_file);
   CHECK(r.cfg->auth.auth_query == defaults.auth.auth_query);
