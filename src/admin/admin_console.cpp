@@ -157,6 +157,7 @@ admin_reply show_config(router& routes) {
   add("auth_timeout", config::format_duration(cfg->auth_timeout));
   add("shutdown_timeout", config::format_duration(cfg->shutdown_timeout));
   add("drain_delay", config::format_duration(cfg->drain_delay));
+  add("watch_config", cfg->watch_config ? "true" : "false");
   add("instance_id", std::to_string(cfg->instance_id));
   std::string peers;
   for (const auto& [id, at] : cfg->peers) peers += (peers.empty() ? "" : ", ") + std::to_string(id) + "=" + at;

@@ -11,6 +11,7 @@
 
 #include "pgmux/log.hpp"
 #include "pgmux/admin/metrics.hpp"
+#include "pgmux/app/config_watch.hpp"
 #include "pgmux/config/load.hpp"
 #include "pgmux/admin/admin_console.hpp"
 #include "pgmux/session/auth_query.hpp"
@@ -39,6 +40,7 @@ void warn_about_restart_settings(const config::config& running, const config::co
   if (running.listen.unix_socket_dir != loaded.listen.unix_socket_dir) warn("listen.unix_socket_dir");
   if (running.listen.reuse_port != loaded.listen.reuse_port) warn("listen.reuse_port");
   if (running.instance_id != loaded.instance_id) warn("instance_id");
+  if (running.watch_config != loaded.watch_config) warn("watch_config");
   if (running.workers != loaded.workers) warn("workers");
   if (running.max_client_conn != loaded.max_client_conn) warn("max_client_conn");
   if (running.metrics_listen != loaded.metrics_listen) warn("metrics.listen");
@@ -196,6 +198,19 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
     if (shutting_down) asio::post(io, [&all_clients_gone] { all_clients_gone.cancel(); });
   };
   hooks.shutdown = [&io, &shut_down_gracefully] { asio::post(io, shut_down_gracefully); };
+
+  std::unique_ptr<config_watch> watch;
+  if (cfg->watch_config) {
+    try {
+      watch = std::make_unique<config_watch>(io, config_path, [&] {
+        log::info("reload: " + config_path + " changed");
+        reload_config();
+      });
+    } catch (const std::exception& e) {
+      log::error(std::string("watch_config: ") + e.what());
+      return 1;
+    }
+  }
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {

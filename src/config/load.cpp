@@ -449,6 +449,7 @@ load_result load_config_text(std::string_view text) {
       {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
       {"shutdown_timeout", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.shutdown_timeout); }},
       {"drain_delay", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.drain_delay); }},
+      {"watch_config", [&](const json& v, const std::string& s) { r.read_bool(v, s, cfg.watch_config); }},
       {"instance_id", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.instance_id, 1, 255); }},
       {"peers", [&](const json& v, const std::string& s) {
          if (!r.expect_object(v, s)) return;

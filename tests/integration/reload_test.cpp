@@ -3,10 +3,13 @@
 //   connections first and never a busy one
 // - a database added to the file becomes reachable; a removed one refuses new requests
 // - an invalid file changes nothing and is logged with its JSON path; pgmux keeps serving
+// - watch_config: a changed file (renamed into place, or written in place) is applied without a
+//   signal; an invalid one changes nothing
 #include <doctest/doctest.h>
 
 #include <signal.h>
 
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -125,6 +128,52 @@ TEST_CASE("SIGHUP with an invalid file changes nothing and names the JSON path")
   auto r = third.exec("select 1");
   CHECK_MESSAGE(r.status() != PGRES_TUPLES_OK, "a third transaction ran: the invalid max_size changed something");
   CHECK(proxy.config_text() != good);
+}
+
+TEST_CASE("watch_config applies a changed file without a signal, and an invalid one changes nothing") {
+  const std::string admin_member = R"("admin": {"users": ["pgmux_test"]}, "watch_config": true)";
+  proxy_instance proxy(proxy_options().pool("max_size", "2").top_level(admin_member));
+  auto console = connect(proxy.conninfo("pgmux", "pgmux_test"));
+  auto max_size = [&] {
+    auto r = console.exec("SHOW CONFIG");
+    for (int row = 0; row < r.rows(); ++row)
+      if (r.value(row, 0) == "pool_defaults.max_size") return r.value(row, 1);
+    return std::string();
+  };
+  auto applied = [&] {
+    std::size_t n = 0;
+    const auto log = proxy.log();
+    for (auto at = log.find("reload: applied"); at != std::string::npos; at = log.find("reload: applied", at + 1)) ++n;
+    return n;
+  };
+  REQUIRE(max_size() == "2");
+
+  // Renamed into place, as the tests' rewrite_config and most tools do.
+  auto text = proxy.config_text();
+  text.replace(text.find("\"max_size\": 2"), 13, "\"max_size\": 5");
+  proxy.rewrite_config(text);
+  CHECK_MESSAGE(wait_until([&] { return applied() == 1; }, 5s), proxy.log_tail());
+  CHECK(max_size() == "5");
+
+  // Written in place.
+  text.replace(text.find("\"max_size\": 5"), 13, "\"max_size\": 7");
+  {
+    std::ofstream(proxy.dir() + "/pgmux.json", std::ios::trunc) << text;
+  }
+  CHECK_MESSAGE(wait_until([&] { return max_size() == "7"; }, 5s), proxy.log_tail());
+
+  // Invalid: logged with its path, nothing changes, pgmux serves on.
+  auto invalid = text;
+  invalid.replace(invalid.find("\"max_size\": 7"), 13, "\"max_size\": \"lots\"");
+  proxy.rewrite_config(invalid);
+  CHECK_MESSAGE(wait_until([&] { return proxy.log().find("/pool_defaults/max_size") != std::string::npos; }, 5s),
+                proxy.log_tail());
+  CHECK(max_size() == "7");
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 'still serving'") == "still serving");
+  // Valid again: applied.
+  proxy.rewrite_config(text);
+  CHECK_MESSAGE(wait_until([&] { return applied() == 3; }, 5s), proxy.log_tail());
 }
 
 }  // TEST_SUITE

@@ -148,6 +148,8 @@ struct config {
   // SIGTERM: how long new clients are still accepted, with /readyz already answering 503, before
   // the listeners close (a load balancer's probe period, so that it stops sending clients first).
   duration drain_delay = 0s;
+  // Reload when the config file changes (inotify), as on SIGHUP: for a mounted ConfigMap.
+  bool watch_config = false;
   std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none
   // Several instances behind one address: this one's id (1..255, in every cancel key it hands
   // out; 0: none), and where the others take CancelRequests for their keys, by id: "host:port",

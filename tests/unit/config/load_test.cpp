@@ -240,6 +240,7 @@ TEST_CASE("the shipped example config loads and documents the defaults") {
   CHECK(r.cfg->auth_timeout == defaults.auth_timeout);
   CHECK(r.cfg->shutdown_timeout == defaults.shutdown_timeout);
   CHECK(r.cfg->drain_delay == defaults.drain_delay);
+  CHECK(r.cfg->watch_config == defaults.watch_config);
   CHECK(r.cfg->listen.reuse_port == defaults.listen.reuse_port);
   CHECK(r.cfg->instance_id == defaults.instance_id);
   CHECK(r.cfg->peers == defaults.peers);
@@ -621,6 +622,9 @@ TEST_CASE("several instances: reuse_port, drain_delay, instance_id and peers are
   const auto defaults = loaded(with_db());
   CHECK_FALSE(defaults.listen.reuse_port);
   CHECK(defaults.drain_delay == 0s);
+  CHECK_FALSE(defaults.watch_config);
+  CHECK(loaded(with_db(R"("watch_config": true)")).watch_config);
+  refused_at(with_db(R"("watch_config": 1)"), "/watch_config");
   CHECK(defaults.instance_id == 0);
   CHECK(defaults.peers.empty());
   const auto cfg = loaded(with_db(R"("listen": {"reuse_port": true}, "drain_delay": "5s", "instance_id": 2,
