@@ -1,0 +1,57 @@
+// deploy/kubernetes/ and deploy/Dockerfile, without a cluster or an image builder: the static
+// checks of tests/deploy/kubernetes_check.py (ports, probe paths, mounts, selectors, the drain
+// timeline, security), then pgmux run with the mounted config's settings, answering the probe
+// and scrape paths the manifests name on its metrics port.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <sstream>
+
+#include "integration/fixtures.hpp"
+
+namespace it {
+
+TEST_SUITE("deploy") {
+
+TEST_CASE("the Kubernetes manifests agree with each other, with the image and with what pgmux serves") {
+  const std::string source = PGMUX_SOURCE_DIR;
+  const auto checked = run("/usr/bin/python3 " + shell_quote(source + "/tests/deploy/kubernetes_check.py") + " " +
+                           shell_quote(source));
+  INFO("kubernetes_check.py:\n" << checked.output);
+  REQUIRE(checked.code == 0);
+
+  std::vector<std::string> probes, scrapes;
+  const int mport = free_port();
+  proxy_options options;
+  options.top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}");
+  std::istringstream lines(checked.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("probe ", 0) == 0) probes.push_back(line.substr(6));
+    if (line.rfind("scrape ", 0) == 0) scrapes.push_back(line.substr(7));
+    if (line.rfind("member ", 0) == 0) options.top_level(line.substr(7));
+  }
+  REQUIRE(probes.size() == 2);
+  REQUIRE(scrapes.size() == 1);
+
+  // The mounted config's own settings (workers, drain, reload, log format) load and run.
+  proxy_instance proxy(options);
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 1") == "1");
+  for (const auto& path : probes) {
+    CAPTURE(path);
+    const auto a = http_get(mport, path);
+    CHECK(a.status == 200);
+    CHECK(a.body == "ok\n");
+  }
+  const auto metrics = http_get(mport, scrapes.front());
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("# TYPE pgmux_pool_size gauge") != std::string::npos);
+  // The config's drain_delay would hold the fixture's SIGTERM for seconds: stop at once.
+  proxy.send_signal(SIGINT);
+  CHECK(proxy.wait_exit(5s));
+}
+
+}
+
+}  // namespace it
