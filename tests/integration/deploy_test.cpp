@@ -1,11 +1,13 @@
 // deploy/kubernetes/ and deploy/Dockerfile, without a cluster or an image builder: the static
 // checks of tests/deploy/kubernetes_check.py (ports, probe paths, mounts, selectors, the drain
 // timeline, security), then pgmux run with the mounted config's settings, answering the probe
-// and scrape paths the manifests name on its metrics port.
+// and scrape paths the manifests name on its metrics port. And bench/compare, in a short run.
 #include <doctest/doctest.h>
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 #include "integration/fixtures.hpp"
@@ -50,6 +52,25 @@ TEST_CASE("the Kubernetes manifests agree with each other, with the image and wi
   // The config's drain_delay would hold the fixture's SIGTERM for seconds: stop at once.
   proxy.send_signal(SIGINT);
   CHECK(proxy.wait_exit(5s));
+}
+
+TEST_CASE("bench/compare runs pgbench through pgmux and reports CPU per transaction and idle memory") {
+  const std::string source = PGMUX_SOURCE_DIR;
+  const char* env_bin = std::getenv("PGMUX_IT_BINARY");
+  const std::string bin = env_bin && *env_bin ? env_bin : PGMUX_BINARY;
+  const auto r = run(shell_quote(source + "/bench/compare") + " -w select-few -T 1 -r 1 --workers 1 --idle 50"
+                     " --no-pgbouncer --binary " + shell_quote(bin), 120);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("| select-few | postgres |") != std::string::npos);
+  const auto row = r.output.find("| select-few | pgmux-w1 |");
+  REQUIRE(row != std::string::npos);
+  // TPS, ratio, latency and a CPU figure: five cells after the target.
+  const auto line = r.output.substr(row, r.output.find('\n', row) - row);
+  CHECK(std::count(line.begin(), line.end(), '|') == 7);
+  CHECK(line.find(" - |") == std::string::npos);
+  CHECK(r.output.find("| pgmux-w1 | ") != std::string::npos);
+  CHECK(r.output.find(" B per client |") != std::string::npos);
 }
 
 }
