@@ -1,13 +1,15 @@
 // deploy/kubernetes/ and deploy/Dockerfile, without a cluster or an image builder: the static
 // checks of tests/deploy/kubernetes_check.py (ports, probe paths, mounts, selectors, the drain
 // timeline, security), then pgmux run with the mounted config's settings, answering the probe
-// and scrape paths the manifests name on its metrics port. And bench/compare, in a short run.
+// and scrape paths the manifests name on its metrics port. promtool on deploy/'s Prometheus files
+// and on a live scrape. And bench/compare, in a short run.
 #include <doctest/doctest.h>
 
 #include <signal.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "integration/fixtures.hpp"
@@ -52,6 +54,29 @@ TEST_CASE("the Kubernetes manifests agree with each other, with the image and wi
   // The config's drain_delay would hold the fixture's SIGTERM for seconds: stop at once.
   proxy.send_signal(SIGINT);
   CHECK(proxy.wait_exit(5s));
+}
+
+TEST_CASE("promtool accepts the Prometheus config and alert rules in deploy, and a live scrape") {
+  // deploy/test provides one (deploy/install-deps --promtool); run by hand, the one on PATH.
+  const char* env_tool = std::getenv("PGMUX_PROMTOOL");
+  std::string promtool = env_tool && *env_tool ? env_tool : "";
+  if (promtool.empty() && run("command -v promtool").code == 0) promtool = "promtool";
+  REQUIRE_MESSAGE(!promtool.empty(), "no promtool: run deploy/install-deps --promtool and set PGMUX_PROMTOOL to what it prints");
+  const std::string deploy = std::string(PGMUX_SOURCE_DIR) + "/deploy";
+  auto rules = run(shell_quote(promtool) + " check rules " + shell_quote(deploy + "/pgmux-alerts.yml"));
+  CHECK_MESSAGE(rules.code == 0, rules.output);
+  auto config = run(shell_quote(promtool) + " check config " + shell_quote(deploy + "/prometheus.yml"));
+  CHECK_MESSAGE(config.code == 0, config.output);
+
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 1") == "1");  // a pool, so that its families have samples
+  const std::string scraped = proxy.dir() + "/scrape.txt";
+  std::ofstream(scraped) << scrape_metrics(mport);
+  auto lint = run(shell_quote(promtool) + " check metrics < " + shell_quote(scraped));
+  CHECK_MESSAGE(lint.code == 0, lint.output);
+  CHECK_MESSAGE(lint.output.empty(), lint.output);
 }
 
 TEST_CASE("bench/compare runs pgbench through pgmux and reports CPU per transaction and idle memory") {
