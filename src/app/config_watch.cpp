@@ -6,12 +6,15 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+
+#include "pgmux/log.hpp"
 
 namespace pgmux::app {
 namespace {
@@ -31,13 +34,19 @@ struct config_watch::impl : std::enable_shared_from_this<impl> {
   asio::posix::stream_descriptor descriptor;
   asio::steady_timer timer;
   std::function<void()> changed;
-  std::string file;  // the name within the directory
+  std::string file;      // the name within the directory
+  std::string resolved;  // the name of the file it links to, in that file's directory, if it is a link
   alignas(inotify_event) std::array<char, 4096> events{};
   bool stopped = false;
 
   void read() {
     descriptor.async_read_some(asio::buffer(events), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      if (ec || self->stopped) return;
+      if (self->stopped || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        log::error("watch_config: reading inotify events failed (" + ec.message() +
+                   "): the config file is no longer watched; SIGHUP still reloads it");
+        return;
+      }
       if (self->concerns_file(n)) self->schedule();
       self->read();
     });
@@ -50,7 +59,8 @@ struct config_watch::impl : std::enable_shared_from_this<impl> {
       std::memcpy(&e, events.data() + at, sizeof e);
       const std::string_view name(events.data() + at + sizeof e, e.len ? std::strlen(events.data() + at + sizeof e) : 0);
       // Kubernetes swaps the `..data` link to a new directory that holds every file of the map.
-      if (name == file || name == "..data" || (e.mask & IN_Q_OVERFLOW)) ours = true;
+      if (name == file || (!resolved.empty() && name == resolved) || name == "..data" || (e.mask & IN_Q_OVERFLOW))
+        ours = true;
       at += sizeof e + e.len;
     }
     return ours;
@@ -66,14 +76,30 @@ struct config_watch::impl : std::enable_shared_from_this<impl> {
 
 config_watch::config_watch(asio::io_context& io, const std::string& path, std::function<void()> changed)
     : impl_(std::make_shared<impl>(io, std::move(changed))) {
-  const auto slash = path.rfind('/');
-  const std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  impl_->file = slash == std::string::npos ? path : path.substr(slash + 1);
+  const auto split = [](const std::string& p) {
+    const auto slash = p.rfind('/');
+    return std::pair<std::string, std::string>{slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash)),
+                                               slash == std::string::npos ? p : p.substr(slash + 1)};
+  };
+  const auto [directory, file] = split(path);
+  impl_->file = file;
   const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) throw std::runtime_error(std::string("inotify_init1: ") + std::strerror(errno));
   impl_->descriptor.assign(fd);
-  if (::inotify_add_watch(fd, directory.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
+  constexpr std::uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE;
+  if (::inotify_add_watch(fd, directory.c_str(), mask) < 0)
     throw std::runtime_error("cannot watch " + directory + ": " + std::strerror(errno));
+  // A link to a file elsewhere (not a ConfigMap's, whose ..data swap shows in the first
+  // directory): edits of its target happen in the target's directory.
+  if (char* real = ::realpath(path.c_str(), nullptr)) {
+    const auto [real_directory, real_file] = split(real);
+    std::free(real);
+    if (real_directory != directory) {
+      impl_->resolved = real_file;
+      if (::inotify_add_watch(fd, real_directory.c_str(), mask) < 0)
+        throw std::runtime_error("cannot watch " + real_directory + ": " + std::strerror(errno));
+    }
+  }
   impl_->read();
 }
 

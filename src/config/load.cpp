@@ -465,10 +465,14 @@ load_result load_config_text(std::string_view text) {
            r.read_string(address, path, at);
            if (!address.is_string()) continue;
            const auto colon = at.rfind(':');
-           if (colon == std::string::npos || colon == 0 || colon + 1 == at.size() || at.size() - colon - 1 > 5 ||
+           // An IPv6 address is written in brackets, so that its last group is not read as the port.
+           const bool bare_ipv6 = colon != std::string::npos && at.substr(0, colon).find(':') != std::string::npos &&
+                                  !(at.front() == '[' && at[colon - 1] == ']');
+           if (colon == std::string::npos || colon == 0 || colon + 1 == at.size() || at.size() - colon - 1 > 5 || bare_ipv6 ||
                at.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
                std::stoul(at.substr(colon + 1)) == 0 || std::stoul(at.substr(colon + 1)) > 65535) {
-             r.error(path, "expected \"host:port\" (a host that starts with / is a Unix socket directory), got \"" +
+             r.error(path, "expected \"host:port\" ([::1]:6432 for IPv6; a host that starts with / is a Unix socket "
+                               "directory), got \"" +
                                at + "\"");
              continue;
            }

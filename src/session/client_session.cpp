@@ -248,7 +248,7 @@ void client_session::drain() {
       if (!self->lease_ && !self->buffer_.empty()) return;
       // Connected just before the listeners closed (a rolling restart, a balancer that had not
       // noticed the drain yet): its first request is still served, if it comes soon.
-      if (!self->served_request_) return self->expect_first_request();
+      if (!self->served_request_ && !self->admin_) return self->expect_first_request();
     }
     self->killed_ = true;
     self->kill_reason_ = close_reason::shutdown;

@@ -63,7 +63,8 @@ struct listener::acceptor {
   explicit acceptor(asio::io_context& io) : socket(io) {}
   asio::basic_socket_acceptor<asio::generic::stream_protocol> socket;
   bool unix_domain = false;
-  std::string path;  // Unix socket file, removed on stop
+  std::string path;  // Unix socket file, removed on stop if it is still ours
+  std::pair<dev_t, ino_t> file{};  // the socket file as bound
 };
 
 listener::listener(worker_set& workers, session_services services, std::size_t max_client_conn)
@@ -102,6 +103,8 @@ std::string listener::listen_unix(const std::string& directory, std::uint16_t po
   if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return "cannot listen on " + a->path + ": " + ec.message();
   ::chmod(a->path.c_str(), 0777);
+  struct stat st {};
+  if (::stat(a->path.c_str(), &st) == 0) a->file = {st.st_dev, st.st_ino};
   acceptors_.push_back(std::move(a));
   return {};
 }
@@ -123,10 +126,12 @@ void listener::take_backlog() {
   // see as a failed connect: those already queued are taken first. (With listen.reuse_port,
   // what arrives in the instant before the close may still be reset, unless the kernel moves
   // it to another listener: net.ipv4.tcp_migrate_req.)
+  // Bounded: clients that keep arriving must not hold worker 0 (signals, metrics) here.
+  constexpr int max_taken = 1024;
   for (auto& a : acceptors_) {
     error_code ec;
     a->socket.non_blocking(true, ec);
-    while (!ec && a->socket.is_open()) {
+    for (int taken = 0; !ec && a->socket.is_open() && taken < max_taken; ++taken) {
       const unsigned worker = workers_.next_for_client();
       socket_t socket(workers_.executor(worker));
       a->socket.accept(socket, ec);
@@ -139,7 +144,11 @@ void listener::close_acceptors() {
   for (auto& a : acceptors_) {
     error_code ignored;
     a->socket.close(ignored);
-    if (a->unix_domain) ::unlink(a->path.c_str());
+    // Only the file this process bound: in a rolling restart the next instance has bound its
+    // own socket at the same path, which must stay.
+    struct stat st {};
+    if (a->unix_domain && ::stat(a->path.c_str(), &st) == 0 && a->file == std::pair{st.st_dev, st.st_ino})
+      ::unlink(a->path.c_str());
   }
   acceptors_.clear();
 }

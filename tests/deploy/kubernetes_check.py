@@ -141,6 +141,8 @@ if not selects(deployment["spec"]["selector"]["matchLabels"], labels):
     fail("the Deployment's selector does not match its pods")
 if not selects(service["spec"]["selector"], labels):
     fail("the Service does not select the pods")
+if service["spec"].get("sessionAffinity") != "ClientIP":
+    fail("the Service needs sessionAffinity ClientIP: a client's cancel request must reach its pod")
 for p in service["spec"]["ports"]:
     if p["targetPort"] not in ports:
         fail(f"Service port {p['name']} targets {p['targetPort']}, not a container port")

@@ -642,6 +642,9 @@ TEST_CASE("several instances: reuse_port, drain_delay, instance_id and peers are
   refused_at(with_db(R"("instance_id": 1, "peers": {"2": 6432})"), "/peers/2");
   refused_at(with_db(R"("instance_id": 1, "peers": {"2": "/run/pgmux2"})"), "/peers/2");
   refused_at(with_db(R"("instance_id": 1, "peers": {"2": "10.0.0.2:70000"})"), "/peers/2");
+  refused_at(with_db(R"("instance_id": 1, "peers": {"2": "::1"})"), "/peers/2");
+  refused_at(with_db(R"("instance_id": 1, "peers": {"2": "::1:6432"})"), "/peers/2");
+  CHECK(loaded(with_db(R"("instance_id": 1, "peers": {"2": "[::1]:6432"})")).peers.at(2) == "[::1]:6432");
   refused_at(with_db(R"("listen": {"reuse_port": "yes"})"), "/listen/reuse_port");
   refused_at(with_db(R"("drain_delay": "soon")"), "/drain_delay");
 }
