@@ -161,7 +161,8 @@ asio::awaitable<std::variant<replication_connection, acquire_error>> server_pool
 server_pool::server_pool(worker_set& workers, std::string database, std::string entry, server_login login,
                          config::pool_settings settings)
     : workers_(workers), database_(std::move(database)), server_user_(login.user), name_(database_ + "/" + server_user_),
-      entry_(std::move(entry)), login_(std::move(login)), settings_(settings), core_(limits_from(settings, workers.size())) {
+      entry_(std::move(entry)), login_(std::move(login)), settings_(settings),
+      shared_settings_(std::make_shared<const config::pool_settings>(settings)), core_(limits_from(settings, workers.size())) {
   for (unsigned i = 0; i < workers.size(); ++i) worker_counters_.push_back(std::make_unique<pool_counters>());
 }
 
@@ -185,6 +186,7 @@ void server_pool::update(const config::pool_settings& settings, const server_log
     std::lock_guard lock(mu_);
     if (stopped_) return;
     settings_ = settings;
+    shared_settings_ = std::make_shared<const config::pool_settings>(settings);
     core_.set_limits(limits_from(settings, workers_.size()));
     if (!(login == login_)) {
       login_ = login;
@@ -211,6 +213,22 @@ void server_pool::update(const config::pool_settings& settings, const server_log
 config::pool_settings server_pool::settings() const {
   std::lock_guard lock(mu_);
   return settings_;
+}
+
+std::shared_ptr<const config::pool_settings> server_pool::shared_settings() const {
+  std::lock_guard lock(mu_);
+  return shared_settings_;
+}
+
+std::shared_ptr<const protocol::session_settings> server_pool::shared_session_settings(protocol::session_settings wanted) {
+  std::lock_guard lock(mu_);
+  return session_settings_.share(std::move(wanted));
+}
+
+std::shared_ptr<const std::vector<protocol::parameter_change>> server_pool::shared_restorable(
+    std::vector<protocol::parameter_change> values) {
+  std::lock_guard lock(mu_);
+  return restorable_.share(std::move(values));
 }
 
 void server_pool::start() {

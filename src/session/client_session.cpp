@@ -9,11 +9,13 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "pgmux/log.hpp"
+#include "pgmux/io/exact_allocator.hpp"
 #include "pgmux/protocol/cancel_route.hpp"
 #include "pgmux/auth/client_auth.hpp"
 #include "pgmux/admin/admin_console.hpp"
@@ -51,8 +53,8 @@ std::uint64_t next_client_id() noexcept {
 
 }  // namespace
 
-client_session::client_session(socket_t socket, asio::any_io_executor executor, auth::client_peer from, std::string peer,
-                               session_services services)
+client_session::client_session(socket_t socket, asio::io_context::executor_type executor, auth::client_peer from, std::string peer,
+                               const session_services& services)
     : client_(std::move(socket)), executor_(std::move(executor)), from_(from), peer_(std::move(peer)),
       services_(services), prepared_(next_client_id()) {}
 
@@ -100,9 +102,9 @@ void client_session::wait_idle() {
   // An idle client holds no coroutine frame and no relay buffer: only this pending read, whose
   // handler brings the session back to life when its next request starts.
   buffer_.release();
-  if (settings_.client_idle_timeout.count() > 0) {
+  if (settings_->client_idle_timeout.count() > 0) {
     if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor_);
-    idle_timer_->expires_after(settings_.client_idle_timeout);
+    idle_timer_->expires_after(settings_->client_idle_timeout);
     idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
       if (ec) return;
       self->idle_timed_out_ = true;
@@ -111,9 +113,13 @@ void client_session::wait_idle() {
     });
   }
   // The socket lives on the session's loop: its handler runs there, with no executor to bind.
-  client_.async_read_some(asio::buffer(first_bytes_), [self = shared_from_this()](error_code ec, std::size_t n) {
-    self->on_first_bytes(ec, n);
-  });
+  // A read, not a readiness wait: Asio re-arms epoll (epoll_ctl) for every wait, while a read
+  // costs only the recv that finds nothing yet. Under TLS the read also takes what OpenSSL
+  // already decrypted. The operation is allocated at its own size (exact_allocator).
+  client_.async_read_some(asio::buffer(first_bytes_),
+                          asio::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](error_code ec, std::size_t n) {
+                            self->on_first_bytes(ec, n);
+                          }));
 }
 
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
@@ -243,7 +249,7 @@ void client_session::drain() {
     // closed once its transaction ends; only an idle one is closed now. A replication stream
     // has no end to wait for.
     if (!self->replication_) {
-      if (self->lease_ && self->settings_.mode != config::pool_mode::session) return;
+      if (self->lease_ && self->settings_->mode != config::pool_mode::session) return;
       if (self->lease_ && !self->lease_->tx().idle()) return;  // session mode: see the transaction through
       if (!self->lease_ && !self->buffer_.empty()) return;
       // Connected just before the listeners closed (a rolling restart, a balancer that had not
@@ -299,7 +305,7 @@ void client_session::cancel_current_query() {
     if (server) server->cancels_in_flight.fetch_add(1);
   }
   if (!server) return;
-  asio::co_spawn(executor_, cancel_running_query(server, settings_.connect_timeout), log_failure("cancel request"));
+  asio::co_spawn(executor_, cancel_running_query(server, settings_->connect_timeout), log_failure("cancel request"));
 }
 
 void client_session::set_current_server(std::shared_ptr<server_connection> server) {
@@ -577,13 +583,13 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   }
   pool_ = std::move(route.pool);
   pool_->client_joined();
-  settings_ = pool_->settings();
+  settings_ = pool_->shared_settings();
   if (replication_) co_return std::nullopt;  // serve_replication logs in to the server
   // Refusing means replacing the SQL, which the statement rewriting of transaction pooling does.
-  seen_sql_.refuse_state = settings_.mode != config::pool_mode::session && settings_.max_prepared_statements > 0 &&
-                           settings_.session_state == config::session_state_policy::refuse;
-  prepared_.max_statements = settings_.max_client_statements;
-  prepared_.max_bytes = settings_.max_client_statement_bytes;
+  seen_sql_.refuse_state = settings_->mode != config::pool_mode::session && settings_->max_prepared_statements > 0 &&
+                           settings_->session_state == config::session_state_policy::refuse;
+  prepared_.max_statements = settings_->max_client_statements;
+  prepared_.max_bytes = settings_->max_client_statement_bytes;
 
   // The client's own values of tracked parameters as the server spells them (DateStyle=iso is
   // "ISO, MDY"), learned once per pool and spelling; a value the server refuses ends the login,
@@ -591,7 +597,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   // Session mode: the client's server connection for its whole life is taken now, so that its
   // BackendKeyData carries that backend's own pid (pg_backend_pid(), pg_terminate_backend and
   // the sender of notifications then agree with what the client was told).
-  const bool session_mode = settings_.mode == config::pool_mode::session;
+  const bool session_mode = settings_->mode == config::pool_mode::session;
   auto parameters = pool_->server_parameters();
   auto wanted = *wanted_settings_;
   std::vector<std::size_t> unknown;
@@ -604,7 +610,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   if (!parameters || !unknown.empty() || session_mode) {
     // No server connection opened yet (to learn what the server reports), or spellings not
     // seen before: ask one.
-    auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this());
+    auto got = co_await pool_->acquire(clock::now() + settings_->query_wait_timeout, weak_from_this());
     if (auto* error = std::get_if<acquire_error>(&got)) {
       co_await send_error("FATAL", error->code, "pgmux: " + error->message);
       // A "*" entry passes unknown names on: the server is the one to say they don't exist.
@@ -636,10 +642,10 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     if (session_mode) lease_ = std::move(first);
     else first.release();
   }
-  if (!(wanted == *wanted_settings_)) wanted_settings_ = std::make_shared<const protocol::session_settings>(std::move(wanted));
+  wanted_settings_ = pool_->shared_session_settings(std::move(wanted));
   if (auto restorable = protocol::restorable_values(*wanted_settings_, protocol::settings_from_status(*parameters));
       !restorable.empty())
-    restorable_ = std::make_shared<const std::vector<protocol::parameter_change>>(std::move(restorable));
+    restorable_ = pool_->shared_restorable(std::move(restorable));
   if (lease_) {
     if (auto failed = co_await apply_settings(*lease_, *wanted_settings_,
                                               std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout))) {
@@ -711,7 +717,7 @@ struct client_session::queue_watch {
 
 asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_server() {
   waited_ = false;
-  auto got = co_await pool_->acquire(clock::now() + settings_.query_wait_timeout, weak_from_this(), this);
+  auto got = co_await pool_->acquire(clock::now() + settings_->query_wait_timeout, weak_from_this(), this);
   if (!waited_) co_return got;  // an idle connection at once: the client was there a moment ago
   if (auto watch = std::move(queue_watch_)) {
     watch->active = false;
@@ -769,7 +775,7 @@ asio::awaitable<void> client_session::wait_for_cancels(server_connection& server
   // A broken connection is closed, never lent again: a late cancel cannot reach anyone.
   if (server.cancels_in_flight.load() == 0 || server.broken()) co_return;
   // Woken by the last cancel to land (on whichever thread sends it), else at the deadline.
-  auto landed = std::make_shared<asio::steady_timer>(executor_, clock::now() + settings_.connect_timeout);
+  auto landed = std::make_shared<asio::steady_timer>(executor_, clock::now() + settings_->connect_timeout);
   server.on_cancels_landed([landed] { asio::post(landed->get_executor(), [landed] { landed->cancel(); }); });
   if (server.cancels_in_flight.load() > 0) co_await landed->async_wait(nothrow);
   server.on_cancels_landed(nullptr);
@@ -787,13 +793,13 @@ asio::awaitable<void> client_session::return_server(bool let_finish) {
     co_return;
   }
   // A statement left to finish may take as long as command_timeout allows.
-  const auto timeout = let_finish && settings_.command_timeout > cleanup_timeout
-                           ? std::chrono::duration_cast<std::chrono::milliseconds>(settings_.command_timeout)
+  const auto timeout = let_finish && settings_->command_timeout > cleanup_timeout
+                           ? std::chrono::duration_cast<std::chrono::milliseconds>(settings_->command_timeout)
                            : std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout);
   bool clean = co_await make_clean(server, timeout, let_finish);
   // Session mode, a pinned client, or a transaction that left session state (a rollback does not
   // take back a session-level advisory lock): everything of the client's goes.
-  const bool discard = settings_.mode == config::pool_mode::session || pinned() ||
+  const bool discard = settings_->mode == config::pool_mode::session || pinned() ||
                        (seen_sql_.state & ~protocol::session_state::listen) != protocol::session_state::none;
   if (clean && discard) clean = co_await run_reset_query(*server, "DISCARD ALL", cleanup_timeout);
   if (clean && discard) server->forget_session(true, true);
@@ -899,8 +905,8 @@ bool client_session::put_back(const std::string& sent) {
 
 asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
   // Statement pooling is transaction pooling that also ends at every statement.
-  const bool transaction_mode = settings_.mode != config::pool_mode::session;
-  const bool statement_mode = settings_.mode == config::pool_mode::statement;
+  const bool transaction_mode = settings_->mode != config::pool_mode::session;
+  const bool statement_mode = settings_->mode == config::pool_mode::statement;
   for (;;) {
     if (!lease_) {
       if (auto reason = co_await wait_for_request()) {
@@ -943,7 +949,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         co_return close_reason::client_protocol_error;
       }
     }
-    const bool rewrite_statements = transaction_mode && settings_.max_prepared_statements > 0;
+    const bool rewrite_statements = transaction_mode && settings_->max_prepared_statements > 0;
     const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
                                               rewrite_statements ? &prepared_ : nullptr,
                                               transaction_mode ? &wanted_settings_ : nullptr,
@@ -980,7 +986,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
           // connection from now on, as in session mode (under "reset" too: a reset would end it).
           // Session state under "pin" does the same.
           auto keep = seen_sql_.listening.empty() ? state::none : state::listen;
-          if (settings_.session_state == config::session_state_policy::pin) keep |= left;
+          if (settings_->session_state == config::session_state_policy::pin) keep |= left;
           if (keep != state::none) {
             pin(keep);
             continue;

@@ -218,7 +218,7 @@ void listener::admit(socket_t socket, unsigned worker, auth::client_peer from, s
     }, asio::detached);
     return;
   }
-  auto session = std::make_shared<client_session>(std::move(socket), workers_.executor(worker), from, std::move(peer),
+  auto session = std::make_shared<client_session>(std::move(socket), workers_.io(worker).get_executor(), from, std::move(peer),
                                                   services_);
   session->start();
 }

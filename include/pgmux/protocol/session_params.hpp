@@ -50,6 +50,7 @@ bool spelt_as_server_would(std::size_t index, std::string_view value, const para
 struct parameter_change {
   std::string name;
   std::optional<std::string> value;
+  friend bool operator==(const parameter_change&, const parameter_change&) = default;
 };
 
 // One statement applying `changes` in order, "" when there are none. It calls set_config

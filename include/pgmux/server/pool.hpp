@@ -20,6 +20,7 @@
 #include "pgmux/server/server_connection.hpp"
 #include "pgmux/io/workers.hpp"
 #include "pgmux/pool/histogram.hpp"
+#include "pgmux/pool/interned.hpp"
 #include "pgmux/pool/pool_core.hpp"
 
 namespace pgmux::net {
@@ -146,6 +147,16 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   const std::string& entry() const noexcept { return entry_; }
   server_login login() const;
   config::pool_settings settings() const;
+  // The same, shared: what a client session keeps from its login on (16 bytes, not a copy).
+  std::shared_ptr<const config::pool_settings> shared_settings() const;
+  // One record of `wanted` shared by every client of the pool that asked for the same startup
+  // settings (an application's clients usually do), instead of one each; likewise for the
+  // startup values their RESETs restore (reset_restore.hpp). At most max_shared_records different
+  // ones of each are kept (pool/interned.hpp).
+  static constexpr std::size_t max_shared_records = 64;
+  std::shared_ptr<const protocol::session_settings> shared_session_settings(protocol::session_settings wanted);
+  std::shared_ptr<const std::vector<protocol::parameter_change>> shared_restorable(
+      std::vector<protocol::parameter_change> values);
 
   // Opens min_size connections and starts the maintenance task.
   void start();
@@ -241,6 +252,9 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   mutable std::mutex mu_;
   config::pool_settings settings_;
+  std::shared_ptr<const config::pool_settings> shared_settings_;  // a copy of settings_, made when it changes
+  pgmux::pool::interned<protocol::session_settings> session_settings_{max_shared_records};
+  pgmux::pool::interned<std::vector<protocol::parameter_change>> restorable_{max_shared_records};
   pgmux::pool::pool_core core_;
   struct slot {
     std::shared_ptr<server_connection> conn;
