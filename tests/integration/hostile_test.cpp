@@ -5,6 +5,8 @@
 // and afterwards no server connection may stay lent, busy or inside a transaction.
 // PGMUX_IT_HOSTILE_SEED picks the random seed (the one used is printed).
 #include <doctest/doctest.h>
+
+#include <algorithm>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -228,8 +230,11 @@ TEST_CASE("fuzzed protocol sessions never reach a bystander nor wedge a server c
           address = local_address(c);
           break;
         }
-        if (q.rfind("select", 0) == 0 && r.value() != std::to_string(i))
-          bystander_errors.push_back(q + ": wrong answer " + r.value());
+        if (q.rfind("select", 0) == 0 && r.value() != std::to_string(i)) {
+          bystander_errors.push_back(q + ": wrong answer " + r.value() + " (client " + address + ")");
+          if (std::find(bystander_addresses.begin(), bystander_addresses.end(), address) == bystander_addresses.end())
+            bystander_addresses.push_back(address);
+        }
       }
       ++bystander_queries;
     }
