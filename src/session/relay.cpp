@@ -651,6 +651,12 @@ asio::awaitable<relay_end> relay_unread(stream& client, io_buffer& client_buffer
   co_return std::visit([](relay_end end) { return end; }, result);
 }
 
+namespace {
+asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
+    server_connection& server, const std::string& sql, std::chrono::milliseconds timeout,
+    const std::function<void(const protocol::data_row&)>& on_row);
+}  // namespace
+
 asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
                                  bool let_finish) {
   if (server->broken()) co_return false;
@@ -661,6 +667,13 @@ asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std:
   server->tx().statements_answered = 0;
   auto ok = co_await with_timeout(clean_up(server, timeout, let_finish), timeout);
   if (!ok || !*ok) {
+    server->mark_broken();
+    co_return false;
+  }
+  if (!server->clean()) co_return false;
+  // Drained by counting what the client left in flight: the count is proven by an empty query
+  // and a Sync, answered in turn with nothing else (run_hidden_query), or the connection closes.
+  if (co_await run_hidden_query(*server, "", timeout, nullptr)) {
     server->mark_broken();
     co_return false;
   }
@@ -682,17 +695,27 @@ asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
     server_connection& server, const std::string& sql, std::chrono::milliseconds timeout,
     const std::function<void(const protocol::data_row&)>& on_row) {
   auto run = [&]() -> asio::awaitable<std::optional<protocol::error_fields>> {
+    // A Sync follows the query: its ReadyForQuery must come right after the query's. An answer
+    // still owed to an earlier client (a count gone wrong) would otherwise pass for this query's
+    // and leave this query's answer for the next client; with the Sync it shows as messages
+    // between the two ReadyForQuery, and the connection is closed.
     std::string out;
     protocol::encode_query(out, sql);
+    protocol::encode_sync(out);
     if (!co_await send(server, out)) co_return connection_failure("08006", "write to server failed");
     std::optional<protocol::error_fields> refused;
     auto& buf = server.buffer();
+    bool answered = false;  // the query's ReadyForQuery came: only the Sync's may follow
     for (;;) {
       const auto f = protocol::parse_frame(buf.view(), io_buffer::block_size);
       if (f.status == protocol::parse_status::invalid)
         co_return connection_failure("08P01", std::string("invalid message from the server: ") + f.error);
       if (f.status == protocol::parse_status::complete) {
         const char tag = f.msg.tag;
+        // Notices, notifications and parameter reports may come at any time; anything else
+        // between the two ReadyForQuery answers a request pgmux did not count.
+        if (answered && tag != 'Z' && tag != 'N' && tag != 'A' && tag != 'S')
+          co_return connection_failure("08P01", "the server answered more than pgmux asked: the connection is out of step");
         if (tag == 'S') {
           if (auto status = protocol::decode_parameter_status(f.msg.body))
             protocol::note_parameter_status(nullptr, server.settings, status->first, status->second);
@@ -706,9 +729,14 @@ asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
         } else if (tag == 'Z') {
           const auto status = protocol::decode_ready_for_query(f.msg.body);
           buf.consume(f.consumed);
-          if (!status || *status != 'I' || !buf.empty())
+          if (!status || *status != 'I')
             co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
-          break;
+          if (answered) {
+            if (!buf.empty()) co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
+            break;
+          }
+          answered = true;
+          continue;
         }
         buf.consume(f.consumed);
         continue;
