@@ -39,6 +39,19 @@ text::family make_family(std::string name, std::string help, metric_type type) {
   return f;
 }
 
+// A counter family with one sample per `result` label value.
+text::family by_result(std::string name, std::string help,
+                       std::initializer_list<std::pair<const char*, double>> counts) {
+  auto f = make_family(std::move(name), std::move(help), metric_type::counter);
+  for (const auto& [result, n] : counts) {
+    text::sample m;
+    m.labels = {{"result", result}};
+    m.value = n;
+    f.samples.push_back(std::move(m));
+  }
+  return f;
+}
+
 text::sample pool_sample(const net::pool_snapshot& p, double value) {
   text::sample m;
   m.labels = {{"database", p.database}, {"user", p.user}};
@@ -228,26 +241,13 @@ class collector {
     cr.value = double(clients_.counters.cancel_requests.load(std::memory_order_relaxed));
     cancels.samples.push_back(cr);
     out.push_back(std::move(cancels));
-    auto forwards = make_family("pgmux_cancel_forwards_total",
-                                "CancelRequests for another instance's key sent on to it (peers), by result.",
-                                metric_type::counter);
-    for (auto [result, n] : {std::pair<const char*, double>{"sent", double(clients_.counters.cancels_forwarded.load())},
-                             {"failed", double(clients_.counters.cancel_forward_failures.load())}}) {
-      text::sample m;
-      m.labels = {{"result", result}};
-      m.value = n;
-      forwards.samples.push_back(std::move(m));
-    }
-    out.push_back(std::move(forwards));
-    auto reloads = make_family("pgmux_config_reloads_total", "Config reloads, by result.", metric_type::counter);
-    for (auto [result, n] : {std::pair<const char*, double>{"success", double(clients_.counters.reloads_applied.load())},
-                             {"error", double(clients_.counters.reloads_failed.load())}}) {
-      text::sample m;
-      m.labels = {{"result", result}};
-      m.value = n;
-      reloads.samples.push_back(std::move(m));
-    }
-    out.push_back(std::move(reloads));
+    out.push_back(by_result("pgmux_cancel_forwards_total",
+                            "CancelRequests for another instance's key sent on to it (peers), by result.",
+                            {{"sent", double(clients_.counters.cancels_forwarded.load())},
+                             {"failed", double(clients_.counters.cancel_forward_failures.load())}}));
+    out.push_back(by_result("pgmux_config_reloads_total", "Config reloads, by result.",
+                            {{"success", double(clients_.counters.reloads_applied.load())},
+                             {"error", double(clients_.counters.reloads_failed.load())}}));
     auto last = make_family("pgmux_config_last_reload_success_timestamp_seconds",
                        "Unix time the running config was applied (start or last successful reload).", metric_type::gauge);
     text::sample lr;
