@@ -9,6 +9,12 @@ using namespace pgmux::protocol;
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view sql(reinterpret_cast<const char*>(data), size);
   const auto found = inspect_sql(sql);
+  // The prefilter only skips texts the lexer finds nothing in.
+  if (!sql_may_matter(sql)) {
+    const auto full = inspect_sql_unfiltered(sql);
+    FUZZ_CHECK(full.listen.empty() && !full.reserved_statement_name && !full.statement_commands_elsewhere &&
+               full.state == session_state::none && full.carried.empty() && full.resets.empty());
+  }
   for (const auto& change : found.listen) {
     // A channel is a name from the text: never longer than the text itself (quotes unescape).
     FUZZ_CHECK(change.channel.size() <= sql.size());

@@ -280,9 +280,49 @@ bool command_position(const statement_head& head, std::size_t index) {
   return index == 1 && head.word_at(0, "deallocate");
 }
 
+// A word of the prefilter: a run of letters, digits, '_' and bytes >= 0x80 that starts with no
+// digit. The lexer's words may also hold '$', which splits them here: every word the lexer
+// finds in code is then one of these, or holds '$' and is none of the words that matter.
+bool word_matters(std::string_view word) noexcept {
+  switch (word.size()) {
+    case 3: return word_is(word, "set");
+    case 4: return word_is(word, "temp") || word_is(word, "hold");
+    case 5: return word_is(word, "reset");
+    case 6: return word_is(word, "create") || word_is(word, "listen");
+    case 7: return word_is(word, "declare") || word_is(word, "execute");
+    case 8: return word_is(word, "unlisten");
+    case 9: return word_is(word, "temporary");
+    case 10: return word_is(word, "set_config");
+    default: break;
+  }
+  // pg_advisory_lock, pg_try_advisory_lock and their _shared forms
+  return word.size() >= 16 && contains_folded(word, "advisory_lock");
+}
+
 }  // namespace
 
+bool sql_may_matter(std::string_view sql) noexcept {
+  const std::size_t n = sql.size();
+  for (std::size_t i = 0; i < n;) {
+    if (!ident_start(sql[i])) {
+      ++i;
+      continue;
+    }
+    const std::size_t start = i;
+    while (i < n && ident_char(sql[i]) && sql[i] != '$') ++i;
+    const auto word = sql.substr(start, i - start);
+    // PREPARE and DEALLOCATE count anywhere, inside strings and longer words too.
+    if (word_matters(word) || (word.size() >= 7 && mentions_statement_commands(word))) return true;
+  }
+  return false;
+}
+
 sql_findings inspect_sql(std::string_view sql) {
+  if (!sql_may_matter(sql)) return {};
+  return inspect_sql_unfiltered(sql);
+}
+
+sql_findings inspect_sql_unfiltered(std::string_view sql) {
   sql_findings out;
   statement_scan scan;
   auto& head = scan.head;

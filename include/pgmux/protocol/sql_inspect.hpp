@@ -73,6 +73,13 @@ struct sql_findings {
 
 sql_findings inspect_sql(std::string_view sql);
 
+// Whether `sql` holds a word that could make inspect_sql find anything (SET, CREATE, LISTEN,
+// PREPARE, set_config, ...), as one pass with no allocation. False means the findings are
+// empty: most queries are told apart from SQL that matters this way, without the lexer.
+bool sql_may_matter(std::string_view sql) noexcept;
+// inspect_sql without that pass: the lexer on every text (for tests and the fuzzer).
+sql_findings inspect_sql_unfiltered(std::string_view sql);
+
 // Where the next token of `sql` starts from `pos`: past blanks and comments (-- and nested
 // /* */), as PostgreSQL's lexer skips them. sql.size() when no token starts before the end,
 // which may lie inside a comment.

@@ -11,6 +11,8 @@
 // - session state: session-level set_config, role changes, temporary objects, SQL PREPARE,
 //   WITH HOLD cursors, session advisory locks, LISTEN; and what leaves none (SET LOCAL, tracked
 //   parameters, ON COMMIT DROP, transaction-level locks, words in strings or comments)
+// - the prefilter (sql_may_matter) passes plain queries by and never a text the lexer finds
+//   something in, also where the lexer splits words differently ($, digits, quotes)
 #include <doctest/doctest.h>
 
 #include "pgmux/protocol/sql_inspect.hpp"
@@ -261,4 +263,50 @@ TEST_CASE("the refusal of session state names what was refused and raises 0A000"
   CHECK(sql.find("'0A000'") != std::string::npos);
   CHECK(sql.find("session state (set,role)") != std::string::npos);
   CHECK(sql.rfind("DO $pgmux$", 0) == 0);
+}
+
+namespace {
+bool findings_empty(const sql_findings& f) {
+  return f.listen.empty() && !f.reserved_statement_name && !f.statement_commands_elsewhere &&
+         f.state == session_state::none && f.carried.empty() && f.resets.empty();
+}
+}  // namespace
+
+TEST_CASE("the prefilter passes plain queries by without the lexer") {
+  for (const char* sql : {"SELECT abalance FROM pgbench_accounts WHERE aid = $1;", "select 1",
+                          "UPDATE pgbench_tellers SET tbalance = tbalance + 1 WHERE tid = 3",
+                          "insert into t values ('x', 2)", "BEGIN", "COMMIT", "select offset_x from t offset 5"}) {
+    CAPTURE(std::string(sql));
+    CHECK(findings_empty(inspect_sql_unfiltered(sql)));
+  }
+  CHECK_FALSE(sql_may_matter("SELECT abalance FROM pgbench_accounts WHERE aid = $1;"));
+  CHECK_FALSE(sql_may_matter("select offset_x, dataset from t offset 5"));
+  CHECK_FALSE(sql_may_matter("BEGIN; END"));
+  // UPDATE ... SET is not session state, but SET is a word the prefilter stops at.
+  CHECK(sql_may_matter("update t set x = 1"));
+}
+
+TEST_CASE("the prefilter never hides what the lexer finds") {
+  // Texts where the lexer's words start or end where a plain word split would not.
+  const char* texts[] = {
+      "1set search_path = x",       "$1set work_mem = '1MB'",        "select $$x$$set_config('a.b', '1', false)",
+      "select 1;LISTEN a",          "/*c*/set role x",               "'s'listen b",
+      "\"q\"unlisten *",             "select 'xprepare'",             "do $$ begin deallocate x; end $$",
+      "SELECT pg_advisory_lock(1)", "select PG_TRY_ADVISORY_LOCK_SHARED(2)", "select set_config('a.b','1',false)",
+      "CREATE TEMP TABLE t (a int)", "select * into temporary t from u", "declare c cursor with hold for select 1",
+      "prepare p as select 1",      "execute pgmux_1",               "RESET ALL",
+      "set time zone default",      "e'x'set x.y = 1",               "select 1 -- x\nset x.y = 2",
+  };
+  for (const char* sql : texts) {
+    CAPTURE(std::string(sql));
+    const auto full = inspect_sql_unfiltered(sql);
+    CHECK(sql_may_matter(sql));
+    CHECK(findings_empty(full) == findings_empty(inspect_sql(sql)));
+  }
+  // Each of these finds something with the lexer alone, so the prefilter must stop at them.
+  for (const char* sql : {"select 1set_config('a.b', '1', false)", "select $$x$$set_config('a.b', '1', false)",
+                          "select 1;LISTEN a", "select 'xprepare'"}) {
+    CAPTURE(std::string(sql));
+    CHECK_FALSE(findings_empty(inspect_sql_unfiltered(sql)));
+  }
 }
