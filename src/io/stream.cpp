@@ -130,6 +130,19 @@ std::size_t stream::write_now(std::string_view bytes) noexcept {
   return n;
 }
 
+std::size_t stream::try_write(asio::const_buffer bytes) noexcept {
+  if (tls_ || bytes.size() == 0) return 0;
+  const auto n = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+asio::awaitable<std::tuple<error_code, std::size_t>> write_all(stream& s, asio::const_buffer bytes) {
+  const auto sent = s.try_write(bytes);
+  if (sent == bytes.size()) co_return std::tuple{error_code{}, sent};
+  auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes + sent), nothrow);
+  co_return std::tuple{ec, sent + n};
+}
+
 void stream::close() noexcept {
   error_code ignored;
   if (tls_ && socket_.is_open()) {

@@ -299,7 +299,7 @@ asio::awaitable<std::optional<relay_result>> send_translated(const client_side& 
   auto write_out = [&]() -> asio::awaitable<bool> {
     server.figures.bytes_to_server += out.size() - plain;
     server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
-    auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(out), nothrow);
+    auto [ec, n] = co_await write_all(server.socket(), asio::buffer(out));
     out.clear();
     plain = 0;
     if (ec) server.mark_broken();
@@ -341,7 +341,7 @@ void drop_answer(server_connection& server) {
 // scan_stop::replace: the client gets pgmux's version of the error at the front of the server
 // buffer (the caller then drops the server's). False when writing to the client failed.
 asio::awaitable<bool> send_replacement(const client_side& client, server_connection& server) {
-  auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(server.prepared.replacement), nothrow);
+  auto [ec, n] = co_await write_all(client.socket, asio::buffer(server.prepared.replacement));
   server.figures.bytes_to_client += server.prepared.replacement.size();
   co_return !ec;
 }
@@ -363,7 +363,7 @@ asio::awaitable<std::optional<relay_result>> finish_client_message(client_side c
     }
     const auto take = std::min(buf.size(), client.cursor.remaining);
     state.client_writing = true;
-    auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(buf.data(), take), nothrow);
+    auto [ec, n] = co_await write_all(server.socket(), asio::buffer(buf.data(), take));
     state.client_writing = false;
     buf.consume(take);
     client.cursor.remaining -= take;
@@ -399,7 +399,7 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
       }
       if (r.forward > 0) {
         state.client_writing = true;
-        auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(buf.data(), r.forward), nothrow);
+        auto [ec, n] = co_await write_all(server.socket(), asio::buffer(buf.data(), r.forward));
         state.client_writing = false;
         buf.consume(r.forward);
         if (ec) {
@@ -430,7 +430,7 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
       // Set before writing, so the client pump holds back what the client sends next.
       if (r.stop == protocol::scan_stop::end_of_transaction) state.done = true;
       if (r.forward > 0) {
-        auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(buf.data(), r.forward), nothrow);
+        auto [ec, n] = co_await write_all(client.socket, asio::buffer(buf.data(), r.forward));
         buf.consume(r.forward);
         if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
       }
@@ -480,7 +480,7 @@ asio::awaitable<bool> drain(server_connection& server) {
 }
 
 asio::awaitable<bool> send(server_connection& server, const std::string& out) {
-  auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(out), nothrow);
+  auto [ec, n] = co_await write_all(server.socket(), asio::buffer(out));
   co_return !ec;
 }
 
@@ -553,7 +553,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           }
           if (r.forward > 0) {
             server.replay.keep(cbuf.data(), r.forward);
-            auto [ec, n] = co_await asio::async_write(server.socket(), asio::buffer(cbuf.data(), r.forward), nothrow);
+            auto [ec, n] = co_await write_all(server.socket(), asio::buffer(cbuf.data(), r.forward));
             cbuf.consume(r.forward);
             if (ec) {
               server.mark_broken();
@@ -578,7 +578,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           const auto r = scan_server_bytes(client, server, true);
           if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
           if (r.forward > 0) {
-            auto [ec, n] = co_await asio::async_write(client.socket, asio::buffer(sbuf.data(), r.forward), nothrow);
+            auto [ec, n] = co_await write_all(client.socket, asio::buffer(sbuf.data(), r.forward));
             sbuf.consume(r.forward);
             if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
           }
@@ -629,7 +629,7 @@ asio::awaitable<relay_end> pass_unread(stream& from, io_buffer& buffer, stream& 
   for (;;) {
     if (killed) co_return relay_end::killed;
     if (!buffer.empty()) {
-      auto [ec, n] = co_await asio::async_write(to, asio::buffer(buffer.data(), buffer.size()), nothrow);
+      auto [ec, n] = co_await write_all(to, asio::buffer(buffer.data(), buffer.size()));
       buffer.clear();
       if (ec) co_return killed ? relay_end::killed : write_failed;
     }

@@ -76,6 +76,9 @@ class stream {
 
   // Writes what fits without waiting (for a last message before closing); bytes written.
   std::size_t write_now(std::string_view bytes) noexcept;
+  // Plaintext: sends what the socket takes now, one send() (0 when it takes nothing or fails:
+  // the wait that follows reports why). Under TLS: 0, nothing sent.
+  std::size_t try_write(asio::const_buffer bytes) noexcept;
   // Ends TLS with a close_notify (without waiting for the peer's), then shuts down and closes
   // the socket. Nothing may be pending on the stream.
   void close() noexcept;
@@ -102,5 +105,10 @@ class stream {
   socket_t socket_;
   std::unique_ptr<tls_layer> tls_;
 };
+
+// Writes all of `bytes`, as asio::async_write does. A plaintext socket that takes them at once,
+// the usual case for a relay's messages, costs one send() and no trip through the event loop.
+// Only one write may be under way on a stream at a time (as with async_write).
+asio::awaitable<std::tuple<error_code, std::size_t>> write_all(stream& s, asio::const_buffer bytes);
 
 }  // namespace pgmux::net
