@@ -27,7 +27,14 @@ bool pass_remaining(std::string_view buffered, std::size_t& pos, stream_cursor& 
   return cursor.remaining == 0;
 }
 
+void note_request(tx_tracker& tx) noexcept {
+  if (tx.copy_msg_while_busy) tx.request_after_copy_msg = true;
+  tx.data_since_request = false;
+  tx.syncs_after_data = false;
+}
+
 void count_query(tx_tracker& tx) noexcept {
+  note_request(tx);
   ++tx.outstanding;
   tx.syncs_since_request = 0;
   tx.last_request_extended = false;
@@ -79,6 +86,8 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     if (!is_frontend_message(tag)) return {pos, scan_stop::invalid, "unknown message type"};
     if (tx.copy_in && tag != 'd' && tag != 'c' && tag != 'f' && tag != 'H' && tag != 'S')
       return {pos, scan_stop::invalid, "only CopyData, CopyDone, CopyFail, Flush and Sync are allowed during COPY FROM STDIN"};
+    // A Flush with a body fails outside COPY, and the server then skips everything to a Sync.
+    if (tag == 'H' && h.hdr.length != 4) return {pos, scan_stop::invalid, "malformed Flush"};
     if (tx.unsynced_extended && (tag == 'Q' || tag == 'F'))
       return {pos, scan_stop::invalid, "Query or FunctionCall before the Sync that ends an extended-protocol batch"};
     if (tag == 'Q' && (prepared || seen_sql || restorable)) {
@@ -147,8 +156,9 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     switch (tag) {
       case 'X': return {pos, scan_stop::terminate};
       case 'Q': count_query(tx); break;
-      case 'F': ++tx.outstanding; break;
+      case 'F': note_request(tx); ++tx.outstanding; break;
       case 'E':
+        note_request(tx);
         tx.open_batch = true;
         tx.unsynced_extended = true;
         tx.syncs_since_request = 0;
@@ -156,9 +166,15 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         tx.copy_ended_early = false;
         break;
       case 'S':
-        if (tx.copy_in) break;  // ignored by the server during COPY FROM STDIN
+        if (tx.copy_in) {  // ignored by the server during COPY FROM STDIN, unless it failed the COPY already
+          if (tx.data_since_request) tx.copy_syncs_uncertain = true;
+          break;
+        }
         ++tx.outstanding;
-        if (!tx.copy_ended_early) ++tx.syncs_since_request;
+        if (!tx.copy_ended_early) {
+          ++tx.syncs_since_request;
+          if (tx.data_since_request) tx.syncs_after_data = true;
+        }
         tx.open_batch = false;
         tx.unsynced_extended = false;
         break;
@@ -166,14 +182,20 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         if (!tx.copy_in) tx.open_batch = true;
         break;
       case 'c': case 'f':
+        // Sent before the server said which request's COPY runs: see request_after_copy_msg.
+        if (!tx.copy_in && (tx.outstanding > 0 || tx.open_batch)) tx.copy_msg_while_busy = true;
         if (tx.copy_in) {
           tx.copy_in = false;
-          if (tx.copy_extended) tx.open_batch = true;  // the server now waits for a Sync
+          // the server now waits for a Sync, and skips to it after a failed COPY
+          if (tx.copy_extended) tx.open_batch = tx.unsynced_extended = true;
         } else {
           tx.copy_ended_early = true;  // a COPY may yet start, and this would end it
         }
         break;
-      case 'd': break;
+      case 'd':
+        tx.data_since_request = true;
+        if (!tx.copy_in && (tx.outstanding > 0 || tx.open_batch)) tx.copy_msg_while_busy = true;
+        break;
       default:  // Parse, Bind, Describe, Close
         tx.open_batch = true;
         tx.unsynced_extended = true;
@@ -261,12 +283,15 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         // its ReadyForQuery, which stays unread; the session answers the client with an error.
         if (stop_when_idle && tx.single_statement && rest[5] != 'I' && tx.outstanding <= 1 && !tx.open_batch)
           return {pos, scan_stop::end_of_transaction};
-        if (tx.outstanding > 0) {
-          --tx.outstanding;
-          ++tx.answered;
-        }
+        // Every ReadyForQuery answers a Query, Sync or FunctionCall pgmux counted: one more
+        // means the count went wrong, and the next answers would reach the wrong requests.
+        if (tx.outstanding == 0) return {pos, scan_stop::invalid, "a ReadyForQuery that answers nothing pgmux sent"};
+        --tx.outstanding;
+        ++tx.answered;
         tx.status = rest[5];
         tx.copy_in = false;
+        tx.copy_syncs_uncertain = false;
+        if (tx.outstanding == 0 && !tx.open_batch) tx.copy_msg_while_busy = tx.request_after_copy_msg = false;
         tx.hidden_statements = 0;
         tx.statements_answered = 0;
         pos += 6;
@@ -274,12 +299,24 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         continue;
       }
       case 'E':
+        if (tx.copy_syncs_uncertain)
+          return {pos, scan_stop::invalid, "the server failed a COPY after Syncs it may or may not have ignored"};
+        if (tx.copy_in) {  // an error ends COPY FROM STDIN: Syncs sent from now on are answered
+          tx.copy_in = false;
+          if (tx.copy_extended) tx.open_batch = tx.unsynced_extended = true;  // the server skips to the next Sync
+        }
         if (rest.size() >= h.hdr.total()) {
           const auto fields = decode_error_response(rest.substr(header_size, h.hdr.body_size()));
           if (fields && (fields->severity == "FATAL" || fields->severity == "PANIC")) tx.server_fatal = true;
         }
         break;
+      case 'C':
+        tx.copy_syncs_uncertain = false;  // the COPY (or a statement before it) completed
+        break;
       case 'G':
+        if (tx.request_after_copy_msg)
+          return {pos, scan_stop::invalid, "CopyInResponse with requests pipelined after COPY messages: its Syncs cannot be counted"};
+        if (tx.syncs_after_data && tx.syncs_since_request > 0) tx.copy_syncs_uncertain = true;
         // The client may have ended the COPY already: then the server reads no more of it.
         tx.copy_in = !tx.copy_ended_early;
         tx.copy_extended = tx.last_request_extended;

@@ -705,7 +705,8 @@ asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
     if (!co_await send(server, out)) co_return connection_failure("08006", "write to server failed");
     std::optional<protocol::error_fields> refused;
     auto& buf = server.buffer();
-    bool answered = false;  // the query's ReadyForQuery came: only the Sync's may follow
+    bool own_answer = false;  // CommandComplete, EmptyQueryResponse or ErrorResponse came
+    bool answered = false;    // the query's ReadyForQuery came: only the Sync's may follow
     for (;;) {
       const auto f = protocol::parse_frame(buf.view(), io_buffer::block_size);
       if (f.status == protocol::parse_status::invalid)
@@ -723,12 +724,18 @@ asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
           const auto row = protocol::decode_data_row(f.msg.body);
           if (!row) co_return connection_failure("08P01", "malformed DataRow from the server");
           on_row(*row);
-        } else if (tag == 'E' && !refused) {
+        }
+        if (tag == 'C' || tag == 'I' || tag == 'E') own_answer = true;
+        if (tag == 'E' && !refused) {
           refused = protocol::decode_error_response(f.msg.body);
           if (!refused) refused = protocol::error_fields{"ERROR", "XX000", "malformed error", {}, {}};
         } else if (tag == 'Z') {
           const auto status = protocol::decode_ready_for_query(f.msg.body);
           buf.consume(f.consumed);
+          // Two stale ReadyForQuery would pass for the query's and the Sync's: the query's own
+          // answer must come before the first.
+          if (!answered && !own_answer)
+            co_return connection_failure("08P01", "a ReadyForQuery before the answer to a query of pgmux's own: the connection is out of step");
           if (!status || *status != 'I')
             co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
           if (answered) {
@@ -806,16 +813,10 @@ asio::awaitable<std::variant<std::vector<std::optional<std::string>>, protocol::
 }
 
 asio::awaitable<bool> run_reset_query(server_connection& server, std::string_view sql, std::chrono::milliseconds timeout) {
-  auto reset = [&]() -> asio::awaitable<bool> {
-    std::string out;
-    protocol::encode_query(out, sql);
-    ++server.tx().outstanding;
-    if (!co_await send(server, out) || !co_await drain(server)) co_return false;
-    co_return true;
-  };
-  auto ok = co_await with_timeout(reset(), timeout);
-  if (!ok || !*ok) {
-    server.mark_broken();
+  // Checked as every query of pgmux's own is: an answer owed to the last client shows.
+  if (auto failed = co_await run_hidden_query(server, std::string(sql), timeout, nullptr)) {
+    // Refused, the reset did not happen: the connection is not fit to lend.
+    log::info(server.describe() + ": reset query failed: " + failed->message);
     co_return false;
   }
   co_return server.clean();

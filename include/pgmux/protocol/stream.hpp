@@ -31,6 +31,14 @@ struct tx_tracker {
   // started (a client that does not wait for CopyInResponse): the server reads them in that
   // COPY, so Syncs sent after them reach it after the COPY, and are answered.
   bool copy_ended_early = false;
+  // Syncs pgmux does not count because of a COPY are only known to be ignored when nothing but
+  // Flush/Sync separated them from the request that started it: after CopyData the server may
+  // already have failed the COPY (bad data, cancel), and then it answers them.
+  bool data_since_request = false;     // CopyData sent since the last Query/Execute/FunctionCall
+  bool syncs_after_data = false;       // a Sync counted in syncs_since_request came after CopyData
+  bool copy_syncs_uncertain = false;   // uncounted Syncs are right only if this COPY ends with CommandComplete
+  bool copy_msg_while_busy = false;    // CopyData/Done/Fail sent with a request unanswered (since quiet)
+  bool request_after_copy_msg = false; // ...and a request after it: a CopyInResponse may be an earlier request's
   // Statement pooling: a ReadyForQuery that would leave a transaction open ends the relay
   // before it is passed on (the session then refuses the transaction).
   bool single_statement = false;

@@ -9,6 +9,14 @@
 // - COPY FROM STDIN by Query and by Execute: Syncs sent during the COPY are not counted
 // - COPY data and CopyDone sent before the server's CopyInResponse: a Sync after them is answered
 // - stray COPY messages outside a COPY change nothing
+// - a COPY the server fails after the client sent CopyData and a Sync: whether the server read
+//   that Sync in the COPY (ignored) or after it (answered) is unknowable, so the scan is invalid
+//   and the connection closes; a COPY that completes keeps the count
+// - an error ends COPY FROM STDIN: Syncs sent after it are answered; after an extended COPY
+//   the server skips to the next Sync
+// - a CopyInResponse when COPY messages and then another request were sent before it cannot be
+//   credited to a request: invalid
+// - a ReadyForQuery with nothing outstanding is invalid; so is a Flush with a body
 // - messages whose answer cannot be foreseen are invalid: a Query during COPY FROM STDIN (the
 //   server would fail the COPY and swallow it), a Query or FunctionCall after unsynced
 //   extended-protocol messages (the server skips it after an error)
@@ -220,6 +228,84 @@ TEST_CASE("COPY data and CopyDone sent before the server's CopyInResponse: a Syn
   b = scan_backend(rfq('I'), bc, tx, true);
   CHECK(b.stop == scan_stop::end_of_transaction);
   CHECK(tx.idle());
+}
+
+TEST_CASE("a COPY the server fails after CopyData and a Sync leaves the count unknowable") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const auto copy_in_response = wire::msg('G').i8(0).i16(0).str();
+  const auto bad_row = wire::msg('d').bytes("not a number\n").str();
+  const auto failed = wire::msg('E').bytes("SERROR").i8(0).bytes("C22P02").i8(0).bytes("Mbad").i8(0).i8(0).str();
+
+  SUBCASE("the Sync sent before the server said the COPY started") {
+    // PostgreSQL 15 answers Q(copy) d(bad) S with G E Z Z: it failed the COPY before reading the Sync.
+    feed_frontend(query("copy t from stdin") + bad_row + empty_msg('S'), fc, tx);
+    CHECK(scan_backend(copy_in_response, bc, tx, true).stop == scan_stop::need_more);
+    CHECK(scan_backend(failed, bc, tx, true).stop == scan_stop::invalid);
+  }
+  SUBCASE("the Sync sent during the COPY") {
+    feed_frontend(query("copy t from stdin"), fc, tx);
+    scan_backend(copy_in_response, bc, tx, true);
+    feed_frontend(bad_row + empty_msg('S') + empty_msg('S'), fc, tx);
+    CHECK(scan_backend(failed, bc, tx, true).stop == scan_stop::invalid);
+  }
+  SUBCASE("the same COPY completing keeps the count") {
+    feed_frontend(query("copy t from stdin") + wire::msg('d').bytes("7\n").str() + empty_msg('S'), fc, tx);
+    scan_backend(copy_in_response, bc, tx, true);
+    feed_frontend(empty_msg('c'), fc, tx);
+    CHECK(scan_backend(command_complete("COPY 1") + rfq('I'), bc, tx, true).stop == scan_stop::end_of_transaction);
+    CHECK(tx.idle());
+  }
+}
+
+TEST_CASE("an error ends COPY FROM STDIN: Syncs after it are answered") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const auto copy_in_response = wire::msg('G').i8(0).i16(0).str();
+  const auto failed = wire::msg('E').bytes("SERROR").i8(0).bytes("C57014").i8(0).bytes("Mcanceled").i8(0).i8(0).str();
+  SUBCASE("started by Query") {
+    feed_frontend(query("copy t from stdin"), fc, tx);
+    scan_backend(copy_in_response, bc, tx, true);
+    CHECK(scan_backend(failed, bc, tx, true).stop == scan_stop::need_more);
+    CHECK_FALSE(tx.copy_in);
+    feed_frontend(empty_msg('S'), fc, tx);  // no longer in the COPY: answered
+    CHECK(tx.outstanding == 2);
+    CHECK(scan_backend(rfq('I'), bc, tx, true).stop == scan_stop::need_more);
+    CHECK(scan_backend(rfq('I'), bc, tx, true).stop == scan_stop::end_of_transaction);
+  }
+  SUBCASE("started by Execute: the server skips to the next Sync") {
+    feed_frontend(wire::msg('P').cstr("").cstr("copy t from stdin").i16(0).str() + wire::msg('E').cstr("").i32(0).str() +
+                      empty_msg('S'),
+                  fc, tx);
+    scan_backend(empty_msg('1') + copy_in_response, bc, tx, true);
+    CHECK(tx.outstanding == 0);
+    scan_backend(failed, bc, tx, true);
+    CHECK_FALSE(tx.copy_in);
+    CHECK(tx.open_batch);
+    CHECK(feed_frontend(query("select 1"), fc, tx).stop == scan_stop::invalid);  // it would be skipped
+  }
+}
+
+TEST_CASE("a CopyInResponse after COPY messages and a later request cannot be credited") {
+  // Q(copy) d c, then Q(select 1) and three Syncs, all before the server's first answer:
+  // PostgreSQL sends five ReadyForQuery. Which request the CopyInResponse answers decides how
+  // many Syncs it ignored; pgmux cannot tell, so the connection closes.
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  feed_frontend(query("copy t from stdin") + wire::msg('d').bytes("1\n").str() + empty_msg('c') + query("select 1") +
+                    empty_msg('S') + empty_msg('S') + empty_msg('S'),
+                fc, tx);
+  CHECK(scan_backend(wire::msg('G').i8(0).i16(0).str(), bc, tx, true).stop == scan_stop::invalid);
+}
+
+TEST_CASE("a ReadyForQuery with nothing outstanding and a Flush with a body are invalid") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  CHECK(scan_backend(rfq('I'), bc, tx, true).stop == scan_stop::invalid);
+  stream_cursor fc2;
+  tx_tracker tx2;
+  CHECK(feed_frontend(wire::msg('H').bytes("x").str(), fc2, tx2).stop == scan_stop::invalid);
+  CHECK(feed_frontend(empty_msg('H'), fc, tx).stop == scan_stop::need_more);
 }
 
 TEST_CASE("stray COPY messages outside a COPY change nothing") {
