@@ -1048,7 +1048,11 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         // PostgreSQL, that is the last word before the socket closes.
         const bool told = lease_->tx().server_fatal;
         lease_.release(false);
-        if (!told) co_await send_error("FATAL", "08006", "server connection lost");
+        // Named, not a temporary of a conditional expression inside co_await: GCC 12 destroys
+        // those twice.
+        std::string lost = "server connection lost";
+        if (r.error) lost += std::string(": ") + r.error;
+        if (!told) co_await send_error("FATAL", "08006", lost);
         co_return close_reason::server_error;
       }
     }

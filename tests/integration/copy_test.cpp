@@ -10,6 +10,10 @@
 // - COPY FROM STDIN whose trigger floods the client with notices completes (both directions at once)
 // - a client that sends COPY data, CopyDone and Sync before CopyInResponse gets every answer
 //   (GCZZ, as from PostgreSQL), and the next client of the connection none of them
+// - COPY streams whose answers cannot be counted (the server fails the COPY after CopyData and a
+//   Sync; COPY messages and another request pipelined before CopyInResponse): the client is
+//   told why and disconnected, the server connection closed, and the next client of the pool
+//   gets only its own answers
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -305,6 +309,43 @@ TEST_CASE("a client that sends COPY data, CopyDone and Sync before CopyInRespons
   CHECK(proxy.log().find("answers no request") == std::string::npos);
   CHECK(proxy.log().find("not clean") == std::string::npos);
   exec_ok(setup, "drop table it_copy_early");
+}
+
+TEST_CASE("COPY streams whose answers pgmux cannot count close the server connection and spare the next client") {
+  // PostgreSQL 15 answers Q(copy) d(bad row) S with G E Z Z: it fails the COPY before it reads
+  // the Sync, and answers it. pgmux cannot know when the server read the Sync, so the
+  // connection must not be lent on: its next client would get a stale ReadyForQuery and then
+  // every answer one request late.
+  auto setup = setup_connection();
+  exec_ok(setup, "drop table if exists it_copy_uncounted; create table it_copy_uncounted (a int)");
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  const std::string copy = wire::msg('Q', wire::cstr("COPY it_copy_uncounted FROM STDIN"));
+  struct stream_case {
+    const char* name;
+    std::string bytes;
+  };
+  const stream_case cases[] = {
+      {"bad row then Sync", copy + wire::msg('d', "not a number\n") + wire::msg('S', "")},
+      {"bad row then two Syncs", copy + wire::msg('d', "x\n") + wire::msg('S', "") + wire::msg('S', "")},
+      {"COPY done and a query pipelined before CopyInResponse",
+       copy + wire::msg('d', "1\n") + wire::msg('c', "") + wire::msg('Q', wire::cstr("select 1")) + wire::msg('S', "") +
+           wire::msg('S', "") + wire::msg('S', "")},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(std::string(c.name));
+    raw_socket raw(proxy.port());
+    REQUIRE(raw.startup());
+    REQUIRE(raw.send(c.bytes));
+    auto outcome = raw.read_until_closed(10s);
+    CHECK(outcome.closed);
+    CHECK(outcome.data.find("C08006") != std::string::npos);  // told why, then disconnected
+    // The pool's only server connection served that client: the next one must get its own answers.
+    auto next = connect(proxy.conninfo());
+    for (int i = 0; i < 20; ++i) CHECK(scalar(next, "select " + std::to_string(i)) == std::to_string(i));
+  }
+  CHECK(proxy.log().find("cannot be counted") != std::string::npos);
+  CHECK(proxy.log().find("may or may not have ignored") != std::string::npos);
+  exec_ok(setup, "drop table it_copy_uncounted");
 }
 
 }  // TEST_SUITE
