@@ -652,7 +652,8 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
       // The server refuses the client's startup settings, as PostgreSQL would at login.
       const bool broken = failed->severity == "FATAL";
       lease_.release(!broken);
-      co_await send_error("FATAL", broken ? "08006" : failed->code, failed->message);
+      const std::string_view code = broken ? std::string_view("08006") : std::string_view(failed->code);
+      co_await send_error("FATAL", code, failed->message);
       co_return broken ? close_reason::server_error : close_reason::client_protocol_error;
     }
     lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
