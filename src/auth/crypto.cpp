@@ -1,6 +1,9 @@
 // OpenSSL wrappers used by SCRAM and MD5.
 #include "pgmux/auth/crypto.hpp"
 
+#include <array>
+#include <cstring>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -78,9 +81,25 @@ std::optional<std::string> base64_decode(std::string_view text) {
 }
 
 std::string random_bytes(std::size_t n) {
+  // Every login takes a few bytes (its cancel key, a SCRAM nonce): they come from a block per
+  // thread that RAND_bytes fills 4 KiB at a time, which spares each login OpenSSL's generator
+  // and its locks. Bytes handed out are wiped from the block.
+  constexpr std::size_t block_size = 4096;
+  thread_local std::array<unsigned char, block_size> block;
+  thread_local std::size_t used = block_size;
   std::string out(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
-    throw std::runtime_error("RAND_bytes failed");
+  auto* dest = reinterpret_cast<unsigned char*>(out.data());
+  if (n > block_size / 8) {
+    if (RAND_bytes(dest, static_cast<int>(n)) != 1) throw std::runtime_error("RAND_bytes failed");
+    return out;
+  }
+  if (block_size - used < n) {
+    if (RAND_bytes(block.data(), static_cast<int>(block_size)) != 1) throw std::runtime_error("RAND_bytes failed");
+    used = 0;
+  }
+  std::memcpy(dest, block.data() + used, n);
+  OPENSSL_cleanse(block.data() + used, n);
+  used += n;
   return out;
 }
 
