@@ -296,7 +296,23 @@ bool word_matters(std::string_view word) noexcept {
     default: break;
   }
   // pg_advisory_lock, pg_try_advisory_lock and their _shared forms
-  return word.size() >= 16 && contains_folded(word, "advisory_lock");
+  switch (word.size()) {
+    case 16: return word_is(word, "pg_advisory_lock");
+    case 20: return word_is(word, "pg_try_advisory_lock");
+    case 23: return word_is(word, "pg_advisory_lock_shared");
+    case 27: return word_is(word, "pg_try_advisory_lock_shared");
+    default: return false;
+  }
+}
+
+// Whether `word` holds PREPARE or DEALLOCATE anywhere, in any case.
+bool holds_statement_command(std::string_view word) noexcept {
+  for (std::size_t i = 0; i + 7 <= word.size(); ++i) {
+    const char c = fold(word[i]);
+    if (c == 'p' && word_is(word.substr(i, 7), "prepare")) return true;
+    if (c == 'd' && i + 10 <= word.size() && word_is(word.substr(i, 10), "deallocate")) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -312,7 +328,7 @@ bool sql_may_matter(std::string_view sql) noexcept {
     while (i < n && ident_char(sql[i]) && sql[i] != '$') ++i;
     const auto word = sql.substr(start, i - start);
     // PREPARE and DEALLOCATE count anywhere, inside strings and longer words too.
-    if (word_matters(word) || (word.size() >= 7 && mentions_statement_commands(word))) return true;
+    if (word_matters(word) || holds_statement_command(word)) return true;
   }
   return false;
 }

@@ -104,10 +104,12 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         deallocate = keyword_match::no;
       }
       // A RESET of a startup value, in a Query the client waits for alone: its restore is added.
-      const bool may_restore = restorable && whole && tx.outstanding == 0 && !tx.open_batch && may_reset(text);
+      // One pass tells most queries apart from SQL the lexer must read (sql_may_matter).
+      const bool matters = sql_may_matter(text);
+      const bool may_restore = matters && restorable && whole && tx.outstanding == 0 && !tx.open_batch && may_reset(text);
       // Checked once per message: the header is not scanned again after this.
       sql_findings found;
-      if (seen_sql || may_restore || text.find('_') != std::string_view::npos) found = inspect_sql(text);
+      if (matters && (seen_sql || may_restore || text.find('_') != std::string_view::npos)) found = inspect_sql_unfiltered(text);
       // Refused SQL never runs: nothing of it is noted (translate_frontend replaces it).
       const bool refused = seen_sql && prepared && seen_sql->refuses(found);
       if (seen_sql && !refused) seen_sql->note(found);
