@@ -268,6 +268,59 @@ void server_pool::stop(std::string why) {
   if (maintenance_timer_) asio::post(maintenance_timer_->get_executor(), [t = maintenance_timer_] { t->cancel(); });
 }
 
+std::shared_ptr<server_connection> server_pool::take_idle_locked(pgmux::pool::waiter_id& wid, clock::time_point now,
+                                                                   pgmux::pool::worker_id worker,
+                                                                   const std::weak_ptr<session_control>& owner,
+                                                                   deferred_work& work) {
+  for (;;) {
+    wid = next_waiter_++;
+    auto id = core_.acquire(wid, now, worker);
+    if (!id) return nullptr;  // queued in the core as `wid`
+    auto& slot = conns_.at(*id);
+    auto conn = slot.conn;
+    const bool outdated = slot.login_generation != login_generation_;
+    // A connection idle for a while may have been ended by the server (restart, idle timeout)
+    // with the watch's wake-up still on the way: one non-blocking peek closes that window. One
+    // given back moments ago is lent without the syscall; if the server ended it meanwhile,
+    // the relay sees it die before answering and sends the request again elsewhere.
+    const bool peek = slot.watching || now - conn->last_used >= maintenance_period ||
+                      settings_.mode == config::pool_mode::session;
+    if (outdated || (peek && !conn->looks_alive())) {
+      log::info(conn->describe() + (outdated ? " closed: reload" : " closed: the server hung up while it was idle"));
+      core_.release(*id, now, false);
+      conns_.erase(*id);
+      counters_.count_disconnect(outdated ? disconnect_kind::reload : disconnect_kind::error);
+      work.close.push_back(std::move(conn));
+      continue;
+    }
+    lend(slot, owner, now);
+    bring_to(*id, slot, worker);
+    return conn;
+  }
+}
+
+std::optional<std::variant<lease, acquire_error>> server_pool::try_acquire(const std::weak_ptr<session_control>& owner) {
+  const auto worker = worker_set::current();
+  deferred_work work;
+  std::shared_ptr<server_connection> got;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return acquire_error{"57P01", stop_reason_};
+    const auto now = clock::now();
+    pgmux::pool::waiter_id wid = 0;
+    got = take_idle_locked(wid, now, worker, owner, work);
+    if (!got) {
+      core_.remove_waiter(wid);  // acquire() queues it again, with its timer
+      if (work.close.empty()) return std::nullopt;
+    }
+    settle(now, work);
+  }
+  run(std::move(work));
+  if (!got) return std::nullopt;
+  worker_counters().wait_seconds.observe(0);
+  return lease(shared_from_this(), std::move(got));
+}
+
 asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::time_point deadline,
                                                                        std::weak_ptr<session_control> owner,
                                                                        queue_watcher* watcher) {
@@ -281,32 +334,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
     std::lock_guard lock(mu_);
     if (stopped_) co_return acquire_error{"57P01", stop_reason_};
     const auto now = clock::now();
-    for (;;) {
-      wid = next_waiter_++;
-      auto id = core_.acquire(wid, now, worker);
-      if (!id) break;
-      auto& slot = conns_.at(*id);
-      auto conn = slot.conn;
-      const bool outdated = slot.login_generation != login_generation_;
-      // A connection idle for a while may have been ended by the server (restart, idle timeout)
-      // with the watch's wake-up still on the way: one non-blocking peek closes that window. One
-      // given back moments ago is lent without the syscall; if the server ended it meanwhile,
-      // the relay sees it die before answering and sends the request again elsewhere.
-      const bool peek = slot.watching || now - conn->last_used >= maintenance_period ||
-                        settings_.mode == config::pool_mode::session;
-      if (outdated || (peek && !conn->looks_alive())) {
-        log::info(conn->describe() + (outdated ? " closed: reload" : " closed: the server hung up while it was idle"));
-        core_.release(*id, now, false);
-        conns_.erase(*id);
-        counters_.count_disconnect(outdated ? disconnect_kind::reload : disconnect_kind::error);
-        work.close.push_back(std::move(conn));
-        continue;
-      }
-      lend(slot, owner, now);
-      bring_to(*id, slot, worker);
-      got = std::move(conn);
-      break;
-    }
+    got = take_idle_locked(wid, now, worker, owner, work);
     if (!got && !last_refusal_code_.empty() && core_.failing(now)) {
       // The server refused the last login (or stayed unreachable past the grace) moments ago
       // and nothing is open that could be released: answer now rather than after

@@ -682,6 +682,13 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   co_return std::nullopt;
 }
 
+bool client_session::request_ready() const noexcept {
+  if (buffer_.empty()) return false;
+  const auto h = protocol::parse_header(buffer_.view(), max_message_size_);
+  return h.status == protocol::parse_status::complete && protocol::is_frontend_message(h.hdr.tag) && h.hdr.tag != 'X' &&
+         (buffer_.size() >= h.hdr.total() || buffer_.full());
+}
+
 asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() {
   for (;;) {
     if (!buffer_.empty()) {
@@ -910,11 +917,15 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
   const bool statement_mode = settings_->mode == config::pool_mode::statement;
   for (;;) {
     if (!lease_) {
-      if (auto reason = co_await wait_for_request()) {
-        co_return *reason;
-      }
+      if (!request_ready())
+        if (auto reason = co_await wait_for_request()) co_return *reason;
       activity_.store(activity::waiting, std::memory_order_relaxed);
-      auto got = co_await acquire_server();
+      // An idle connection at once, the usual case, takes no coroutine; else the client queues.
+      std::variant<lease, acquire_error> got;
+      if (auto at_once = pool_->try_acquire(weak_from_this()))
+        got = std::move(*at_once);
+      else
+        got = co_await acquire_server();
       activity_.store(std::holds_alternative<lease>(got) ? activity::active : activity::idle, std::memory_order_relaxed);
       if (auto* error = std::get_if<acquire_error>(&got); error && error->code.empty()) {
         // Hung up (or killed) while queued: nothing it sent is run.
@@ -931,8 +942,11 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       lease_->replay.sent.clear();
       lease_->replay.armed = transaction_mode && replays_ < max_replays;
       set_current_server(lease_.connection());
-      if (auto failed = co_await apply_settings(*lease_, *wanted_settings_,
-                                                std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout))) {
+      std::optional<protocol::error_fields> failed;
+      if (settings_differ(*lease_, *wanted_settings_))
+        failed = co_await apply_settings(*lease_, *wanted_settings_,
+                                         std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout));
+      if (failed) {
         set_current_server(nullptr);
         if (failed->severity == "FATAL") {
           log::warn(label() + ": " + lease_->describe() + ": applying session settings failed: " + failed->message);

@@ -613,12 +613,19 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
 
 }  // namespace
 
-asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle) {
-  if (stop_when_idle) co_return co_await relay_turns(client, server);
+namespace {
+
+// Session mode: both directions at once for the whole session.
+asio::awaitable<relay_result> relay_both(client_side client, server_connection& server) {
   relay_state state;
-  auto result = co_await (client_to_server(client, server, state) ||
-                          server_to_client(client, server, state, stop_when_idle));
+  auto result = co_await (client_to_server(client, server, state) || server_to_client(client, server, state, false));
   co_return std::visit([](const relay_result& r) { return r; }, result);
+}
+
+}  // namespace
+
+asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle) {
+  return stop_when_idle ? relay_turns(client, server) : relay_both(client, server);
 }
 
 namespace {
@@ -767,6 +774,10 @@ asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
 }
 
 }  // namespace
+
+bool settings_differ(const server_connection& server, const protocol::session_settings& wanted) {
+  return !protocol::settings_changes(wanted, server.settings, server.startup_settings).empty();
+}
 
 asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
                                                                       const protocol::session_settings& wanted,

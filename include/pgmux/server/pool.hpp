@@ -174,6 +174,9 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   asio::awaitable<std::variant<lease, acquire_error>> acquire(clock::time_point deadline,
                                                             std::weak_ptr<session_control> owner,
                                                             queue_watcher* watcher = nullptr);
+  // What acquire() gives when it need not wait (an idle connection, or the pool stopped),
+  // without entering a coroutine; nullopt when the client is to queue: then acquire().
+  std::optional<std::variant<lease, acquire_error>> try_acquire(const std::weak_ptr<session_control>& owner);
 
   // Logical replication (replication=database): a server connection of the client's own, the
   // pool's login with `parameters` added (replication and the client's settings), outside
@@ -269,6 +272,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   void bring_to(pgmux::pool::conn_id id, slot& s, pgmux::pool::worker_id worker);
   // With mu_ held: marks the slot lent to `owner` and ends its idle watch.
   void lend(slot& s, std::weak_ptr<session_control> owner, clock::time_point now);
+  // Under mu_: an idle connection lent to `owner` at once, with the waiter id the core gave the
+  // request in `wid`; nullptr when none can be, and the core then queues `wid`. Connections
+  // found dead or outdated on the way go to `work`.
+  std::shared_ptr<server_connection> take_idle_locked(pgmux::pool::waiter_id& wid, clock::time_point now,
+                                                      pgmux::pool::worker_id worker,
+                                                      const std::weak_ptr<session_control>& owner, deferred_work& work);
   // With mu_ held: waits for the idle connection to become readable, which means the server
   // hung up or reported an error; idle_readable() then drops it from the pool.
   void watch_idle(pgmux::pool::conn_id id);

@@ -131,6 +131,9 @@ class client_session final : public session_control,
   bool put_back(const std::string& sent);
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
   asio::awaitable<std::optional<close_reason>> wait_for_request();
+  // The same check without waiting: true when the buffer already holds a whole, valid first
+  // message other than Terminate (or is full). Most requests arrive whole with their first bytes.
+  bool request_ready() const noexcept;
   // After the client is gone: bring the server connection back clean or close it.
   // `let_finish`: the client said Terminate, so what it asked for last runs to its end.
   asio::awaitable<void> return_server(bool let_finish = false);

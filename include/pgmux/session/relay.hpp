@@ -57,7 +57,8 @@ struct client_side {
 };
 
 // Relays until the end named above. With stop_when_idle (transaction and statement modes)
-// it stops right after the ReadyForQuery that leaves the server idle.
+// it stops right after the ReadyForQuery that leaves the server idle. (Not a coroutine itself:
+// it returns the one that relays, a frame fewer per transaction.)
 asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle);
 
 // Logical replication: the client and a server connection of its own speak the protocol
@@ -81,6 +82,9 @@ asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std:
 asio::awaitable<std::optional<protocol::error_fields>> apply_settings(server_connection& server,
                                                                       const protocol::session_settings& wanted,
                                                                       std::chrono::milliseconds timeout);
+// Whether apply_settings has anything to do: checked first, so that the usual transaction, on a
+// connection whose settings already match, enters no coroutine for it.
+bool settings_differ(const server_connection& server, const protocol::session_settings& wanted);
 
 // The values of `values` (tracked parameters a client sent at startup) as the server spells
 // them: set_config with is_local, in a transaction of their own, so nothing stays set
