@@ -921,47 +921,20 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
         if (auto reason = co_await wait_for_request()) co_return *reason;
       activity_.store(activity::waiting, std::memory_order_relaxed);
       // An idle connection at once, the usual case, takes no coroutine; else the client queues.
-      std::variant<lease, acquire_error> got;
-      if (auto at_once = pool_->try_acquire(weak_from_this()))
-        got = std::move(*at_once);
-      else
-        got = co_await acquire_server();
-      activity_.store(std::holds_alternative<lease>(got) ? activity::active : activity::idle, std::memory_order_relaxed);
-      if (auto* error = std::get_if<acquire_error>(&got); error && error->code.empty()) {
-        // Hung up (or killed) while queued: nothing it sent is run.
-        co_return killed_ ? kill_reason_ : close_reason::client_eof;
-      }
-      if (auto* error = std::get_if<acquire_error>(&got)) {
-        log::warn(label() + ": " + error->message);
-        co_await send_error("FATAL", error->code, "pgmux: " + error->message);
-        co_return error->code == "53300" ? close_reason::query_wait_timeout : close_reason::server_connect_failed;
-      }
-      lease_ = std::move(std::get<lease>(got));
+      auto got = pool_->try_acquire(weak_from_this());
+      if (!got) got = co_await acquire_server();
+      activity_.store(std::holds_alternative<lease>(*got) ? activity::active : activity::idle, std::memory_order_relaxed);
+      if (auto* error = std::get_if<acquire_error>(&*got)) co_return co_await refuse_request(std::move(*error));
+      lease_ = std::move(std::get<lease>(*got));
       lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
       lease_->tx().single_statement = statement_mode;
       lease_->replay.sent.clear();
       lease_->replay.armed = transaction_mode && replays_ < max_replays;
       set_current_server(lease_.connection());
-      std::optional<protocol::error_fields> failed;
-      if (settings_differ(*lease_, *wanted_settings_))
-        failed = co_await apply_settings(*lease_, *wanted_settings_,
-                                         std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout));
-      if (failed) {
-        set_current_server(nullptr);
-        if (failed->severity == "FATAL") {
-          log::warn(label() + ": " + lease_->describe() + ": applying session settings failed: " + failed->message);
-          lease_.release(false);
-          if (replays_ < max_replays) {  // nothing of the client's went out yet: another connection
-            ++replays_;
-            continue;
-          }
-          co_await send_error("FATAL", "08006", "pgmux: server connection lost while applying session settings");
-          co_return close_reason::server_error;
-        }
-        // The server refuses the client's startup settings, as PostgreSQL would have at login.
-        lease_.release();
-        co_await send_error("FATAL", failed->code, failed->message);
-        co_return close_reason::client_protocol_error;
+      if (settings_differ(*lease_, *wanted_settings_)) {
+        bool retry = false;
+        if (auto reason = co_await apply_client_settings(retry)) co_return *reason;
+        if (retry) continue;  // another connection
       }
     }
     const bool rewrite_statements = transaction_mode && settings_->max_prepared_statements > 0;
@@ -970,108 +943,152 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
                                               transaction_mode ? &wanted_settings_ : nullptr,
                                               transaction_mode ? &seen_sql_ : nullptr, restorable_.get()},
                                   *lease_, transaction_mode && !pinned());
-    switch (r.end) {
-      case relay_end::transaction_done:
-        replays_ = 0;
-        if (statement_mode && !lease_->tx().idle()) {
-          // The statement opened a transaction block, which statement pooling cannot keep.
-          set_current_server(nullptr);
-          co_await send_error("FATAL", "25000", "transaction blocks are not allowed in statement pooling mode");
-          co_await return_server();
-          co_return close_reason::transaction_in_statement_mode;
-        }
-        if (lease_->tx().idle() && (!transaction_mode || pinned()) && draining_) {
-          // Session mode, shutting down: the open transaction has ended, so may the session.
-          set_current_server(nullptr);
-          co_await return_server();
-          co_return close_reason::shutdown;
-        }
-        if (lease_->tx().idle() && transaction_mode) {
-          // The relay ends only with both directions at a message boundary.
-          if (cursor_.remaining > 0) throw std::logic_error("transaction ended in the middle of a client message");
-          if ((!seen_sql_.to_read.empty() || seen_sql_.reset_all) && !co_await carry_settings()) {
-            set_current_server(nullptr);
-            lease_.release(false);
-            co_return idle_after_transaction();
-          }
-          namespace state = protocol::session_state;
-          // What the transaction left on the connection besides LISTEN.
-          const auto left = static_cast<state::set>(std::exchange(seen_sql_.state, state::none) & ~state::listen);
-          // LISTEN: notifications arrive whenever they do, so the client keeps this server
-          // connection from now on, as in session mode (under "reset" too: a reset would end it).
-          // Session state under "pin" does the same.
-          auto keep = seen_sql_.listening.empty() ? state::none : state::listen;
-          if (settings_->session_state == config::session_state_policy::pin) keep |= left;
-          if (keep != state::none) {
-            pin(keep);
-            continue;
-          }
-          set_current_server(nullptr);
-          if (lease_->cancels_in_flight.load() > 0) co_await wait_for_cancels(*lease_);
-          // "reset" (and "refuse" where pgmux cannot rewrite the SQL, max_prepared_statements 0).
-          // Each check is made here, not in the coroutine: almost every transaction needs none.
-          if ((left != state::none && !co_await reset_session_state(left)) ||
-              (!lease_->settings.changed_untracked.empty() && !co_await reset_unseen_settings(*lease_))) {
-            lease_.release(false);
-            co_return idle_after_transaction();
-          }
-          release_after_transaction();
-          co_return idle_after_transaction();
-        }
-        continue;
-      case relay_end::client_terminate:
+    if (r.end != relay_end::transaction_done) {
+      if (auto reason = co_await end_relay(r)) co_return *reason;
+      continue;  // the request goes to another connection
+    }
+    replays_ = 0;
+    if (statement_mode && !lease_->tx().idle()) {
+      // The statement opened a transaction block, which statement pooling cannot keep.
+      set_current_server(nullptr);
+      co_await send_error("FATAL", "25000", "transaction blocks are not allowed in statement pooling mode");
+      co_await return_server();
+      co_return close_reason::transaction_in_statement_mode;
+    }
+    if (lease_->tx().idle() && (!transaction_mode || pinned()) && draining_) {
+      // Session mode, shutting down: the open transaction has ended, so may the session.
+      set_current_server(nullptr);
+      co_await return_server();
+      co_return close_reason::shutdown;
+    }
+    if (lease_->tx().idle() && transaction_mode) {
+      // The relay ends only with both directions at a message boundary.
+      if (cursor_.remaining > 0) throw std::logic_error("transaction ended in the middle of a client message");
+      if ((!seen_sql_.to_read.empty() || seen_sql_.reset_all) && !co_await carry_settings()) {
         set_current_server(nullptr);
-        co_await return_server(/*let_finish=*/true);
-        co_return close_reason::client_terminate;
-      case relay_end::client_eof:
-        set_current_server(nullptr);
-        co_await return_server();
-        co_return close_reason::client_eof;
-      case relay_end::client_protocol_error:
-        set_current_server(nullptr);
-        co_await send_error("FATAL", "08P01", std::string("invalid message: ") + (r.error ? r.error : "protocol violation"));
-        co_await return_server();
-        co_return close_reason::client_protocol_error;
-      case relay_end::killed: {
-        set_current_server(nullptr);
-        const auto reason = kill_reason_;
-        if (reason == close_reason::idle_transaction_timeout)
-          co_await send_error("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout");
-        else if (reason == close_reason::server_error)  // the pool gave up after cancel_grace
-          co_await send_error("FATAL", "57014", "canceling statement: it did not stop within cancel_grace of its "
-                                                "cancel request, so its server connection was closed");
-        else if (reason != close_reason::client_eof)
-          co_await send_error("FATAL", "57P01", std::string("terminating connection: ") + to_string(reason));
-        killed_ = false;  // let the cleanup use the sockets
-        co_await return_server();
-        co_return reason;
-      }
-      case relay_end::server_lost:
-        if (put_back(lease_->replay.sent)) {
-          // Dead before it answered anything: the request goes to another connection.
-          log::info(label() + ": " + lease_->describe() + ": " + r.error + "; sending the request again");
-          set_current_server(nullptr);
-          lease_.release(false);
-          ++replays_;
-          continue;
-        }
-        [[fallthrough]];
-      case relay_end::server_error: {
-        set_current_server(nullptr);
-        log::warn(label() + ": " + lease_->describe() + ": " + (r.error ? r.error : "server error"));
-        // The server's own FATAL (57P01 administrator command, say) reached the client: as from
-        // PostgreSQL, that is the last word before the socket closes.
-        const bool told = lease_->tx().server_fatal;
         lease_.release(false);
-        // Named, not a temporary of a conditional expression inside co_await: GCC 12 destroys
-        // those twice.
-        std::string lost = "server connection lost";
-        if (r.error) lost += std::string(": ") + r.error;
-        if (!told) co_await send_error("FATAL", "08006", lost);
-        co_return close_reason::server_error;
+        co_return idle_after_transaction();
       }
+      namespace state = protocol::session_state;
+      // What the transaction left on the connection besides LISTEN.
+      const auto left = static_cast<state::set>(std::exchange(seen_sql_.state, state::none) & ~state::listen);
+      // LISTEN: notifications arrive whenever they do, so the client keeps this server
+      // connection from now on, as in session mode (under "reset" too: a reset would end it).
+      // Session state under "pin" does the same.
+      auto keep = seen_sql_.listening.empty() ? state::none : state::listen;
+      if (settings_->session_state == config::session_state_policy::pin) keep |= left;
+      if (keep != state::none) {
+        pin(keep);
+        continue;
+      }
+      set_current_server(nullptr);
+      if (lease_->cancels_in_flight.load() > 0) co_await wait_for_cancels(*lease_);
+      // "reset" (and "refuse" where pgmux cannot rewrite the SQL, max_prepared_statements 0).
+      // Each check is made here, not in the coroutine: almost every transaction needs none.
+      if ((left != state::none && !co_await reset_session_state(left)) ||
+          (!lease_->settings.changed_untracked.empty() && !co_await reset_unseen_settings(*lease_))) {
+        lease_.release(false);
+        co_return idle_after_transaction();
+      }
+      release_after_transaction();
+      co_return idle_after_transaction();
+    }
+    continue;  // session mode, or a transaction still open: the next request
+  }
+}
+
+asio::awaitable<close_reason> client_session::refuse_request(acquire_error error) {
+  // An empty code: hung up (or killed) while queued, and nothing it sent is run.
+  if (error.code.empty()) co_return killed_ ? kill_reason_ : close_reason::client_eof;
+  log::warn(label() + ": " + error.message);
+  co_await send_error("FATAL", error.code, "pgmux: " + error.message);
+  co_return error.code == "53300" ? close_reason::query_wait_timeout : close_reason::server_connect_failed;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::apply_client_settings(bool& retry) {
+  auto failed = co_await apply_settings(*lease_, *wanted_settings_,
+                                        std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_timeout));
+  if (!failed) co_return std::nullopt;
+  auto reason = co_await refuse_settings(std::move(*failed));
+  retry = !reason;
+  co_return reason;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::refuse_settings(protocol::error_fields failed) {
+  set_current_server(nullptr);
+  if (failed.severity == "FATAL") {
+    log::warn(label() + ": " + lease_->describe() + ": applying session settings failed: " + failed.message);
+    lease_.release(false);
+    if (replays_ < max_replays) {  // nothing of the client's went out yet: another connection
+      ++replays_;
+      co_return std::nullopt;
+    }
+    co_await send_error("FATAL", "08006", "pgmux: server connection lost while applying session settings");
+    co_return close_reason::server_error;
+  }
+  // The server refuses the client's startup settings, as PostgreSQL would have at login.
+  lease_.release();
+  co_await send_error("FATAL", failed.code, failed.message);
+  co_return close_reason::client_protocol_error;
+}
+
+asio::awaitable<std::optional<close_reason>> client_session::end_relay(relay_result r) {
+  switch (r.end) {
+    case relay_end::transaction_done:
+      throw std::logic_error("end_relay of a finished transaction");
+    case relay_end::client_terminate:
+      set_current_server(nullptr);
+      co_await return_server(/*let_finish=*/true);
+      co_return close_reason::client_terminate;
+    case relay_end::client_eof:
+      set_current_server(nullptr);
+      co_await return_server();
+      co_return close_reason::client_eof;
+    case relay_end::client_protocol_error:
+      set_current_server(nullptr);
+      co_await send_error("FATAL", "08P01", std::string("invalid message: ") + (r.error ? r.error : "protocol violation"));
+      co_await return_server();
+      co_return close_reason::client_protocol_error;
+    case relay_end::killed: {
+      set_current_server(nullptr);
+      const auto reason = kill_reason_;
+      if (reason == close_reason::idle_transaction_timeout)
+        co_await send_error("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout");
+      else if (reason == close_reason::server_error)  // the pool gave up after cancel_grace
+        co_await send_error("FATAL", "57014", "canceling statement: it did not stop within cancel_grace of its "
+                                              "cancel request, so its server connection was closed");
+      else if (reason != close_reason::client_eof)
+        co_await send_error("FATAL", "57P01", std::string("terminating connection: ") + to_string(reason));
+      killed_ = false;  // let the cleanup use the sockets
+      co_await return_server();
+      co_return reason;
+    }
+    case relay_end::server_lost:
+      if (put_back(lease_->replay.sent)) {
+        // Dead before it answered anything: the request goes to another connection.
+        log::info(label() + ": " + lease_->describe() + ": " + r.error + "; sending the request again");
+        set_current_server(nullptr);
+        lease_.release(false);
+        ++replays_;
+        co_return std::nullopt;
+      }
+      [[fallthrough]];
+    case relay_end::server_error: {
+      set_current_server(nullptr);
+      log::warn(label() + ": " + lease_->describe() + ": " + (r.error ? r.error : "server error"));
+      // The server's own FATAL (57P01 administrator command, say) reached the client: as from
+      // PostgreSQL, that is the last word before the socket closes.
+      const bool told = lease_->tx().server_fatal;
+      lease_.release(false);
+      // Named, not a temporary of a conditional expression inside co_await: GCC 12 destroys
+      // those twice.
+      std::string lost = "server connection lost";
+      if (r.error) lost += std::string(": ") + r.error;
+      if (!told) co_await send_error("FATAL", "08006", lost);
+      co_return close_reason::server_error;
     }
   }
+  throw std::logic_error("a relay end end_relay does not know");
 }
 
 }  // namespace pgmux::net

@@ -553,7 +553,11 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           }
           if (r.forward > 0) {
             server.replay.keep(cbuf.data(), r.forward);
-            auto [ec, n] = co_await write_all(server.socket(), asio::buffer(cbuf.data(), r.forward));
+            // The first send inline: no coroutine frame when the socket takes it all.
+            const auto bytes = asio::buffer(cbuf.data(), r.forward);
+            const auto sent = server.socket().try_write(bytes);
+            error_code ec;
+            if (sent < bytes.size()) std::tie(ec, std::ignore) = co_await asio::async_write(server.socket(), bytes + sent, nothrow);
             cbuf.consume(r.forward);
             if (ec) {
               server.mark_broken();
@@ -578,7 +582,10 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           const auto r = scan_server_bytes(client, server, true);
           if (r.stop == protocol::scan_stop::invalid) co_return relay_result{relay_end::server_error, r.error};
           if (r.forward > 0) {
-            auto [ec, n] = co_await write_all(client.socket, asio::buffer(sbuf.data(), r.forward));
+            const auto bytes = asio::buffer(sbuf.data(), r.forward);
+            const auto sent = client.socket.try_write(bytes);
+            error_code ec;
+            if (sent < bytes.size()) std::tie(ec, std::ignore) = co_await asio::async_write(client.socket, bytes + sent, nothrow);
             sbuf.consume(r.forward);
             if (ec) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
           }

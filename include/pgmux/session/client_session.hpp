@@ -33,6 +33,7 @@ class session_registry;
 class auth_secret_cache;
 class tls_server_context;
 struct admin_hooks;
+struct relay_result;
 
 // Process-wide services every session uses. Sessions refer to the listener's one: it outlives them.
 struct session_services {
@@ -119,6 +120,16 @@ class client_session final : public session_control,
   // Serves the request at the front of the buffer: a whole transaction in transaction mode,
   // the rest of the session in session mode. A close reason when the session ends.
   asio::awaitable<std::optional<close_reason>> serve_request();
+  // serve_request's rarer ends, apart so that its coroutine frame stays small enough for Asio
+  // to recycle: a relay that ended other than with its transaction (nullopt: the request goes
+  // to another connection), and a lease that cannot serve (the pool's error, or settings the
+  // server refuses).
+  asio::awaitable<std::optional<close_reason>> end_relay(relay_result r);
+  asio::awaitable<close_reason> refuse_request(acquire_error error);
+  asio::awaitable<std::optional<close_reason>> refuse_settings(protocol::error_fields failed);
+  // apply_settings on the lease, and refuse_settings if the server refuses; `retry` when the
+  // request is to go to another connection.
+  asio::awaitable<std::optional<close_reason>> apply_client_settings(bool& retry);
   // A server connection from the pool. A client that has to queue is watched meanwhile: one that
   // hangs up leaves the queue at once (an acquire_error with an empty code), and nothing it sent runs.
   struct queue_watch;
