@@ -41,6 +41,19 @@ void count_query(tx_tracker& tx) noexcept {
   tx.copy_ended_early = false;
 }
 
+// CopyData, CopyDone or CopyFail with no COPY running, after Parse, Bind, Describe, Close or
+// Execute not yet followed by a Sync. Where the server's statement_timeout fired meanwhile (its
+// timer runs until the Sync), reading one of these raises the error without skipping to the
+// Sync, and PostgreSQL 15 answers it with a ReadyForQuery of its own: one more than pgmux could
+// count. No driver sends them there (they wait for CopyInResponse), so the client is refused.
+// (After an Execute's COPY that the server failed, the client's remaining COPY messages are
+// expected: the server skips them up to the Sync.)
+bool stray_copy(const tx_tracker& tx) noexcept { return !tx.copy_in && tx.unsynced_extended && !tx.copy_extended; }
+
+scan_result stray_copy_message(std::size_t pos) {
+  return {pos, scan_stop::invalid, "CopyData, CopyDone or CopyFail in an extended-protocol batch with no COPY running"};
+}
+
 enum class keyword_match { no, yes, unknown };
 
 // Whether the SQL `text` (the start of it unless `whole`) begins, after blanks and comments,
@@ -184,6 +197,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         if (!tx.copy_in) tx.open_batch = true;
         break;
       case 'c': case 'f':
+        if (stray_copy(tx)) return stray_copy_message(pos);
         // Sent before the server said which request's COPY runs: see request_after_copy_msg.
         if (!tx.copy_in && (tx.outstanding > 0 || tx.open_batch)) tx.copy_msg_while_busy = true;
         if (tx.copy_in) {
@@ -195,6 +209,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
         }
         break;
       case 'd':
+        if (stray_copy(tx)) return stray_copy_message(pos);
         tx.data_since_request = true;
         if (!tx.copy_in && (tx.outstanding > 0 || tx.open_batch)) tx.copy_msg_while_busy = true;
         break;
@@ -293,7 +308,10 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         tx.status = rest[5];
         tx.copy_in = false;
         tx.copy_syncs_uncertain = false;
-        if (tx.outstanding == 0 && !tx.open_batch) tx.copy_msg_while_busy = tx.request_after_copy_msg = false;
+        if (tx.outstanding == 0 && !tx.open_batch) {
+          tx.copy_msg_while_busy = tx.request_after_copy_msg = false;
+          tx.copy_extended = false;  // the batch of the last COPY is over
+        }
         tx.hidden_statements = 0;
         tx.statements_answered = 0;
         pos += 6;
@@ -319,6 +337,7 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         if (tx.request_after_copy_msg)
           return {pos, scan_stop::invalid, "CopyInResponse with requests pipelined after COPY messages: its Syncs cannot be counted"};
         if (tx.syncs_after_data && tx.syncs_since_request > 0) tx.copy_syncs_uncertain = true;
+        tx.copy_msg_while_busy = false;  // those COPY messages were this COPY's: settled
         // The client may have ended the COPY already: then the server reads no more of it.
         tx.copy_in = !tx.copy_ended_early;
         tx.copy_extended = tx.last_request_extended;

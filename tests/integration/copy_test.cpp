@@ -13,7 +13,8 @@
 // - COPY streams whose answers cannot be counted (the server fails the COPY after CopyData and a
 //   Sync; COPY messages and another request pipelined before CopyInResponse): the client is
 //   told why and disconnected, the server connection closed, and the next client of the pool
-//   gets only its own answers
+//   gets only its own answers; so is a client that sends CopyDone in an extended batch with no
+//   COPY running
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -323,13 +324,19 @@ TEST_CASE("COPY streams whose answers pgmux cannot count close the server connec
   struct stream_case {
     const char* name;
     std::string bytes;
+    const char* code;  // what the client is told before it is disconnected
   };
+  std::string parse_select = wire::msg('P', std::string("\0select 1\0", 10) + std::string(2, '\0'));
   const stream_case cases[] = {
-      {"bad row then Sync", copy + wire::msg('d', "not a number\n") + wire::msg('S', "")},
-      {"bad row then two Syncs", copy + wire::msg('d', "x\n") + wire::msg('S', "") + wire::msg('S', "")},
+      {"bad row then Sync", copy + wire::msg('d', "not a number\n") + wire::msg('S', ""), "C08006"},
+      {"bad row then two Syncs", copy + wire::msg('d', "x\n") + wire::msg('S', "") + wire::msg('S', ""), "C08006"},
       {"COPY done and a query pipelined before CopyInResponse",
        copy + wire::msg('d', "1\n") + wire::msg('c', "") + wire::msg('Q', wire::cstr("select 1")) + wire::msg('S', "") +
-           wire::msg('S', "") + wire::msg('S', "")},
+           wire::msg('S', "") + wire::msg('S', ""),
+       "C08006"},
+      // After a statement_timeout, PostgreSQL answers such a CopyDone with a ReadyForQuery of
+      // its own; pgmux refuses it before it reaches the server.
+      {"CopyDone in an extended batch with no COPY", parse_select + wire::msg('c', "") + wire::msg('S', ""), "C08P01"},
   };
   for (const auto& c : cases) {
     CAPTURE(std::string(c.name));
@@ -338,7 +345,7 @@ TEST_CASE("COPY streams whose answers pgmux cannot count close the server connec
     REQUIRE(raw.send(c.bytes));
     auto outcome = raw.read_until_closed(10s);
     CHECK(outcome.closed);
-    CHECK(outcome.data.find("C08006") != std::string::npos);  // told why, then disconnected
+    CHECK(outcome.data.find(c.code) != std::string::npos);  // told why, then disconnected
     // The pool's only server connection served that client: the next one must get its own answers.
     auto next = connect(proxy.conninfo());
     for (int i = 0; i < 20; ++i) CHECK(scalar(next, "select " + std::to_string(i)) == std::to_string(i));

@@ -17,6 +17,10 @@
 // - a CopyInResponse when COPY messages and then another request were sent before it cannot be
 //   credited to a request: invalid
 // - a ReadyForQuery with nothing outstanding is invalid; so is a Flush with a body
+// - CopyData, CopyDone or CopyFail in an unsynced extended batch with no COPY running is invalid
+//   (after a statement_timeout PostgreSQL answers it with a ReadyForQuery of its own); after an
+//   Execute's COPY the server failed, the client's remaining COPY messages pass
+// - COPY messages sent early for one COPY do not make the client's next COPY uncountable
 // - messages whose answer cannot be foreseen are invalid: a Query during COPY FROM STDIN (the
 //   server would fail the COPY and swallow it), a Query or FunctionCall after unsynced
 //   extended-protocol messages (the server skips it after an error)
@@ -306,6 +310,49 @@ TEST_CASE("a ReadyForQuery with nothing outstanding and a Flush with a body are 
   tx_tracker tx2;
   CHECK(feed_frontend(wire::msg('H').bytes("x").str(), fc2, tx2).stop == scan_stop::invalid);
   CHECK(feed_frontend(empty_msg('H'), fc, tx).stop == scan_stop::need_more);
+}
+
+TEST_CASE("COPY messages in an extended batch with no COPY running are invalid, after a failed extended COPY they pass") {
+  const auto parse_select = wire::msg('P').cstr("").cstr("select 1").i16(0).str();
+  for (const char tag : {'d', 'c', 'f'}) {
+    CAPTURE(tag);
+    // PostgreSQL 15, statement_timeout fired after the Parse: "1 E Z Z" for Parse, CopyDone, Sync.
+    tx_tracker tx;
+    stream_cursor fc;
+    const auto stray = tag == 'f' ? wire::msg('f').cstr("x").str() : tag == 'd' ? wire::msg('d').bytes("1\n").str() : empty_msg('c');
+    CHECK(feed_frontend(parse_select + stray + empty_msg('S'), fc, tx).stop == scan_stop::invalid);
+  }
+  // An Execute's COPY that the server fails: the client, not yet aware, goes on with its data,
+  // CopyDone and Sync, which the server skips up to the Sync.
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  feed_frontend(wire::msg('P').cstr("").cstr("copy t from stdin").i16(0).str() + wire::msg('E').cstr("").i32(0).str() +
+                    empty_msg('S'),
+                fc, tx);
+  scan_backend(empty_msg('1') + wire::msg('G').i8(0).i16(0).str(), bc, tx, true);
+  scan_backend(wire::msg('E').bytes("SERROR").i8(0).bytes("C22P02").i8(0).bytes("Mbad").i8(0).i8(0).str(), bc, tx, true);
+  const auto more = wire::msg('d').bytes("2\n").str() + empty_msg('c') + empty_msg('S');
+  CHECK(feed_frontend(more, fc, tx).stop == scan_stop::need_more);
+  CHECK(tx.outstanding == 1);
+  CHECK(scan_backend(rfq('I'), bc, tx, true).stop == scan_stop::end_of_transaction);
+  // The batch is over: a stray COPY message in the next one is refused again.
+  CHECK(feed_frontend(wire::msg('P').cstr("").cstr("select 1").i16(0).str() + empty_msg('c'), fc, tx).stop ==
+        scan_stop::invalid);
+}
+
+TEST_CASE("COPY messages sent early for one COPY leave the next COPY countable") {
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const auto copy_in_response = wire::msg('G').i8(0).i16(0).str();
+  feed_frontend(query("copy t from stdin") + wire::msg('d').bytes("1\n").str() + empty_msg('c'), fc, tx);
+  CHECK(scan_backend(copy_in_response + command_complete("COPY 1"), bc, tx, true).stop == scan_stop::need_more);
+  // Not yet quiet (the ReadyForQuery is to come) when the client starts its next COPY.
+  feed_frontend(query("copy t from stdin"), fc, tx);
+  CHECK(scan_backend(rfq('I'), bc, tx, true).stop == scan_stop::need_more);
+  CHECK(scan_backend(copy_in_response, bc, tx, true).stop == scan_stop::need_more);
+  CHECK(tx.copy_in);
+  feed_frontend(wire::msg('d').bytes("2\n").str() + empty_msg('c'), fc, tx);
+  CHECK(scan_backend(command_complete("COPY 1") + rfq('I'), bc, tx, true).stop == scan_stop::end_of_transaction);
 }
 
 TEST_CASE("stray COPY messages outside a COPY change nothing") {
