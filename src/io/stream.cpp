@@ -118,10 +118,7 @@ std::optional<std::string> stream::peer_common_name() const {
 
 std::size_t stream::write_now(std::string_view bytes) noexcept {
   if (!socket_.is_open()) return 0;
-  if (!tls_) {
-    const auto n = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    return n > 0 ? static_cast<std::size_t>(n) : 0;
-  }
+  if (!tls_) return try_write(asio::buffer(bytes.data(), bytes.size()));
   error_code ec;
   socket_.non_blocking(true, ec);  // the synchronous TLS write below must not wait
   if (ec) return 0;

@@ -28,10 +28,6 @@ bool contains_folded(std::string_view text, std::string_view word) noexcept {
   return false;
 }
 
-bool mentions_statement_commands(std::string_view text) noexcept {
-  return contains_folded(text, "prepare") || contains_folded(text, "deallocate");
-}
-
 struct token {
   enum class kind : unsigned char { word, quoted, symbol };
   kind type;
@@ -41,6 +37,16 @@ struct token {
 // Whether the identifier `raw` is `word` (lower case) in any case.
 bool word_is(std::string_view raw, std::string_view word) noexcept {
   return raw.size() == word.size() && contains_folded(raw, word);
+}
+
+// Whether `text` holds PREPARE or DEALLOCATE anywhere, in any case: one pass.
+bool mentions_statement_commands(std::string_view text) noexcept {
+  for (std::size_t i = 0; i + 7 <= text.size(); ++i) {
+    const char c = fold(text[i]);
+    if (c == 'p' && word_is(text.substr(i, 7), "prepare")) return true;
+    if (c == 'd' && i + 10 <= text.size() && word_is(text.substr(i, 10), "deallocate")) return true;
+  }
+  return false;
 }
 
 // The first tokens of one top-level statement: enough to tell what it is.
@@ -293,26 +299,13 @@ bool word_matters(std::string_view word) noexcept {
     case 8: return word_is(word, "unlisten");
     case 9: return word_is(word, "temporary");
     case 10: return word_is(word, "set_config");
-    default: break;
-  }
-  // pg_advisory_lock, pg_try_advisory_lock and their _shared forms
-  switch (word.size()) {
+    // pg_advisory_lock, pg_try_advisory_lock and their _shared forms
     case 16: return word_is(word, "pg_advisory_lock");
     case 20: return word_is(word, "pg_try_advisory_lock");
     case 23: return word_is(word, "pg_advisory_lock_shared");
     case 27: return word_is(word, "pg_try_advisory_lock_shared");
     default: return false;
   }
-}
-
-// Whether `word` holds PREPARE or DEALLOCATE anywhere, in any case.
-bool holds_statement_command(std::string_view word) noexcept {
-  for (std::size_t i = 0; i + 7 <= word.size(); ++i) {
-    const char c = fold(word[i]);
-    if (c == 'p' && word_is(word.substr(i, 7), "prepare")) return true;
-    if (c == 'd' && i + 10 <= word.size() && word_is(word.substr(i, 10), "deallocate")) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -328,7 +321,7 @@ bool sql_may_matter(std::string_view sql) noexcept {
     while (i < n && ident_char(sql[i]) && sql[i] != '$') ++i;
     const auto word = sql.substr(start, i - start);
     // PREPARE and DEALLOCATE count anywhere, inside strings and longer words too.
-    if (word_matters(word) || holds_statement_command(word)) return true;
+    if (word_matters(word) || mentions_statement_commands(word)) return true;
   }
   return false;
 }

@@ -666,35 +666,6 @@ asio::awaitable<relay_end> relay_unread(stream& client, io_buffer& client_buffer
 }
 
 namespace {
-asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
-    server_connection& server, const std::string& sql, std::chrono::milliseconds timeout,
-    const std::function<void(const protocol::data_row&)>& on_row);
-}  // namespace
-
-asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
-                                 bool let_finish) {
-  if (server->broken()) co_return false;
-  if (server->clean()) co_return true;
-  // Answers are drained without matching them to requests: what was in flight is unknown.
-  server->prepared.reset_after_cleanup();
-  server->tx().hidden_statements = 0;
-  server->tx().statements_answered = 0;
-  auto ok = co_await with_timeout(clean_up(server, timeout, let_finish), timeout);
-  if (!ok || !*ok) {
-    server->mark_broken();
-    co_return false;
-  }
-  if (!server->clean()) co_return false;
-  // Drained by counting what the client left in flight: the count is proven by an empty query
-  // and a Sync, answered in turn with nothing else (run_hidden_query), or the connection closes.
-  if (co_await run_hidden_query(*server, "", timeout, nullptr)) {
-    server->mark_broken();
-    co_return false;
-  }
-  co_return server->clean();
-}
-
-namespace {
 
 // FATAL: the connection is broken (the caller closes it); ERROR: the server refused the query.
 protocol::error_fields connection_failure(const char* code, std::string message) {
@@ -781,6 +752,29 @@ asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
 }
 
 }  // namespace
+
+asio::awaitable<bool> make_clean(std::shared_ptr<server_connection> server, std::chrono::milliseconds timeout,
+                                 bool let_finish) {
+  if (server->broken()) co_return false;
+  if (server->clean()) co_return true;
+  // Answers are drained without matching them to requests: what was in flight is unknown.
+  server->prepared.reset_after_cleanup();
+  server->tx().hidden_statements = 0;
+  server->tx().statements_answered = 0;
+  auto ok = co_await with_timeout(clean_up(server, timeout, let_finish), timeout);
+  if (!ok || !*ok) {
+    server->mark_broken();
+    co_return false;
+  }
+  if (!server->clean()) co_return false;
+  // Drained by counting what the client left in flight: the count is proven by an empty query
+  // and a Sync, answered in turn with nothing else (run_hidden_query), or the connection closes.
+  if (co_await run_hidden_query(*server, "", timeout, nullptr)) {
+    server->mark_broken();
+    co_return false;
+  }
+  co_return server->clean();
+}
 
 bool settings_differ(const server_connection& server, const protocol::session_settings& wanted) {
   return !protocol::settings_changes(wanted, server.settings, server.startup_settings).empty();
