@@ -247,6 +247,7 @@ asio::awaitable<server_connection::attempt> server_connection::try_login(const s
         }
         tx_ = protocol::tx_tracker{};
         connected_at = std::chrono::system_clock::now();
+        opened = clock::now();
         startup_settings = settings = protocol::settings_from_status(parameters_);
         local_address = describe_local_end(socket_.lowest_layer());
         tls = socket_.tls_description();

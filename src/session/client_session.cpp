@@ -39,8 +39,11 @@ using namespace std::chrono_literals;
 
 // Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
 constexpr auto cleanup_timeout = 5000ms;
-// A request whose server connection turns out dead before answering is sent again at most this often.
+// A request whose server connection turns out dead before answering is sent again at most this
+// often on connections opened after its first loss; on those open before it, at most once each
+// (and never more than max_stale_replays, however large the pool).
 constexpr int max_replays = 2;
+constexpr int max_stale_replays = 1000;
 
 // A client whose statements kept at least this much has its memory handed back when it leaves.
 constexpr std::size_t release_after_statement_bytes = 1024 * 1024;
@@ -901,14 +904,26 @@ std::optional<close_reason> client_session::idle_after_transaction() noexcept {
 }
 
 bool client_session::put_back(const std::string& sent) {
-  if (replays_ >= max_replays || cursor_.remaining > 0 || sent.empty() || sent.size() + buffer_.size() > io_buffer::block_size)
-    return false;
+  if (cursor_.remaining > 0 || sent.empty() || sent.size() + buffer_.size() > io_buffer::block_size) return false;
   const auto rest = buffer_.size();
   std::memmove(buffer_.data() + sent.size(), buffer_.data(), rest);
   std::memcpy(buffer_.data(), sent.data(), sent.size());
   buffer_.clear();
   buffer_.commit(sent.size() + rest);
   return true;
+}
+
+bool client_session::may_replay(const server_connection& conn) const noexcept {
+  if (replays_ > 0 && conn.opened < first_loss_) return stale_replays_ < max_stale_replays;
+  return replays_ < max_replays;
+}
+
+void client_session::count_replay(const server_connection& conn) {
+  if (replays_ > 0 && conn.opened < first_loss_) {
+    ++stale_replays_;
+    return;
+  }
+  if (replays_++ == 0) first_loss_ = clock::now();
 }
 
 asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
@@ -929,7 +944,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
       lease_->tx().single_statement = statement_mode;
       lease_->replay.sent.clear();
-      lease_->replay.armed = transaction_mode && replays_ < max_replays;
+      lease_->replay.armed = transaction_mode && may_replay(*lease_.connection());
       set_current_server(lease_.connection());
       if (settings_differ(*lease_, *wanted_settings_)) {
         bool retry = false;
@@ -947,7 +962,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       if (auto reason = co_await end_relay(r)) co_return *reason;
       continue;  // the request goes to another connection
     }
-    replays_ = 0;
+    replays_ = stale_replays_ = 0;
     if (statement_mode && !lease_->tx().idle()) {
       // The statement opened a transaction block, which statement pooling cannot keep.
       set_current_server(nullptr);
@@ -1018,11 +1033,11 @@ asio::awaitable<std::optional<close_reason>> client_session::refuse_settings(pro
   set_current_server(nullptr);
   if (failed.severity == "FATAL") {
     log::warn(label() + ": " + lease_->describe() + ": applying session settings failed: " + failed.message);
+    // Nothing of the client's went out yet: another connection, as for a request (may_replay).
+    const bool again = may_replay(*lease_.connection());
+    if (again) count_replay(*lease_.connection());
     lease_.release(false);
-    if (replays_ < max_replays) {  // nothing of the client's went out yet: another connection
-      ++replays_;
-      co_return std::nullopt;
-    }
+    if (again) co_return std::nullopt;
     co_await send_error("FATAL", "08006", "pgmux: server connection lost while applying session settings");
     co_return close_reason::server_error;
   }
@@ -1068,8 +1083,8 @@ asio::awaitable<std::optional<close_reason>> client_session::end_relay(relay_res
         // Dead before it answered anything: the request goes to another connection.
         log::info(label() + ": " + lease_->describe() + ": " + r.error + "; sending the request again");
         set_current_server(nullptr);
+        count_replay(*lease_.connection());
         lease_.release(false);
-        ++replays_;
         co_return std::nullopt;
       }
       [[fallthrough]];

@@ -1,5 +1,7 @@
 // Server faults, most of them injected by the fault proxy between pgmux and PostgreSQL:
 // - idle server connections the server terminates are not lent: the next queries all succeed
+// - a request lent in turn to every idle connection of a pool whose backends are all ending is
+//   sent again each time, beyond the bound on replays to connections opened for it
 // - the proxy resets every idle server connection: the next queries succeed
 // - a fast restart under load fails only the clients holding a server connection, and queued ones
 //   are served once the server is back
@@ -13,6 +15,8 @@
 //   statement gets the server's FATAL 57P01 as the last message, then the socket closes (no
 //   error of pgmux's own after it)
 #include <doctest/doctest.h>
+
+#include <signal.h>
 
 #include <atomic>
 #include <mutex>
@@ -94,6 +98,79 @@ TEST_CASE("idle server connections terminated by the server are never lent: 10 q
   CHECK(failures.empty());
   // The pool opened fresh connections for them.
   CHECK(wait_until([&] { return server_connections(admin) == 10; }, 10s));
+}
+
+TEST_CASE("a request lent in turn to each ending idle connection of its pool is sent again each time, and succeeds") {
+  // Four idle backends are stopped (SIGSTOP) and then told to terminate: each looks alive to
+  // pgmux until it runs again. The test resumes the one serving the request, which then dies
+  // with 57P01 before answering, and so on: the request meets four dying connections in a row,
+  // more than the bound on replays to connections opened after its first loss (2).
+  constexpr int pool_size = 4;
+  // min_size 0: no connection is opened but for a waiting client, so the request meets all
+  // four before a fresh one.
+  proxy_instance proxy(
+      proxy_options().pool("max_size", std::to_string(pool_size)).top_level("\"admin\": {\"users\": [\"pgmux_test\"]}"));
+  pg_conn admin(pg().admin_conninfo());
+  REQUIRE(admin.ok());
+  std::vector<pg_conn> clients;
+  for (int i = 0; i < pool_size; ++i) {
+    clients.push_back(connect(proxy.conninfo()));
+    REQUIRE(clients.back().exec("begin").ok());  // each holds a server connection of its own
+  }
+  for (auto& c : clients) REQUIRE(c.exec("commit").ok());
+  auto& client = clients.front();
+  REQUIRE(server_connections(admin) == pool_size);
+  std::set<int> stopped;
+  auto pids = admin.exec(
+      "select pid from pg_stat_activity where usename = 'pgmux_test' and backend_type = 'client backend'");
+  REQUIRE(pids.rows() == pool_size);
+  for (int i = 0; i < pids.rows(); ++i) stopped.insert(std::stoi(pids.value(i)));
+  // Whatever happens, no backend stays stopped (the cluster could not shut down).
+  struct resume_all {
+    std::set<int>& pids;
+    ~resume_all() {
+      for (int pid : pids) ::kill(pid, SIGCONT);
+    }
+  } resume{stopped};
+  for (int pid : stopped) REQUIRE(::kill(pid, SIGSTOP) == 0);
+  CHECK(scalar(admin, "select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = 'pgmux_test' "
+                      "and backend_type = 'client backend'") == std::to_string(pool_size));
+
+  auto console = connect(proxy.conninfo("pgmux", "pgmux_test"));
+  REQUIRE(PQsendQuery(client.get(), "select 42") == 1);
+  int resumed_while_lent = 0;
+  // The stopped backend now holding the request (SHOW SERVERS: state active), or 0 when none.
+  auto lent_stopped = [&] {
+    auto r = console.exec("SHOW SERVERS");
+    const int state = PQfnumber(r.get(), "state");
+    const int pid = PQfnumber(r.get(), "remote_pid");
+    for (int row = 0; row < r.rows(); ++row)
+      if (r.value(row, state) == "active" && stopped.count(std::stoi(r.value(row, pid))))
+        return std::stoi(r.value(row, pid));
+    return 0;
+  };
+  for (;;) {
+    int pid = 0;
+    // Lent to a stopped backend, or answered by a fresh connection.
+    REQUIRE(wait_until(
+        [&] {
+          if ((pid = lent_stopped()) != 0) return true;
+          PQconsumeInput(client.get());
+          return PQisBusy(client.get()) == 0;
+        },
+        10s));
+    if (pid == 0) break;
+    REQUIRE(::kill(pid, SIGCONT) == 0);
+    stopped.erase(pid);
+    ++resumed_while_lent;
+    // It ends (57P01) and the request moves on.
+    REQUIRE(wait_until([&] { return lent_stopped() != pid; }, 10s));
+  }
+  auto r = get_result(client, 10s);
+  CHECK(r.ok());
+  CHECK(r.value() == "42");
+  CHECK(resumed_while_lent == pool_size);
+  CHECK(proxy.log().find("sending the request again") != std::string::npos);
 }
 
 TEST_CASE("a server connection terminated mid-transaction ends its client with the server's FATAL alone") {

@@ -134,6 +134,7 @@ class server_connection {
   std::atomic<std::int64_t> cancel_timeout_cap_ns{0};
   clock::time_point last_used{};
   std::chrono::system_clock::time_point connected_at{};  // when open() succeeded
+  clock::time_point opened{};                            // the same on the steady clock
   std::string local_address;  // "host:port" of pgmux's end, for SHOW SERVERS
   std::string tls;            // "TLSv1.3 TLS_AES_256_GCM_SHA384" when TLS is on, for SHOW SERVERS and logs
   std::string pool_name;      // "database/user", for log lines

@@ -138,8 +138,15 @@ class client_session final : public session_control,
   // The client closed its end (or the socket failed), seen without reading what it sent.
   bool client_hung_up();
   // Puts a request that went to a dead server connection back in front of the client's buffer;
-  // false when it cannot be replayed (too often, mid-message, or too big).
+  // false when it cannot be replayed (mid-message, or too big).
   bool put_back(const std::string& sent);
+  // Whether the current request may go to another connection should `conn` die unanswered,
+  // and counting one such replay. Connections already open when the request first lost one
+  // were idle in the pool with it and may all be ending at once (a restart, or
+  // pg_terminate_backend of the pool's backends): trying each of them is bounded by the pool's
+  // size, so only connections opened since count against max_replays.
+  bool may_replay(const server_connection& conn) const noexcept;
+  void count_replay(const server_connection& conn);
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
   asio::awaitable<std::optional<close_reason>> wait_for_request();
   // The same check without waiting: true when the buffer already holds a whole, valid first
@@ -225,7 +232,11 @@ class client_session final : public session_control,
   std::unique_ptr<asio::steady_timer> drain_grace_;
   void expect_first_request();
   close_reason kill_reason_ = close_reason::shutdown;
-  int replays_ = 0;  // times the current request was sent again after its server died unanswered
+  // Times the current request was sent again after its server connection died unanswered:
+  // on connections opened since its first loss, and on older ones (see may_replay).
+  std::uint16_t replays_ = 0;
+  std::uint16_t stale_replays_ = 0;
+  clock::time_point first_loss_{};
 
   std::shared_ptr<queue_watch> queue_watch_;  // while queued (for a while) for a server connection
   bool waited_ = false;                       // the current acquire had to queue
