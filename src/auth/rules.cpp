@@ -77,6 +77,11 @@ std::string ip_address::to_string() const {
   return text;
 }
 
+std::string client_peer::to_string() const {
+  if (unix_socket) return "unix";
+  return address.to_string() + ":" + std::to_string(port);
+}
+
 bool ip_network::contains(const ip_address& a) const noexcept {
   if (a.is_v4() != address.is_v4()) return false;
   const auto net = address.bytes(), addr = a.bytes();

@@ -50,25 +50,27 @@ void client_statements::add(std::string_view name, statement_ptr def) {
     return;
   }
   const std::size_t added = def ? cost(name, def->query, def->param_types) : 0;
-  if (auto it = named_.find(name); it != named_.end()) {
+  if (!named_) named_ = std::make_unique<decltype(named_)::element_type>();
+  if (auto it = named_->find(name); it != named_->end()) {
     if (it->second.def) bytes_ -= cost(name, it->second.def->query, it->second.def->param_types);
     it->second = client_statement{std::move(def)};  // prepared again: a fresh result type
   } else {
-    named_.emplace(std::string(name), client_statement{std::move(def)});
+    named_->emplace(std::string(name), client_statement{std::move(def)});
   }
   bytes_ += added;
 }
 
 const statement_ptr& client_statements::find(std::string_view name) const noexcept {
   if (name.empty()) return unnamed_;
-  const auto it = named_.find(name);
-  return it == named_.end() ? no_statement : it->second.def;
+  if (!named_) return no_statement;
+  const auto it = named_->find(name);
+  return it == named_->end() ? no_statement : it->second.def;
 }
 
 client_statement* client_statements::named(std::string_view name) noexcept {
-  if (name.empty()) return nullptr;
-  const auto it = named_.find(name);
-  return it == named_.end() ? nullptr : &it->second;
+  if (name.empty() || !named_) return nullptr;
+  const auto it = named_->find(name);
+  return it == named_->end() ? nullptr : &it->second;
 }
 
 bool client_statements::erase(std::string_view name) {
@@ -77,15 +79,17 @@ bool client_statements::erase(std::string_view name) {
     unnamed_.reset();
     return had;
   }
-  const auto it = named_.find(name);
-  if (it == named_.end()) return false;
+  if (!named_) return false;
+  const auto it = named_->find(name);
+  if (it == named_->end()) return false;
   if (it->second.def) bytes_ -= cost(name, it->second.def->query, it->second.def->param_types);
-  named_.erase(it);
+  named_->erase(it);
+  if (named_->empty()) named_.reset();
   return true;
 }
 
 void client_statements::clear() noexcept {
-  named_.clear();
+  named_.reset();
   bytes_ = 0;
   unnamed_.reset();
 }

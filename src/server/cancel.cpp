@@ -48,7 +48,7 @@ asio::awaitable<bool> send_cancel(const std::string& peer, protocol::cancel_key 
   if (address.host.size() >= 2 && address.host.front() == '[' && address.host.back() == ']')
     address.host = address.host.substr(1, address.host.size() - 2);
   address.port = static_cast<std::uint16_t>(std::stoul(peer.substr(colon + 1)));
-  socket_t socket(co_await asio::this_coro::executor);
+  socket_t socket(loop_executor(co_await asio::this_coro::executor));
   if (co_await connect_socket(socket, address)) co_return false;
   std::string out;
   protocol::encode_cancel_request(out, key);

@@ -141,7 +141,7 @@ asio::awaitable<std::variant<replication_connection, acquire_error>> server_pool
     id = next_replication_id_++;
   }
   login.extra_parameters = std::move(parameters);
-  auto conn = std::make_shared<server_connection>(executor, id);
+  auto conn = std::make_shared<server_connection>(loop_executor(executor), id);
   conn->pool_name = name_;
   replication_connection owned(self, conn);  // counted from here: uncounted whatever happens next
   const auto error = co_await conn->open(login);

@@ -71,7 +71,7 @@ asio::awaitable<error_code> connect_socket(socket_t& socket, const server_addres
   co_return ec;
 }
 
-server_connection::server_connection(asio::any_io_executor ex, std::uint64_t id) : id_(id), socket_(ex) {
+server_connection::server_connection(asio::io_context::executor_type ex, std::uint64_t id) : id_(id), socket_(ex) {
   buffer_.ensure();
 }
 
@@ -294,7 +294,7 @@ void server_connection::close() {
 
 asio::awaitable<bool> send_cancel_request(server_address address, protocol::cancel_key key,
                                           std::chrono::milliseconds timeout) {
-  socket_t socket(co_await asio::this_coro::executor);
+  socket_t socket(loop_executor(co_await asio::this_coro::executor));
   auto send = [&]() -> asio::awaitable<error_code> {
     if (auto ec = co_await connect_socket(socket, address)) co_return ec;
     std::string out;

@@ -21,7 +21,7 @@ asio::awaitable<close_reason> client_session::serve_replication() {
       parameters.emplace_back(std::string(protocol::tracked_parameters[i]), *value);
   for (const auto& [name, value] : wanted_settings_->extra)
     if (!protocol::is_startup_packet_name(name)) parameters.emplace_back(name, value);
-  auto opened = co_await pool_->open_replication(executor_, std::move(parameters));
+  auto opened = co_await pool_->open_replication(executor(), std::move(parameters));
   if (auto* error = std::get_if<acquire_error>(&opened)) {
     log::warn(label() + ": refused a replication connection: " + error->message);
     co_await send_error("FATAL", error->code, "pgmux: " + error->message);

@@ -56,20 +56,20 @@ std::uint64_t next_client_id() noexcept {
 
 }  // namespace
 
-client_session::client_session(socket_t socket, asio::io_context::executor_type executor, auth::client_peer from, std::string peer,
-                               const session_services& services)
-    : client_(std::move(socket)), executor_(std::move(executor)), from_(from), peer_(std::move(peer)),
-      services_(services), prepared_(next_client_id()) {}
+client_session::client_session(socket_t socket, auth::client_peer from, const session_services& services)
+    : client_(std::move(socket)), from_(from), services_(services), prepared_(next_client_id()) {}
 
 std::string client_session::login_details() {
-  tls_description_ = client_.tls_description();
   std::string s = auth::to_string(method_);
-  if (!tls_description_.empty()) s += ", " + tls_description_;
+  if (auto tls = client_.tls_description(); !tls.empty()) {
+    s += ", " + tls;
+    tls_description_ = std::make_unique<const std::string>(std::move(tls));
+  }
   return s;
 }
 
 std::string client_session::label() const {
-  std::string s = "client " + peer_;
+  std::string s = "client " + from_.to_string();
   if (!user_.empty()) s += " " + user_ + "@" + database_;
   return s;
 }
@@ -78,7 +78,7 @@ void client_session::start() {
   services_.sessions.add(shared_from_this());
   // Started on the session's worker, which may not be the accepting thread: the coroutine must
   // hold the session from its first step, before anyone else does.
-  asio::co_spawn(executor_, [self = shared_from_this()] { return self->login_then_serve(); },
+  asio::co_spawn(executor(), [self = shared_from_this()] { return self->login_then_serve(); },
                  log_failure("client session"));
 }
 
@@ -106,7 +106,7 @@ void client_session::wait_idle() {
   // handler brings the session back to life when its next request starts.
   buffer_.release();
   if (settings_->client_idle_timeout.count() > 0) {
-    if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor_);
+    if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor());
     idle_timer_->expires_after(settings_->client_idle_timeout);
     idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
       if (ec) return;
@@ -128,15 +128,15 @@ void client_session::wait_idle() {
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
   if (idle_timer_) idle_timer_->cancel();
   if (idle_timed_out_ && !killed_) {
-    asio::co_spawn(executor_, finish_idle_timeout(), log_failure("client session"));
+    asio::co_spawn(executor(), finish_idle_timeout(), log_failure("client session"));
     return;
   }
   if (auto ended = take_first_bytes(ec, n)) {
-    asio::co_spawn(executor_, finish(*ended), log_failure("client session"));
+    asio::co_spawn(executor(), finish(*ended), log_failure("client session"));
     return;
   }
   served_request_ = true;
-  asio::co_spawn(executor_, serve_until_idle(), log_failure("client session"));
+  asio::co_spawn(executor(), serve_until_idle(), log_failure("client session"));
 }
 
 asio::awaitable<void> client_session::finish_idle_timeout() {
@@ -209,7 +209,7 @@ std::optional<close_reason> client_session::take_first_bytes(error_code ec, std:
 }
 
 void client_session::kill(close_reason reason) {
-  asio::post(executor_, [self = shared_from_this(), reason] {
+  asio::post(executor(), [self = shared_from_this(), reason] {
     // The timeout may have raced with new traffic: only a session still idle in its
     // transaction is ended for idle_transaction_timeout.
     if (reason == close_reason::idle_transaction_timeout) {
@@ -230,8 +230,8 @@ void client_session::kill(close_reason reason) {
 std::optional<client_info> client_session::info() const {
   if (!logged_in_.load(std::memory_order_acquire)) return std::nullopt;
   static constexpr const char* names[] = {"idle", "waiting", "active"};
-  return client_info{user_, database_, peer_, names[static_cast<int>(activity_.load(std::memory_order_relaxed))],
-                     connected_at_, tls_description_,
+  return client_info{user_, database_, from_.to_string(), names[static_cast<int>(activity_.load(std::memory_order_relaxed))],
+                     connected_at_, tls_description_ ? *tls_description_ : std::string(),
                      protocol::session_state::describe(pinned_for_.load(std::memory_order_relaxed))};
 }
 
@@ -246,7 +246,7 @@ void client_session::pin(protocol::session_state::set reasons) {
 }
 
 void client_session::drain() {
-  asio::post(executor_, [self = shared_from_this()] {
+  asio::post(executor(), [self = shared_from_this()] {
     self->draining_ = true;
     // A client with a request under way (buffered, waiting for a server, or relayed) is
     // closed once its transaction ends; only an idle one is closed now. A replication stream
@@ -267,7 +267,7 @@ void client_session::drain() {
 }
 
 void client_session::expect_first_request() {
-  drain_grace_ = std::make_unique<asio::steady_timer>(executor_, first_request_grace);
+  drain_grace_ = std::make_unique<asio::steady_timer>(executor(), first_request_grace);
   drain_grace_->async_wait([self = shared_from_this()](error_code ec) {
     if (ec || self->served_request_ || self->lease_ || !self->buffer_.empty()) return;
     self->killed_ = true;
@@ -278,7 +278,7 @@ void client_session::expect_first_request() {
 }
 
 void client_session::check_client() {
-  asio::post(executor_, [self = shared_from_this()] {
+  asio::post(executor(), [self = shared_from_this()] {
     std::shared_ptr<server_connection> server;
     {
       std::lock_guard lock(self->current_mu_);
@@ -308,7 +308,7 @@ void client_session::cancel_current_query() {
     if (server) server->cancels_in_flight.fetch_add(1);
   }
   if (!server) return;
-  asio::co_spawn(executor_, cancel_running_query(server, settings_->connect_timeout), log_failure("cancel request"));
+  asio::co_spawn(executor(), cancel_running_query(server, settings_->connect_timeout), log_failure("cancel request"));
 }
 
 void client_session::set_current_server(std::shared_ptr<server_connection> server) {
@@ -446,7 +446,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   // packet alone, so that a client that connects and stalls gives its slot back soon.
   const auto now = clock::now();
   const auto deadline = now + cfg.auth_timeout;
-  asio::steady_timer timer(executor_, std::min(deadline, now + cfg.auth.startup_timeout));
+  asio::steady_timer timer(executor(), std::min(deadline, now + cfg.auth.startup_timeout));
   auto on_deadline = [self = shared_from_this(), &timer](error_code ec) {
     // Runs on the session's executor, so it cannot interleave with the login's own steps. The
     // timer is looked at only while the login runs, when it still exists: a startup deadline
@@ -786,7 +786,7 @@ asio::awaitable<void> client_session::wait_for_cancels(server_connection& server
   // A broken connection is closed, never lent again: a late cancel cannot reach anyone.
   if (server.cancels_in_flight.load() == 0 || server.broken()) co_return;
   // Woken by the last cancel to land (on whichever thread sends it), else at the deadline.
-  auto landed = std::make_shared<asio::steady_timer>(executor_, clock::now() + settings_->connect_timeout);
+  auto landed = std::make_shared<asio::steady_timer>(executor(), clock::now() + settings_->connect_timeout);
   server.on_cancels_landed([landed] { asio::post(landed->get_executor(), [landed] { landed->cancel(); }); });
   if (server.cancels_in_flight.load() > 0) co_await landed->async_wait(nothrow);
   server.on_cancels_landed(nullptr);

@@ -172,7 +172,6 @@ asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
 
 void listener::take(const acceptor& a, socket_t socket, unsigned worker) {
   auto from = auth::client_peer::local();
-  std::string peer = a.unix_domain ? std::string("unix") : std::string();
   if (!a.unix_domain) {
     error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
@@ -183,7 +182,7 @@ void listener::take(const acceptor& a, socket_t socket, unsigned worker) {
         asio::ip::tcp::endpoint tcp_ep;
         std::memcpy(tcp_ep.data(), sa, remote.size());
         from = peer_of(tcp_ep.address());
-        peer = tcp_ep.address().to_string() + ":" + std::to_string(tcp_ep.port());
+        from.port = tcp_ep.port();
       }
     }
   }
@@ -194,16 +193,16 @@ void listener::take(const acceptor& a, socket_t socket, unsigned worker) {
     socket.close(ignored);
     return;
   }
-  admit(std::move(socket), worker, from, std::move(peer));
+  admit(std::move(socket), worker, from);
 }
 
-void listener::admit(socket_t socket, unsigned worker, auth::client_peer from, std::string peer) {
+void listener::admit(socket_t socket, unsigned worker, auth::client_peer from) {
   accepted_total_.fetch_add(1, std::memory_order_relaxed);
   const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
   if (count > max_client_conn_) {
     services_.client_count.fetch_sub(1, std::memory_order_relaxed);
     if (services_.counters) services_.counters->count_client_error(client_error::limit);
-    log::connection("client " + peer + " refused: max_client_conn (" + std::to_string(max_client_conn_) + ") reached");
+    log::connection("client " + from.to_string() + " refused: max_client_conn (" + std::to_string(max_client_conn_) + ") reached");
     auto refused = std::make_shared<socket_t>(std::move(socket));
     asio::co_spawn(workers_.executor(worker), [refused]() -> asio::awaitable<void> {
       // Answered after the startup packet, as PostgreSQL answers "too many clients": libpq
@@ -218,8 +217,7 @@ void listener::admit(socket_t socket, unsigned worker, auth::client_peer from, s
     }, asio::detached);
     return;
   }
-  auto session = std::make_shared<client_session>(std::move(socket), workers_.io(worker).get_executor(), from, std::move(peer),
-                                                  services_);
+  auto session = std::make_shared<client_session>(std::move(socket), from, services_);
   session->start();
 }
 

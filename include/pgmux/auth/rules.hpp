@@ -67,9 +67,12 @@ std::optional<ip_network> parse_ip_network(std::string_view text, std::string& e
 // Where a client connects from.
 struct client_peer {
   bool unix_socket = false;
-  ip_address address;  // TCP peers only
+  ip_address address;      // TCP peers only
+  std::uint16_t port = 0;  // TCP peers only
   static client_peer local() noexcept { return {true, {}}; }
-  static client_peer tcp(const ip_address& a) noexcept { return {false, a}; }
+  static client_peer tcp(const ip_address& a, std::uint16_t port = 0) noexcept { return {false, a, port}; }
+  // "10.1.2.3:5432", "::1:5432", or "unix", for logs and SHOW CLIENTS.
+  std::string to_string() const;
 };
 
 // Which peers a rule is for.

@@ -2,7 +2,9 @@
 #pragma once
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -12,12 +14,20 @@ namespace pgmux::net {
 
 namespace asio = boost::asio;
 using error_code = boost::system::error_code;
-// TCP and Unix-domain sockets alike: the relay does not care which.
-using socket_t = asio::generic::stream_protocol::socket;
+// TCP and Unix-domain sockets alike: the relay does not care which. Bound to the io_context's own
+// executor type, not the type-erased any_io_executor: a socket and every pending operation on
+// it carry an 8-byte executor, and completions dispatch without going through the erasure.
+using socket_t = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
 using clock = std::chrono::steady_clock;
 
 // Completion token for operations whose failure is ordinary traffic (EOF, timeouts).
 inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// The event loop behind a coroutine's executor (co_await asio::this_coro::executor), for the
+// sockets it opens. Every executor in pgmux is an io_context's.
+inline asio::io_context::executor_type loop_executor(const asio::any_io_executor& ex) {
+  return *ex.target<asio::io_context::executor_type>();
+}
 
 inline std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();

@@ -19,7 +19,7 @@ class worker_set {
 
   unsigned size() const noexcept { return static_cast<unsigned>(loops_.size()); }
   asio::io_context& io(unsigned worker) noexcept { return loops_[worker]->io; }
-  asio::any_io_executor executor(unsigned worker) { return loops_[worker]->io.get_executor(); }
+  asio::io_context::executor_type executor(unsigned worker) { return loops_[worker]->io.get_executor(); }
   // The worker whose thread calls; 0 on any other thread.
   static unsigned current() noexcept { return current_worker_; }
   // Where the next client goes: round robin.

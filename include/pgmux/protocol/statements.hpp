@@ -56,7 +56,7 @@ class client_statements {
   bool erase(std::string_view name);
   // DISCARD ALL / DEALLOCATE ALL. The generation keeps counting.
   void clear() noexcept;
-  std::size_t size() const noexcept { return named_.size(); }  // named statements only
+  std::size_t size() const noexcept { return named_ ? named_->size() : 0; }  // named statements only
   // Bytes the named statements keep: names, SQL text and parameter types.
   std::size_t bytes() const noexcept { return bytes_; }
   static std::size_t cost(std::string_view name, std::string_view query, std::string_view param_types) noexcept {
@@ -71,7 +71,9 @@ class client_statements {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, client_statement, name_hash, std::equal_to<>> named_;
+  // Created with the first named statement and dropped with the last: an idle client that has
+  // none (most, and every one using the unnamed statement only) pays a pointer, not a table.
+  std::unique_ptr<std::unordered_map<std::string, client_statement, name_hash, std::equal_to<>>> named_;
   statement_ptr unnamed_;
   std::uint64_t unnamed_generation_ = 0;
   std::size_t bytes_ = 0;

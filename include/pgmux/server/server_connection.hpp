@@ -71,7 +71,7 @@ struct server_login {
 
 class server_connection {
  public:
-  server_connection(asio::any_io_executor ex, std::uint64_t id);
+  server_connection(asio::io_context::executor_type ex, std::uint64_t id);
 
   // Connects, starts up and authenticates, all within login.timeout. Empty string on success,
   // else what went wrong (for logs and for clients waiting on this pool).

@@ -17,6 +17,7 @@
 #include "pgmux/auth/rules.hpp"
 #include "pgmux/close_reason.hpp"
 #include "pgmux/server/cancel.hpp"
+#include "pgmux/small_mutex.hpp"
 #include "pgmux/io/io.hpp"
 #include "pgmux/io/io_buffer.hpp"
 #include "pgmux/server/pool.hpp"
@@ -66,10 +67,9 @@ class client_session final : public session_control,
                              public queue_watcher,
                              public std::enable_shared_from_this<client_session> {
  public:
-  // `executor`: the event loop of the worker the session lives on. `from` is the client's address
-  // (or the Unix socket), which the auth rules match; `peer` names it in logs and SHOW CLIENTS.
-  client_session(socket_t socket, asio::io_context::executor_type executor, auth::client_peer from, std::string peer,
-                 const session_services& services);
+  // `socket` is on the event loop of the worker the session lives on. `from` is the client's
+  // address and port (or the Unix socket), which the auth rules match and logs name.
+  client_session(socket_t socket, auth::client_peer from, const session_services& services);
 
   // Registers the session and serves it: login, then each request as it comes. Idle between
   // requests, the session waits on a plain callback, with no coroutine frame alive.
@@ -180,12 +180,11 @@ class client_session final : public session_control,
   // "scram-sha-256, TLSv1.3 TLS_AES_256_GCM_SHA384" for the log; notes the TLS part for SHOW CLIENTS.
   std::string login_details();
 
-  stream client_;  // the socket, or TLS over it after an SSLRequest
-  // Its worker's event loop: every handler of the session runs there. The loop's own executor
-  // type, not a type-erased one: 8 bytes instead of 56 in every session.
-  asio::io_context::executor_type executor_;
+  // The socket, or TLS over it after an SSLRequest. Its executor is the worker's event loop:
+  // every handler of the session runs there.
+  stream client_;
+  auto executor() noexcept { return client_.get_executor(); }
   auth::client_peer from_;
-  std::string peer_;
   const session_services& services_;  // the listener's, shared by every session
   // TLS towards this client as configured when it connected; null when tls.mode is disable.
   std::shared_ptr<const tls_server_context> tls_;
@@ -212,7 +211,8 @@ class client_session final : public session_control,
   std::size_t max_message_size_ = 0;
   lease lease_;
   std::string user_, database_;
-  std::string tls_description_;  // set with user_ and database_ at login; "" without TLS
+  // Set with user_ and database_ at login; null without TLS (a pointer: most clients have none).
+  std::unique_ptr<const std::string> tls_description_;
   std::optional<protocol::cancel_key> cancel_key_;
 
   enum class login_state { authenticating, timed_out, done };
@@ -240,7 +240,7 @@ class client_session final : public session_control,
 
   std::shared_ptr<queue_watch> queue_watch_;  // while queued (for a while) for a server connection
   bool waited_ = false;                       // the current acquire had to queue
-  std::mutex current_mu_;  // guards current_ against cancel requests from other threads
+  small_mutex current_mu_;  // guards current_ against cancel requests from other threads
   std::shared_ptr<server_connection> current_;
 };
 

@@ -33,7 +33,7 @@ class listener {
   void take_backlog();
   // A client just accepted: its address read, then admitted to `worker`.
   void take(const acceptor& a, socket_t socket, unsigned worker);
-  void admit(socket_t socket, unsigned worker, auth::client_peer from, std::string peer);
+  void admit(socket_t socket, unsigned worker, auth::client_peer from);
 
   worker_set& workers_;  // accept loops and stop() run on worker 0
   session_services services_;
