@@ -36,18 +36,23 @@ void pool_core::close_idle(std::size_t index, close_reason why, std::vector<clos
   conns_.erase(id);
 }
 
+std::optional<conn_id> pool_core::take_if_idle(time_point now, worker_id worker) {
+  if (!waiters_.empty() || paused_) return std::nullopt;
+  if (auto i = usable_idle(now, worker)) return take_idle(*i);
+  return std::nullopt;
+}
+
 std::optional<conn_id> pool_core::acquire(waiter_id w, time_point now, worker_id worker) {
-  if (waiters_.empty() && !paused_) {
-    if (auto i = usable_idle(now, worker)) return take_idle(*i);
-  }
+  if (auto id = take_if_idle(now, worker)) return id;
   waiters_.push_back({w, now, worker});
   return std::nullopt;
 }
 
 bool pool_core::remove_waiter(waiter_id w) {
-  auto it = std::find_if(waiters_.begin(), waiters_.end(), [w](const waiter_entry& e) { return e.id == w; });
-  if (it == waiters_.end()) return false;
-  waiters_.erase(it);
+  // From the back: the usual leaver is the one that just queued.
+  auto it = std::find_if(waiters_.rbegin(), waiters_.rend(), [w](const waiter_entry& e) { return e.id == w; });
+  if (it == waiters_.rend()) return false;
+  waiters_.erase(std::next(it).base());
   return true;
 }
 

@@ -268,14 +268,19 @@ void server_pool::stop(std::string why) {
   if (maintenance_timer_) asio::post(maintenance_timer_->get_executor(), [t = maintenance_timer_] { t->cancel(); });
 }
 
-std::shared_ptr<server_connection> server_pool::take_idle_locked(pgmux::pool::waiter_id& wid, clock::time_point now,
+std::shared_ptr<server_connection> server_pool::take_idle_locked(pgmux::pool::waiter_id* wid, clock::time_point now,
                                                                    pgmux::pool::worker_id worker,
                                                                    const std::weak_ptr<session_control>& owner,
                                                                    deferred_work& work) {
   for (;;) {
-    wid = next_waiter_++;
-    auto id = core_.acquire(wid, now, worker);
-    if (!id) return nullptr;  // queued in the core as `wid`
+    std::optional<pgmux::pool::conn_id> id;
+    if (wid) {
+      *wid = next_waiter_++;
+      id = core_.acquire(*wid, now, worker);
+    } else {
+      id = core_.take_if_idle(now, worker);
+    }
+    if (!id) return nullptr;  // queued in the core as *wid, if given
     auto& slot = conns_.at(*id);
     auto conn = slot.conn;
     const bool outdated = slot.login_generation != login_generation_;
@@ -307,12 +312,8 @@ std::optional<std::variant<lease, acquire_error>> server_pool::try_acquire(const
     std::lock_guard lock(mu_);
     if (stopped_) return acquire_error{"57P01", stop_reason_};
     const auto now = clock::now();
-    pgmux::pool::waiter_id wid = 0;
-    got = take_idle_locked(wid, now, worker, owner, work);
-    if (!got) {
-      core_.remove_waiter(wid);  // acquire() queues it again, with its timer
-      if (work.close.empty()) return std::nullopt;
-    }
+    got = take_idle_locked(nullptr, now, worker, owner, work);  // acquire() queues, with its timer
+    if (!got && work.close.empty()) return std::nullopt;
     settle(now, work);
   }
   run(std::move(work));
@@ -334,7 +335,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
     std::lock_guard lock(mu_);
     if (stopped_) co_return acquire_error{"57P01", stop_reason_};
     const auto now = clock::now();
-    got = take_idle_locked(wid, now, worker, owner, work);
+    got = take_idle_locked(&wid, now, worker, owner, work);
     if (!got && !last_refusal_code_.empty() && core_.failing(now)) {
       // The server refused the last login (or stayed unreachable past the grace) moments ago
       // and nothing is open that could be released: answer now rather than after

@@ -88,6 +88,8 @@ class pool_core {
   // worker, else of any worker, if nobody is queued before it (on any worker); else the client
   // joins the FIFO queue and nullopt is returned.
   std::optional<conn_id> acquire(waiter_id w, time_point now, worker_id worker = 0);
+  // The same without queueing: the connection acquire() would lend at once, or nullopt.
+  std::optional<conn_id> take_if_idle(time_point now, worker_id worker = 0);
   // A queued client gives up. True when it was still queued (not yet handed a connection).
   bool remove_waiter(waiter_id w);
 

@@ -272,10 +272,10 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   void bring_to(pgmux::pool::conn_id id, slot& s, pgmux::pool::worker_id worker);
   // With mu_ held: marks the slot lent to `owner` and ends its idle watch.
   void lend(slot& s, std::weak_ptr<session_control> owner, clock::time_point now);
-  // Under mu_: an idle connection lent to `owner` at once, with the waiter id the core gave the
-  // request in `wid`; nullptr when none can be, and the core then queues `wid`. Connections
-  // found dead or outdated on the way go to `work`.
-  std::shared_ptr<server_connection> take_idle_locked(pgmux::pool::waiter_id& wid, clock::time_point now,
+  // Under mu_: an idle connection lent to `owner` at once; nullptr when none can be. With `wid`,
+  // the core then queues the request under the id left there; without, nothing is queued.
+  // Connections found dead or outdated on the way go to `work`.
+  std::shared_ptr<server_connection> take_idle_locked(pgmux::pool::waiter_id* wid, clock::time_point now,
                                                       pgmux::pool::worker_id worker,
                                                       const std::weak_ptr<session_control>& owner, deferred_work& work);
   // With mu_ held: waits for the idle connection to become readable, which means the server

@@ -8,6 +8,7 @@
 //   hands released connections to the oldest waiter first
 //   a newcomer does not overtake queued clients
 //   a waiter that gives up is skipped
+//   take_if_idle lends as acquire does but never queues
 //   closes idle connections above min_size after idle_lifetime, longest idle first
 //   keeps idle connections when idle_lifetime is 0
 //   retires connections after server_lifetime, stretched by jitter
@@ -281,6 +282,22 @@ TEST_CASE("a newcomer does not overtake queued clients") {
   a = pool.dispatch(clock.now());
   REQUIRE(a.size() == 1);
   CHECK(a[0].waiter == 3);
+}
+
+TEST_CASE("take_if_idle lends as acquire does but never queues") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 2));
+  CHECK_FALSE(pool.take_if_idle(clock.now()));  // nothing idle, and nothing queued for it
+  CHECK(pool.stats(clock.now()).waiting == 0);
+  CHECK(pool.start_connects(clock.now()).empty());
+  const auto idle = make_idle(pool, clock.now(), 2);
+  CHECK(pool.take_if_idle(clock.now()) == idle.back());  // the most recently used, as acquire()
+  // With a client queued before it, a newcomer takes nothing (FIFO), and does not queue either.
+  CHECK(pool.acquire(1, clock.now()) == idle.front());
+  CHECK_FALSE(pool.acquire(2, clock.now()));
+  CHECK_FALSE(pool.release(idle.front(), clock.now(), true));
+  CHECK_FALSE(pool.take_if_idle(clock.now()));
+  CHECK(pool.stats(clock.now()).waiting == 1);
 }
 
 TEST_CASE("a waiter that gives up is skipped") {
