@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <cstdio>
 #include <ctime>
 
 #include "pgmux/config/duration.hpp"
@@ -66,6 +67,28 @@ admin_reply show_pools(router& routes) {
                       std::to_string(waiting), std::to_string(s.core.active), std::to_string(s.core.idle), "0", "0",
                       std::to_string(s.core.connecting), std::to_string(wait_us / 1000000),
                       std::to_string(wait_us % 1000000), config::to_string(s.settings.mode)});
+  }
+  return r;
+}
+
+// Pool-size advice (pool/size_advice.hpp): the last minute's load of each pool and the size it
+// needs. Rates and times as text with their decimals.
+admin_reply show_advice(router& routes) {
+  auto r = table({"database", "user", "max_size", "advised_size", "offered_load", "arrival_rate", "avg_hold_us",
+                  "peak_demand", "window_s"},
+                 {"max_size", "advised_size", "avg_hold_us", "peak_demand"});
+  auto fixed = [](double v, int decimals) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.*f", decimals, v);
+    return std::string(text);
+  };
+  for (const auto& p : routes.pools()) {
+    const auto s = p->snapshot();
+    const auto& l = s.load;
+    r.rows.push_back({s.database, s.user, std::to_string(s.settings.max_size), std::to_string(l.advised_size),
+                      fixed(l.offered_load, 2), fixed(l.arrival_rate, 1),
+                      std::to_string(static_cast<long long>(l.mean_hold_seconds * 1e6)),
+                      std::to_string(l.peak_demand), fixed(l.seconds, 1)});
   }
   return r;
 }
@@ -202,6 +225,7 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
   const auto cmd = protocol::parse_admin_command(sql);
   switch (cmd.verb) {
     case admin_verb::show_pools: return show_pools(routes);
+    case admin_verb::show_advice: return show_advice(routes);
     case admin_verb::show_stats: return show_stats(routes);
     case admin_verb::show_clients: return show_clients(sessions);
     case admin_verb::show_servers: return show_servers(routes);
@@ -241,7 +265,7 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
       break;
   }
   return error("42601", "unknown admin command: \"" + std::string(sql) +
-                            "\"; try SHOW POOLS, SHOW STATS, SHOW CLIENTS, SHOW SERVERS, SHOW DATABASES, SHOW CONFIG, "
+                            "\"; try SHOW POOLS, SHOW STATS, SHOW ADVICE, SHOW CLIENTS, SHOW SERVERS, SHOW DATABASES, SHOW CONFIG, "
                             "SHOW VERSION, RELOAD, PAUSE [db], RESUME [db] or SHUTDOWN");
 }
 

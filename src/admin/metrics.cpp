@@ -95,6 +95,13 @@ class collector {
          [](const net::pool_snapshot& p) { return double(p.core.waiting); }},
         {"pgmux_pool_max_wait_seconds", "Age of the oldest waiting client.",
          [](const net::pool_snapshot& p) { return std::chrono::duration<double>(p.core.longest_wait).count(); }},
+        {"pgmux_pool_offered_load",
+         "Server connections busy on average over the last minute: arrival rate times mean hold time (Little's law).",
+         [](const net::pool_snapshot& p) { return p.load.offered_load; }},
+        {"pgmux_pool_advised_size",
+         "The pool size the last minute's load needs: at most 5% of transactions waiting for a connection (Erlang C), "
+         "capped at the most clients that held or waited for one at once; 0 without load.",
+         [](const net::pool_snapshot& p) { return double(p.load.advised_size); }},
         {"pgmux_replication_connections",
          "Server connections of logical replication clients (outside min_size and max_size).",
          [](const net::pool_snapshot& p) { return double(p.replication_connections); }},

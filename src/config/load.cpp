@@ -148,6 +148,7 @@ class reader {
         {"connect_timeout", [&](const json& v, const std::string& s) { read_duration(v, s, p.connect_timeout); }},
         {"server_connect_failure_grace", [&](const json& v, const std::string& s) { read_duration(v, s, p.server_connect_failure_grace); }},
         {"cancel_grace", [&](const json& v, const std::string& s) { read_duration(v, s, p.cancel_grace); }},
+        {"advice_log_after", [&](const json& v, const std::string& s) { read_duration(v, s, p.advice_log_after); }},
         {"max_prepared_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_prepared_statements, 0, 1000000); }},
         {"max_client_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_client_statements, 1, 10000000); }},
         {"max_replication_connections", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_replication_connections, 0, 10000); }},

@@ -54,6 +54,7 @@ admin_command parse_admin_command(std::string_view sql) {
       {"SHOW DATABASES", admin_verb::show_databases},
       {"SHOW CONFIG", admin_verb::show_config},
       {"SHOW VERSION", admin_verb::show_version},
+      {"SHOW ADVICE", admin_verb::show_advice},
       {"RELOAD", admin_verb::reload},
       {"SHUTDOWN", admin_verb::shutdown},
   };

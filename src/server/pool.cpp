@@ -5,8 +5,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <cstdio>
 #include <random>
 
+#include "pgmux/config/duration.hpp"
 #include "pgmux/log.hpp"
 #include "pgmux/io/spawn.hpp"
 
@@ -300,6 +302,7 @@ std::shared_ptr<server_connection> server_pool::take_idle_locked(pgmux::pool::wa
     }
     lend(slot, owner, now);
     bring_to(*id, slot, worker);
+    load_.demand(now, core_.demand());
     return conn;
   }
 }
@@ -350,6 +353,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
       w->worker = worker;
       w->since = now;
       waiters_.emplace(wid, w);
+      load_.demand(now, core_.demand());
     }
     settle(now, work);
   }
@@ -406,6 +410,7 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
     if (auto it = conns_.find(id); it != conns_.end()) {
       it->second.lent = false;
       it->second.owner.reset();
+      load_.lease_ended(now, now - it->second.lent_at);
       if (transaction) {
         auto& counters = worker_counters();
         counters.transactions.fetch_add(1, std::memory_order_relaxed);
@@ -664,6 +669,23 @@ void server_pool::check_timeouts(std::vector<std::shared_ptr<server_connection>>
   }
 }
 
+void server_pool::judge_size(clock::time_point now) {
+  advice_checked_ = now;
+  const auto f = load_.figures(now);
+  const auto verdict = pgmux::pool::judge_size(f, settings_.max_size);
+  if (!advice_alarm_.update(now, verdict, settings_.advice_log_after)) return;
+  char figures[160];
+  std::snprintf(figures, sizeof figures,
+                "%.2f connections busy on average (%.1f transactions/s held %.1f ms each), at most %zu clients at once",
+                f.offered_load, f.arrival_rate, f.mean_hold_seconds * 1e3, f.peak_demand);
+  const std::string line = "pool " + name_ + ": max_size " + std::to_string(settings_.max_size) + " has been " +
+                           to_string(verdict) + " for " + config::format_duration(settings_.advice_log_after) +
+                           ": the last " + std::to_string(static_cast<int>(f.seconds)) + " s needed " +
+                           std::to_string(f.advised_size) + " (" + figures + "; SHOW ADVICE)";
+  if (verdict == pgmux::pool::size_verdict::too_small) log::warn(line);
+  else log::info(line);
+}
+
 asio::awaitable<void> server_pool::maintain() {
   auto self = shared_from_this();
   auto timer = maintenance_timer_;
@@ -689,6 +711,7 @@ asio::awaitable<void> server_pool::maintain() {
       watch_settled_idle(now);
       watch_settled_waiters(now);
       check_timeouts(cancel, notify);
+      if (now - advice_checked_ >= 1s) judge_size(now);
     }
     run(std::move(work));
     for (auto& conn : cancel) {
@@ -760,9 +783,10 @@ void server_pool::set_paused(bool paused) {
 
 pool_snapshot server_pool::snapshot() const {
   std::lock_guard lock(mu_);
-  return pool_snapshot{database_,         server_user_,  core_.stats(clock::now()),
+  const auto now = clock::now();
+  return pool_snapshot{database_,         server_user_,  core_.stats(now),
                        settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed),
-                       parameters_.has_value()};
+                       parameters_.has_value(), load_.figures(now)};
 }
 
 std::vector<server_info> server_pool::servers() const {

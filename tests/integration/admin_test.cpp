@@ -71,6 +71,7 @@ TEST_CASE("SHOW results carry counts and times as int8 columns, as PgBouncer's, 
       {"SHOW DATABASES", {"port", "pool_size", "min_pool_size", "paused"}},
       {"SHOW CLIENTS", {}},
       {"SHOW CONFIG", {}},
+      {"SHOW ADVICE", {"max_size", "advised_size", "avg_hold_us", "peak_demand"}},
   };
   for (const auto& [command, numeric] : integers) {
     CAPTURE(command);

@@ -55,6 +55,9 @@ struct pool_settings {
   // min_size and max_size; at most this many at once. 0 (the default) refuses them: a slot
   // holds back WAL, and decoding reads every table, so it is for the operator to allow.
   std::size_t max_replication_connections = 0;
+  // A line is logged once max_size has been far from the size the load needs (SHOW ADVICE: above
+  // it, or under half of it) this long without a break. 0: never.
+  duration advice_log_after = 300s;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 

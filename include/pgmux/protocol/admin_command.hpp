@@ -15,6 +15,7 @@ enum class admin_verb {
   show_databases,
   show_config,
   show_version,
+  show_advice,
   reload,
   shutdown,
   pause,

@@ -22,6 +22,7 @@
 #include "pgmux/pool/histogram.hpp"
 #include "pgmux/pool/interned.hpp"
 #include "pgmux/pool/pool_core.hpp"
+#include "pgmux/pool/size_advice.hpp"
 
 namespace pgmux::net {
 
@@ -115,6 +116,7 @@ struct pool_snapshot {
   bool paused = false;
   std::size_t replication_connections = 0;  // open for logical replication clients, outside core
   bool ever_connected = false;              // a server connection was opened once (/readyz)
+  pgmux::pool::load_figures load;           // the last minute's load and the size it needs
 };
 
 // One open server connection, as SHOW SERVERS lists it.
@@ -259,6 +261,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   pgmux::pool::interned<protocol::session_settings> session_settings_{max_shared_records};
   pgmux::pool::interned<std::vector<protocol::parameter_change>> restorable_{max_shared_records};
   pgmux::pool::pool_core core_;
+  pgmux::pool::load_window load_;  // under mu_: what the pool carried, for size advice
+  // Under mu_: when maintain() last judged max_size against the advice, and for how long.
+  clock::time_point advice_checked_{};
+  pgmux::pool::sustained_verdict advice_alarm_;
+  void judge_size(clock::time_point now);
   struct slot {
     std::shared_ptr<server_connection> conn;
     std::uint64_t login_generation = 0;     // opened with an older login: close, never lend again

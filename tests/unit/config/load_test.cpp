@@ -281,6 +281,7 @@ TEST_CASE("omitted keys take their documented defaults") {
   CHECK(p.connect_timeout == 5s);
   CHECK(p.server_connect_failure_grace == 2s);
   CHECK(p.cancel_grace == 5s);
+  CHECK(p.advice_log_after == 300s);
   CHECK(p.max_client_statements == 10000);
   CHECK(p.max_client_statement_bytes == 16u * 1024 * 1024);
   CHECK(p.max_replication_connections == 0);
@@ -362,6 +363,7 @@ TEST_CASE("a database pool overrides pool_defaults key by key") {
       {"connect_timeout", R"("500ms")", [](pool_settings& p) { p.connect_timeout = 500ms; }},
       {"server_connect_failure_grace", R"("0")", [](pool_settings& p) { p.server_connect_failure_grace = 0s; }},
       {"cancel_grace", R"("250ms")", [](pool_settings& p) { p.cancel_grace = 250ms; }},
+      {"advice_log_after", R"("0")", [](pool_settings& p) { p.advice_log_after = 0s; }},
       {"session_state", R"("refuse")", [](pool_settings& p) { p.session_state = session_state_policy::refuse; }},
       {"session_state", R"("reset")", [](pool_settings& p) { p.session_state = session_state_policy::reset; }},
   };

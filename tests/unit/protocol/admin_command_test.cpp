@@ -13,6 +13,7 @@ TEST_CASE("admin commands: blanks, case and a trailing semicolon do not matter")
   CHECK(parse_admin_command("show databases").verb == admin_verb::show_databases);
   CHECK(parse_admin_command("show config").verb == admin_verb::show_config);
   CHECK(parse_admin_command("show version").verb == admin_verb::show_version);
+  CHECK(parse_admin_command(" Show  Advice ;").verb == admin_verb::show_advice);
   CHECK(parse_admin_command("reload").verb == admin_verb::reload);
   CHECK(parse_admin_command("ShutDown;").verb == admin_verb::shutdown);
 }
