@@ -20,6 +20,9 @@ class small_mutex {
     if (state_.exchange(0, std::memory_order_release) == 2) state_.notify_one();
   }
 
+  // Held, with another thread waiting (or about to sleep) for it: for tests and diagnostics.
+  bool contended() const noexcept { return state_.load(std::memory_order_relaxed) == 2; }
+
  private:
   std::atomic<int> state_{0};
 };

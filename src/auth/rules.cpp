@@ -79,6 +79,7 @@ std::string ip_address::to_string() const {
 
 std::string client_peer::to_string() const {
   if (unix_socket) return "unix";
+  if (!address.is_v4()) return "[" + address.to_string() + "]:" + std::to_string(port);
   return address.to_string() + ":" + std::to_string(port);
 }
 

@@ -49,10 +49,9 @@ std::optional<conn_id> pool_core::acquire(waiter_id w, time_point now, worker_id
 }
 
 bool pool_core::remove_waiter(waiter_id w) {
-  // From the back: the usual leaver is the one that just queued.
-  auto it = std::find_if(waiters_.rbegin(), waiters_.rend(), [w](const waiter_entry& e) { return e.id == w; });
-  if (it == waiters_.rend()) return false;
-  waiters_.erase(std::next(it).base());
+  auto it = std::find_if(waiters_.begin(), waiters_.end(), [w](const waiter_entry& e) { return e.id == w; });
+  if (it == waiters_.end()) return false;
+  waiters_.erase(it);
   return true;
 }
 

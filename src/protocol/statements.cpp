@@ -84,7 +84,6 @@ bool client_statements::erase(std::string_view name) {
   if (it == named_->end()) return false;
   if (it->second.def) bytes_ -= cost(name, it->second.def->query, it->second.def->param_types);
   named_->erase(it);
-  if (named_->empty()) named_.reset();
   return true;
 }
 

@@ -302,7 +302,6 @@ std::shared_ptr<server_connection> server_pool::take_idle_locked(pgmux::pool::wa
     }
     lend(slot, owner, now);
     bring_to(*id, slot, worker);
-    load_.demand(now, core_.demand());
     return conn;
   }
 }
@@ -353,7 +352,7 @@ asio::awaitable<std::variant<lease, acquire_error>> server_pool::acquire(clock::
       w->worker = worker;
       w->since = now;
       waiters_.emplace(wid, w);
-      load_.demand(now, core_.demand());
+      load_.update(now, core_.lent(), core_.demand(), false);
     }
     settle(now, work);
   }
@@ -410,7 +409,6 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
     if (auto it = conns_.find(id); it != conns_.end()) {
       it->second.lent = false;
       it->second.owner.reset();
-      load_.lease_ended(now, now - it->second.lent_at);
       if (transaction) {
         auto& counters = worker_counters();
         counters.transactions.fetch_add(1, std::memory_order_relaxed);
@@ -434,6 +432,7 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
       // at once costs no readiness wait armed and cancelled.
       conn->last_used = now;
     }
+    load_.update(now, core_.lent(), core_.demand(), false);
     if (!stopped_) settle(now, work);
     if (!none_lent_callbacks_.empty() && core_.stats(now).active == 0) none_lent.swap(none_lent_callbacks_);
   }
@@ -457,6 +456,7 @@ void server_pool::lend(slot& s, std::weak_ptr<session_control> owner, clock::tim
   s.owner = std::move(owner);
   s.lent = true;
   s.lent_at = now;
+  load_.update(now, core_.lent(), core_.demand(), true);
   if (!s.watching) return;
   // The idle watch must not act on, nor hold a wait on, a socket its client now uses.
   s.watching = false;
@@ -669,11 +669,11 @@ void server_pool::check_timeouts(std::vector<std::shared_ptr<server_connection>>
   }
 }
 
-void server_pool::judge_size(clock::time_point now) {
+std::optional<server_pool::advice_line> server_pool::judge_size(clock::time_point now) {
   advice_checked_ = now;
   const auto f = load_.figures(now);
   const auto verdict = pgmux::pool::judge_size(f, settings_.max_size);
-  if (!advice_alarm_.update(now, verdict, settings_.advice_log_after)) return;
+  if (!advice_alarm_.update(now, verdict, settings_.advice_log_after)) return std::nullopt;
   char figures[160];
   std::snprintf(figures, sizeof figures,
                 "%.2f connections busy on average (%.1f transactions/s held %.1f ms each), at most %zu clients at once",
@@ -682,8 +682,7 @@ void server_pool::judge_size(clock::time_point now) {
                            to_string(verdict) + " for " + config::format_duration(settings_.advice_log_after) +
                            ": the last " + std::to_string(static_cast<int>(f.seconds)) + " s needed " +
                            std::to_string(f.advised_size) + " (" + figures + "; SHOW ADVICE)";
-  if (verdict == pgmux::pool::size_verdict::too_small) log::warn(line);
-  else log::info(line);
+  return advice_line{line, verdict == pgmux::pool::size_verdict::too_small};
 }
 
 asio::awaitable<void> server_pool::maintain() {
@@ -695,6 +694,7 @@ asio::awaitable<void> server_pool::maintain() {
     deferred_work work;
     std::vector<std::shared_ptr<server_connection>> cancel;
     std::vector<std::pair<std::shared_ptr<session_control>, close_reason>> notify;
+    std::optional<advice_line> advice;
     {
       std::lock_guard lock(mu_);
       if (stopped_) co_return;
@@ -711,8 +711,10 @@ asio::awaitable<void> server_pool::maintain() {
       watch_settled_idle(now);
       watch_settled_waiters(now);
       check_timeouts(cancel, notify);
-      if (now - advice_checked_ >= 1s) judge_size(now);
+      if (now - advice_checked_ >= 1s) advice = judge_size(now);
     }
+    if (advice && advice->warn) log::warn(advice->text);
+    else if (advice) log::info(advice->text);
     run(std::move(work));
     for (auto& conn : cancel) {
       log::info("pool " + name_ + ": command_timeout reached on " + conn->describe() + ", cancelling");

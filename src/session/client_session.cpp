@@ -40,10 +40,14 @@ using namespace std::chrono_literals;
 // Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
 constexpr auto cleanup_timeout = 5000ms;
 // A request whose server connection turns out dead before answering is sent again at most this
-// often on connections opened after its first loss; on those open before it, at most once each
-// (and never more than max_stale_replays, however large the pool).
+// often on connections opened after its first loss. Within stale_replay_window of that loss, on
+// connections open before it, at most once each (and never more than max_stale_replays): those
+// are the pool's connections a restart or a pg_terminate_backend ended together. Later, a loss
+// is a statement ended while it ran (an operator's pg_terminate_backend), which is not run again
+// and again on every connection of the pool.
 constexpr int max_replays = 2;
 constexpr int max_stale_replays = 1000;
+constexpr auto stale_replay_window = 2s;
 
 // A client whose statements kept at least this much has its memory handed back when it leaves.
 constexpr std::size_t release_after_statement_bytes = 1024 * 1024;
@@ -913,13 +917,18 @@ bool client_session::put_back(const std::string& sent) {
   return true;
 }
 
+bool client_session::stale_replay(const server_connection& conn) const noexcept {
+  // Read only once the request has lost a connection: no clock on the usual path.
+  return replays_ > 0 && conn.opened < first_loss_ && clock::now() - first_loss_ < stale_replay_window;
+}
+
 bool client_session::may_replay(const server_connection& conn) const noexcept {
-  if (replays_ > 0 && conn.opened < first_loss_) return stale_replays_ < max_stale_replays;
+  if (stale_replay(conn)) return stale_replays_ < max_stale_replays;
   return replays_ < max_replays;
 }
 
 void client_session::count_replay(const server_connection& conn) {
-  if (replays_ > 0 && conn.opened < first_loss_) {
+  if (stale_replay(conn)) {
     ++stale_replays_;
     return;
   }

@@ -71,7 +71,7 @@ struct client_peer {
   std::uint16_t port = 0;  // TCP peers only
   static client_peer local() noexcept { return {true, {}}; }
   static client_peer tcp(const ip_address& a, std::uint16_t port = 0) noexcept { return {false, a, port}; }
-  // "10.1.2.3:5432", "::1:5432", or "unix", for logs and SHOW CLIENTS.
+  // "10.1.2.3:5432", "[::1]:5432", or "unix", for logs and SHOW CLIENTS.
   std::string to_string() const;
 };
 

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <stdexcept>
 
 namespace pgmux::net {
 
@@ -26,7 +27,9 @@ inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // The event loop behind a coroutine's executor (co_await asio::this_coro::executor), for the
 // sockets it opens. Every executor in pgmux is an io_context's.
 inline asio::io_context::executor_type loop_executor(const asio::any_io_executor& ex) {
-  return *ex.target<asio::io_context::executor_type>();
+  const auto* loop = ex.target<asio::io_context::executor_type>();
+  if (!loop) throw std::logic_error("a socket opened from an executor that is not an event loop's");
+  return *loop;
 }
 
 inline std::int64_t now_ns() noexcept {

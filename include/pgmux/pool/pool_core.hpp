@@ -92,7 +92,8 @@ class pool_core {
   std::optional<conn_id> take_if_idle(time_point now, worker_id worker = 0);
   // A queued client gives up. True when it was still queued (not yet handed a connection).
   bool remove_waiter(waiter_id w);
-  // Clients holding or waiting for a connection now.
+  // Connections lent now, and clients holding or waiting for one.
+  std::size_t lent() const noexcept { return lent_; }
   std::size_t demand() const noexcept { return lent_ + waiters_.size(); }
 
   // Connections to open now, each given a fresh id and counted as connecting: enough for

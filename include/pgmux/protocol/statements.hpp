@@ -71,8 +71,8 @@ class client_statements {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  // Created with the first named statement and dropped with the last: an idle client that has
-  // none (most, and every one using the unnamed statement only) pays a pointer, not a table.
+  // Created with the first named statement (and dropped by clear()): an idle client that never
+  // had one (most, and every one using the unnamed statement only) pays a pointer, not a table.
   std::unique_ptr<std::unordered_map<std::string, client_statement, name_hash, std::equal_to<>>> named_;
   statement_ptr unnamed_;
   std::uint64_t unnamed_generation_ = 0;

@@ -265,7 +265,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // Under mu_: when maintain() last judged max_size against the advice, and for how long.
   clock::time_point advice_checked_{};
   pgmux::pool::sustained_verdict advice_alarm_;
-  void judge_size(clock::time_point now);
+  // Under mu_: judges max_size against the advice; a line to log (outside mu_) when it is time.
+  struct advice_line {
+    std::string text;
+    bool warn = false;
+  };
+  std::optional<advice_line> judge_size(clock::time_point now);
   struct slot {
     std::shared_ptr<server_connection> conn;
     std::uint64_t login_generation = 0;     // opened with an older login: close, never lend again

@@ -143,8 +143,10 @@ class client_session final : public session_control,
   // Whether the current request may go to another connection should `conn` die unanswered,
   // and counting one such replay. Connections already open when the request first lost one
   // were idle in the pool with it and may all be ending at once (a restart, or
-  // pg_terminate_backend of the pool's backends): trying each of them is bounded by the pool's
-  // size, so only connections opened since count against max_replays.
+  // pg_terminate_backend of the pool's backends): soon after that loss, trying each of them is
+  // bounded by the pool's size (stale_replay), so only connections opened since count against
+  // max_replays.
+  bool stale_replay(const server_connection& conn) const noexcept;
   bool may_replay(const server_connection& conn) const noexcept;
   void count_replay(const server_connection& conn);
   // Waits until the buffer holds a whole first message (or is full); nullopt when it does.
