@@ -96,7 +96,7 @@ class collector {
         {"pgmux_pool_max_wait_seconds", "Age of the oldest waiting client.",
          [](const net::pool_snapshot& p) { return std::chrono::duration<double>(p.core.longest_wait).count(); }},
         {"pgmux_pool_offered_load",
-         "Server connections busy on average over the last minute: arrival rate times mean hold time (Little's law).",
+         "Server connections lent on average over the last minute.",
          [](const net::pool_snapshot& p) { return p.load.offered_load; }},
         {"pgmux_pool_advised_size",
          "The pool size the last minute's load needs: at most 5% of transactions waiting for a connection (Erlang C), "

@@ -676,7 +676,7 @@ std::optional<server_pool::advice_line> server_pool::judge_size(clock::time_poin
   if (!advice_alarm_.update(now, verdict, settings_.advice_log_after)) return std::nullopt;
   char figures[160];
   std::snprintf(figures, sizeof figures,
-                "%.2f connections busy on average (%.1f transactions/s held %.1f ms each), at most %zu clients at once",
+                "%.2f connections lent on average (%.1f transactions/s held %.1f ms each), at most %zu clients at once",
                 f.offered_load, f.arrival_rate, f.mean_hold_seconds * 1e3, f.peak_demand);
   const std::string line = "pool " + name_ + ": max_size " + std::to_string(settings_.max_size) + " has been " +
                            to_string(verdict) + " for " + config::format_duration(settings_.advice_log_after) +
