@@ -531,6 +531,15 @@ turn whose_turn(server_connection& server, const protocol::stream_cursor& client
   return client_cursor.remaining > 0 ? turn::both : turn::server;
 }
 
+// Both directions at once: for the whole session in session mode; in transaction mode through
+// COPY IN and unfinished extended-protocol batches, up to the idle ReadyForQuery.
+asio::awaitable<relay_result> relay_both(client_side client, server_connection& server, bool stop_when_idle) {
+  relay_state state;
+  auto result = co_await (client_to_server(client, server, state) ||
+                          server_to_client(client, server, state, stop_when_idle));
+  co_return std::visit([](const relay_result& r) { return r; }, result);
+}
+
 // Transaction pooling without a second coroutine: one side at a time, which is all the
 // protocol needs outside an unfinished extended-protocol batch.
 asio::awaitable<relay_result> relay_turns(client_side client, server_connection& server) {
@@ -538,12 +547,9 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
   auto& sbuf = server.buffer();
   for (;;) {
     switch (whose_turn(server, client.cursor)) {
-      case turn::both: {
+      case turn::both:
         server.replay.armed = false;  // both directions at once: not replayable
-        relay_state state;
-        auto result = co_await (client_to_server(client, server, state) || server_to_client(client, server, state, true));
-        co_return std::visit([](const relay_result& r) { return r; }, result);
-      }
+        co_return co_await relay_both(client, server, true);
       case turn::client: {
         if (!cbuf.empty()) {
           const auto r = scan_client_bytes(client, server);
@@ -620,19 +626,8 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
 
 }  // namespace
 
-namespace {
-
-// Session mode: both directions at once for the whole session.
-asio::awaitable<relay_result> relay_both(client_side client, server_connection& server) {
-  relay_state state;
-  auto result = co_await (client_to_server(client, server, state) || server_to_client(client, server, state, false));
-  co_return std::visit([](const relay_result& r) { return r; }, result);
-}
-
-}  // namespace
-
 asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle) {
-  return stop_when_idle ? relay_turns(client, server) : relay_both(client, server);
+  return stop_when_idle ? relay_turns(client, server) : relay_both(client, server, false);
 }
 
 namespace {
