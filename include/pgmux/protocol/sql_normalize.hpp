@@ -21,4 +21,8 @@ std::string normalize_statement(std::string_view sql, std::size_t max_bytes = 20
 // it: equal for texts whose normalised forms are equal. Never 0 (0 means "no statement").
 std::uint64_t statement_fingerprint(std::string_view sql) noexcept;
 
+// The same hash of a text already normalised (uncut): statement_fingerprint(sql) ==
+// fingerprint_of_normalized(normalize_statement(sql, SIZE_MAX)). For checks and tests.
+std::uint64_t fingerprint_of_normalized(std::string_view normalized) noexcept;
+
 }  // namespace pgmux::protocol

@@ -1,0 +1,321 @@
+// The statement normaliser: one lexer pass that writes to a sink, so that the text
+// (normalize_statement) and its hash (statement_fingerprint) come from the same code.
+//
+// Rules, as PostgreSQL's scanner reads the text (standard_conforming_strings on):
+// - constants become '?': numbers (1, 1.5, .5, 1e10, 1.5E-3, 0x1F, 0o17, 0b101, 1_000),
+//   strings '...' with '' inside, E'...' (backslash escapes), N'...', U&'...', bit and hex
+//   strings B'...' and X'...', dollar-quoted bodies $$...$$ and $tag$...$tag$;
+// - parameter markers $1 become '?';
+// - words (keywords and unquoted identifiers: letters, digits, '_', '$', bytes >= 0x80, not
+//   starting with a digit or '$') are folded to lower case (ASCII only);
+// - quoted identifiers "..." (and u&"...") stay as written, quotes included;
+// - any other byte (operators, punctuation, a minus sign) stays as written: -1 becomes -?;
+// - blanks and comments (-- to the end of the line, nested /* */) between two tokens become one
+//   space; none at the start or the end, none where the text had none;
+// - semicolons at the end (with blanks and comments around them) are dropped.
+// An unterminated string, quote or comment runs to the end of the text; an unterminated quoted
+// identifier loses its trailing blanks.
+#include "pgmux/protocol/sql_normalize.hpp"
+
+namespace pgmux::protocol {
+namespace {
+
+constexpr std::uint64_t fnv_offset = 14695981039346656037ull;
+constexpr std::uint64_t fnv_prime = 1099511628211ull;
+
+constexpr char fold(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+constexpr bool is_blank(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+constexpr bool is_hex(char c) noexcept { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+// A dollar quote's tag: like a word, without '$'.
+constexpr bool tag_start(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || static_cast<unsigned char>(c) >= 0x80;
+}
+constexpr bool tag_char(char c) noexcept { return tag_start(c) || is_digit(c); }
+constexpr bool word_char(char c) noexcept { return tag_char(c) || c == '$'; }
+constexpr bool utf8_continuation(char c) noexcept { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// The hash, fed in pieces: FNV-1a over the bytes, whatever the pieces.
+struct hash_sink {
+  std::uint64_t h = fnv_offset;
+  static constexpr bool full() noexcept { return false; }
+  void put(char c) noexcept { h = (h ^ static_cast<unsigned char>(c)) * fnv_prime; }
+  void put(std::string_view s) noexcept {
+    for (const char c : s) put(c);
+  }
+  void put_folded(std::string_view s) noexcept {
+    for (const char c : s) put(fold(c));
+  }
+};
+
+// The text, up to `cap` bytes.
+struct string_sink {
+  std::string out;
+  std::size_t cap;
+  bool full() const noexcept { return out.size() >= cap; }
+  void put(char c) {
+    if (out.size() < cap) out.push_back(c);
+  }
+  void put(std::string_view s) {
+    const std::size_t room = cap - out.size();  // never negative: nothing is written past cap
+    out.append(s.substr(0, room));
+  }
+  void put_folded(std::string_view s) {
+    const std::size_t from = out.size();
+    put(s);
+    for (std::size_t k = from; k < out.size(); ++k) out[k] = fold(out[k]);
+  }
+};
+
+// Past the blanks and comments at `i`.
+std::size_t skip_gap(const char* s, std::size_t n, std::size_t i) noexcept {
+  while (i < n) {
+    const char c = s[i];
+    if (is_blank(c)) {
+      ++i;
+    } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+      i += 2;
+      while (i < n && s[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+      int depth = 1;  // PostgreSQL's block comments nest
+      i += 2;
+      while (i < n && depth > 0) {
+        if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      }
+    } else {
+      break;
+    }
+  }
+  return i < n ? i : n;
+}
+
+bool gap_at(const char* s, std::size_t n, std::size_t i) noexcept {
+  return is_blank(s[i]) || (i + 1 < n && ((s[i] == '-' && s[i + 1] == '-') || (s[i] == '/' && s[i + 1] == '*')));
+}
+
+// Past a string whose body starts at `i`: '' is a quote inside it (`doubled`), and with
+// `escapes` a backslash takes the next byte with it.
+std::size_t skip_string(const char* s, std::size_t n, std::size_t i, bool escapes, bool doubled) noexcept {
+  while (i < n) {
+    const char c = s[i];
+    if (escapes && c == '\\') {
+      i += 2;
+    } else if (c == '\'') {
+      if (doubled && i + 1 < n && s[i + 1] == '\'') {
+        i += 2;
+      } else {
+        return i + 1;
+      }
+    } else {
+      ++i;
+    }
+  }
+  return n;
+}
+
+// Past a number that starts at `i` (a digit, or '.' and a digit). Loose where PostgreSQL would
+// refuse the text anyway (1_, 0x without digits is 0 and a word).
+std::size_t skip_number(const char* s, std::size_t n, std::size_t i) noexcept {
+  if (s[i] == '0' && i + 2 < n && (s[i + 2] == '_' || is_hex(s[i + 2]))) {
+    const char base = fold(s[i + 1]);
+    if (base == 'x' || base == 'o' || base == 'b') {
+      i += 2;
+      while (i < n && (is_hex(s[i]) || s[i] == '_')) ++i;
+      return i;
+    }
+  }
+  while (i < n && (is_digit(s[i]) || s[i] == '_')) ++i;
+  // 1..2 is 1 and ..2 (an array slice's bounds)
+  if (i < n && s[i] == '.' && !(i + 1 < n && s[i + 1] == '.')) {
+    ++i;
+    while (i < n && (is_digit(s[i]) || s[i] == '_')) ++i;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    std::size_t k = i + 1;
+    if (k < n && (s[k] == '+' || s[k] == '-')) ++k;
+    if (k < n && is_digit(s[k])) {
+      while (k < n && (is_digit(s[k]) || s[k] == '_')) ++k;
+      i = k;
+    }
+  }
+  return i;
+}
+
+// Past a quoted identifier whose body starts at `i`; `closed` tells whether it ended.
+std::size_t skip_quoted(const char* s, std::size_t n, std::size_t i, bool& closed) noexcept {
+  while (i < n) {
+    if (s[i] == '"') {
+      if (i + 1 < n && s[i + 1] == '"') {
+        i += 2;
+        continue;
+      }
+      closed = true;
+      return i + 1;
+    }
+    ++i;
+  }
+  closed = false;
+  return n;
+}
+
+template <class Sink>
+void normalize_into(std::string_view sql, Sink& out) {
+  const char* s = sql.data();
+  const std::size_t n = sql.size();
+  bool written = false;  // a token is out
+  bool gap = false;      // blanks or comments since the last token
+  // Semicolons are held back until a token follows them: trailing ones are dropped.
+  constexpr std::size_t none = static_cast<std::size_t>(-1);
+  std::size_t held = none;  // where the first held semicolon is
+  bool held_gap = false;    // blanks or comments before it
+
+  // Before the token at `at`: the held semicolons, then a space if the text had a gap.
+  auto begin_token = [&](std::size_t at) {
+    if (held != none) {
+      bool g = held_gap;
+      for (std::size_t j = held; j < at;) {
+        if (s[j] == ';') {
+          if (g && written) out.put(' ');
+          out.put(';');
+          written = true;
+          g = false;
+          ++j;
+        } else {
+          j = skip_gap(s, n, j);  // only blanks and comments lie between them
+          g = true;
+        }
+      }
+      held = none;
+    }
+    if (gap && written) out.put(' ');
+    gap = false;
+    written = true;
+  };
+  auto constant = [&](std::size_t at) {
+    begin_token(at);
+    out.put('?');
+  };
+
+  std::size_t i = 0;
+  while (i < n && !out.full()) {
+    const char c = s[i];
+    if (gap_at(s, n, i)) {
+      i = skip_gap(s, n, i);
+      gap = true;
+    } else if (c == ';') {
+      if (held == none) {
+        held = i;
+        held_gap = gap;
+      }
+      gap = false;
+      ++i;
+    } else if (c == '\'') {
+      constant(i);
+      i = skip_string(s, n, i + 1, false, true);
+    } else if (c == '"') {
+      begin_token(i);
+      bool closed = false;
+      const std::size_t end = skip_quoted(s, n, i + 1, closed);
+      std::size_t shown = end;
+      if (!closed)
+        while (shown > i + 1 && is_blank(s[shown - 1])) --shown;
+      out.put(sql.substr(i, shown - i));
+      i = end;
+    } else if (c == '$') {
+      if (i + 1 < n && is_digit(s[i + 1])) {  // a parameter marker
+        constant(i);
+        i += 2;
+        while (i < n && is_digit(s[i])) ++i;
+        continue;
+      }
+      std::size_t j = i + 1;
+      if (j < n && tag_start(s[j]))
+        while (j < n && tag_char(s[j])) ++j;
+      if (j < n && s[j] == '$') {  // a dollar quote: $$ or $tag$
+        constant(i);
+        const auto tag = sql.substr(i, j + 1 - i);
+        const auto end = sql.find(tag, j + 1);
+        i = end == std::string_view::npos ? n : end + tag.size();
+      } else {
+        begin_token(i);
+        out.put('$');
+        ++i;
+      }
+    } else if (is_digit(c) || (c == '.' && i + 1 < n && is_digit(s[i + 1]))) {
+      constant(i);
+      i = skip_number(s, n, i);
+    } else if (word_char(c)) {  // not a digit or '$' here: a word, or a prefixed string
+      const char f = fold(c);
+      const char next = i + 1 < n ? s[i + 1] : '\0';
+      if (next == '\'' && (f == 'e' || f == 'b' || f == 'x' || f == 'n')) {
+        constant(i);
+        i = skip_string(s, n, i + 2, f == 'e', f == 'e' || f == 'n');
+      } else if (f == 'u' && next == '&' && i + 2 < n && s[i + 2] == '\'') {
+        constant(i);
+        i = skip_string(s, n, i + 3, false, true);
+      } else if (f == 'u' && next == '&' && i + 2 < n && s[i + 2] == '"') {
+        begin_token(i);
+        bool closed = false;
+        const std::size_t end = skip_quoted(s, n, i + 3, closed);
+        std::size_t shown = end;
+        if (!closed)
+          while (shown > i + 3 && is_blank(s[shown - 1])) --shown;
+        out.put_folded(sql.substr(i, 2));  // u&, then the identifier as written
+        out.put(sql.substr(i + 2, shown - i - 2));
+        i = end;
+      } else {
+        begin_token(i);
+        const std::size_t start = i;
+        while (i < n && word_char(s[i])) ++i;
+        out.put_folded(sql.substr(start, i - start));
+      }
+    } else {
+      begin_token(i);
+      out.put(c);
+      ++i;
+    }
+  }
+}
+
+}  // namespace
+
+std::string normalize_statement(std::string_view sql, std::size_t max_bytes) {
+  // One byte past the cut is kept to tell whether the cut splits a character.
+  const std::size_t cap = max_bytes == static_cast<std::size_t>(-1) ? max_bytes : max_bytes + 1;
+  string_sink sink{{}, cap};
+  // Never longer than the text: each constant is at least one byte, each gap at least one.
+  sink.out.reserve(sql.size() < cap ? sql.size() : cap);
+  normalize_into(sql, sink);
+  auto& out = sink.out;
+  if (out.size() > max_bytes) {
+    std::size_t len = max_bytes;
+    for (int k = 0; k < 4 && len > 0 && utf8_continuation(out[len]); ++k) --len;
+    out.resize(len);
+    while (!out.empty() && is_blank(out.back())) out.pop_back();
+  }
+  return out;
+}
+
+std::uint64_t statement_fingerprint(std::string_view sql) noexcept {
+  hash_sink sink;
+  normalize_into(sql, sink);
+  return sink.h != 0 ? sink.h : 1;
+}
+
+std::uint64_t fingerprint_of_normalized(std::string_view normalized) noexcept {
+  hash_sink sink;
+  sink.put(normalized);
+  return sink.h != 0 ? sink.h : 1;
+}
+
+}  // namespace pgmux::protocol
