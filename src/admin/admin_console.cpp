@@ -93,6 +93,39 @@ admin_reply show_advice(router& routes) {
   return r;
 }
 
+// Per-query statistics (pool/query_stats.hpp): the statements of most total time over every
+// pool, as pg_stat_statements names its columns; times in milliseconds.
+admin_reply show_queries(router& routes) {
+  constexpr std::size_t shown = 100;
+  auto r = table({"database", "user", "queryid", "query", "calls", "total_exec_time", "mean_exec_time",
+                  "min_exec_time", "max_exec_time", "rows", "errors", "first_seen", "last_seen"},
+                 {"calls", "rows", "errors"});
+  struct row {
+    const server_pool* pool;
+    pgmux::pool::query_entry entry;
+  };
+  std::vector<row> rows;
+  for (const auto& p : routes.pools())
+    for (auto& e : p->queries().top_by_total_time(shown)) rows.push_back({p.get(), std::move(e)});
+  std::stable_sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.entry.total_ns > b.entry.total_ns; });
+  if (rows.size() > shown) rows.resize(shown);
+  auto ms = [](double ns) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", ns / 1e6);
+    return std::string(text);
+  };
+  for (const auto& [pool, e] : rows) {
+    char id[24];
+    std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(e.fingerprint));
+    const double calls = static_cast<double>(e.calls);
+    r.rows.push_back({pool->database(), pool->server_user(), id, e.text, std::to_string(e.calls),
+                      ms(static_cast<double>(e.total_ns)), ms(calls > 0 ? static_cast<double>(e.total_ns) / calls : 0),
+                      ms(static_cast<double>(e.min_ns)), ms(static_cast<double>(e.max_ns)), std::to_string(e.rows),
+                      std::to_string(e.errors), timestamp(e.first_seen), timestamp(e.last_seen)});
+  }
+  return r;
+}
+
 admin_reply show_stats(router& routes) {
   auto r = table({"database", "user", "total_xact_count", "total_xact_time", "total_wait_time", "avg_xact_time",
                   "avg_wait_time", "total_server_connects", "total_connect_errors", "total_query_wait_timeouts",
@@ -226,6 +259,7 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
   switch (cmd.verb) {
     case admin_verb::show_pools: return show_pools(routes);
     case admin_verb::show_advice: return show_advice(routes);
+    case admin_verb::show_queries: return show_queries(routes);
     case admin_verb::show_stats: return show_stats(routes);
     case admin_verb::show_clients: return show_clients(sessions);
     case admin_verb::show_servers: return show_servers(routes);
@@ -265,7 +299,7 @@ admin_reply run_admin_command(std::string_view sql, router& routes, session_regi
       break;
   }
   return error("42601", "unknown admin command: \"" + std::string(sql) +
-                            "\"; try SHOW POOLS, SHOW STATS, SHOW ADVICE, SHOW CLIENTS, SHOW SERVERS, SHOW DATABASES, SHOW CONFIG, "
+                            "\"; try SHOW POOLS, SHOW STATS, SHOW ADVICE, SHOW QUERIES, SHOW CLIENTS, SHOW SERVERS, SHOW DATABASES, SHOW CONFIG, "
                             "SHOW VERSION, RELOAD, PAUSE [db], RESUME [db] or SHUTDOWN");
 }
 

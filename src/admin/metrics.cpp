@@ -204,6 +204,7 @@ class collector {
     out.push_back(std::move(statements));
     out.push_back(std::move(queries));
     out.push_back(std::move(bytes));
+    add_query_stats(pools, snaps, out);
 
     // Clients by state; those still logging in count as idle.
     std::size_t active = 0, waiting = 0;
@@ -273,6 +274,72 @@ class collector {
     build.samples.push_back(b);
     out.push_back(std::move(build));
     return out;
+  }
+
+  // Per-query statistics: the table's totals per pool, always; per statement only where the
+  // pool's query_stats.metrics says so, for its metrics_top statements of most total time.
+  static void add_query_stats(const std::vector<std::shared_ptr<net::server_pool>>& pools,
+                              const std::vector<net::pool_snapshot>& snaps, std::vector<text::family>& out) {
+    auto entries = make_family("pgmux_query_stats_entries", "Statements in the per-query statistics table (SHOW QUERIES).",
+                               metric_type::gauge);
+    auto evictions = make_family("pgmux_query_stats_evictions_total",
+                                 "Statements dropped from the per-query statistics table to make room (query_stats.max_entries).",
+                                 metric_type::counter);
+    auto calls = make_family("pgmux_query_stats_calls_total", "Statements recorded by the per-query statistics.",
+                             metric_type::counter);
+    auto errors = make_family("pgmux_query_stats_errors_total", "Recorded statements answered with an error.",
+                              metric_type::counter);
+    auto seconds = make_family("pgmux_query_stats_seconds_total",
+                               "Time of the recorded statements, from the request to its ReadyForQuery.", metric_type::counter);
+    struct per_statement_def {
+      const char* name;
+      const char* help;
+      double (*value)(const pool::query_entry&);
+    };
+    static const per_statement_def per_statement_defs[] = {
+        {"pgmux_statement_calls_total", "Calls of one statement (query_stats.metrics).",
+         [](const pool::query_entry& e) { return double(e.calls); }},
+        {"pgmux_statement_errors_total", "Calls of one statement answered with an error (query_stats.metrics).",
+         [](const pool::query_entry& e) { return double(e.errors); }},
+        {"pgmux_statement_rows_total", "Rows one statement's CommandComplete tags reported (query_stats.metrics).",
+         [](const pool::query_entry& e) { return double(e.rows); }},
+        {"pgmux_statement_seconds_total", "Time of one statement's calls (query_stats.metrics).",
+         [](const pool::query_entry& e) { return double(e.total_ns) / 1e9; }},
+    };
+    std::vector<text::family> per_statement;
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+      const auto totals = pools[i]->queries().totals();
+      entries.samples.push_back(pool_sample(snaps[i], double(totals.entries)));
+      evictions.samples.push_back(pool_sample(snaps[i], double(totals.evictions)));
+      calls.samples.push_back(pool_sample(snaps[i], double(totals.calls)));
+      errors.samples.push_back(pool_sample(snaps[i], double(totals.errors)));
+      seconds.samples.push_back(pool_sample(snaps[i], double(totals.total_ns) / 1e9));
+      const auto& qs = snaps[i].settings.query_stats;
+      if (!qs.metrics || qs.max_entries == 0) continue;
+      if (per_statement.empty())
+        for (const auto& d : per_statement_defs) per_statement.push_back(make_family(d.name, d.help, metric_type::counter));
+      for (const auto& e : pools[i]->queries().top_by_total_time(qs.metrics_top)) {
+        char id[24];
+        std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(e.fingerprint));
+        // Long statements are cut in the label (on a UTF-8 character's start): the queryid
+        // tells them apart.
+        std::size_t cut = std::min<std::size_t>(e.text.size(), 200);
+        while (cut > 0 && cut < e.text.size() && (static_cast<unsigned char>(e.text[cut]) & 0xC0) == 0x80) --cut;
+        const auto query = e.text.substr(0, cut);
+        for (std::size_t k = 0; k < std::size(per_statement_defs); ++k) {
+          auto m = pool_sample(snaps[i], per_statement_defs[k].value(e));
+          m.labels.push_back({"queryid", id});
+          m.labels.push_back({"query", query});
+          per_statement[k].samples.push_back(std::move(m));
+        }
+      }
+    }
+    out.push_back(std::move(entries));
+    out.push_back(std::move(evictions));
+    out.push_back(std::move(calls));
+    out.push_back(std::move(errors));
+    out.push_back(std::move(seconds));
+    for (auto& f : per_statement) out.push_back(std::move(f));
   }
 
   // What /healthz and /readyz judge: probe times, the drain, PAUSE and each pool's reach. Reads

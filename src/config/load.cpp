@@ -149,6 +149,14 @@ class reader {
         {"server_connect_failure_grace", [&](const json& v, const std::string& s) { read_duration(v, s, p.server_connect_failure_grace); }},
         {"cancel_grace", [&](const json& v, const std::string& s) { read_duration(v, s, p.cancel_grace); }},
         {"advice_log_after", [&](const json& v, const std::string& s) { read_duration(v, s, p.advice_log_after); }},
+        {"query_stats", [&](const json& v, const std::string& s) {
+           if (!expect_object(v, s)) return;
+           for_each_key(v, s, {
+               {"max_entries", [&](const json& x, const std::string& q) { read_uint(x, q, p.query_stats.max_entries, 0, 1000000); }},
+               {"metrics", [&](const json& x, const std::string& q) { read_bool(x, q, p.query_stats.metrics); }},
+               {"metrics_top", [&](const json& x, const std::string& q) { read_uint(x, q, p.query_stats.metrics_top, 1, 1000); }},
+           });
+         }},
         {"max_prepared_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_prepared_statements, 0, 1000000); }},
         {"max_client_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_client_statements, 1, 10000000); }},
         {"max_replication_connections", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_replication_connections, 0, 10000); }},

@@ -55,6 +55,7 @@ admin_command parse_admin_command(std::string_view sql) {
       {"SHOW CONFIG", admin_verb::show_config},
       {"SHOW VERSION", admin_verb::show_version},
       {"SHOW ADVICE", admin_verb::show_advice},
+      {"SHOW QUERIES", admin_verb::show_queries},
       {"RELOAD", admin_verb::reload},
       {"SHUTDOWN", admin_verb::shutdown},
   };

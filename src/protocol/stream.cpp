@@ -11,6 +11,7 @@
 #include "pgmux/protocol/reset_restore.hpp"
 #include "pgmux/protocol/session_settings.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
+#include "pgmux/protocol/statement_tracker.hpp"
 
 namespace pgmux::protocol {
 namespace {
@@ -88,7 +89,7 @@ bool is_frontend_message(char tag) noexcept {
 
 scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
                           server_prepared* prepared, sql_watch* seen_sql, std::size_t inspect_limit,
-                          const std::vector<parameter_change>* restorable) {
+                          const std::vector<parameter_change>* restorable, statement_tracker* statements) {
   std::size_t pos = 0;
   for (;;) {
     if (cursor.remaining > 0 && !pass_remaining(buffered, pos, cursor)) return {pos, scan_stop::need_more};
@@ -103,6 +104,16 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     if (tag == 'H' && h.hdr.length != 4) return {pos, scan_stop::invalid, "malformed Flush"};
     if (tx.unsynced_extended && (tag == 'Q' || tag == 'F'))
       return {pos, scan_stop::invalid, "Query or FunctionCall before the Sync that ends an extended-protocol batch"};
+    if (statements && (tag == 'Q' || tag == 'P' || tag == 'B')) {
+      // Per-query statistics read the statement's text (or, for Bind, its names): held whole
+      // when it fits, so the same SQL always counts as the same statement.
+      const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
+      if (available < h.hdr.total() && h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
+      statements->on_frontend(tag, buffered.substr(pos + header_size, available - header_size));
+    } else if (statements && (tag == 'E' || tag == 'S' || tag == 'F' || tag == 'C')) {
+      const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
+      statements->on_frontend(tag, buffered.substr(pos + header_size, available - header_size));
+    }
     if (tag == 'Q' && (prepared || seen_sql || restorable)) {
       const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
       const bool whole = available == h.hdr.total();
@@ -254,6 +265,9 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
           note_parameter_status(prepared.client_settings, *prepared.server_settings, status->first, status->second);
       }
     }
+    // Per-query statistics count the rows a CommandComplete reports: read whole.
+    if (prepared.statements && h.hdr.tag == 'C' && rest.size() < h.hdr.total() && h.hdr.total() <= prepared.inspect_limit)
+      return {pos, scan_stop::need_more};
     // An answer of a statement pgmux added to the Query (reset_restore.hpp): dropped whole.
     const bool statement_answer = h.hdr.tag == 'T' || h.hdr.tag == 'D' || h.hdr.tag == 'C' || h.hdr.tag == 'I';
     const bool hidden_answer = statement_answer && tx.statements_answered < 64 &&
@@ -292,6 +306,10 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
     }
     if (tx.hidden_statements != 0 && (h.hdr.tag == 'C' || h.hdr.tag == 'I')) ++tx.statements_answered;
     if (hidden_answer) return {pos, scan_stop::drop};
+    if (prepared.statements && (h.hdr.tag == 'E' || h.hdr.tag == 'C')) {
+      const auto body = rest.size() >= h.hdr.total() ? rest.substr(header_size, h.hdr.body_size()) : std::string_view{};
+      prepared.statements->on_backend(h.hdr.tag, body);
+    }
     switch (h.hdr.tag) {
       case 'Z': {
         if (h.hdr.length != 5) return {pos, scan_stop::invalid, "malformed ReadyForQuery"};
@@ -305,6 +323,7 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         if (tx.outstanding == 0) return {pos, scan_stop::invalid, "a ReadyForQuery that answers nothing pgmux sent"};
         --tx.outstanding;
         ++tx.answered;
+        if (prepared.statements) prepared.statements->on_backend('Z', {});
         tx.status = rest[5];
         tx.copy_in = false;
         tx.copy_syncs_uncertain = false;

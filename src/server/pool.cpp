@@ -164,7 +164,8 @@ server_pool::server_pool(worker_set& workers, std::string database, std::string 
                          config::pool_settings settings)
     : workers_(workers), database_(std::move(database)), server_user_(login.user), name_(database_ + "/" + server_user_),
       entry_(std::move(entry)), login_(std::move(login)), settings_(settings),
-      shared_settings_(std::make_shared<const config::pool_settings>(settings)), core_(limits_from(settings, workers.size())) {
+      shared_settings_(std::make_shared<const config::pool_settings>(settings)), core_(limits_from(settings, workers.size())),
+      queries_(settings.query_stats.max_entries) {
   for (unsigned i = 0; i < workers.size(); ++i) worker_counters_.push_back(std::make_unique<pool_counters>());
 }
 
@@ -190,6 +191,7 @@ void server_pool::update(const config::pool_settings& settings, const server_log
     settings_ = settings;
     shared_settings_ = std::make_shared<const config::pool_settings>(settings);
     core_.set_limits(limits_from(settings, workers_.size()));
+    queries_.set_max_entries(settings.query_stats.max_entries);
     if (!(login == login_)) {
       login_ = login;
       ++login_generation_;

@@ -667,6 +667,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     lease_->tx().single_statement = false;
     lease_->replay.sent.clear();
     lease_->replay.armed = false;  // session mode replays nothing
+    lease_->statements.forget_in_flight();
     set_current_server(lease_.connection());
     activity_.store(activity::active, std::memory_order_relaxed);
   }
@@ -954,6 +955,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       lease_->tx().single_statement = statement_mode;
       lease_->replay.sent.clear();
       lease_->replay.armed = transaction_mode && may_replay(*lease_.connection());
+      lease_->statements.forget_in_flight();
       set_current_server(lease_.connection());
       if (settings_differ(*lease_, *wanted_settings_)) {
         bool retry = false;
@@ -962,10 +964,14 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
       }
     }
     const bool rewrite_statements = transaction_mode && settings_->max_prepared_statements > 0;
+    const bool query_stats = settings_->query_stats.max_entries > 0;
     const auto r = co_await relay(client_side{client_, buffer_, cursor_, killed_, max_message_size_, draining_,
                                               rewrite_statements ? &prepared_ : nullptr,
                                               transaction_mode ? &wanted_settings_ : nullptr,
-                                              transaction_mode ? &seen_sql_ : nullptr, restorable_.get()},
+                                              transaction_mode ? &seen_sql_ : nullptr, restorable_.get(),
+                                              query_stats ? &pool_->queries() : nullptr,
+                                              query_stats ? pool_->query_statements() : nullptr,
+                                              query_stats ? &statement_names_ : nullptr},
                                   *lease_, transaction_mode && !pinned());
     if (r.end != relay_end::transaction_done) {
       if (auto reason = co_await end_relay(r)) co_return *reason;

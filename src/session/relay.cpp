@@ -15,6 +15,8 @@
 #include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/frame.hpp"
 #include "pgmux/protocol/reset_restore.hpp"
+#include "pgmux/protocol/statement_tracker.hpp"
+#include "pgmux/pool/query_stats.hpp"
 
 namespace pgmux::net {
 namespace {
@@ -74,10 +76,11 @@ void note_requests(server_connection& server, int outstanding_before) {
   }
 }
 
-// One request (a Query, or an extended-protocol batch up to its Sync) got its ReadyForQuery.
-void note_statement_done(server_connection& server, std::int64_t now) {
+// One request (a Query, or an extended-protocol batch up to its Sync) got its ReadyForQuery:
+// how long it took (0 when not timed).
+std::int64_t note_statement_done(server_connection& server, std::int64_t now) {
   const auto since = server.busy_since_ns.load(std::memory_order_relaxed);
-  if (since == 0) return;
+  if (since == 0) return 0;
   const auto took = now - since;
   server.figures.statements.observe(static_cast<double>(took) / 1e9);
   const auto slow = log::slow_query_ns();
@@ -87,13 +90,25 @@ void note_statement_done(server_connection& server, std::int64_t now) {
     log::warn(std::string("slow query: ") + seconds + "s on pool " + server.pool_name + ", " + server.describe() +
               ": " + (server.last_statement.empty() ? std::string("(statement text not seen)") : server.last_statement));
   }
+  return took;
 }
 
-void note_responses(server_connection& server, int outstanding_before, unsigned answered_before) {
+// Per-query statistics: the statement of each answered request goes to the pool's table.
+void record_statement(const client_side& client, server_connection& server, std::int64_t took) {
+  protocol::answered_request answered;
+  if (!server.statements.take_answered(answered) || answered.fingerprint == 0) return;
+  client.queries->record(answered.fingerprint, {took, answered.failed, answered.rows}, std::chrono::system_clock::now());
+}
+
+void note_responses(const client_side& client, server_connection& server, int outstanding_before,
+                    unsigned answered_before) {
   const auto& tx = server.tx();
   if (tx.outstanding == outstanding_before) return;
   const auto now = now_ns();
-  for (unsigned i = answered_before; i != tx.answered; ++i) note_statement_done(server, now);
+  for (unsigned i = answered_before; i != tx.answered; ++i) {
+    const auto took = note_statement_done(server, now);
+    if (client.queries) record_statement(client, server, took);
+  }
   if (tx.outstanding == 0) {
     server.busy_since_ns.store(0, std::memory_order_relaxed);
   } else {
@@ -116,9 +131,15 @@ void mark_client_turn(server_connection& server, const protocol::stream_cursor& 
 protocol::scan_result scan_client_bytes(const client_side& client, server_connection& server) {
   const int before = server.tx().outstanding;
   const std::size_t first_header = client.cursor.remaining;  // bytes that finish a message already begun
+  protocol::statement_tracker* statements = nullptr;
+  if (client.queries) {
+    statements = &server.statements;
+    statements->sink = client.statement_sink;
+    statements->names = client.statement_names;
+  }
   const auto r = protocol::scan_frontend(client.buffer.view(), client.cursor, server.tx(), client.max_message_size,
                                          client.prepared ? &server.prepared : nullptr, client.seen_sql,
-                                         io_buffer::block_size, client.restorable);
+                                         io_buffer::block_size, client.restorable, statements);
   if (r.forward > 0) {
     server.figures.bytes_to_server += r.forward;
     server.idle_in_tx_since_ns.store(0, std::memory_order_relaxed);
@@ -153,10 +174,14 @@ protocol::scan_result scan_server_bytes(const client_side& client, server_connec
     context.dropped_notifications = &server.dropped_notifications;
     context.inspect_limit = io_buffer::block_size;
   }
+  if (client.queries) {
+    context.statements = &server.statements;
+    context.inspect_limit = io_buffer::block_size;
+  }
   const auto r = protocol::scan_backend(server.buffer().view(), server.cursor(), server.tx(), stop_when_idle, context);
   if (r.stop == protocol::scan_stop::invalid) server.mark_broken();
   server.figures.bytes_to_client += r.forward;
-  note_responses(server, before, answered_before);
+  note_responses(client, server, before, answered_before);
   // Session mode keeps the connection for long: its figures go out at every idle moment.
   if (!stop_when_idle && server.tx().answered != answered_before && server.tx().idle()) server.flush_figures();
   return r;

@@ -187,9 +187,11 @@ bool tcp_connectable(int port) {
   return ok;
 }
 
+// Numbers, true, false and objects ("{...}") as they are; anything else as a string.
 std::string json_value(const std::string& v) {
   const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
-  return digits ? v : json_string(v);
+  const bool raw = digits || v == "true" || v == "false" || (!v.empty() && v.front() == '{');
+  return raw ? v : json_string(v);
 }
 
 std::string json_members(const std::map<std::string, std::string>& m) {

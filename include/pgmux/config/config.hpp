@@ -24,6 +24,18 @@ const char* to_string(pool_mode m) noexcept;
 enum class session_state_policy { pin, reset, refuse };
 const char* to_string(session_state_policy p) noexcept;
 
+// Per-query statistics of a pool (SHOW QUERIES): statements by their normalised text.
+struct query_stats_settings {
+  // Statements kept at most (the least recently used make room); 0 turns statistics off.
+  std::size_t max_entries = 5000;
+  // Per-statement series on /metrics (labels queryid and query) for the metrics_top statements
+  // of most total time; off by default: statement text then leaves pgmux only through the
+  // admin console. Aggregate figures are always exported.
+  bool metrics = false;
+  std::size_t metrics_top = 20;
+  friend bool operator==(const query_stats_settings&, const query_stats_settings&) = default;
+};
+
 struct pool_settings {
   pool_mode mode = pool_mode::transaction;
   std::size_t min_size = 2;
@@ -58,6 +70,7 @@ struct pool_settings {
   // A line is logged once max_size has been far from the size the load needs (SHOW ADVICE: above
   // it, or under half of it) this long without a break. 0: never.
   duration advice_log_after = 300s;
+  query_stats_settings query_stats;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 

@@ -16,6 +16,7 @@ enum class admin_verb {
   show_config,
   show_version,
   show_advice,
+  show_queries,
   reload,
   shutdown,
   pause,

@@ -97,10 +97,14 @@ struct parameter_change;
 // intercepted for translate_frontend to refuse. With `restorable` (the client's startup values,
 // reset_restore.hpp), a Query sent while nothing is outstanding that RESETs one of them is
 // waited for whole (up to `inspect_limit`) and intercepted, for the relay to add their restore.
+// With `statements` (per-query statistics), every message is told to it as it passes; a Query,
+// Parse or Bind up to `inspect_limit` bytes is waited for whole first.
 struct sql_watch;
+class statement_tracker;
 scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,
                           server_prepared* prepared = nullptr, sql_watch* seen_sql = nullptr,
-                          std::size_t inspect_limit = 0, const std::vector<parameter_change>* restorable = nullptr);
+                          std::size_t inspect_limit = 0, const std::vector<parameter_change>* restorable = nullptr,
+                          statement_tracker* statements = nullptr);
 
 // Server -> client. Counts ReadyForQuery out of `tx`. With stop_when_idle, stops right after
 // the ReadyForQuery that leaves the connection idle (transaction pooling). With `prepared`,
@@ -120,6 +124,9 @@ struct backend_context {
   // listen set; others (registrations another client left) are dropped and counted here.
   const listen_set* listening = nullptr;
   unsigned* dropped_notifications = nullptr;
+  // Per-query statistics: the ErrorResponses, CommandCompletes (read whole, up to inspect_limit)
+  // and ReadyForQuery the client gets are told to it.
+  statement_tracker* statements = nullptr;
 };
 scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, bool stop_when_idle,
                          const backend_context& prepared = {});

@@ -22,6 +22,7 @@
 #include "pgmux/pool/histogram.hpp"
 #include "pgmux/pool/interned.hpp"
 #include "pgmux/pool/pool_core.hpp"
+#include "pgmux/pool/query_stats.hpp"
 #include "pgmux/pool/size_advice.hpp"
 
 namespace pgmux::net {
@@ -38,6 +39,18 @@ class session_control {
 };
 
 class server_pool;
+
+// Tells a pool's query table the statements its clients send (statement_tracker's sink).
+class query_sink final : public protocol::statement_sink {
+ public:
+  explicit query_sink(pgmux::pool::query_table& table) : table_(table) {}
+  void seen(std::uint64_t fingerprint, std::string_view sql) override {
+    table_.ensure(fingerprint, sql, std::chrono::system_clock::now());
+  }
+
+ private:
+  pgmux::pool::query_table& table_;
+};
 
 // A server connection lent to one client. Move-only; give it back with release(). A lease
 // dropped without release() closes its connection: its state is unknown.
@@ -208,6 +221,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // gives the last one back. For PAUSE, which answers when running transactions are over.
   void when_none_lent(std::function<void()> callback);
 
+  // Per-query statistics (pool setting query_stats): the table, and its sink for the relay.
+  pgmux::pool::query_table& queries() noexcept { return queries_; }
+  const pgmux::pool::query_table& queries() const noexcept { return queries_; }
+  protocol::statement_sink* query_statements() noexcept { return &query_sink_; }
+
   pool_snapshot snapshot() const;
   std::vector<server_info> servers() const;
   // The counts of every worker summed, at the moment of the call.
@@ -262,6 +280,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   pgmux::pool::interned<std::vector<protocol::parameter_change>> restorable_{max_shared_records};
   pgmux::pool::pool_core core_;
   pgmux::pool::load_window load_;  // under mu_: what the pool carried, for size advice
+  pgmux::pool::query_table queries_;  // its own lock
+  query_sink query_sink_{queries_};
   // Under mu_: when maintain() last judged max_size against the advice, and for how long.
   clock::time_point advice_checked_{};
   pgmux::pool::sustained_verdict advice_alarm_;

@@ -17,6 +17,7 @@
 #include "pgmux/protocol/messages.hpp"
 #include "pgmux/protocol/prepared.hpp"
 #include "pgmux/protocol/session_settings.hpp"
+#include "pgmux/protocol/statement_tracker.hpp"
 #include "pgmux/protocol/stream.hpp"
 
 namespace pgmux::net {
@@ -151,6 +152,8 @@ class server_connection {
   pool_counters* counters = nullptr;  // the owning pool's, which outlives every lease
   // Transaction pooling: the prepared statements it holds and the requests in flight.
   protocol::server_prepared prepared;
+  // Per-query statistics: the statements of the requests in flight (the relay's).
+  protocol::statement_tracker statements;
   std::string translated;  // scratch for rewritten client messages, reused
   // Transaction pooling: notifications dropped during the current lease because they were for
   // channels its client did not LISTEN on: the connection carries someone else's LISTEN.

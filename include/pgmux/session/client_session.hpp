@@ -208,6 +208,8 @@ class client_session final : public session_control,
   // Its startup values that differ from the server connections' login, which its RESETs must
   // bring back (reset_restore.hpp); null when there are none.
   std::shared_ptr<const std::vector<protocol::parameter_change>> restorable_;
+  // Per-query statistics: what the client's Parses and Binds named; made at the first of them.
+  std::unique_ptr<protocol::statement_names> statement_names_;
   std::shared_ptr<server_pool> pool_;
   std::shared_ptr<const config::pool_settings> settings_;  // its pool's, as they were at login
   std::size_t max_message_size_ = 0;

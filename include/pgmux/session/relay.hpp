@@ -2,6 +2,7 @@
 // until the transaction ends (transaction pooling) or either side goes away.
 #pragma once
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,14 @@
 #include "pgmux/server/server_connection.hpp"
 #include "pgmux/protocol/session_params.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
+
+namespace pgmux::protocol {
+class statement_sink;
+struct statement_names;
+}
+namespace pgmux::pool {
+class query_table;
+}
 
 namespace pgmux::net {
 
@@ -54,6 +63,11 @@ struct client_side {
   // The client's startup values that differ from the server connection's login (both modes):
   // a Query that RESETs them gets their restore added. nullptr when there are none.
   const std::vector<protocol::parameter_change>* restorable = nullptr;
+  // Per-query statistics: the pool's table the answered statements are recorded in, told the
+  // statements' texts through `statement_sink`, and the client's statement names. nullptr: off.
+  pool::query_table* queries = nullptr;
+  protocol::statement_sink* statement_sink = nullptr;
+  std::unique_ptr<protocol::statement_names>* statement_names = nullptr;
 };
 
 // Relays until the end named above. With stop_when_idle (transaction and statement modes)

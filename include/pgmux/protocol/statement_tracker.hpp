@@ -1,0 +1,95 @@
+// Which statement each request in flight runs, and how it ended: what per-query statistics
+// (pool/query_stats.hpp) need from the two byte streams. A Query runs its own text. An
+// extended-protocol batch, up to its Sync, runs the statement of its last Execute: the text of
+// the unnamed statement's latest Parse, or the text a named statement was prepared with (so a
+// prepared statement counts under its SQL text). A batch without Execute (a Parse and a Sync,
+// a Describe) and a FunctionCall run no statement (fingerprint 0).
+// The relay calls on_frontend for every client message as it passes, and on_backend for every
+// server message it passes on to the client; answers are in order, so the oldest request not
+// yet answered is the one the server speaks of.
+// Pure: no sockets, no clock.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pgmux::protocol {
+
+// Told the text of every Query and Parse as it passes (with its fingerprint), so that a
+// statement is known, and normalised, before its first answer.
+class statement_sink {
+ public:
+  virtual void seen(std::uint64_t fingerprint, std::string_view sql) = 0;
+
+ protected:
+  ~statement_sink() = default;
+};
+
+// One request whose ReadyForQuery came.
+struct answered_request {
+  std::uint64_t fingerprint = 0;  // 0: no statement, or not known
+  bool failed = false;            // an ErrorResponse answered it
+  std::uint64_t rows = 0;         // summed over its CommandComplete tags
+};
+
+// The rows a CommandComplete tag reports (SELECT, INSERT, UPDATE, DELETE, MERGE, FETCH, MOVE,
+// COPY); 0 for the others.
+std::uint64_t command_rows(std::string_view tag) noexcept;
+
+// What one client's Parses and Binds named: the client's (its names outlive a lease), made at its
+// first Parse or Bind, so that clients of the simple protocol pay nothing for it.
+struct statement_names {
+  // Named statements remembered at most: past it, statements of new names are not known
+  // (their executions count as fingerprint 0).
+  static constexpr std::size_t max_named = 4096;
+  std::uint64_t unnamed_statement = 0;
+  std::uint64_t unnamed_portal = 0;
+  std::uint64_t named_portal = 0;  // the last Bind to a named portal (portals are not told apart)
+  std::unordered_map<std::string, std::uint64_t> named;
+};
+
+// The requests in flight on one server connection: the connection's.
+class statement_tracker {
+ public:
+  // Requests in flight remembered at most: past it, the newer ones are not known.
+  static constexpr std::size_t max_in_flight = 1024;
+
+  // Set by the relay for the client it serves: who is told the texts of Queries and Parses, and
+  // where the client's statement names are (made here when first needed).
+  statement_sink* sink = nullptr;
+  std::unique_ptr<statement_names>* names = nullptr;
+
+  // A client message passes to the server: `body` is as much of it as is buffered.
+  void on_frontend(char tag, std::string_view body);
+  // A server message passes to the client (`body` empty when not buffered whole).
+  void on_backend(char tag, std::string_view body) noexcept;
+  // The oldest answered request, in the order answered; false when none is left.
+  bool take_answered(answered_request& out) noexcept;
+  // A new lease, or the connection was cleaned up: nothing in flight is the new client's.
+  void forget_in_flight() noexcept;
+  std::size_t in_flight() const noexcept { return count_ + dropped_; }
+
+ private:
+  struct request {
+    std::uint64_t fingerprint;
+    bool failed;
+    std::uint64_t rows;
+  };
+  void push(std::uint64_t fingerprint);
+  request* current() noexcept;  // the oldest request not yet answered
+  statement_names& client_names();
+
+  std::vector<request> ring_;   // grows by doubling up to max_in_flight
+  std::size_t head_ = 0;        // oldest
+  std::size_t count_ = 0;       // in the ring
+  std::size_t answered_ = 0;    // of the oldest in the ring, how many got their ReadyForQuery
+  std::size_t dropped_ = 0;     // newer requests beyond the ring, not known
+  std::uint64_t batch_ = 0;     // the last Execute's statement since the last Sync
+  statement_names no_names_;    // stands in when the relay set no names
+};
+
+}  // namespace pgmux::protocol

@@ -1,0 +1,161 @@
+// Statements of the requests in flight, for per-query statistics.
+#include "pgmux/protocol/statement_tracker.hpp"
+
+#include "pgmux/protocol/sql_normalize.hpp"
+
+namespace pgmux::protocol {
+namespace {
+
+// The text up to the first NUL (or the end of what is buffered), and what follows the NUL.
+std::string_view cstring(std::string_view body, std::string_view* after = nullptr) noexcept {
+  const auto end = body.find('\0');
+  if (end == std::string_view::npos) {
+    if (after) *after = {};
+    return body;
+  }
+  if (after) *after = body.substr(end + 1);
+  return body.substr(0, end);
+}
+
+bool starts_with_word(std::string_view tag, std::string_view word) noexcept {
+  return tag.size() > word.size() && tag.substr(0, word.size()) == word && tag[word.size()] == ' ';
+}
+
+}  // namespace
+
+std::uint64_t command_rows(std::string_view tag) noexcept {
+  if (!tag.empty() && tag.back() == '\0') tag.remove_suffix(1);
+  static constexpr std::string_view counted[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "FETCH", "MOVE", "COPY"};
+  bool known = false;
+  for (const auto word : counted) known = known || starts_with_word(tag, word);
+  if (!known) return 0;
+  // The count is the last word: "INSERT 0 5" has the (always 0) oid before it.
+  const auto space = tag.rfind(' ');
+  std::uint64_t rows = 0;
+  for (const char c : tag.substr(space + 1)) {
+    if (c < '0' || c > '9') return 0;
+    rows = rows * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return rows;
+}
+
+void statement_tracker::on_frontend(char tag, std::string_view body) {
+  switch (tag) {
+    case 'Q': {
+      const auto sql = cstring(body);
+      const auto fingerprint = statement_fingerprint(sql);
+      if (sink) sink->seen(fingerprint, sql);
+      push(fingerprint);
+      break;
+    }
+    case 'P': {
+      std::string_view rest;
+      const auto name = cstring(body, &rest);
+      const auto sql = cstring(rest);
+      const auto fingerprint = statement_fingerprint(sql);
+      if (sink) sink->seen(fingerprint, sql);
+      auto& known = client_names();
+      if (name.empty()) {
+        known.unnamed_statement = fingerprint;
+      } else if (const auto found = known.named.find(std::string(name)); found != known.named.end()) {
+        found->second = fingerprint;
+      } else if (known.named.size() < statement_names::max_named) {
+        known.named.emplace(name, fingerprint);
+      }
+      break;
+    }
+    case 'B': {
+      std::string_view rest;
+      const auto portal = cstring(body, &rest);
+      const auto statement = cstring(rest);
+      auto& known = client_names();
+      std::uint64_t fingerprint = known.unnamed_statement;
+      if (!statement.empty()) {
+        const auto found = known.named.find(std::string(statement));
+        fingerprint = found == known.named.end() ? 0 : found->second;
+      }
+      (portal.empty() ? known.unnamed_portal : known.named_portal) = fingerprint;
+      break;
+    }
+    case 'C':
+      // Close of a named statement: its name may come back with other SQL (a Parse says so).
+      if (body.size() > 1 && body[0] == 'S' && names && *names) (*names)->named.erase(std::string(cstring(body.substr(1))));
+      break;
+    case 'E':
+      if (names && *names) batch_ = cstring(body).empty() ? (*names)->unnamed_portal : (*names)->named_portal;
+      break;
+    case 'S':
+      push(batch_);
+      batch_ = 0;
+      break;
+    case 'F':
+      push(0);
+      break;
+    default:
+      break;
+  }
+}
+
+statement_names& statement_tracker::client_names() {
+  if (!names) return no_names_;
+  if (!*names) *names = std::make_unique<statement_names>();
+  return **names;
+}
+
+void statement_tracker::on_backend(char tag, std::string_view body) noexcept {
+  switch (tag) {
+    case 'E':
+      if (auto* r = current()) r->failed = true;
+      break;
+    case 'C':
+      if (auto* r = current()) r->rows += command_rows(body);
+      break;
+    case 'Z':
+      if (answered_ < count_) {
+        ++answered_;
+      } else if (dropped_ > 0) {
+        --dropped_;  // a request not known: nothing to take
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+bool statement_tracker::take_answered(answered_request& out) noexcept {
+  if (answered_ == 0) return false;
+  const auto& r = ring_[head_];
+  out = {r.fingerprint, r.failed, r.rows};
+  head_ = (head_ + 1) & (ring_.size() - 1);
+  --count_;
+  --answered_;
+  return true;
+}
+
+void statement_tracker::forget_in_flight() noexcept {
+  head_ = count_ = answered_ = dropped_ = 0;
+  batch_ = 0;
+}
+
+void statement_tracker::push(std::uint64_t fingerprint) {
+  // Once one is dropped, none is kept until those in flight are answered: answers stay in order.
+  if (dropped_ > 0 || count_ == max_in_flight) {
+    ++dropped_;
+    return;
+  }
+  if (count_ == ring_.size()) {
+    std::vector<request> bigger(ring_.empty() ? 4 : ring_.size() * 2);
+    for (std::size_t i = 0; i < count_; ++i) bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
+    ring_ = std::move(bigger);
+    head_ = 0;
+  }
+  ring_[(head_ + count_) & (ring_.size() - 1)] = {fingerprint, false, 0};
+  ++count_;
+}
+
+statement_tracker::request* statement_tracker::current() noexcept {
+  if (answered_ == count_) return nullptr;
+  return &ring_[(head_ + answered_) & (ring_.size() - 1)];
+}
+
+}  // namespace pgmux::protocol

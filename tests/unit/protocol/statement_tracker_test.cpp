@@ -1,0 +1,232 @@
+// Which statement each request in flight runs (protocol/statement_tracker), alone and through
+// the relay's scans (scan_frontend, scan_backend).
+// Cases:
+// - a Query runs its own text: told to the sink, answered with its rows
+// - an extended batch runs its last Execute's statement: the unnamed statement's latest Parse,
+//   or the SQL a named statement was prepared with, however many batches later; a batch with
+//   no Execute runs none; a FunctionCall runs none
+// - an ErrorResponse marks the request it answers failed, not the next one
+// - pipelined requests are answered in order, each with its own rows
+// - past max_in_flight the newer requests are not known, and the order still holds
+// - a new lease forgets what was in flight; statement names stay with the client
+// - Close of a named statement forgets its SQL; names are made only at the first Parse or Bind
+// - command_rows reads SELECT, INSERT, UPDATE, DELETE, MERGE, FETCH, MOVE and COPY tags
+// - through the scans: a simple query and a prepared statement are recorded per request, the
+//   CommandComplete of a second request split across reads counts for that request
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "pgmux/protocol/sql_normalize.hpp"
+#include "pgmux/protocol/statement_tracker.hpp"
+#include "pgmux/protocol/stream.hpp"
+#include "support/wire.hpp"
+
+using namespace pgmux::protocol;
+
+namespace {
+
+struct recording_sink final : statement_sink {
+  std::map<std::uint64_t, std::string> seen_texts;
+  int calls = 0;
+  void seen(std::uint64_t fingerprint, std::string_view sql) override {
+    ++calls;
+    seen_texts.emplace(fingerprint, std::string(sql));
+  }
+};
+
+std::string body(std::initializer_list<std::string_view> cstrings) {
+  std::string out;
+  for (auto s : cstrings) {
+    out += s;
+    out += '\0';
+  }
+  return out;
+}
+
+answered_request take(statement_tracker& t) {
+  answered_request r;
+  REQUIRE(t.take_answered(r));
+  return r;
+}
+
+}  // namespace
+
+TEST_SUITE("statement tracker") {
+
+TEST_CASE("a Query runs its own text and is answered with its rows") {
+  recording_sink sink;
+  statement_tracker t;
+  t.sink = &sink;
+  t.on_frontend('Q', body({"SELECT  2"}));
+  CHECK(sink.calls == 1);
+  CHECK(sink.seen_texts.count(statement_fingerprint("select 1")) == 1);
+  answered_request r;
+  CHECK_FALSE(t.take_answered(r));
+  t.on_backend('C', body({"SELECT 3"}));
+  t.on_backend('Z', {});
+  r = take(t);
+  CHECK(r.fingerprint == statement_fingerprint("select 1"));
+  CHECK(r.rows == 3);
+  CHECK_FALSE(r.failed);
+  CHECK_FALSE(t.take_answered(r));
+  CHECK(t.in_flight() == 0);
+}
+
+TEST_CASE("an extended batch runs the statement of its last Execute") {
+  recording_sink sink;
+  std::unique_ptr<statement_names> names;
+  statement_tracker t;
+  t.sink = &sink;
+  t.names = &names;
+  // Prepared once, executed in a later batch under its SQL text.
+  t.on_frontend('P', body({"s1", "update t set x = $1 where id = 7", ""}) + std::string(2, '\0'));
+  t.on_frontend('S', {});
+  REQUIRE(names != nullptr);
+  t.on_frontend('B', body({"", "s1"}) + std::string(6, '\0'));
+  t.on_frontend('E', body({""}) + std::string(4, '\0'));
+  t.on_frontend('S', {});
+  // The unnamed statement, then a FunctionCall.
+  t.on_frontend('P', body({"", "select * from t where id = $1"}) + std::string(2, '\0'));
+  t.on_frontend('B', body({"", ""}) + std::string(6, '\0'));
+  t.on_frontend('E', body({""}) + std::string(4, '\0'));
+  t.on_frontend('S', {});
+  t.on_frontend('F', std::string(10, '\0'));
+  CHECK(t.in_flight() == 4);
+  for (int i = 0; i < 4; ++i) t.on_backend('Z', {});
+  CHECK(take(t).fingerprint == 0);  // Parse and Sync: no statement ran
+  CHECK(take(t).fingerprint == statement_fingerprint("update t set x = ? where id = ?"));
+  CHECK(take(t).fingerprint == statement_fingerprint("select * from t where id = 5"));
+  CHECK(take(t).fingerprint == 0);  // FunctionCall
+  CHECK(sink.calls == 2);
+}
+
+TEST_CASE("an ErrorResponse marks the request it answers, not the next one") {
+  statement_tracker t;
+  t.on_frontend('Q', body({"select 1/0"}));
+  t.on_frontend('Q', body({"select 1"}));
+  t.on_backend('E', body({"SERROR", "C22012"}));
+  t.on_backend('Z', {});
+  t.on_backend('C', body({"SELECT 1"}));
+  t.on_backend('Z', {});
+  const auto first = take(t);
+  const auto second = take(t);
+  CHECK(first.failed);
+  CHECK(first.rows == 0);
+  CHECK_FALSE(second.failed);
+  CHECK(second.rows == 1);
+}
+
+TEST_CASE("pipelined requests past max_in_flight keep their order and the newer ones are not known") {
+  statement_tracker t;
+  const std::size_t sent = statement_tracker::max_in_flight + 5;
+  for (std::size_t i = 0; i < sent; ++i) t.on_frontend('Q', body({"select " + std::to_string(i)}));
+  CHECK(t.in_flight() == sent);
+  std::size_t known = 0;
+  for (std::size_t i = 0; i < sent; ++i) {
+    t.on_backend('C', body({"SELECT " + std::to_string(i)}));
+    t.on_backend('Z', {});
+    answered_request r;
+    if (t.take_answered(r)) {
+      CHECK(r.rows == i);
+      ++known;
+    }
+  }
+  CHECK(known == statement_tracker::max_in_flight);
+  CHECK(t.in_flight() == 0);
+  // Known again once everything in flight was answered.
+  t.on_frontend('Q', body({"select 1"}));
+  t.on_backend('Z', {});
+  CHECK(take(t).fingerprint == statement_fingerprint("select 1"));
+}
+
+TEST_CASE("a new lease forgets what was in flight but the client keeps its statement names") {
+  std::unique_ptr<statement_names> names;
+  statement_tracker first;
+  first.names = &names;
+  first.on_frontend('P', body({"s", "select 42", ""}) + std::string(2, '\0'));
+  first.on_frontend('Q', body({"select 1"}));
+  first.forget_in_flight();
+  CHECK(first.in_flight() == 0);
+  first.on_backend('Z', {});
+  answered_request r;
+  CHECK_FALSE(first.take_answered(r));
+  statement_tracker second;  // another server connection
+  second.names = &names;
+  second.on_frontend('B', body({"", "s"}) + std::string(6, '\0'));
+  second.on_frontend('E', body({""}) + std::string(4, '\0'));
+  second.on_frontend('S', {});
+  second.on_backend('Z', {});
+  CHECK(take(second).fingerprint == statement_fingerprint("select 42"));
+}
+
+TEST_CASE("Close forgets a named statement and names are made only when needed") {
+  std::unique_ptr<statement_names> names;
+  statement_tracker t;
+  t.names = &names;
+  t.on_frontend('Q', body({"select 1"}));
+  t.on_frontend('C', body({"Ss"}));
+  CHECK(names == nullptr);  // the simple protocol costs the client nothing
+  t.on_frontend('P', body({"s", "select 42", ""}) + std::string(2, '\0'));
+  REQUIRE(names != nullptr);
+  CHECK(names->named.size() == 1);
+  std::string close = "S";
+  close += body({"s"});
+  t.on_frontend('C', close);
+  CHECK(names->named.empty());
+}
+
+TEST_CASE("command_rows reads the row count of the tags that have one") {
+  CHECK(command_rows(body({"SELECT 10"})) == 10);
+  CHECK(command_rows("INSERT 0 5") == 5);
+  CHECK(command_rows("UPDATE 3") == 3);
+  CHECK(command_rows("DELETE 0") == 0);
+  CHECK(command_rows("MERGE 4") == 4);
+  CHECK(command_rows("FETCH 100") == 100);
+  CHECK(command_rows("MOVE 2") == 2);
+  CHECK(command_rows("COPY 7") == 7);
+  CHECK(command_rows("CREATE TABLE") == 0);
+  CHECK(command_rows("BEGIN") == 0);
+  CHECK(command_rows("SELECTED 5") == 0);
+  CHECK(command_rows("SELECT x") == 0);
+}
+
+TEST_CASE("through the scans each request is recorded with its own rows") {
+  recording_sink sink;
+  std::unique_ptr<statement_names> names;
+  statement_tracker t;
+  t.sink = &sink;
+  t.names = &names;
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const std::string client = wire::msg('Q').cstr("SELECT a FROM t WHERE id = 1").str() +
+                             wire::msg('P').cstr("").cstr("select $1::int").i16(0).str() +
+                             wire::msg('B').cstr("").cstr("").i16(0).i16(1).i32(1).bytes("7").i16(0).str() +
+                             wire::msg('E').cstr("").i32(0).str() + wire::msg('S').str();
+  const auto f = scan_frontend(client, fc, tx, 1 << 20, nullptr, nullptr, 16 * 1024, nullptr, &t);
+  CHECK(f.forward == client.size());
+  CHECK(tx.outstanding == 2);
+  CHECK(sink.calls == 2);
+  backend_context context;
+  context.statements = &t;
+  context.inspect_limit = 16 * 1024;
+  const std::string server = wire::msg('C').cstr("SELECT 4").str() + wire::msg('Z').bytes("I").str() +
+                             wire::msg('1').str() + wire::msg('2').str() + wire::msg('C').cstr("SELECT 1").str() +
+                             wire::msg('Z').bytes("I").str();
+  // The second CommandComplete arrives in two reads: it is waited for whole.
+  const auto split = server.size() - 6 - 4;
+  const auto b1 = scan_backend(std::string_view(server).substr(0, split), bc, tx, false, context);
+  CHECK(b1.stop == scan_stop::need_more);
+  CHECK(b1.forward < split);
+  const auto rest = server.substr(b1.forward);
+  const auto b2 = scan_backend(rest, bc, tx, false, context);
+  CHECK(b2.forward == rest.size());
+  const auto first = take(t);
+  const auto second = take(t);
+  CHECK(first.fingerprint == statement_fingerprint("select a from t where id = ?"));
+  CHECK(first.rows == 4);
+  CHECK(second.fingerprint == statement_fingerprint("select ?::int"));
+  CHECK(second.rows == 1);
+}
+
+}  // TEST_SUITE
