@@ -36,6 +36,11 @@ constexpr bool tag_start(char c) noexcept {
 constexpr bool tag_char(char c) noexcept { return tag_start(c) || is_digit(c); }
 constexpr bool word_char(char c) noexcept { return tag_char(c) || c == '$'; }
 constexpr bool utf8_continuation(char c) noexcept { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+// The length of the character a lead byte starts; 1 for any other byte.
+constexpr std::size_t utf8_length(char c) noexcept {
+  const auto b = static_cast<unsigned char>(c);
+  return b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+}
 
 // The hash, fed in pieces: FNV-1a over the bytes, whatever the pieces.
 struct hash_sink {
@@ -298,8 +303,11 @@ std::string normalize_statement(std::string_view sql, std::size_t max_bytes) {
   normalize_into(sql, sink);
   auto& out = sink.out;
   if (out.size() > max_bytes) {
+    // Back to the lead byte of the character the cut falls in. Where the text is not UTF-8
+    // (a continuation byte that no lead byte before it reaches), at max_bytes.
     std::size_t len = max_bytes;
-    for (int k = 0; k < 4 && len > 0 && utf8_continuation(out[len]); ++k) --len;
+    for (int k = 0; k < 3 && len > 0 && utf8_continuation(out[len]); ++k) --len;
+    if (len < max_bytes && utf8_length(out[len]) <= max_bytes - len) len = max_bytes;
     out.resize(len);
     while (!out.empty() && is_blank(out.back())) out.pop_back();
   }

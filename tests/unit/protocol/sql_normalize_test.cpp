@@ -208,3 +208,10 @@ TEST_CASE("the fingerprint is the hash of the whole normalised text and never 0"
   CHECK(statement_fingerprint("select 1") != statement_fingerprint("select a"));
   CHECK(statement_fingerprint("select a") != statement_fingerprint("select b"));
 }
+
+TEST_CASE("a cut in a text that is not UTF-8 keeps max_bytes") {
+  // A stray continuation byte after ASCII: no character to keep whole, nothing more is dropped.
+  CHECK(normalize_statement("selec\xac, 1", 5) == "selec");
+  CHECK(normalize_statement("selec\xac\xac\xac\xac", 8) == "selec\xac\xac\xac");
+  CHECK(normalize_statement("sel\xc3\xa9\xa9", 5) == "sel\xc3\xa9");
+}
