@@ -17,24 +17,38 @@
 // identifier loses its trailing blanks.
 #include "pgmux/protocol/sql_normalize.hpp"
 
+#include <array>
+#include <bit>
+#include <cstring>
+
 namespace pgmux::protocol {
 namespace {
 
-constexpr std::uint64_t fnv_offset = 14695981039346656037ull;
-constexpr std::uint64_t fnv_prime = 1099511628211ull;
+// What each byte can be, as bits: a table lookup instead of a chain of comparisons.
+enum : unsigned char { blank_bit = 1, letter_bit = 2, digit_bit = 4, dollar_bit = 8, hex_bit = 16 };
+constexpr auto byte_classes = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    unsigned char k = 0;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') k |= blank_bit;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80) k |= letter_bit;
+    if (c >= '0' && c <= '9') k |= digit_bit | hex_bit;
+    if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) k |= hex_bit;
+    if (c == '$') k |= dollar_bit;
+    t[static_cast<std::size_t>(c)] = k;
+  }
+  return t;
+}();
+constexpr bool has(char c, unsigned char bits) noexcept { return (byte_classes[static_cast<unsigned char>(c)] & bits) != 0; }
 
 constexpr char fold(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-constexpr bool is_blank(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-constexpr bool is_hex(char c) noexcept { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+constexpr bool is_blank(char c) noexcept { return has(c, blank_bit); }
+constexpr bool is_digit(char c) noexcept { return has(c, digit_bit); }
+constexpr bool is_hex(char c) noexcept { return has(c, hex_bit); }
 // A dollar quote's tag: like a word, without '$'.
-constexpr bool tag_start(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || static_cast<unsigned char>(c) >= 0x80;
-}
-constexpr bool tag_char(char c) noexcept { return tag_start(c) || is_digit(c); }
-constexpr bool word_char(char c) noexcept { return tag_char(c) || c == '$'; }
+constexpr bool tag_start(char c) noexcept { return has(c, letter_bit); }
+constexpr bool tag_char(char c) noexcept { return has(c, letter_bit | digit_bit); }
+constexpr bool word_char(char c) noexcept { return has(c, letter_bit | digit_bit | dollar_bit); }
 constexpr bool utf8_continuation(char c) noexcept { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 // The length of the character a lead byte starts; 1 for any other byte.
 constexpr std::size_t utf8_length(char c) noexcept {
@@ -42,16 +56,61 @@ constexpr std::size_t utf8_length(char c) noexcept {
   return b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
 }
 
-// The hash, fed in pieces: FNV-1a over the bytes, whatever the pieces.
-struct hash_sink {
-  std::uint64_t h = fnv_offset;
+// The hash, fed in pieces of any size: the bytes gathered into 64-bit words, each word mixed
+// into the state (a multiply and a rotation: one short dependency chain per 8 bytes), then
+// the length and a final avalanche. Only the byte sequence counts, not how it was cut.
+class hash_sink {
+ public:
   static constexpr bool full() noexcept { return false; }
-  void put(char c) noexcept { h = (h ^ static_cast<unsigned char>(c)) * fnv_prime; }
+  void put(char c) noexcept {
+    word_ |= std::uint64_t{static_cast<unsigned char>(c)} << shift_;
+    shift_ += 8;
+    if (shift_ == 64) flush();
+  }
   void put(std::string_view s) noexcept {
-    for (const char c : s) put(c);
+    std::size_t k = 0;
+    while (k < s.size() && shift_ != 0) put(s[k++]);
+    for (; k + 8 <= s.size(); k += 8) {  // whole words while aligned on one
+      std::uint64_t w;
+      std::memcpy(&w, s.data() + k, 8);
+      if constexpr (std::endian::native == std::endian::big) w = byteswap(w);
+      length_ += 8;
+      mix(w);
+    }
+    for (; k < s.size(); ++k) put(s[k]);
   }
   void put_folded(std::string_view s) noexcept {
     for (const char c : s) put(fold(c));
+  }
+  std::uint64_t value() const noexcept {
+    // The last word, zero-padded, then the length, which tells "a" from "a\0".
+    std::uint64_t h = std::rotl(state_ ^ (word_ * 0x9E3779B97F4A7C15ull), 29) * 0xBF58476D1CE4E5B9ull;
+    h ^= length_ + shift_ / 8;
+    h ^= h >> 33;  // MurmurHash3's finaliser
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return h != 0 ? h : 1;
+  }
+
+ private:
+  std::uint64_t state_ = 0x243F6A8885A308D3ull;
+  std::uint64_t word_ = 0;
+  std::uint64_t length_ = 0;  // bytes in whole words mixed
+  unsigned shift_ = 0;
+
+  static std::uint64_t byteswap(std::uint64_t w) noexcept {
+    std::uint64_t r = 0;
+    for (int b = 0; b < 8; ++b) r |= ((w >> (8 * b)) & 0xFF) << (8 * (7 - b));
+    return r;
+  }
+  void mix(std::uint64_t w) noexcept { state_ = std::rotl(state_ ^ (w * 0x9E3779B97F4A7C15ull), 29) * 0xBF58476D1CE4E5B9ull; }
+  void flush() noexcept {
+    length_ += 8;
+    mix(word_);
+    word_ = 0;
+    shift_ = 0;
   }
 };
 
@@ -104,8 +163,27 @@ std::size_t skip_gap(const char* s, std::size_t n, std::size_t i) noexcept {
   return i < n ? i : n;
 }
 
-bool gap_at(const char* s, std::size_t n, std::size_t i) noexcept {
-  return is_blank(s[i]) || (i + 1 < n && ((s[i] == '-' && s[i + 1] == '-') || (s[i] == '/' && s[i + 1] == '*')));
+// A comment starts at `i` (a '-' or '/' there).
+bool comment_at(const char* s, std::size_t n, std::size_t i) noexcept {
+  return i + 1 < n && s[i + 1] == (s[i] == '-' ? '-' : '*');
+}
+
+// The semicolons held back from `from` (with blanks and comments between them, `gap` before
+// the first), written once a token follows them.
+template <class Sink>
+void write_held(Sink& out, const char* s, std::size_t n, std::size_t from, std::size_t to, bool gap, bool& written) {
+  for (std::size_t j = from; j < to;) {
+    if (s[j] == ';') {
+      if (gap && written) out.put(' ');
+      out.put(';');
+      written = true;
+      gap = false;
+      ++j;
+    } else {
+      j = skip_gap(s, n, j);  // only blanks and comments lie between them
+      gap = true;
+    }
+  }
 }
 
 // Past a string whose body starts at `i`: '' is a quote inside it (`doubled`), and with
@@ -186,20 +264,8 @@ void normalize_into(std::string_view sql, Sink& out) {
 
   // Before the token at `at`: the held semicolons, then a space if the text had a gap.
   auto begin_token = [&](std::size_t at) {
-    if (held != none) {
-      bool g = held_gap;
-      for (std::size_t j = held; j < at;) {
-        if (s[j] == ';') {
-          if (g && written) out.put(' ');
-          out.put(';');
-          written = true;
-          g = false;
-          ++j;
-        } else {
-          j = skip_gap(s, n, j);  // only blanks and comments lie between them
-          g = true;
-        }
-      }
+    if (held != none) [[unlikely]] {
+      write_held(out, s, n, held, at, held_gap, written);
       held = none;
     }
     if (gap && written) out.put(' ');
@@ -214,7 +280,11 @@ void normalize_into(std::string_view sql, Sink& out) {
   std::size_t i = 0;
   while (i < n && !out.full()) {
     const char c = s[i];
-    if (gap_at(s, n, i)) {
+    if (is_blank(c)) {
+      ++i;
+      while (i < n && is_blank(s[i])) ++i;
+      gap = true;
+    } else if ((c == '-' || c == '/') && comment_at(s, n, i)) {
       i = skip_gap(s, n, i);
       gap = true;
     } else if (c == ';') {
@@ -317,13 +387,13 @@ std::string normalize_statement(std::string_view sql, std::size_t max_bytes) {
 std::uint64_t statement_fingerprint(std::string_view sql) noexcept {
   hash_sink sink;
   normalize_into(sql, sink);
-  return sink.h != 0 ? sink.h : 1;
+  return sink.value();
 }
 
 std::uint64_t fingerprint_of_normalized(std::string_view normalized) noexcept {
   hash_sink sink;
   sink.put(normalized);
-  return sink.h != 0 ? sink.h : 1;
+  return sink.value();
 }
 
 }  // namespace pgmux::protocol
