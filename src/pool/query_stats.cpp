@@ -73,20 +73,23 @@ bool query_table::record(std::uint64_t fingerprint, const query_outcome& outcome
 }
 
 std::vector<query_entry> query_table::top_by_total_time(std::size_t limit) const {
-  std::vector<query_entry> copy;
-  {
-    std::lock_guard lock(mu_);
-    copy.assign(entries_.begin(), entries_.end());
-  }
-  const auto before = [](const query_entry& a, const query_entry& b) {
-    if (a.total_ns != b.total_ns) return a.total_ns > b.total_ns;
-    if (a.calls != b.calls) return a.calls > b.calls;
-    return a.fingerprint < b.fingerprint;  // a stable order for equal figures
+  // Ranked by reference, and only the top copied, under the lock: the relay of every worker
+  // waits on it, and the table may hold thousands of long texts.
+  std::vector<const query_entry*> ranked;
+  std::lock_guard lock(mu_);
+  ranked.reserve(entries_.size());
+  for (const auto& e : entries_) ranked.push_back(&e);
+  const auto before = [](const query_entry* a, const query_entry* b) {
+    if (a->total_ns != b->total_ns) return a->total_ns > b->total_ns;
+    if (a->calls != b->calls) return a->calls > b->calls;
+    return a->fingerprint < b->fingerprint;  // a stable order for equal figures
   };
-  const std::size_t kept = std::min(limit, copy.size());
-  std::partial_sort(copy.begin(), copy.begin() + static_cast<std::ptrdiff_t>(kept), copy.end(), before);
-  copy.resize(kept);
-  return copy;
+  const std::size_t kept = std::min(limit, ranked.size());
+  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(kept), ranked.end(), before);
+  std::vector<query_entry> top;
+  top.reserve(kept);
+  for (std::size_t i = 0; i < kept; ++i) top.push_back(*ranked[i]);
+  return top;
 }
 
 query_totals query_table::totals() const {

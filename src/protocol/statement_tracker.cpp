@@ -135,6 +135,8 @@ bool statement_tracker::take_answered(answered_request& out) noexcept {
 void statement_tracker::forget_in_flight() noexcept {
   head_ = count_ = answered_ = dropped_ = 0;
   batch_ = 0;
+  sink = nullptr;  // the relay sets both for the client it serves next
+  names = nullptr;
 }
 
 void statement_tracker::push(std::uint64_t fingerprint) {

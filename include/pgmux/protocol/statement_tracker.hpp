@@ -69,7 +69,7 @@ class statement_tracker {
   void on_backend(char tag, std::string_view body) noexcept;
   // The oldest answered request, in the order answered; false when none is left.
   bool take_answered(answered_request& out) noexcept;
-  // A new lease, or the connection was cleaned up: nothing in flight is the new client's.
+  // A new lease: nothing in flight (nor the sink and names) is the new client's.
   void forget_in_flight() noexcept;
   std::size_t in_flight() const noexcept { return count_ + dropped_; }
 

@@ -45,7 +45,8 @@ class query_sink final : public protocol::statement_sink {
  public:
   explicit query_sink(pgmux::pool::query_table& table) : table_(table) {}
   void seen(std::uint64_t fingerprint, std::string_view sql) override {
-    table_.ensure(fingerprint, sql, std::chrono::system_clock::now());
+    // Usually known: then neither the clock nor the normaliser is needed.
+    if (!table_.contains(fingerprint)) table_.ensure(fingerprint, sql, std::chrono::system_clock::now());
   }
 
  private:
