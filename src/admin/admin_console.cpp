@@ -240,6 +240,9 @@ admin_reply show_config(router& routes) {
   add("pool_defaults.max_prepared_statements", std::to_string(d.max_prepared_statements));
   add("pool_defaults.session_state", config::to_string(d.session_state));
   add("pool_defaults.max_replication_connections", std::to_string(d.max_replication_connections));
+  add("pool_defaults.query_stats.max_entries", std::to_string(d.query_stats.max_entries));
+  add("pool_defaults.query_stats.metrics", d.query_stats.metrics ? "true" : "false");
+  add("pool_defaults.query_stats.metrics_top", std::to_string(d.query_stats.metrics_top));
   return r;
 }
 

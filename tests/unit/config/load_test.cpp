@@ -1010,4 +1010,41 @@ TEST_CASE("DSN TLS files are read at load and checked") {
   }
 }
 
+
+TEST_CASE("query_stats is read per pool, inherited from pool_defaults and checked") {
+  SUBCASE("defaults") {
+    const auto r = load_config_text(with_db(""));
+    REQUIRE(r.cfg);
+    CHECK(r.cfg->pool_defaults.query_stats.max_entries == 5000);
+    CHECK_FALSE(r.cfg->pool_defaults.query_stats.metrics);
+    CHECK(r.cfg->pool_defaults.query_stats.metrics_top == 20);
+  }
+  SUBCASE("set in pool_defaults, overridden per database") {
+    const auto r = load_config_text(R"({"pool_defaults": {"query_stats": {"max_entries": 10, "metrics": true}},
+      "databases": {"a": {"dsn": "host=h"}, "b": {"dsn": "host=h", "pool": {"query_stats": {"max_entries": 0}}}}})");
+    INFO(format_errors(r.errors));
+    REQUIRE(r.cfg);
+    const auto& a = r.cfg->databases.at("a").pool.query_stats;
+    const auto& b = r.cfg->databases.at("b").pool.query_stats;
+    CHECK(a.max_entries == 10);
+    CHECK(a.metrics);
+    CHECK(b.max_entries == 0);
+    CHECK(b.metrics);  // inherited: a database's query_stats keys override one by one
+  }
+  SUBCASE("not an object") { refused_at(with_db(R"("pool_defaults": {"query_stats": true})"), "/pool_defaults/query_stats"); }
+  SUBCASE("unknown key") {
+    refused_at(with_db(R"("pool_defaults": {"query_stats": {"entries": 5}})"), "/pool_defaults/query_stats/entries");
+  }
+  SUBCASE("max_entries out of range") {
+    refused_at(with_db(R"("pool_defaults": {"query_stats": {"max_entries": 2000000}})"),
+               "/pool_defaults/query_stats/max_entries");
+  }
+  SUBCASE("metrics_top zero") {
+    refused_at(with_db(R"("pool_defaults": {"query_stats": {"metrics_top": 0}})"), "/pool_defaults/query_stats/metrics_top");
+  }
+  SUBCASE("metrics not a bool") {
+    refused_at(with_db(R"("pool_defaults": {"query_stats": {"metrics": "yes"}})"), "/pool_defaults/query_stats/metrics");
+  }
+}
+
 }  // TEST_SUITE
