@@ -132,6 +132,19 @@ bool statement_tracker::take_answered(answered_request& out) noexcept {
   return true;
 }
 
+void statement_tracker::ignored_syncs(std::size_t count) noexcept {
+  for (; count > 0; --count) {
+    if (dropped_ > 0) {
+      --dropped_;
+      continue;
+    }
+    if (count_ == answered_) return;  // nothing unanswered left to take back
+    const auto& newest = ring_[(head_ + count_ - 1) & (ring_.size() - 1)];
+    if (batch_ == 0) batch_ = newest.fingerprint;
+    --count_;
+  }
+}
+
 void statement_tracker::forget_in_flight() noexcept {
   head_ = count_ = answered_ = dropped_ = 0;
   batch_ = 0;

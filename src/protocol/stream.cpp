@@ -362,6 +362,7 @@ scan_result scan_backend(std::string_view buffered, stream_cursor& cursor, tx_tr
         tx.copy_extended = tx.last_request_extended;
         tx.outstanding -= tx.syncs_since_request;  // those reach the server during the COPY: ignored
         if (tx.outstanding < 0) tx.outstanding = 0;
+        if (prepared.statements) prepared.statements->ignored_syncs(static_cast<std::size_t>(tx.syncs_since_request));
         tx.syncs_since_request = 0;
         tx.copy_ended_early = false;
         break;

@@ -67,6 +67,10 @@ class statement_tracker {
   void on_frontend(char tag, std::string_view body);
   // A server message passes to the client (`body` empty when not buffered whole).
   void on_backend(char tag, std::string_view body) noexcept;
+  // The server said a COPY FROM STDIN started: the `count` newest Syncs reached it during the
+  // COPY and are ignored (no ReadyForQuery answers them). The statement of the batch whose
+  // Execute started the COPY goes with the Sync that ends it instead.
+  void ignored_syncs(std::size_t count) noexcept;
   // The oldest answered request, in the order answered; false when none is left.
   bool take_answered(answered_request& out) noexcept;
   // A new lease: nothing in flight (nor the sink and names) is the new client's.

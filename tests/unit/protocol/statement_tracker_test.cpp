@@ -10,6 +10,8 @@
 // - past max_in_flight the newer requests are not known, and the order still holds
 // - a new lease forgets what was in flight; statement names stay with the client
 // - Close of a named statement forgets its SQL; names are made only at the first Parse or Bind
+// - COPY FROM STDIN by Execute: the Sync the server ignores during the COPY is taken back, and
+//   the COPY counts once, with its rows, at the Sync that follows CopyDone
 // - command_rows reads SELECT, INSERT, UPDATE, DELETE, MERGE, FETCH, MOVE and COPY tags
 // - through the scans: a simple query and a prepared statement are recorded per request, the
 //   CommandComplete of a second request split across reads counts for that request
@@ -227,6 +229,38 @@ TEST_CASE("through the scans each request is recorded with its own rows") {
   CHECK(first.rows == 4);
   CHECK(second.fingerprint == statement_fingerprint("select ?::int"));
   CHECK(second.rows == 1);
+}
+
+TEST_CASE("an extended COPY FROM STDIN counts once at the Sync after CopyDone") {
+  recording_sink sink;
+  std::unique_ptr<statement_names> names;
+  statement_tracker t;
+  t.sink = &sink;
+  t.names = &names;
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  const std::string start = wire::msg('P').cstr("").cstr("copy t from stdin").i16(0).str() +
+                            wire::msg('B').cstr("").cstr("").i16(0).i16(0).i16(0).str() +
+                            wire::msg('E').cstr("").i32(0).str() + wire::msg('S').str();
+  REQUIRE(scan_frontend(start, fc, tx, 1 << 20, nullptr, nullptr, 16 * 1024, nullptr, &t).forward == start.size());
+  CHECK(t.in_flight() == 1);
+  backend_context context;
+  context.statements = &t;
+  context.inspect_limit = 16 * 1024;
+  const std::string copy_in = wire::msg('1').str() + wire::msg('2').str() +
+                              wire::msg('G').i8(0).i16(0).str();
+  REQUIRE(scan_backend(copy_in, bc, tx, false, context).forward == copy_in.size());
+  CHECK(tx.outstanding == 0);
+  CHECK(t.in_flight() == 0);  // that Sync reached the server during the COPY: no answer comes
+  const std::string data = wire::msg('d').bytes("1\n").str() + wire::msg('c').str() + wire::msg('S').str();
+  REQUIRE(scan_frontend(data, fc, tx, 1 << 20, nullptr, nullptr, 16 * 1024, nullptr, &t).forward == data.size());
+  const std::string done = wire::msg('C').cstr("COPY 1").str() + wire::msg('Z').bytes("I").str();
+  REQUIRE(scan_backend(done, bc, tx, false, context).forward == done.size());
+  const auto r = take(t);
+  CHECK(r.fingerprint == statement_fingerprint("copy t from stdin"));
+  CHECK(r.rows == 1);
+  answered_request none;
+  CHECK_FALSE(t.take_answered(none));
 }
 
 }  // TEST_SUITE
