@@ -17,6 +17,8 @@
 // identifier loses its trailing blanks.
 #include "pgmux/protocol/sql_normalize.hpp"
 
+#include "pgmux/protocol/sql_inspect.hpp"
+
 #include <array>
 #include <bit>
 #include <cstring>
@@ -133,34 +135,9 @@ struct string_sink {
   }
 };
 
-// Past the blanks and comments at `i`.
+// Past the blanks and comments at `i`, as the lexer of sql_inspect skips them.
 std::size_t skip_gap(const char* s, std::size_t n, std::size_t i) noexcept {
-  while (i < n) {
-    const char c = s[i];
-    if (is_blank(c)) {
-      ++i;
-    } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
-      i += 2;
-      while (i < n && s[i] != '\n') ++i;
-    } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-      int depth = 1;  // PostgreSQL's block comments nest
-      i += 2;
-      while (i < n && depth > 0) {
-        if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
-          --depth;
-          i += 2;
-        } else {
-          ++i;
-        }
-      }
-    } else {
-      break;
-    }
-  }
-  return i < n ? i : n;
+  return skip_blanks_and_comments(std::string_view(s, n), i);
 }
 
 // A comment starts at `i` (a '-' or '/' there).
