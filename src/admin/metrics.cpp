@@ -321,11 +321,7 @@ class collector {
       for (const auto& e : pools[i]->queries().top_by_total_time(qs.metrics_top)) {
         char id[24];
         std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(e.fingerprint));
-        // Long statements are cut in the label (on a UTF-8 character's start): the queryid
-        // tells them apart.
-        std::size_t cut = std::min<std::size_t>(e.text.size(), 200);
-        while (cut > 0 && cut < e.text.size() && (static_cast<unsigned char>(e.text[cut]) & 0xC0) == 0x80) --cut;
-        const auto query = e.text.substr(0, cut);
+        const auto query = text::utf8_label_value(e.text, 200);
         for (std::size_t k = 0; k < std::size(per_statement_defs); ++k) {
           auto m = pool_sample(snaps[i], per_statement_defs[k].value(e));
           m.labels.push_back({"queryid", id});

@@ -82,6 +82,32 @@ const char* type_name(metric_type t) {
 }  // namespace
 
 std::string escape_label_value(std::string_view v) { return escape<true>(v); }
+
+// A statement's text as a label value: valid UTF-8 (clients may send any bytes in identifiers;
+// one invalid label would fail the whole scrape), each byte of a broken sequence a '?', cut to
+// `max_bytes` on a character's end. The queryid tells statements cut alike apart.
+std::string utf8_label_value(std::string_view text, std::size_t max_bytes) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = lead < 0x80 ? 1 : lead >= 0xC2 && lead < 0xE0 ? 2 : lead >= 0xE0 && lead < 0xF0 ? 3 : lead >= 0xF0 && lead < 0xF5 ? 4 : 0;
+    for (std::size_t k = 1; k < length; ++k)
+      if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) length = 0;
+    if (length > 2) {  // no overlong forms, surrogates or code points past U+10FFFF
+      const auto second = static_cast<unsigned char>(text[i + 1]);
+      if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) || (lead == 0xF0 && second < 0x90) ||
+          (lead == 0xF4 && second > 0x8F))
+        length = 0;
+    }
+    const std::size_t take = length == 0 ? 1 : length;
+    if (out.size() + take > max_bytes) break;
+    if (length == 0) out += '?';
+    else out.append(text.substr(i, length));
+    i += take;
+  }
+  return out;
+}
+
 std::string escape_help(std::string_view v) { return escape<false>(v); }
 
 void serialize(const std::vector<family>& families, std::string& out) {

@@ -22,8 +22,11 @@ std::size_t query_table::max_entries() const {
 }
 
 bool query_table::contains(std::uint64_t fingerprint) const {
+  if (known_slot(fingerprint).load(std::memory_order_relaxed) == fingerprint) return true;
   std::lock_guard lock(mu_);
-  return index_.find(fingerprint) != index_.end();
+  if (index_.find(fingerprint) == index_.end()) return false;
+  known_slot(fingerprint).store(fingerprint, std::memory_order_relaxed);
+  return true;
 }
 
 void query_table::ensure(std::uint64_t fingerprint, std::string_view sql, std::chrono::system_clock::time_point now) {
@@ -49,6 +52,7 @@ void query_table::ensure(std::uint64_t fingerprint, std::string_view sql, std::c
     throw;
   }
   evict_over(max_entries_);
+  if (index_.count(fingerprint) != 0) known_slot(fingerprint).store(fingerprint, std::memory_order_relaxed);
 }
 
 bool query_table::record(std::uint64_t fingerprint, const query_outcome& outcome,
@@ -58,7 +62,10 @@ bool query_table::record(std::uint64_t fingerprint, const query_outcome& outcome
   if (outcome.error) ++totals_.errors;
   totals_.total_ns += outcome.duration_ns;
   const auto found = index_.find(fingerprint);
-  if (found == index_.end()) return false;
+  if (found == index_.end()) {
+    unknow(fingerprint);  // evicted meanwhile: its next request adds it again
+    return false;
+  }
   const auto it = found->second;
   auto& e = *it;
   if (e.calls == 0 || outcome.duration_ns < e.min_ns) e.min_ns = outcome.duration_ns;
@@ -103,11 +110,13 @@ void query_table::clear() {
   std::lock_guard lock(mu_);
   index_.clear();
   entries_.clear();
+  for (auto& slot : known_) slot.store(0, std::memory_order_relaxed);
 }
 
 void query_table::evict_over(std::size_t bound) {
   while (entries_.size() > bound) {
     index_.erase(entries_.back().fingerprint);
+    unknow(entries_.back().fingerprint);
     entries_.pop_back();
     ++totals_.evictions;
   }

@@ -22,6 +22,7 @@
 #include <array>
 #include <bit>
 #include <cstring>
+#include <random>
 
 namespace pgmux::protocol {
 namespace {
@@ -58,16 +59,40 @@ constexpr std::size_t utf8_length(char c) noexcept {
   return b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
 }
 
-// The hash, fed in pieces of any size: the bytes gathered into 64-bit words, each word mixed
-// into the state (a multiply and a rotation: one short dependency chain per 8 bytes), then
-// the length and a final avalanche. Only the byte sequence counts, not how it was cut.
+// The hash: SipHash-1-3 under a key drawn once per process, fed in pieces of any size (only the
+// byte sequence counts, not how it was cut). Keyed, so that no client can craft SQL whose
+// fingerprint is another statement's and have its calls, or its text, stand for that one.
+struct sip_key {
+  std::uint64_t k0, k1;
+};
+const sip_key& process_key() {
+  static const sip_key key = [] {
+    std::random_device random;  // getrandom(): once per process
+    auto word = [&] { return (std::uint64_t{random()} << 32) | random(); };
+    return sip_key{word(), word()};
+  }();
+  return key;
+}
+
 class hash_sink {
  public:
+  hash_sink() noexcept {
+    const auto& key = process_key();
+    v0_ = key.k0 ^ 0x736f6d6570736575ull;
+    v1_ = key.k1 ^ 0x646f72616e646f6dull;
+    v2_ = key.k0 ^ 0x6c7967656e657261ull;
+    v3_ = key.k1 ^ 0x7465646279746573ull;
+  }
   static constexpr bool full() noexcept { return false; }
   void put(char c) noexcept {
     word_ |= std::uint64_t{static_cast<unsigned char>(c)} << shift_;
     shift_ += 8;
-    if (shift_ == 64) flush();
+    ++length_;
+    if (shift_ == 64) {
+      compress(word_);
+      word_ = 0;
+      shift_ = 0;
+    }
   }
   void put(std::string_view s) noexcept {
     std::size_t k = 0;
@@ -77,7 +102,7 @@ class hash_sink {
       std::memcpy(&w, s.data() + k, 8);
       if constexpr (std::endian::native == std::endian::big) w = byteswap(w);
       length_ += 8;
-      mix(w);
+      compress(w);
     }
     for (; k < s.size(); ++k) put(s[k]);
   }
@@ -85,21 +110,21 @@ class hash_sink {
     for (const char c : s) put(fold(c));
   }
   std::uint64_t value() const noexcept {
-    // The last word, zero-padded, then the length, which tells "a" from "a\0".
-    std::uint64_t h = std::rotl(state_ ^ (word_ * 0x9E3779B97F4A7C15ull), 29) * 0xBF58476D1CE4E5B9ull;
-    h ^= length_ + shift_ / 8;
-    h ^= h >> 33;  // MurmurHash3's finaliser
-    h *= 0xFF51AFD7ED558CCDull;
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ull;
-    h ^= h >> 33;
-    return h != 0 ? h : 1;
+    hash_sink h = *this;
+    const std::uint64_t last = (length_ << 56) | h.word_;
+    h.compress(last);
+    h.v2_ ^= 0xff;
+    h.round();
+    h.round();
+    h.round();
+    const std::uint64_t out = h.v0_ ^ h.v1_ ^ h.v2_ ^ h.v3_;
+    return out != 0 ? out : 1;
   }
 
  private:
-  std::uint64_t state_ = 0x243F6A8885A308D3ull;
+  std::uint64_t v0_, v1_, v2_, v3_;
   std::uint64_t word_ = 0;
-  std::uint64_t length_ = 0;  // bytes in whole words mixed
+  std::uint64_t length_ = 0;
   unsigned shift_ = 0;
 
   static std::uint64_t byteswap(std::uint64_t w) noexcept {
@@ -107,12 +132,22 @@ class hash_sink {
     for (int b = 0; b < 8; ++b) r |= ((w >> (8 * b)) & 0xFF) << (8 * (7 - b));
     return r;
   }
-  void mix(std::uint64_t w) noexcept { state_ = std::rotl(state_ ^ (w * 0x9E3779B97F4A7C15ull), 29) * 0xBF58476D1CE4E5B9ull; }
-  void flush() noexcept {
-    length_ += 8;
-    mix(word_);
-    word_ = 0;
-    shift_ = 0;
+  void round() noexcept {
+    v0_ += v1_;
+    v1_ = std::rotl(v1_, 13) ^ v0_;
+    v0_ = std::rotl(v0_, 32);
+    v2_ += v3_;
+    v3_ = std::rotl(v3_, 16) ^ v2_;
+    v0_ += v3_;
+    v3_ = std::rotl(v3_, 21) ^ v0_;
+    v2_ += v1_;
+    v1_ = std::rotl(v1_, 17) ^ v2_;
+    v2_ = std::rotl(v2_, 32);
+  }
+  void compress(std::uint64_t m) noexcept {
+    v3_ ^= m;
+    round();
+    v0_ ^= m;
   }
 };
 

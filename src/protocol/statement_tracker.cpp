@@ -1,6 +1,7 @@
 // Statements of the requests in flight, for per-query statistics.
 #include "pgmux/protocol/statement_tracker.hpp"
 
+#include "pgmux/protocol/sql_inspect.hpp"
 #include "pgmux/protocol/sql_normalize.hpp"
 
 namespace pgmux::protocol {
@@ -39,6 +40,69 @@ std::uint64_t command_rows(std::string_view tag) noexcept {
   return rows;
 }
 
+void statement_names::define(std::string_view name, std::uint64_t fingerprint) {
+  name = name.substr(0, max_name);
+  if (const auto found = named.find(name); found != named.end()) {
+    found->second = fingerprint;
+    return;
+  }
+  if (named.size() >= max_named) named.erase(named.begin());  // a bound, not a policy: rarely met
+  named.emplace(name, fingerprint);
+}
+
+std::uint64_t statement_names::find(std::string_view name) const noexcept {
+  const auto found = named.find(name.substr(0, max_name));
+  return found == named.end() ? 0 : found->second;
+}
+
+void statement_names::note_query(std::string_view sql) {
+  // One word after blanks and comments, folded; a quoted name as written.
+  std::size_t at = 0;
+  auto word = [&](bool quoted_ok) -> std::string {
+    at = skip_blanks_and_comments(sql, at);
+    std::string w;
+    if (quoted_ok && at < sql.size() && sql[at] == '"') {
+      for (++at; at < sql.size() && w.size() <= max_name; ++at) {
+        if (sql[at] == '"') {
+          if (at + 1 < sql.size() && sql[at + 1] == '"') {
+            w += '"';
+            ++at;
+            continue;
+          }
+          ++at;
+          break;
+        }
+        w += sql[at];
+      }
+      return w;
+    }
+    for (; at < sql.size() && w.size() <= max_name; ++at) {
+      const char c = sql[at];
+      const bool part = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '$' || static_cast<unsigned char>(c) >= 0x80;
+      if (!part) break;
+      w += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    return w;
+  };
+  const auto first = word(false);
+  if (first == "discard") {
+    if (word(false) == "all") {
+      named.clear();
+      unnamed_statement = 0;
+    }
+    return;
+  }
+  if (first != "deallocate") return;
+  // DEALLOCATE [PREPARE] { name | ALL }: "prepare" alone is a statement's name.
+  auto name = word(true);
+  if (name == "prepare") {
+    if (auto next = word(true); !next.empty()) name = std::move(next);
+  }
+  if (name == "all") named.clear();
+  else if (!name.empty()) forget(name);
+}
+
 void statement_tracker::on_frontend(char tag, std::string_view body) {
   switch (tag) {
     case 'Q': {
@@ -46,6 +110,11 @@ void statement_tracker::on_frontend(char tag, std::string_view body) {
       const auto fingerprint = statement_fingerprint(sql);
       if (sink) sink->seen(fingerprint, sql);
       push(fingerprint);
+      if (names && *names) {
+        (*names)->unnamed_statement = 0;  // a simple Query destroys the unnamed statement
+        const auto start = skip_blanks_and_comments(sql, 0);
+        if (start < sql.size() && (sql[start] == 'd' || sql[start] == 'D')) (*names)->note_query(sql);
+      }
       break;
     }
     case 'P': {
@@ -55,13 +124,8 @@ void statement_tracker::on_frontend(char tag, std::string_view body) {
       const auto fingerprint = statement_fingerprint(sql);
       if (sink) sink->seen(fingerprint, sql);
       auto& known = client_names();
-      if (name.empty()) {
-        known.unnamed_statement = fingerprint;
-      } else if (const auto found = known.named.find(std::string(name)); found != known.named.end()) {
-        found->second = fingerprint;
-      } else if (known.named.size() < statement_names::max_named) {
-        known.named.emplace(name, fingerprint);
-      }
+      if (name.empty()) known.unnamed_statement = fingerprint;
+      else known.define(name, fingerprint);
       break;
     }
     case 'B': {
@@ -69,17 +133,13 @@ void statement_tracker::on_frontend(char tag, std::string_view body) {
       const auto portal = cstring(body, &rest);
       const auto statement = cstring(rest);
       auto& known = client_names();
-      std::uint64_t fingerprint = known.unnamed_statement;
-      if (!statement.empty()) {
-        const auto found = known.named.find(std::string(statement));
-        fingerprint = found == known.named.end() ? 0 : found->second;
-      }
+      const auto fingerprint = statement.empty() ? known.unnamed_statement : known.find(statement);
       (portal.empty() ? known.unnamed_portal : known.named_portal) = fingerprint;
       break;
     }
     case 'C':
       // Close of a named statement: its name may come back with other SQL (a Parse says so).
-      if (body.size() > 1 && body[0] == 'S' && names && *names) (*names)->named.erase(std::string(cstring(body.substr(1))));
+      if (body.size() > 1 && body[0] == 'S' && names && *names) (*names)->forget(cstring(body.substr(1)));
       break;
     case 'E':
       if (names && *names) batch_ = cstring(body).empty() ? (*names)->unnamed_portal : (*names)->named_portal;
@@ -106,9 +166,11 @@ void statement_tracker::on_backend(char tag, std::string_view body) noexcept {
   switch (tag) {
     case 'E':
       if (auto* r = current()) r->failed = true;
+      else batch_failed_ = true;
       break;
     case 'C':
       if (auto* r = current()) r->rows += command_rows(body);
+      else batch_rows_ += command_rows(body);
       break;
     case 'Z':
       if (answered_ < count_) {
@@ -141,13 +203,22 @@ void statement_tracker::ignored_syncs(std::size_t count) noexcept {
     if (count_ == answered_) return;  // nothing unanswered left to take back
     const auto& newest = ring_[(head_ + count_ - 1) & (ring_.size() - 1)];
     if (batch_ == 0) batch_ = newest.fingerprint;
+    batch_failed_ = batch_failed_ || newest.failed;
+    batch_rows_ += newest.rows;
     --count_;
   }
 }
 
-void statement_tracker::forget_in_flight() noexcept {
-  head_ = count_ = answered_ = dropped_ = 0;
+void statement_tracker::forget_requests(std::size_t unknown) noexcept {
+  head_ = count_ = answered_ = 0;
+  dropped_ = unknown;
   batch_ = 0;
+  batch_failed_ = false;
+  batch_rows_ = 0;
+}
+
+void statement_tracker::forget_in_flight() noexcept {
+  forget_requests(0);
   sink = nullptr;  // the relay sets both for the client it serves next
   names = nullptr;
 }
@@ -164,8 +235,10 @@ void statement_tracker::push(std::uint64_t fingerprint) {
     ring_ = std::move(bigger);
     head_ = 0;
   }
-  ring_[(head_ + count_) & (ring_.size() - 1)] = {fingerprint, false, 0};
+  ring_[(head_ + count_) & (ring_.size() - 1)] = {fingerprint, batch_failed_, batch_rows_};
   ++count_;
+  batch_failed_ = false;
+  batch_rows_ = 0;
 }
 
 statement_tracker::request* statement_tracker::current() noexcept {

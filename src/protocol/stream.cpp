@@ -104,14 +104,15 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     if (tag == 'H' && h.hdr.length != 4) return {pos, scan_stop::invalid, "malformed Flush"};
     if (tx.unsynced_extended && (tag == 'Q' || tag == 'F'))
       return {pos, scan_stop::invalid, "Query or FunctionCall before the Sync that ends an extended-protocol batch"};
-    if (statements && (tag == 'Q' || tag == 'P' || tag == 'B')) {
-      // Per-query statistics read the statement's text (or, for Bind, its names): held whole
-      // when it fits, so the same SQL always counts as the same statement.
-      const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
-      if (available < h.hdr.total() && h.hdr.total() <= inspect_limit) return {pos, scan_stop::need_more};
-      statements->on_frontend(tag, buffered.substr(pos + header_size, available - header_size));
-    } else if (statements && (tag == 'E' || tag == 'S' || tag == 'F' || tag == 'C')) {
-      const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
+    if (statements && (tag == 'Q' || tag == 'P' || tag == 'B' || tag == 'C')) {
+      // Per-query statistics read the statement's text (or, for Bind and Close, the names): held
+      // whole when it fits in the buffer, else its first statement_text_prefix bytes, so that the
+      // same SQL always counts as the same statement however the reads cut it.
+      const std::size_t wanted = h.hdr.total() <= inspect_limit
+                                     ? h.hdr.total()
+                                     : std::min(h.hdr.total(), header_size + statement_text_prefix);
+      if (buffered.size() - pos < wanted && wanted <= inspect_limit) return {pos, scan_stop::need_more};
+      const std::size_t available = std::min(buffered.size() - pos, wanted);
       statements->on_frontend(tag, buffered.substr(pos + header_size, available - header_size));
     }
     if (tag == 'Q' && (prepared || seen_sql || restorable)) {
@@ -182,8 +183,16 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
     switch (tag) {
       case 'X': return {pos, scan_stop::terminate};
       case 'Q': count_query(tx); break;
-      case 'F': note_request(tx); ++tx.outstanding; break;
+      case 'F':
+        note_request(tx);
+        ++tx.outstanding;
+        if (statements) statements->on_frontend('F', {});
+        break;
       case 'E':
+        if (statements) {
+          const std::size_t available = std::min(buffered.size() - pos, h.hdr.total());
+          statements->on_frontend('E', buffered.substr(pos + header_size, available - header_size));
+        }
         note_request(tx);
         tx.open_batch = true;
         tx.unsynced_extended = true;
@@ -197,6 +206,7 @@ scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_t
           break;
         }
         ++tx.outstanding;
+        if (statements) statements->on_frontend('S', {});
         if (!tx.copy_ended_early) {
           ++tx.syncs_since_request;
           if (tx.data_since_request) tx.syncs_after_data = true;

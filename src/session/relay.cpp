@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
@@ -147,6 +148,7 @@ protocol::scan_result scan_client_bytes(const client_side& client, server_connec
       remember_statement(server, client.buffer.view().substr(0, r.forward), first_header);
   }
   if (r.forward > 0 || r.stop == protocol::scan_stop::intercept) note_requests(server, before);
+  if (statements) statements->realign(static_cast<std::size_t>(std::max(server.tx().outstanding, 0)));
   return r;
 }
 
@@ -182,6 +184,7 @@ protocol::scan_result scan_server_bytes(const client_side& client, server_connec
   if (r.stop == protocol::scan_stop::invalid) server.mark_broken();
   server.figures.bytes_to_client += r.forward;
   note_responses(client, server, before, answered_before);
+  if (client.queries) server.statements.realign(static_cast<std::size_t>(std::max(server.tx().outstanding, 0)));
   // Session mode keeps the connection for long: its figures go out at every idle moment.
   if (!stop_when_idle && server.tx().answered != answered_before && server.tx().idle()) server.flush_figures();
   return r;

@@ -3,7 +3,8 @@
 //   extended-protocol query and a named prepared statement count under their SQL text, in
 //   transaction and in session pooling; errors and the rows of CommandComplete are counted
 // - no constant of a client's SQL (a password in a literal, a parameter) is shown anywhere
-// - max_entries bounds the table: the least recently used go, and the evictions are counted
+// - max_entries bounds the table: the least recently used go, and the evictions are counted; a
+//   reload to 0 empties it
 // - /metrics has aggregate figures only, unless query_stats.metrics is on: then the
 //   metrics_top statements of most total time, with queryid and query labels
 // - pgbench's statements are each counted once per transaction
@@ -148,6 +149,18 @@ TEST_CASE("max_entries bounds the table and the least recently used statements m
   const std::string labels = "{database=\"pgmux_test\",user=\"pgmux_test\"}";
   CHECK(metric_value(body, "pgmux_query_stats_evictions_total" + labels) == 7);
   CHECK(metric_value(body, "pgmux_query_stats_calls_total" + labels) == 11);
+
+  // A reload to max_entries 0 empties the table at once; the totals stay.
+  auto text = proxy.config_text();
+  const auto at = text.find("{\"max_entries\": 3}");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, std::string("{\"max_entries\": 3}").size(), "{\"max_entries\": 0}");
+  proxy.rewrite_config(text);
+  REQUIRE(console.exec("RELOAD").ok());
+  CHECK(wait_until([&] { return console.exec("SHOW QUERIES").rows() == 0; }, 5s));
+  const auto after = scrape_metrics(mport);
+  CHECK(metric_value(after, "pgmux_query_stats_entries" + labels) == 0);
+  CHECK(metric_value(after, "pgmux_query_stats_calls_total" + labels) == 11);
 }
 
 TEST_CASE("query_stats.metrics exports the top statements with their queryid and pgbench statements count once per transaction") {

@@ -42,6 +42,10 @@ struct family {
 std::string format_value(double v);
 // Label values escape backslash, double quote and newline; HELP text only backslash and newline.
 std::string escape_label_value(std::string_view v);
+// Any bytes (a statement's text) as a label value: valid UTF-8, each byte of a broken or
+// overlong sequence, surrogate or code point past U+10FFFF a '?' (one invalid label would fail
+// the whole scrape), cut to at most `max_bytes` on a character's end.
+std::string utf8_label_value(std::string_view text, std::size_t max_bytes);
 std::string escape_help(std::string_view v);
 
 // Appends the families in order: HELP, TYPE, then the samples (histograms as _bucket lines with

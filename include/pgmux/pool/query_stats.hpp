@@ -4,6 +4,8 @@
 // short lock; the relay records a statement once its request is answered.
 // Pure: the caller passes the times.
 #pragma once
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -55,7 +57,8 @@ class query_table {
   void set_max_entries(std::size_t max_entries);
   std::size_t max_entries() const;
 
-  // Whether `fingerprint` has an entry; cheap, for the relay to normalise a text only once.
+  // Whether `fingerprint` has an entry; for the relay to normalise a text only once. Usually
+  // answered from a small lock-free index of the known fingerprints, without the lock.
   bool contains(std::uint64_t fingerprint) const;
   // Makes sure `fingerprint` has an entry, normalising `sql` for its text if it has none
   // (evicting the least recently used one if the table is full). `now` is its first_seen.
@@ -76,6 +79,16 @@ class query_table {
   std::list<query_entry> entries_;  // most recently used first
   std::unordered_map<std::uint64_t, std::list<query_entry>::iterator> index_;
   query_totals totals_;
+  // Fingerprints known to have an entry, by their low bits (a miss only costs the lock).
+  static constexpr std::size_t known_slots = 1024;
+  mutable std::array<std::atomic<std::uint64_t>, known_slots> known_{};
+  std::atomic<std::uint64_t>& known_slot(std::uint64_t fingerprint) const noexcept {
+    return known_[fingerprint & (known_slots - 1)];
+  }
+  void unknow(std::uint64_t fingerprint) const noexcept {
+    auto expected = fingerprint;
+    known_slot(fingerprint).compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+  }
   void evict_over(std::size_t bound);
 };
 

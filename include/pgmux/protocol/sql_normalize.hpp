@@ -19,6 +19,8 @@ std::string normalize_statement(std::string_view sql, std::size_t max_bytes = 20
 
 // A 64-bit hash of the whole normalised text (not cut), computed in one pass without building
 // it: equal for texts whose normalised forms are equal. Never 0 (0 means "no statement").
+// Keyed (SipHash-1-3) with a key drawn at the process's start: nobody can choose SQL that
+// collides with another statement, and the values differ from one process to the next.
 std::uint64_t statement_fingerprint(std::string_view sql) noexcept;
 
 // The same hash of a text already normalised (uncut): statement_fingerprint(sql) ==

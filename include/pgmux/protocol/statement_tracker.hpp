@@ -43,13 +43,25 @@ std::uint64_t command_rows(std::string_view tag) noexcept;
 // What one client's Parses and Binds named: the client's (its names outlive a lease), made at its
 // first Parse or Bind, so that clients of the simple protocol pay nothing for it.
 struct statement_names {
-  // Named statements remembered at most: past it, statements of new names are not known
-  // (their executions count as fingerprint 0).
+  // Named statements remembered at most; a new one past it takes the place of another.
+  // DEALLOCATE, DISCARD ALL and Close forget them as PostgreSQL does. Names are kept to their
+  // first 63 bytes, as PostgreSQL truncates them.
   static constexpr std::size_t max_named = 4096;
+  static constexpr std::size_t max_name = 63;
   std::uint64_t unnamed_statement = 0;
   std::uint64_t unnamed_portal = 0;
   std::uint64_t named_portal = 0;  // the last Bind to a named portal (portals are not told apart)
-  std::unordered_map<std::string, std::uint64_t> named;
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const noexcept { return std::hash<std::string_view>{}(name); }
+  };
+  std::unordered_map<std::string, std::uint64_t, name_hash, std::equal_to<>> named;
+
+  void define(std::string_view name, std::uint64_t fingerprint);
+  std::uint64_t find(std::string_view name) const noexcept;
+  void forget(std::string_view name) { named.erase(std::string(name.substr(0, max_name))); }
+  // A Query's text, if it DEALLOCATEs or DISCARDs ALL: the names it ends are forgotten.
+  void note_query(std::string_view sql);
 };
 
 // The requests in flight on one server connection: the connection's.
@@ -73,9 +85,16 @@ class statement_tracker {
   void ignored_syncs(std::size_t count) noexcept;
   // The oldest answered request, in the order answered; false when none is left.
   bool take_answered(answered_request& out) noexcept;
+  // After the relay's scans: `outstanding` requests are unanswered by the tracker of the
+  // protocol (tx_tracker). Should the two ever disagree, what is in flight is not known: it is
+  // forgotten rather than charged to the wrong statements.
+  void realign(std::size_t outstanding) noexcept {
+    if (in_flight() != outstanding) forget_requests(outstanding);
+  }
   // A new lease: nothing in flight (nor the sink and names) is the new client's.
   void forget_in_flight() noexcept;
-  std::size_t in_flight() const noexcept { return count_ + dropped_; }
+  // Requests not yet answered.
+  std::size_t in_flight() const noexcept { return count_ - answered_ + dropped_; }
 
  private:
   struct request {
@@ -84,6 +103,7 @@ class statement_tracker {
     std::uint64_t rows;
   };
   void push(std::uint64_t fingerprint);
+  void forget_requests(std::size_t unknown) noexcept;
   request* current() noexcept;  // the oldest request not yet answered
   statement_names& client_names();
 
@@ -93,6 +113,10 @@ class statement_tracker {
   std::size_t answered_ = 0;    // of the oldest in the ring, how many got their ReadyForQuery
   std::size_t dropped_ = 0;     // newer requests beyond the ring, not known
   std::uint64_t batch_ = 0;     // the last Execute's statement since the last Sync
+  // What the server said while no request was in flight (an extended COPY FROM STDIN, whose
+  // Sync came early): it goes with the next request.
+  bool batch_failed_ = false;
+  std::uint64_t batch_rows_ = 0;
   statement_names no_names_;    // stands in when the relay set no names
 };
 

@@ -97,8 +97,10 @@ struct parameter_change;
 // intercepted for translate_frontend to refuse. With `restorable` (the client's startup values,
 // reset_restore.hpp), a Query sent while nothing is outstanding that RESETs one of them is
 // waited for whole (up to `inspect_limit`) and intercepted, for the relay to add their restore.
-// With `statements` (per-query statistics), every message is told to it as it passes; a Query,
-// Parse or Bind up to `inspect_limit` bytes is waited for whole first.
+// With `statements` (per-query statistics), every request is told to it as tx counts it; a
+// Query, Parse, Bind or Close up to `inspect_limit` bytes is waited for whole first, a longer
+// one for its first statement_text_prefix bytes.
+inline constexpr std::size_t statement_text_prefix = 8 * 1024;
 struct sql_watch;
 class statement_tracker;
 scan_result scan_frontend(std::string_view buffered, stream_cursor& cursor, tx_tracker& tx, std::size_t max_len,

@@ -98,3 +98,15 @@ TEST_CASE("the content type names version 0.0.4") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("utf8_label_value keeps valid UTF-8 and replaces what is not, cut on a character") {
+  CHECK(pgmux::app::metrics_text::utf8_label_value("select ?", 200) == "select ?");
+  CHECK(pgmux::app::metrics_text::utf8_label_value("caf\xc3\xa9", 200) == "caf\xc3\xa9");
+  CHECK(pgmux::app::metrics_text::utf8_label_value("caf\xe9 x", 200) == "caf? x");            // Latin-1
+  CHECK(pgmux::app::metrics_text::utf8_label_value("\xc0\xaf", 200) == "??");                 // overlong
+  CHECK(pgmux::app::metrics_text::utf8_label_value("\xed\xa0\x80", 200) == "???");            // surrogate
+  CHECK(pgmux::app::metrics_text::utf8_label_value("\xf4\x90\x80\x80", 200) == "????");       // past U+10FFFF
+  CHECK(pgmux::app::metrics_text::utf8_label_value("\xe2\x82", 200) == "??");                 // cut short
+  CHECK(pgmux::app::metrics_text::utf8_label_value("ab\xe2\x82\xac", 4) == "ab");             // not split
+  CHECK(pgmux::app::metrics_text::utf8_label_value("abcdef", 4) == "abcd");
+}

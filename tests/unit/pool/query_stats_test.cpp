@@ -231,3 +231,20 @@ TEST_CASE("workers recording at once lose no call") {
   CHECK(table.totals().total_ns == 8000);
   CHECK(table.totals().entries <= 2);
 }
+
+TEST_CASE("contains forgets an evicted statement so that its next request adds it again") {
+  pgmux::pool::query_table table(1);
+  const auto now = std::chrono::system_clock::now();
+  table.ensure(11, "select 1", now);
+  CHECK(table.contains(11));
+  table.ensure(22, "select 2", now);  // evicts 11
+  CHECK_FALSE(table.contains(11));
+  CHECK(table.contains(22));
+  table.set_max_entries(0);
+  CHECK_FALSE(table.contains(22));
+  table.set_max_entries(5);
+  table.ensure(22, "select 2", now);
+  CHECK(table.contains(22));
+  table.clear();
+  CHECK_FALSE(table.contains(22));
+}

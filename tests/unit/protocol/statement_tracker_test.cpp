@@ -12,6 +12,13 @@
 // - Close of a named statement forgets its SQL; names are made only at the first Parse or Bind
 // - COPY FROM STDIN by Execute: the Sync the server ignores during the COPY is taken back, and
 //   the COPY counts once, with its rows, at the Sync that follows CopyDone
+// - a Sync sent during a simple COPY FROM STDIN (ignored by the server) is not a request: the
+//   statements after the COPY keep their own answers
+// - an extended COPY the server fails on bad data counts as failed
+// - should the tracker and the protocol's count disagree, realign forgets rather than misattributes
+// - DEALLOCATE name, DEALLOCATE ALL and DISCARD ALL forget statement names; names are kept to
+//   63 bytes; past max_named a new name takes another's place
+// - a Query longer than the buffer has one fingerprint however the reads cut it
 // - command_rows reads SELECT, INSERT, UPDATE, DELETE, MERGE, FETCH, MOVE and COPY tags
 // - through the scans: a simple query and a prepared statement are recorded per request, the
 //   CommandComplete of a second request split across reads counts for that request
@@ -261,6 +268,127 @@ TEST_CASE("an extended COPY FROM STDIN counts once at the Sync after CopyDone") 
   CHECK(r.rows == 1);
   answered_request none;
   CHECK_FALSE(t.take_answered(none));
+}
+
+TEST_CASE("a Sync during a simple COPY FROM STDIN is not a request and later statements keep their answers") {
+  statement_tracker t;
+  tx_tracker tx;
+  stream_cursor fc, bc;
+  backend_context context;
+  context.statements = &t;
+  context.inspect_limit = 16 * 1024;
+  const std::string copy = wire::msg('Q').cstr("copy t from stdin").str();
+  REQUIRE(scan_frontend(copy, fc, tx, 1 << 20, nullptr, nullptr, 16 * 1024, nullptr, &t).forward == copy.size());
+  const std::string copy_in = wire::msg('G').i8(0).i16(0).str();
+  REQUIRE(scan_backend(copy_in, bc, tx, false, context).forward == copy_in.size());
+  const std::string data = wire::msg('d').bytes("1\n").str() + wire::msg('S').str() + wire::msg('c').str() +
+                           wire::msg('Q').cstr("select pg_sleep(5)").str();
+  REQUIRE(scan_frontend(data, fc, tx, 1 << 20, nullptr, nullptr, 16 * 1024, nullptr, &t).forward == data.size());
+  CHECK(t.in_flight() == static_cast<std::size_t>(tx.outstanding));
+  const std::string answers = wire::msg('C').cstr("COPY 1").str() + wire::msg('Z').bytes("I").str() +
+                              wire::msg('C').cstr("SELECT 1").str() + wire::msg('Z').bytes("I").str();
+  REQUIRE(scan_backend(answers, bc, tx, false, context).forward == answers.size());
+  const auto first = take(t);
+  const auto second = take(t);
+  CHECK(first.fingerprint == statement_fingerprint("copy t from stdin"));
+  CHECK(first.rows == 1);
+  CHECK(second.fingerprint == statement_fingerprint("select pg_sleep(?)"));
+  CHECK(t.in_flight() == 0);
+}
+
+TEST_CASE("an extended COPY the server fails on bad data counts as failed") {
+  std::unique_ptr<statement_names> names;
+  statement_tracker t;
+  t.names = &names;
+  t.on_frontend('P', body({"", "copy t from stdin"}) + std::string(2, '\0'));
+  t.on_frontend('B', body({"", ""}) + std::string(6, '\0'));
+  t.on_frontend('E', body({""}) + std::string(4, '\0'));
+  t.on_frontend('S', {});
+  t.ignored_syncs(1);  // CopyInResponse: that Sync came during the COPY
+  CHECK(t.in_flight() == 0);
+  t.on_backend('E', body({"SERROR", "C22P02"}));  // bad data: the COPY fails
+  t.on_frontend('S', {});                          // the client's Sync after CopyDone
+  t.on_backend('Z', {});
+  const auto r = take(t);
+  CHECK(r.fingerprint == statement_fingerprint("copy t from stdin"));
+  CHECK(r.failed);
+}
+
+TEST_CASE("realign forgets what is in flight when the protocol count disagrees") {
+  statement_tracker t;
+  t.on_frontend('Q', body({"select 1"}));
+  t.on_frontend('Q', body({"select 2"}));
+  t.realign(2);
+  CHECK(t.in_flight() == 2);
+  t.realign(1);  // the protocol knows of one request only: which one is not known
+  CHECK(t.in_flight() == 1);
+  t.on_backend('Z', {});
+  answered_request r;
+  CHECK_FALSE(t.take_answered(r));
+  CHECK(t.in_flight() == 0);
+}
+
+TEST_CASE("DEALLOCATE and DISCARD ALL forget statement names and names are bounded") {
+  std::unique_ptr<statement_names> names;
+  statement_tracker t;
+  t.names = &names;
+  auto parse = [&](const std::string& name, const std::string& sql) {
+    t.on_frontend('P', body({name, sql}) + std::string(2, '\0'));
+  };
+  parse("_pg3_0", "select 1");
+  parse("_pg3_1", "select 2");
+  parse("Mixed", "select 3");
+  parse("keep", "select 4");
+  REQUIRE(names->named.size() == 4);
+  t.on_frontend('Q', body({"  /* c */ DEALLOCATE _pg3_0"}));
+  CHECK(names->find("_pg3_0") == 0);
+  t.on_frontend('Q', body({"deallocate prepare _pg3_1;"}));
+  CHECK(names->find("_pg3_1") == 0);
+  t.on_frontend('Q', body({"DEALLOCATE \"Mixed\""}));
+  CHECK(names->find("Mixed") == 0);
+  CHECK(names->find("keep") != 0);
+  t.on_frontend('Q', body({"discard all"}));
+  CHECK(names->named.empty());
+  parse("a", "select 5");
+  t.on_frontend('Q', body({"DEALLOCATE ALL"}));
+  CHECK(names->named.empty());
+  // Truncated to 63 bytes, as PostgreSQL does: both spellings are one statement.
+  parse(std::string(70, 'x'), "select 6");
+  CHECK(names->find(std::string(63, 'x') + "yyy") == statement_fingerprint("select 6"));
+  for (std::size_t i = 0; i < statement_names::max_named + 10; ++i) parse("n" + std::to_string(i), "select 7");
+  CHECK(names->named.size() == statement_names::max_named);
+  CHECK(names->find("n" + std::to_string(statement_names::max_named + 9)) != 0);  // the newest always fits
+}
+
+TEST_CASE("a Query longer than the buffer has one fingerprint however the reads cut it") {
+  const std::size_t limit = 16 * 1024;
+  std::string sql = "insert into t values ";
+  while (sql.size() < 3 * limit) sql += "(1, 'abc'), ";
+  sql += "(2, 'x')";
+  const std::string message = wire::msg('Q').cstr(sql).str();
+  std::vector<std::uint64_t> seen;
+  for (const std::size_t lead : {0, 5, 1000, 9000}) {
+    recording_sink sink;
+    statement_tracker t;
+    t.sink = &sink;
+    tx_tracker tx;
+    stream_cursor fc;
+    // `lead` bytes of an earlier Query's end sit before it in a buffer of `limit` bytes.
+    std::string buffer = std::string(lead, 'z');
+    stream_cursor earlier;
+    earlier.remaining = lead;
+    buffer += message.substr(0, limit - lead);
+    auto r = scan_frontend(buffer, earlier, tx, 1 << 20, nullptr, nullptr, limit, nullptr, &t);
+    if (r.stop == scan_stop::need_more && r.forward == lead && lead > 0) {
+      // Waited for more of it: the relay passes the bytes before it on and reads on.
+      buffer = message.substr(0, limit);
+      r = scan_frontend(buffer, earlier, tx, 1 << 20, nullptr, nullptr, limit, nullptr, &t);
+    }
+    REQUIRE(sink.calls == 1);
+    seen.push_back(sink.seen_texts.begin()->first);
+  }
+  for (const auto fp : seen) CHECK(fp == seen.front());
+  CHECK(seen.front() != statement_fingerprint(sql));  // only its first statement_text_prefix bytes count
 }
 
 }  // TEST_SUITE
