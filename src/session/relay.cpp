@@ -98,7 +98,7 @@ std::int64_t note_statement_done(server_connection& server, std::int64_t now) {
 void record_statement(const client_side& client, server_connection& server, std::int64_t took) {
   protocol::answered_request answered;
   if (!server.statements.take_answered(answered) || answered.fingerprint == 0) return;
-  client.queries->record(answered.fingerprint, {took, answered.failed, answered.rows}, std::chrono::system_clock::now());
+  client.queries->record(answered.fingerprint, {took, answered.failed, answered.rows}, coarse_wall_now());
 }
 
 void note_responses(const client_side& client, server_connection& server, int outstanding_before,

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <stdexcept>
 
 namespace pgmux::net {
@@ -34,6 +35,15 @@ inline asio::io_context::executor_type loop_executor(const asio::any_io_executor
 
 inline std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
+}
+
+// The wall clock to the kernel's tick (a few ms), for "last seen" times on the hot path: a
+// fraction of the cost of system_clock::now().
+inline std::chrono::system_clock::time_point coarse_wall_now() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+      std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
 }  // namespace pgmux::net

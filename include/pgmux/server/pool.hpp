@@ -46,7 +46,7 @@ class query_sink final : public protocol::statement_sink {
   explicit query_sink(pgmux::pool::query_table& table) : table_(table) {}
   void seen(std::uint64_t fingerprint, std::string_view sql) override {
     // Usually known: then neither the clock nor the normaliser is needed.
-    if (!table_.contains(fingerprint)) table_.ensure(fingerprint, sql, std::chrono::system_clock::now());
+    if (!table_.contains(fingerprint)) table_.ensure(fingerprint, sql, coarse_wall_now());
   }
 
  private:
