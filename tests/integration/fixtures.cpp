@@ -189,7 +189,8 @@ bool tcp_connectable(int port) {
 
 std::string json_value(const std::string& v) {
   const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
-  return digits ? v : json_string(v);
+  const bool object = !v.empty() && v.front() == '{';  // raw JSON, e.g. the "adaptive" object
+  return digits || object ? v : json_string(v);
 }
 
 std::string json_members(const std::map<std::string, std::string>& m) {

@@ -1,0 +1,206 @@
+// Adaptive concurrency limit against a real server:
+// - a limit pinned at 2 (min = max = 2, max_size 10) lends no more than 2 server connections to 6
+//   concurrent clients, all of which are served; a SIGHUP that turns adaptive off lends up to
+//   max_size again, and SHOW POOLS shows the limit (then max_size) in its last column
+// - CPU-bound statements of random cost (count over generate_series, 2 cores shared with pgmux
+//   and pgbench): 24 pgbench clients through fixed pools of 2, 4, 8 and 24 connections and through
+//   an adaptive pool (min 2, max 24). The adaptive pool's throughput is within 20% of the best
+//   fixed size's, its p99 latency below the one of max_size 24 (the database's processor sharing
+//   stretches the longest statements most; pgmux's FIFO queue does not), and its limit settles
+//   well below max. The figures are printed.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "integration/fixtures.hpp"
+
+namespace it {
+namespace {
+
+const std::string admin_user = "pgmux_test";
+
+std::string pools_cell(const pg_conn& admin, const std::string& column) {
+  auto r = admin.exec("SHOW POOLS");
+  const int col = PQfnumber(r.get(), column.c_str());
+  if (col < 0) return "";
+  for (int row = 0; row < r.rows(); ++row)
+    if (r.value(row, 0) == "pgmux_test") return r.value(row, col);
+  return "";
+}
+
+// Replaces the first occurrence of `from` in the proxy's config, then sends SIGHUP.
+void edit_and_reload(proxy_instance& proxy, const std::string& from, const std::string& to) {
+  auto text = proxy.config_text();
+  const auto at = text.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, "not in the config: " << from << "\n" << text);
+  text.replace(at, from.size(), to);
+  proxy.rewrite_config(text);
+  proxy.send_signal(SIGHUP);
+}
+
+// `n` clients at once, each running `sql` once through pgmux; true when all succeeded.
+bool concurrent_clients(const proxy_instance& proxy, int n, const std::string& sql) {
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&] {
+      pg_conn c(proxy.conninfo());
+      if (c.ok() && c.exec(sql).ok()) ++ok;
+    });
+  for (auto& t : threads) t.join();
+  return ok == n;
+}
+
+struct bench_figures {
+  double tps = 0;
+  long transactions = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  std::string output;
+};
+
+// pgbench with `clients` running `script` for `seconds` through `proxy`; per-transaction latencies
+// from its log (-l).
+bench_figures bench(const proxy_instance& proxy, const std::string& script, int clients, int seconds,
+                    const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path dir = "/tmp/pgmux-adaptive-" + std::to_string(::getpid()) + "-" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  bench_figures f;
+  const auto r = run("pgbench -n -c " + std::to_string(clients) + " -j 2 -T " + std::to_string(seconds) + " -f " +
+                         shell_quote(script) + " -l --log-prefix=" + shell_quote((dir / "tx").string()) +
+                         " -h 127.0.0.1 -p " + std::to_string(proxy.port()) + " -U pgmux_test pgmux_test",
+                     seconds + 60);
+  f.output = r.output;
+  std::smatch m;
+  if (std::regex_search(f.output, m, std::regex(R"(tps = ([0-9.]+))"))) f.tps = std::stod(m[1]);
+  std::vector<double> latencies;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      // client_id transaction_no time(us) script_no time_epoch time_us
+      std::istringstream fields(line);
+      long client = 0, number = 0;
+      double us = 0;
+      if (fields >> client >> number >> us) latencies.push_back(us / 1000.0);
+    }
+  }
+  fs::remove_all(dir);
+  f.transactions = static_cast<long>(latencies.size());
+  if (!latencies.empty()) {
+    std::sort(latencies.begin(), latencies.end());
+    auto at = [&](double q) {
+      const auto i = static_cast<std::size_t>(std::ceil(q * double(latencies.size()))) - 1;
+      return latencies[std::min(i, latencies.size() - 1)];
+    };
+    f.p50_ms = at(0.50);
+    f.p99_ms = at(0.99);
+  }
+  return f;
+}
+
+}  // namespace
+
+TEST_SUITE("adaptive") {
+
+TEST_CASE("adaptive: the limit caps the server connections lent, SHOW POOLS shows it, and a reload turns it off") {
+  proxy_instance proxy(proxy_options()
+                           .pool("min_size", "0")
+                           .pool("max_size", "10")
+                           .pool("adaptive", R"({"enabled": true, "min": 2, "max": 2})")
+                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}"));
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  CHECK(pools_cell(admin, "concurrency_limit") == "2");
+  {
+    connection_sampler sampler;
+    CHECK(concurrent_clients(proxy, 6, "select pg_sleep(0.3)"));
+    sampler.stop();
+    CHECK(sampler.max_seen() <= 2);
+    CHECK(sampler.max_seen() >= 1);
+  }
+  edit_and_reload(proxy, R"("enabled": true)", R"("enabled": false)");
+  CHECK(wait_until([&] { return pools_cell(admin, "concurrency_limit") == "10"; }, 5s));
+  {
+    connection_sampler sampler;
+    CHECK(concurrent_clients(proxy, 6, "select pg_sleep(0.3)"));
+    sampler.stop();
+    CHECK(sampler.max_seen() > 2);
+  }
+}
+
+TEST_CASE("adaptive: CPU-bound statements get the best fixed size's throughput and a lower p99 than max_size") {
+  constexpr int clients = 24, seconds = 5;
+  const std::string script = "/tmp/pgmux-adaptive-" + std::to_string(::getpid()) + ".sql";
+  {
+    std::ofstream f(script);
+    f << "\\set n random(20000, 180000)\n"
+         "select count(*) from generate_series(1, :n);\n";
+  }
+  struct outcome {
+    std::string name;
+    bench_figures f;
+  };
+  std::vector<outcome> fixed;
+  for (int size : {2, 4, 8, clients}) {
+    proxy_instance proxy(proxy_options().pool("min_size", "0").pool("max_size", std::to_string(size)));
+    fixed.push_back({"max_size " + std::to_string(size), bench(proxy, script, clients, seconds, "fixed")});
+    INFO("pgbench output:\n" << fixed.back().f.output);
+    REQUIRE(fixed.back().f.transactions > 0);
+  }
+
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options()
+                           .pool("min_size", "0")
+                           .pool("max_size", std::to_string(clients))
+                           .pool("adaptive", R"({"enabled": true, "min": 2, "max": 24, "window": 20})")
+                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}")
+                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  // Warm-up: the limiter starts at min and judges windows of 20 transactions.
+  const auto warm = bench(proxy, script, clients, 3, "warm-up");
+  const std::string warm_limit = pools_cell(admin, "concurrency_limit");
+  const auto adaptive = bench(proxy, script, clients, seconds, "adaptive");
+  const std::string limit = pools_cell(admin, "concurrency_limit");
+  const auto body = scrape_metrics(mport);
+  std::remove(script.c_str());
+
+  const std::string labels = "{database=\"pgmux_test\",user=\"pgmux_test\"}";
+  const double ups = metric_value(body, "pgmux_pool_concurrency_limit_changes_total{database=\"pgmux_test\",user=\"pgmux_test\",direction=\"up\"}");
+  const double downs = metric_value(body, "pgmux_pool_concurrency_limit_changes_total{database=\"pgmux_test\",user=\"pgmux_test\",direction=\"down\"}");
+  const auto best = std::max_element(fixed.begin(), fixed.end(),
+                                     [](const outcome& a, const outcome& b) { return a.f.tps < b.f.tps; });
+  for (const auto& o : fixed)
+    MESSAGE(o.name << ": " << o.f.tps << " tps, p50 " << o.f.p50_ms << " ms, p99 " << o.f.p99_ms << " ms ("
+                   << o.f.transactions << " transactions)");
+  MESSAGE("adaptive (min 2, max 24): " << adaptive.tps << " tps, p50 " << adaptive.p50_ms << " ms, p99 "
+                                       << adaptive.p99_ms << " ms (" << adaptive.transactions
+                                       << " transactions); limit " << warm_limit << " after the warm-up ("
+                                       << warm.transactions << " transactions), " << limit << " at the end; "
+                                       << ups << " raises, " << downs << " cuts");
+  INFO("pgbench output:\n" << adaptive.output);
+  REQUIRE(adaptive.transactions > 0);
+  CHECK(adaptive.tps >= 0.8 * best->f.tps);
+  CHECK(adaptive.p99_ms < fixed.back().f.p99_ms);
+  CHECK(std::stoi(limit) >= 2);
+  CHECK(std::stoi(limit) < clients / 2);
+  CHECK(metric_value(body, "pgmux_pool_concurrency_limit" + labels) == std::stoi(limit));
+  CHECK(ups >= 1);
+}
+
+}  // TEST_SUITE
+
+}  // namespace it
