@@ -52,9 +52,17 @@ limit_change concurrency_limit::cut(std::size_t lent) {
   const auto cut_to = static_cast<std::size_t>(std::floor(static_cast<double>(limit_) * settings_.backoff));
   const auto next = std::max(settings_.min, std::min(cut_to, limit_ - 1));
   cut_once_ = true;
+  good_streak_ = 0;
   if (next >= limit_) {  // already at min
     start_window(0);
     return limit_change::none;
+  }
+  // Cut again from the level cut last time: probe it half as often from now on.
+  if (limit_ == cut_from_) {
+    probe_wait_ = std::min(probe_wait_ * 2, max_probe_wait);
+  } else {
+    cut_from_ = limit_;
+    probe_wait_ = 2;
   }
   limit_ = next;
   ++decreases_;
@@ -100,13 +108,25 @@ limit_change concurrency_limit::close_window(std::size_t lent) {
   const double ratio = static_cast<double>(median.count()) / static_cast<double>(baseline_.count());
   if (ratio > settings_.tolerance) return cut(lent);
   const double grow_below = 1.0 + (settings_.tolerance - 1.0) / 4.0;
+  // Past the level cut last time without a cut: that level is forgotten.
+  if (cut_from_ != 0 && limit_ > cut_from_) {
+    cut_from_ = 0;
+    probe_wait_ = 1;
+  }
   if (binding_ && ratio < grow_below && limit_ < settings_.max) {
     const std::size_t step = cut_once_ ? 1 : std::max<std::size_t>(1, limit_ / 2);
-    limit_ = std::min(settings_.max, limit_ + step);
-    ++increases_;
+    // Back up to the level cut last time only after probe_wait good windows in a row.
+    if (limit_ >= cut_from_ || limit_ + step < cut_from_ || ++good_streak_ >= probe_wait_) {
+      limit_ = std::min(settings_.max, limit_ + step);
+      ++increases_;
+      good_streak_ = 0;
+      start_window(0);
+      return limit_change::up;
+    }
     start_window(0);
-    return limit_change::up;
+    return limit_change::none;
   }
+  good_streak_ = 0;
   start_window(0);
   return limit_change::none;
 }

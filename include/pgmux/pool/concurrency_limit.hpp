@@ -14,6 +14,10 @@
 //   additive increase);
 // - else it stays. Between the two bands nothing changes, so a steady load settles instead of
 //   sawing up and down.
+// Growth back up to the level of the last cut waits for 2 good windows in a row, and each further
+// cut from that same level doubles the wait (up to 64 windows): where one step more is already
+// too much, the limit probes it ever more rarely instead of flapping. Growing past that level
+// forgets it.
 // A window in which no more than `min` connections were ever lent at once measures latency
 // without concurrency: its median becomes the baseline, also upwards (the work got heavier).
 // After a change, the next window starts once the transactions lent under the old limit had
@@ -82,6 +86,10 @@ class concurrency_limit {
   bool binding_ = false;          // demand reached the limit in this window
   std::size_t peak_lent_ = 0;     // most connections lent at once in this window
   bool cut_once_ = false;         // slow start ends at the first cut
+  static constexpr std::size_t max_probe_wait = 64;
+  std::size_t cut_from_ = 0;      // the limit the last cut came from (0: none to remember)
+  std::size_t probe_wait_ = 1;    // good windows in a row before growing back to cut_from_
+  std::size_t good_streak_ = 0;   // good binding windows in a row below cut_from_
   duration baseline_{0};
   duration last_median_{0};
   std::uint64_t increases_ = 0;

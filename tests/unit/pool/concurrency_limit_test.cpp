@@ -3,6 +3,7 @@
 //   a steady overload converges to the knee and then holds still (no oscillation)
 //   an error burst cuts the limit within one window, and the limit recovers after it
 //   latency far above the baseline cuts the limit, and it recovers when the server does
+//   where one step more is already too much, the limit probes it ever more rarely instead of flapping
 //   the limit never leaves [min, max], however bad or good the feedback
 //   the limit grows only when it was binding
 //   work that got heavier for good rebases the baseline instead of pinning the limit at min
@@ -134,6 +135,43 @@ TEST_CASE("latency far above the baseline cuts the limit, and it recovers when t
   CHECK(l.limit() < 8);
 }
 
+TEST_CASE("where one step more is already too much, the limit probes it ever more rarely instead of flapping") {
+  concurrency_limit l(settings());
+  // A server fine with 3 statements at once (1.1 x the latency of 2) and swamped by 4 (2.5 x).
+  auto latency = [](std::size_t running) { return running <= 2 ? 10ms : running == 3 ? 11ms : 25ms; };
+  std::size_t windows_at_4 = 0, transactions = 0;
+  std::vector<std::size_t> seen;
+  for (int i = 0; i < 40000; ++i) {
+    const auto running = l.limit();
+    l.on_transaction(std::chrono::duration_cast<std::chrono::nanoseconds>(latency(running)), running, 100);
+    seen.push_back(l.limit());
+    ++transactions;
+    if (running >= 4) ++windows_at_4;
+  }
+  windows_at_4 /= 100;
+  CAPTURE(windows_at_4);
+  CAPTURE(l.figures().decreases);
+  CHECK(l.limit() <= 4);
+  CHECK(l.limit() >= 3);
+  // 400 windows: probing 4 after 2, 4, 8, 16, 32 and then every 64 good windows at 3 makes about
+  // ten probes, not 200 (one every other window, as plain AIMD would).
+  CHECK(l.figures().decreases <= 12);
+  CHECK(changes(seen) <= 25);
+  CHECK(windows_at_4 <= 15);
+  // The server gets faster: 4 now costs no more than 3 did. The next probe succeeds and the
+  // limit grows past 4, which forgets the old level.
+  concurrency_limit faster(settings());
+  for (int i = 0; i < 20000; ++i) {
+    const auto running = faster.limit();
+    faster.on_transaction(std::chrono::duration_cast<std::chrono::nanoseconds>(latency(running)), running, 100);
+  }
+  REQUIRE(faster.limit() <= 4);
+  synthetic_server server;
+  server.cores = 8;
+  drive(faster, server, 64 * 100 + 3000);
+  CHECK(faster.limit() >= 8);
+}
+
 TEST_CASE("the limit never leaves [min, max], however bad or good the feedback") {
   concurrency_limit l(settings(3, 10));
   // A server that never slows down: the limit climbs to max and stays.
@@ -195,7 +233,11 @@ TEST_CASE("a window after a change ignores the transactions lent under the old l
   CHECK(l.limit() == 3);
   // A window at the new limit, back near the baseline: no second cut.
   for (int i = 0; i < 6; ++i) l.on_transaction(11ms, 3, 50);
-  CHECK(l.limit() == 4);  // it even grew again: 11 ms is within the growth band
+  CHECK(l.limit() == 3);
+  CHECK(l.figures().decreases == 1);
+  // A second one in a row: back up to the level that was cut (11 ms is within the growth band).
+  for (int i = 0; i < 6; ++i) l.on_transaction(11ms, 3, 50);
+  CHECK(l.limit() == 4);
   CHECK(l.figures().decreases == 1);
 }
 
