@@ -104,10 +104,13 @@ limit_change concurrency_limit::close_window(std::size_t lent) {
   const duration median{*mid};
   last_median_ = median;
   // Without concurrency the median is the work's own latency, even when it rose.
-  if (baseline_.count() == 0 || median < baseline_ || peak_lent_ <= settings_.min) baseline_ = std::max(median, duration{1});
+  if (baseline_.count() == 0 || peak_lent_ <= settings_.min) baseline_ = std::max(median, duration{1});
+  // Lower medians pull the baseline halfway down: one lucky window does not set it alone (a
+  // baseline too low would make every later window look like queueing).
+  else if (median < baseline_) baseline_ = std::max(median + (baseline_ - median) / 2, duration{1});
   const double ratio = static_cast<double>(median.count()) / static_cast<double>(baseline_.count());
   if (ratio > settings_.tolerance) return cut(lent);
-  const double grow_below = 1.0 + (settings_.tolerance - 1.0) / 4.0;
+  const double grow_below = (1.0 + settings_.tolerance) / 2.0;
   // Past the level cut last time without a cut: that level is forgotten.
   if (cut_from_ != 0 && limit_ > cut_from_) {
     cut_from_ = 0;

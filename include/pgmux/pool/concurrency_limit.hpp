@@ -2,14 +2,15 @@
 // between `min` and `max`, moved by feedback from windows of completed transactions.
 //
 // Per window of `window` transactions the limiter takes the median time a connection was held
-// and compares it with the baseline, the lowest window median seen (the latency without
-// queueing inside the database):
+// and compares it with the baseline, the latency without queueing inside the database: the
+// first window's median, pulled halfway down by each lower one (one lucky window does not set it
+// alone):
 // - more than `max_error_rate` of the window's events were overload errors (failed connects,
 //   command_timeout cancels), or the median is above baseline x `tolerance`: the limit is cut to
 //   max(min, floor(limit x backoff)). An error burst cuts at once, without waiting for the
 //   window's end;
 // - else, when the limit was binding in the window (as many clients held or waited for a
-//   connection as the limit allows) and the median is below baseline x (1 + (tolerance - 1) / 4),
+//   connection as the limit allows) and the median is below baseline x (1 + tolerance) / 2,
 //   the limit grows: by half (at least 1) until the first cut, by 1 after it (slow start, then
 //   additive increase);
 // - else it stays. Between the two bands nothing changes, so a steady load settles instead of
@@ -19,7 +20,7 @@
 // too much, the limit probes it ever more rarely instead of flapping. Growing past that level
 // forgets it.
 // A window in which no more than `min` connections were ever lent at once measures latency
-// without concurrency: its median becomes the baseline, also upwards (the work got heavier).
+// without concurrency: its median replaces the baseline, also upwards (the work got heavier).
 // After a change, the next window starts once the transactions lent under the old limit had
 // time to end (as many samples as were lent are skipped).
 // Pure: the caller passes the hold times; nothing here reads a clock or allocates after

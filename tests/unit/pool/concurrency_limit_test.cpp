@@ -7,6 +7,7 @@
 //   the limit never leaves [min, max], however bad or good the feedback
 //   the limit grows only when it was binding
 //   work that got heavier for good rebases the baseline instead of pinning the limit at min
+//   one lucky window does not set the baseline alone
 //   a window after a change ignores the transactions lent under the old limit
 //   a reload keeps the limit within the new bounds
 #include <doctest/doctest.h>
@@ -104,7 +105,9 @@ TEST_CASE("an error burst cuts the limit within one window, and the limit recove
   }
   CHECK(l.limit() < converged);
   CHECK(l.limit() == std::max<std::size_t>(2, converged * 3 / 4));
-  CHECK(events == 24);  // the 6th error
+  // At the 6th error of the window under way: within one window of events, wherever it began.
+  CHECK(events >= 24);
+  CHECK(events <= 24 + 100 / 4 * 3);
   CHECK(l.figures().decreases >= 1);
   // The burst goes on: more cuts, never below min.
   for (int i = 0; i < 200; ++i) l.on_error(l.limit());
@@ -132,7 +135,7 @@ TEST_CASE("latency far above the baseline cuts the limit, and it recovers when t
   server.cores = 4;
   drive(l, server, 3000);
   CHECK(l.limit() >= 4);
-  CHECK(l.limit() < 8);
+  CHECK(l.limit() <= 8);  // 8 on 4 cores: twice the latency, still not above the tolerance
 }
 
 TEST_CASE("where one step more is already too much, the limit probes it ever more rarely instead of flapping") {
@@ -213,6 +216,28 @@ TEST_CASE("work that got heavier for good rebases the baseline instead of pinnin
   drive(l, server, 3000);
   CHECK(l.limit() >= 4);
   CHECK(l.limit() < 8);
+}
+
+TEST_CASE("one lucky window does not set the baseline alone") {
+  limit_settings s = settings();
+  s.window = 10;
+  concurrency_limit l(s);
+  for (int i = 0; i < 10; ++i) l.on_transaction(10ms, 2, 50);  // baseline 10 ms, up to 3
+  for (int i = 0; i < 10; ++i) l.on_transaction(10ms, 3, 50);  // up to 4
+  REQUIRE(l.limit() == 4);
+  REQUIRE(l.figures().baseline == 10ms);
+  // A window of unusually cheap statements: the baseline moves halfway, to 7 ms, not to 4 ms.
+  for (int i = 0; i < 10; ++i) l.on_transaction(4ms, 4, 50);
+  CHECK(l.figures().baseline == 7ms);
+  // The usual 10 ms again at 4: 1.43 x the baseline holds (at 4 ms it would be 2.5 x, a cut).
+  for (int w = 0; w < 10; ++w)
+    for (int i = 0; i < 10; ++i) l.on_transaction(10ms, l.limit(), 50);
+  CHECK(l.figures().decreases == 0);
+  CHECK(l.limit() >= 4);
+  // Cheap windows that persist do bring it down.
+  for (int w = 0; w < 10; ++w)
+    for (int i = 0; i < 10; ++i) l.on_transaction(4ms, l.limit(), 50);
+  CHECK(l.figures().baseline < 4100us);
 }
 
 TEST_CASE("a window after a change ignores the transactions lent under the old limit") {
