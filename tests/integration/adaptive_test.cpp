@@ -2,6 +2,9 @@
 // - a limit pinned at 2 (min = max = 2, max_size 10) lends no more than 2 server connections to 6
 //   concurrent clients, all of which are served; a SIGHUP that turns adaptive off lends up to
 //   max_size again, and SHOW POOLS shows the limit (then max_size) in its last column
+// - a reload that lowers min keeps the limit where it was; a statement cancelled for
+//   command_timeout (an overload error) then cuts it at once (6 to 4), as SHOW POOLS and the
+//   metrics show
 // - CPU-bound statements of random cost (count over generate_series of 10,000 to 110,000 rows; 2
 //   cores shared with pgmux, pgbench and whatever else runs): 24 pgbench clients through fixed
 //   pools of 2, 4, 8 and 24 connections and through an adaptive pool (min 2, max 24, windows of
@@ -144,6 +147,32 @@ TEST_CASE("adaptive: the limit caps the server connections lent, SHOW POOLS show
     sampler.stop();
     CHECK(sampler.max_seen() > 2);
   }
+}
+
+TEST_CASE("adaptive: a command_timeout cancel cuts the limit at once, and a reload keeps the limit within new bounds") {
+  const int mport = free_port();
+  // Pinned at 6 to begin with; windows too long to close here, and no error allowed.
+  proxy_instance proxy(proxy_options()
+                           .pool("min_size", "0")
+                           .pool("max_size", "10")
+                           .pool("command_timeout", "100ms")
+                           .pool("adaptive", R"({"enabled": true, "min": 6, "max": 6, "window": 1000, "max_error_rate": 0})")
+                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}")
+                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  CHECK(pools_cell(admin, "concurrency_limit") == "6");
+  // Lower bound 1: the limit stays where it is, now free to move.
+  edit_and_reload(proxy, R"("min": 6)", R"("min": 1)");
+  CHECK(wait_until([&] { return proxy.log().find("reload: applied") != std::string::npos; }, 3s));
+  CHECK(pools_cell(admin, "concurrency_limit") == "6");
+  auto client = connect(proxy.conninfo());
+  CHECK(client.exec("select pg_sleep(5)").sqlstate() == "57014");
+  // One overload error past the allowance: cut to floor(6 x 0.75) = 4 without waiting for a window.
+  CHECK(wait_until([&] { return pools_cell(admin, "concurrency_limit") == "4"; }, 3s));
+  const auto body = scrape_metrics(mport);
+  CHECK(metric_value(body, "pgmux_pool_concurrency_limit_changes_total{database=\"pgmux_test\",user=\"pgmux_test\",direction=\"down\"}") == 1);
+  CHECK(metric_value(body, "pgmux_pool_concurrency_limit{database=\"pgmux_test\",user=\"pgmux_test\"}") == 4);
+  CHECK(scalar(client, "select 'still served'") == "still served");
 }
 
 TEST_CASE("adaptive: CPU-bound statements get the best fixed size's throughput and a lower p99 than max_size") {
