@@ -32,6 +32,7 @@
 //   pause holds new clients, closes idle connections and lets lent ones finish
 //   a concurrency cap lends no more than the cap, keeps waiters in order and serves them when raised
 //   under a concurrency cap, connects open only for the waiters the cap lets be served
+//   random operations under a changing concurrency cap never lend past it and keep FIFO order
 //   random operations keep every invariant
 //   workers: a client takes an idle connection of its own worker first, the most recent one
 //   workers: a client whose worker has nothing idle takes another worker's, which moves to it
@@ -846,6 +847,87 @@ TEST_CASE("random operations keep every invariant") {
   CHECK(closed > 100);
   CHECK(refused > 100);
   CHECK(ever.size() > 200);
+}
+
+TEST_CASE("random operations under a changing concurrency cap never lend past it and keep FIFO order") {
+  std::mt19937 rng(6543);
+  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  test::fake_clock clock;
+  pool_core pool(limits(0, 8));
+  std::set<conn_id> connecting, idle;
+  std::map<conn_id, waiter_id> lent;
+  std::deque<waiter_id> queue;
+  waiter_id next_waiter = 1;
+  std::size_t cap = 3, served = 0, cap_changes = 0, held_back = 0;
+  pool.set_cap(cap);
+  // Lending is allowed only below the cap (0: none).
+  auto may_lend = [&] { return cap == 0 || lent.size() < cap; };
+  for (int step = 0; step < 20000; ++step) {
+    CAPTURE(step);
+    switch (pick(7)) {
+      case 0: {
+        const waiter_id w = next_waiter++;
+        const bool allowed = may_lend() && queue.empty();
+        if (auto c = pool.acquire(w, clock.now())) {
+          REQUIRE(allowed);
+          REQUIRE(idle.erase(*c) == 1);
+          lent.emplace(*c, w);
+          ++served;
+        } else {
+          if (!may_lend() && !idle.empty()) ++held_back;
+          queue.push_back(w);
+        }
+        break;
+      }
+      case 1:
+        for (auto id : pool.start_connects(clock.now())) connecting.insert(id);
+        break;
+      case 2:
+        if (!connecting.empty()) {
+          const auto id = *connecting.begin();
+          connecting.erase(id);
+          pool.connect_succeeded(id, clock.now(), 0.0);
+          idle.insert(id);
+        }
+        break;
+      case 3:
+        if (!lent.empty()) {
+          const auto id = std::next(lent.begin(), static_cast<std::ptrdiff_t>(pick(lent.size())))->first;
+          lent.erase(id);
+          REQUIRE_FALSE(pool.release(id, clock.now(), true));
+          idle.insert(id);
+        }
+        break;
+      case 4:
+        for (const auto& a : pool.dispatch(clock.now())) {
+          REQUIRE(may_lend());
+          REQUIRE(a.waiter == queue.front());  // FIFO
+          queue.pop_front();
+          REQUIRE(idle.erase(a.conn) == 1);
+          lent.emplace(a.conn, a.waiter);
+          ++served;
+        }
+        // Nothing left that could be lent: the cap, the queue or the idle set is exhausted.
+        REQUIRE((!may_lend() || queue.empty() || idle.empty()));
+        break;
+      case 5:
+        cap = pick(6);  // 0 (none) to 5
+        pool.set_cap(cap);
+        ++cap_changes;
+        break;
+      case 6:
+        clock.advance(std::chrono::milliseconds(pick(50)));
+        break;
+    }
+    const auto s = pool.stats(clock.now());
+    REQUIRE(s.idle == idle.size());
+    REQUIRE(s.active == lent.size());
+    REQUIRE(s.waiting == queue.size());
+    REQUIRE(pool.total() <= 8);
+  }
+  CHECK(served > 1000);
+  CHECK(cap_changes > 1000);
+  CHECK(held_back > 100);  // the cap did hold clients back while connections were idle
 }
 
 TEST_CASE("workers: a client takes an idle connection of its own worker first, the most recent one") {
