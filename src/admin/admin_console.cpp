@@ -55,9 +55,9 @@ admin_reply table(std::vector<std::string> columns, std::initializer_list<std::s
 
 admin_reply show_pools(router& routes) {
   auto r = table({"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested",
-                  "sv_login", "maxwait", "maxwait_us", "pool_mode"},
+                  "sv_login", "maxwait", "maxwait_us", "pool_mode", "concurrency_limit"},
                  {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait",
-                  "maxwait_us"});
+                  "maxwait_us", "concurrency_limit"});
   for (const auto& p : routes.pools()) {
     const auto s = p->snapshot();
     const auto waiting = s.core.waiting;
@@ -66,7 +66,8 @@ admin_reply show_pools(router& routes) {
     r.rows.push_back({s.database, s.user, std::to_string(clients > waiting ? clients - waiting : 0),
                       std::to_string(waiting), std::to_string(s.core.active), std::to_string(s.core.idle), "0", "0",
                       std::to_string(s.core.connecting), std::to_string(wait_us / 1000000),
-                      std::to_string(wait_us % 1000000), config::to_string(s.settings.mode)});
+                      std::to_string(wait_us % 1000000), config::to_string(s.settings.mode),
+                      std::to_string(s.limit.limit)});
   }
   return r;
 }
@@ -243,6 +244,9 @@ admin_reply show_config(router& routes) {
   add("pool_defaults.query_stats.max_entries", std::to_string(d.query_stats.max_entries));
   add("pool_defaults.query_stats.metrics", d.query_stats.metrics ? "true" : "false");
   add("pool_defaults.query_stats.metrics_top", std::to_string(d.query_stats.metrics_top));
+  add("pool_defaults.adaptive.enabled", d.adaptive.enabled ? "true" : "false");
+  add("pool_defaults.adaptive.min", std::to_string(d.adaptive.min));
+  add("pool_defaults.adaptive.max", std::to_string(d.adaptive.max));
   return r;
 }
 

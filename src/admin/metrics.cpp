@@ -102,6 +102,9 @@ class collector {
          "The pool size the last minute's load needs: at most 5% of transactions waiting for a connection (Erlang C), "
          "capped at the most clients that held or waited for one at once; 0 without load.",
          [](const net::pool_snapshot& p) { return double(p.load.advised_size); }},
+        {"pgmux_pool_concurrency_limit",
+         "Server connections the pool may lend at once: the adaptive concurrency limit, or max_size when adaptive is off.",
+         [](const net::pool_snapshot& p) { return double(p.limit.limit); }},
         {"pgmux_replication_connections",
          "Server connections of logical replication clients (outside min_size and max_size).",
          [](const net::pool_snapshot& p) { return double(p.replication_connections); }},
@@ -161,6 +164,17 @@ class collector {
       }
     }
     out.push_back(std::move(disconnects));
+    auto limit_changes = make_family("pgmux_pool_concurrency_limit_changes_total",
+                                     "Decisions of the adaptive concurrency limit, by direction (0 when adaptive is off).",
+                                     metric_type::counter);
+    for (const auto& s : snaps) {
+      for (auto [direction, n] : {std::pair<const char*, std::uint64_t>{"up", s.limit.increases}, {"down", s.limit.decreases}}) {
+        auto m = pool_sample(s, double(n));
+        m.labels.push_back({"direction", direction});
+        limit_changes.samples.push_back(std::move(m));
+      }
+    }
+    out.push_back(std::move(limit_changes));
     auto pinned = make_family("pgmux_pinned_clients",
                               "Clients keeping their server connection in transaction pooling (session_state \"pin\", "
                               "or LISTEN), by what their SQL left on it.",

@@ -118,6 +118,31 @@ class reader {
     out = static_cast<std::size_t>(value * scale);
   }
 
+  // A number from `min` to `max` (integers allowed).
+  void read_number(const json& j, const std::string& path, double& out, double min, double max) {
+    if (!j.is_number()) return error(path, std::string("expected a number, got ") + type_name(j));
+    const double v = j.get<double>();
+    if (!(v >= min && v <= max)) {
+      std::ostringstream range;
+      range << "expected a number from " << min << " to " << max << ", got " << j.dump();
+      return error(path, range.str());
+    }
+    out = v;
+  }
+
+  void read_adaptive(const json& j, const std::string& path, adaptive_settings& a) {
+    if (!expect_object(j, path)) return;
+    for_each_key(j, path, {
+        {"enabled", [&](const json& v, const std::string& s) { read_bool(v, s, a.enabled); }},
+        {"min", [&](const json& v, const std::string& s) { read_uint(v, s, a.min, 1, 100000); }},
+        {"max", [&](const json& v, const std::string& s) { read_uint(v, s, a.max, 0, 100000); }},
+        {"window", [&](const json& v, const std::string& s) { read_uint(v, s, a.window, 10, 1000000); }},
+        {"tolerance", [&](const json& v, const std::string& s) { read_number(v, s, a.tolerance, 1.1, 100); }},
+        {"backoff", [&](const json& v, const std::string& s) { read_number(v, s, a.backoff, 0.1, 0.95); }},
+        {"max_error_rate", [&](const json& v, const std::string& s) { read_number(v, s, a.max_error_rate, 0, 1); }},
+    });
+  }
+
   void read_pool(const json& j, const std::string& path, pool_settings& p) {
     if (!expect_object(j, path)) return;
     for_each_key(j, path, {
@@ -157,6 +182,7 @@ class reader {
                {"metrics_top", [&](const json& x, const std::string& q) { read_uint(x, q, p.query_stats.metrics_top, 1, 1000); }},
            });
          }},
+        {"adaptive", [&](const json& v, const std::string& s) { read_adaptive(v, s, p.adaptive); }},
         {"max_prepared_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_prepared_statements, 0, 1000000); }},
         {"max_client_statements", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_client_statements, 1, 10000000); }},
         {"max_replication_connections", [&](const json& v, const std::string& s) { read_uint(v, s, p.max_replication_connections, 0, 10000); }},
@@ -173,6 +199,9 @@ class reader {
                                     std::to_string(p.max_size) + ")");
     if (p.connect_timeout.count() == 0) error(path + "/connect_timeout", "must be greater than 0");
     if (p.query_wait_timeout.count() == 0) error(path + "/query_wait_timeout", "must be greater than 0");
+    if (p.adaptive.max != 0 && p.adaptive.min > p.adaptive.max)
+      error(path + "/adaptive/min", "min (" + std::to_string(p.adaptive.min) + ") is greater than max (" +
+                                        std::to_string(p.adaptive.max) + ")");
   }
 
   void read_rules(const json& j, const std::string& path, std::vector<auth::auth_rule>& rules) {

@@ -37,7 +37,7 @@ void pool_core::close_idle(std::size_t index, close_reason why, std::vector<clos
 }
 
 std::optional<conn_id> pool_core::take_if_idle(time_point now, worker_id worker) {
-  if (!waiters_.empty() || paused_) return std::nullopt;
+  if (!waiters_.empty() || paused_ || at_cap()) return std::nullopt;
   if (auto i = usable_idle(now, worker)) return take_idle(*i);
   return std::nullopt;
 }
@@ -60,7 +60,10 @@ std::vector<conn_id> pool_core::start_connects(time_point now) {
   if (paused_ || (retry_at_ && now < *retry_at_)) return out;
   const std::size_t have = total();
   if (have >= limits_.max_size) return out;
-  const std::size_t for_waiters = waiters_.size() > connecting_ ? waiters_.size() - connecting_ : 0;
+  // Waiters the cap lets be served (all when there is none), less the connects under way.
+  std::size_t servable = waiters_.size();
+  if (cap_ != 0) servable = std::min(servable, cap_ > lent_ ? cap_ - lent_ : 0);
+  const std::size_t for_waiters = servable > connecting_ ? servable - connecting_ : 0;
   const std::size_t for_min = limits_.min_size > have ? limits_.min_size - have : 0;
   std::size_t n = std::min(std::max(for_waiters, for_min), limits_.max_size - have);
   // While the server refuses us, probe with one connect at a time.
@@ -166,7 +169,7 @@ void pool_core::forget(conn_id c) {
 
 std::vector<assignment> pool_core::dispatch(time_point now) {
   std::vector<assignment> out;
-  while (!waiters_.empty() && !paused_) {
+  while (!waiters_.empty() && !paused_ && !at_cap()) {
     const auto& oldest = waiters_.front();
     auto i = usable_idle(now, oldest.worker);
     if (!i) break;

@@ -33,6 +33,19 @@ pgmux::pool::pool_limits limits_from(const config::pool_settings& s, unsigned wo
   return l;
 }
 
+// The limiter's bounds within the pool's: max 0 (or above max_size) is max_size.
+pgmux::pool::limit_settings limit_settings_from(const config::pool_settings& s) {
+  const auto& a = s.adaptive;
+  pgmux::pool::limit_settings l;
+  l.max = a.max == 0 ? s.max_size : std::min(a.max, s.max_size);
+  l.min = std::min(a.min, l.max);
+  l.window = a.window;
+  l.tolerance = a.tolerance;
+  l.backoff = a.backoff;
+  l.max_error_rate = a.max_error_rate;
+  return l;
+}
+
 double random_unit() {
   thread_local std::minstd_rand rng{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
@@ -167,6 +180,30 @@ server_pool::server_pool(worker_set& workers, std::string database, std::string 
       shared_settings_(std::make_shared<const config::pool_settings>(settings)), core_(limits_from(settings, workers.size())),
       queries_(settings.query_stats.max_entries) {
   for (unsigned i = 0; i < workers.size(); ++i) worker_counters_.push_back(std::make_unique<pool_counters>());
+  configure_limit(false);
+}
+
+void server_pool::configure_limit(bool was_enabled) {
+  if (!settings_.adaptive.enabled) {
+    core_.set_cap(0);
+    return;
+  }
+  // Switched on: a fresh start from min. Already on: the limit is kept within the new bounds.
+  if (!was_enabled) limiter_ = pgmux::pool::concurrency_limit(limit_settings_from(settings_));
+  else limiter_.configure(limit_settings_from(settings_));
+  core_.set_cap(limiter_.limit());
+}
+
+void server_pool::limit_changed(pgmux::pool::limit_change change) {
+  if (change == pgmux::pool::limit_change::none) return;
+  core_.set_cap(limiter_.limit());
+  if (!log::enabled(log::level::debug)) return;
+  const auto f = limiter_.figures();
+  log::debug("pool " + name_ + ": concurrency limit " + (change == pgmux::pool::limit_change::up ? "raised" : "cut") +
+             " to " + std::to_string(f.limit) + " (window median " +
+             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(f.last_median).count()) +
+             " us, baseline " + std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(f.baseline).count()) +
+             " us)");
 }
 
 std::unique_ptr<const pool_counters> server_pool::counters() const {
@@ -188,10 +225,12 @@ void server_pool::update(const config::pool_settings& settings, const server_log
   {
     std::lock_guard lock(mu_);
     if (stopped_) return;
+    const bool was_adaptive = settings_.adaptive.enabled;
     settings_ = settings;
     shared_settings_ = std::make_shared<const config::pool_settings>(settings);
     core_.set_limits(limits_from(settings, workers_.size()));
     queries_.set_max_entries(settings.query_stats.max_entries);
+    configure_limit(was_adaptive);
     if (!(login == login_)) {
       login_ = login;
       ++login_generation_;
@@ -415,6 +454,9 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
         auto& counters = worker_counters();
         counters.transactions.fetch_add(1, std::memory_order_relaxed);
         counters.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
+        // Still counted as lent here: the demand this transaction saw includes itself.
+        if (settings_.adaptive.enabled)
+          limit_changed(limiter_.on_transaction(now - it->second.lent_at, core_.lent(), core_.demand()));
       }
       outdated = it->second.login_generation != login_generation_;
     }
@@ -587,6 +629,9 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id, pgmux::p
     const auto now = clock::now();
     if (!error.empty()) {
       counters_.server_connect_errors.fetch_add(1, std::memory_order_relaxed);
+      // Refused logins (53300 too many connections, 53200 out of memory...) and connects that
+      // fail or time out: overload feedback for the adaptive limit.
+      if (settings_.adaptive.enabled) limit_changed(limiter_.on_error(core_.lent()));
       const auto kind = pgmux::pool::classify_connect_failure(conn->refusal_code());
       const bool answer = core_.connect_failed(id, now, kind, attempt_started);
       if (error != last_connect_error_) log::warn("pool " + name_ + ": " + error);
@@ -640,6 +685,7 @@ void server_pool::check_timeouts(std::vector<std::shared_ptr<server_connection>>
         !conn->cancel_sent.exchange(true)) {
       conn->cancels_in_flight.fetch_add(1);
       counters_.command_timeouts.fetch_add(1, std::memory_order_relaxed);
+      if (settings_.adaptive.enabled) limit_changed(limiter_.on_error(core_.lent()));
       cancel.push_back(conn);
     }
     // A cancel that did not end its request within cancel_grace (the backend is blocked
@@ -788,9 +834,12 @@ void server_pool::set_paused(bool paused) {
 pool_snapshot server_pool::snapshot() const {
   std::lock_guard lock(mu_);
   const auto now = clock::now();
-  return pool_snapshot{database_,         server_user_,  core_.stats(now),
-                       settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed),
-                       parameters_.has_value(), load_.figures(now)};
+  pool_snapshot s{database_,         server_user_,  core_.stats(now),
+                  settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed),
+                  parameters_.has_value(), load_.figures(now), settings_.adaptive.enabled, {}};
+  if (s.adaptive) s.limit = limiter_.figures();
+  else s.limit.limit = settings_.max_size;
+  return s;
 }
 
 std::vector<server_info> server_pool::servers() const {

@@ -63,7 +63,7 @@ TEST_CASE("SHOW results carry counts and times as int8 columns, as PgBouncer's, 
   constexpr Oid int8 = 20, text = 25;
   const std::map<std::string, std::vector<std::string>> integers = {
       {"SHOW POOLS", {"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait",
-                      "maxwait_us"}},
+                      "maxwait_us", "concurrency_limit"}},
       {"SHOW STATS", {"total_xact_count", "total_xact_time", "total_wait_time", "avg_xact_time", "avg_wait_time",
                       "total_server_connects", "total_connect_errors", "total_query_wait_timeouts",
                       "total_command_timeouts"}},
@@ -107,6 +107,7 @@ TEST_CASE("SHOW POOLS follows held transactions and waiting clients") {
   CHECK(cell(r, "pgmux_test", "sv_active") == "1");
   CHECK(cell(r, "pgmux_test", "cl_active") == "1");
   CHECK(cell(r, "pgmux_test", "pool_mode") == "transaction");
+  CHECK(cell(r, "pgmux_test", "concurrency_limit") == "1");  // adaptive off: max_size
 
   std::thread waiter([&] {
     auto c = connect(proxy.conninfo());

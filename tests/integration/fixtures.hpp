@@ -248,7 +248,8 @@ struct proxy_options {
     shared_port = port;
     return *this;
   }
-  // Values are written as JSON numbers when all digits, else as strings: ("max_size", "1"), ("mode", "session").
+  // Values are written as JSON numbers when all digits, as they are when they start with '{' (an
+  // object), else as strings: ("max_size", "1"), ("mode", "session"), ("adaptive", R"({"enabled": true})").
   proxy_options& pool(const std::string& key, const std::string& value) { pool_overrides[key] = value; return *this; }
   proxy_options& db_pool(const std::string& key, const std::string& value) { db_pool_overrides[key] = value; return *this; }
   // A raw JSON member added to "databases", e.g. R"("other": {"dsn": "..."})".

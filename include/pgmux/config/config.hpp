@@ -36,6 +36,19 @@ struct query_stats_settings {
   friend bool operator==(const query_stats_settings&, const query_stats_settings&) = default;
 };
 
+// Adaptive concurrency limit of a pool (pool/concurrency_limit.hpp): the pool lends at most a
+// limit that moves between min and max by feedback from windows of transactions. Off by default.
+struct adaptive_settings {
+  bool enabled = false;
+  std::size_t min = 2;            // never below; above max_size means max_size
+  std::size_t max = 0;            // never above; 0 (or above max_size): max_size
+  std::size_t window = 100;       // transactions (and overload errors) per judgement
+  double tolerance = 2.0;         // a window's median hold time above baseline x this: cut
+  double backoff = 0.75;          // the cut: limit x this, rounded down
+  double max_error_rate = 0.05;   // overload errors above this share of a window: cut
+  friend bool operator==(const adaptive_settings&, const adaptive_settings&) = default;
+};
+
 struct pool_settings {
   pool_mode mode = pool_mode::transaction;
   std::size_t min_size = 2;
@@ -71,6 +84,7 @@ struct pool_settings {
   // it, or under half of it) this long without a break. 0: never.
   duration advice_log_after = 300s;
   query_stats_settings query_stats;
+  adaptive_settings adaptive;
   friend bool operator==(const pool_settings&, const pool_settings&) = default;
 };
 

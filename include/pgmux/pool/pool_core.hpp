@@ -84,6 +84,12 @@ class pool_core {
   void set_paused(bool paused) noexcept { paused_ = paused; }
   bool paused() const noexcept { return paused_; }
 
+  // Adaptive concurrency (concurrency_limit.hpp): at most `cap` connections lent at once; 0: no
+  // cap but max_size. Past it nothing is lent nor opened for waiters, who stay queued in order;
+  // idle connections stay idle. After raising it, dispatch() and start_connects() serve the queue.
+  void set_cap(std::size_t cap) noexcept { cap_ = cap; }
+  std::size_t cap() const noexcept { return cap_; }
+
   // A client on `worker` asks for a connection: the most recently used idle one of its own
   // worker, else of any worker, if nobody is queued before it (on any worker); else the client
   // joins the FIFO queue and nullopt is returned.
@@ -183,6 +189,8 @@ class pool_core {
   std::optional<time_point> unreachable_since_;  // start of the current run of unreachable failures
   bool failing_ = false;                         // the last failure answered the waiters
   bool paused_ = false;
+  std::size_t cap_ = 0;
+  bool at_cap() const noexcept { return cap_ != 0 && lent_ >= cap_; }
 };
 
 }  // namespace pgmux::pool

@@ -20,6 +20,7 @@
 #include "pgmux/server/server_connection.hpp"
 #include "pgmux/io/workers.hpp"
 #include "pgmux/pool/histogram.hpp"
+#include "pgmux/pool/concurrency_limit.hpp"
 #include "pgmux/pool/interned.hpp"
 #include "pgmux/pool/pool_core.hpp"
 #include "pgmux/pool/query_stats.hpp"
@@ -131,6 +132,10 @@ struct pool_snapshot {
   std::size_t replication_connections = 0;  // open for logical replication clients, outside core
   bool ever_connected = false;              // a server connection was opened once (/readyz)
   pgmux::pool::load_figures load;           // the last minute's load and the size it needs
+  // Adaptive concurrency: the limit on lent connections now (max_size when adaptive is off) and
+  // the limiter's decisions so far.
+  bool adaptive = false;
+  pgmux::pool::limit_figures limit;
 };
 
 // One open server connection, as SHOW SERVERS lists it.
@@ -283,6 +288,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   pgmux::pool::load_window load_;  // under mu_: what the pool carried, for size advice
   pgmux::pool::query_table queries_;  // its own lock
   query_sink query_sink_{queries_};
+  // Under mu_: the adaptive concurrency limit (settings_.adaptive.enabled), which caps core_.
+  pgmux::pool::concurrency_limit limiter_;
+  // With mu_ held: the limiter's settings from settings_, and its feedback passed on to core_.
+  void configure_limit(bool was_enabled);
+  void limit_changed(pgmux::pool::limit_change change);
   // Under mu_: when maintain() last judged max_size against the advice, and for how long.
   clock::time_point advice_checked_{};
   pgmux::pool::sustained_verdict advice_alarm_;

@@ -295,6 +295,47 @@ TEST_CASE("max_replication_connections is read and checked") {
   refused_at(pool(R"("max_replication_connections": "2")"), "/pool_defaults/max_replication_connections");
 }
 
+TEST_CASE("adaptive concurrency is off by default, read and checked") {
+  const auto pool = [](const std::string& body) { return with_db(R"("pool_defaults": {)" + body + "}"); };
+  const auto off = loaded(with_db()).databases.at("app").pool.adaptive;
+  CHECK_FALSE(off.enabled);
+  CHECK(off.min == 2);
+  CHECK(off.max == 0);
+  CHECK(off.window == 100);
+  CHECK(off.tolerance == 2.0);
+  CHECK(off.backoff == 0.75);
+  CHECK(off.max_error_rate == 0.05);
+  const auto cfg = loaded(pool(R"("adaptive": {"enabled": true, "min": 3, "max": 40, "window": 50, "tolerance": 1.5,
+                                   "backoff": 0.5, "max_error_rate": 0.1})"));
+  const auto& a = cfg.databases.at("app").pool.adaptive;
+  CHECK(a.enabled);
+  CHECK(a.min == 3);
+  CHECK(a.max == 40);
+  CHECK(a.window == 50);
+  CHECK(a.tolerance == 1.5);
+  CHECK(a.backoff == 0.5);
+  CHECK(a.max_error_rate == 0.1);
+  // A database's "adaptive" overrides the defaults' key by key.
+  const auto mixed = loaded(R"({"pool_defaults": {"adaptive": {"enabled": true, "max": 30}},
+      "databases": {"app": {"dsn": "host=h password=p", "pool": {"adaptive": {"min": 4}}}}})");
+  CHECK(mixed.databases.at("app").pool.adaptive.enabled);
+  CHECK(mixed.databases.at("app").pool.adaptive.max == 30);
+  CHECK(mixed.databases.at("app").pool.adaptive.min == 4);
+  CHECK(mixed.pool_defaults.adaptive.min == 2);
+  refused_at(pool(R"("adaptive": true)"), "/pool_defaults/adaptive");
+  refused_at(pool(R"("adaptive": {"enabled": "yes"})"), "/pool_defaults/adaptive/enabled");
+  refused_at(pool(R"("adaptive": {"min": 0})"), "/pool_defaults/adaptive/min");
+  refused_at(pool(R"("adaptive": {"window": 5})"), "/pool_defaults/adaptive/window");
+  refused_at(pool(R"("adaptive": {"tolerance": 1.0})"), "/pool_defaults/adaptive/tolerance");
+  refused_at(pool(R"("adaptive": {"backoff": 1})"), "/pool_defaults/adaptive/backoff");
+  refused_at(pool(R"("adaptive": {"max_error_rate": "5%"})"), "/pool_defaults/adaptive/max_error_rate");
+  refused_at(pool(R"("adaptive": {"mni": 2})"), "/pool_defaults/adaptive/mni");
+  CHECK(refused_at(pool(R"("adaptive": {"min": 8, "max": 4})"), "/pool_defaults/adaptive/min").find("greater than max") !=
+        std::string::npos);
+  refused_at(R"({"databases": {"app": {"dsn": "host=h password=p", "pool": {"adaptive": {"min": 9, "max": 3}}}}})",
+             "/databases/app/pool/adaptive/min");
+}
+
 TEST_CASE("per-client statement bounds are read and checked") {
   const auto pool = [](const std::string& body) { return with_db(R"("pool_defaults": {)" + body + "}"); };
   const auto cfg = loaded(pool(R"("max_client_statements": 5, "max_client_statement_bytes": "1MB")"));
@@ -364,6 +405,7 @@ TEST_CASE("a database pool overrides pool_defaults key by key") {
       {"server_connect_failure_grace", R"("0")", [](pool_settings& p) { p.server_connect_failure_grace = 0s; }},
       {"cancel_grace", R"("250ms")", [](pool_settings& p) { p.cancel_grace = 250ms; }},
       {"advice_log_after", R"("0")", [](pool_settings& p) { p.advice_log_after = 0s; }},
+      {"adaptive", R"({"enabled": true})", [](pool_settings& p) { p.adaptive.enabled = true; }},
       {"session_state", R"("refuse")", [](pool_settings& p) { p.session_state = session_state_policy::refuse; }},
       {"session_state", R"("reset")", [](pool_settings& p) { p.session_state = session_state_policy::reset; }},
   };

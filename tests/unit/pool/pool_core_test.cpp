@@ -30,6 +30,9 @@
 //   stats count every state and the longest wait
 //   forget drops a connection from the books
 //   pause holds new clients, closes idle connections and lets lent ones finish
+//   a concurrency cap lends no more than the cap, keeps waiters in order and serves them when raised
+//   under a concurrency cap, connects open only for the waiters the cap lets be served
+//   random operations under a changing concurrency cap never lend past it and keep FIFO order
 //   random operations keep every invariant
 //   workers: a client takes an idle connection of its own worker first, the most recent one
 //   workers: a client whose worker has nothing idle takes another worker's, which moves to it
@@ -654,6 +657,78 @@ TEST_CASE("pause holds new clients, closes idle connections and lets lent ones f
   (void)order;
 }
 
+TEST_CASE("a concurrency cap lends no more than the cap, keeps waiters in order and serves them when raised") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 10));
+  const auto idle = make_idle(pool, clock.now(), 4);
+  pool.set_cap(2);
+  CHECK(pool.cap() == 2);
+  const auto a = pool.acquire(1, clock.now());
+  const auto b = pool.acquire(2, clock.now());
+  REQUIRE(a);
+  REQUIRE(b);
+  // Two connections still idle, but the cap is reached: clients queue, nothing opens for them.
+  CHECK_FALSE(pool.take_if_idle(clock.now()));
+  for (waiter_id w : {3, 4, 5}) CHECK_FALSE(pool.acquire(w, clock.now()));
+  CHECK(pool.dispatch(clock.now()).empty());
+  CHECK(pool.start_connects(clock.now()).empty());
+  CHECK(pool.lent() == 2);
+  CHECK(pool.stats(clock.now()).idle == 2);
+  CHECK(pool.stats(clock.now()).waiting == 3);
+  // One comes back: the oldest waiter gets a connection, and only one.
+  CHECK_FALSE(pool.release(*a, clock.now(), true));
+  auto given = pool.dispatch(clock.now());
+  REQUIRE(given.size() == 1);
+  CHECK(given[0].waiter == 3);
+  CHECK(pool.lent() == 2);
+  // Raised: the rest are served in queue order at once.
+  pool.set_cap(4);
+  given = pool.dispatch(clock.now());
+  REQUIRE(given.size() == 2);
+  CHECK(given[0].waiter == 4);
+  CHECK(given[1].waiter == 5);
+  CHECK(pool.lent() == 4);
+  // Lowered below what is lent: those finish, nobody new is served until lent < cap.
+  pool.set_cap(2);
+  CHECK_FALSE(pool.acquire(6, clock.now()));
+  for (const auto& g : given) CHECK_FALSE(pool.release(g.conn, clock.now(), true));
+  CHECK(pool.lent() == 2);
+  CHECK(pool.dispatch(clock.now()).empty());  // still at the cap (b and 3's)
+  CHECK_FALSE(pool.release(*b, clock.now(), true));
+  given = pool.dispatch(clock.now());
+  REQUIRE(given.size() == 1);
+  CHECK(given[0].waiter == 6);
+  // No cap: idle connections are lent as before.
+  pool.set_cap(0);
+  CHECK(pool.take_if_idle(clock.now()));
+  CHECK(pool.take_if_idle(clock.now()));
+  CHECK(pool.lent() == 4);
+  (void)idle;
+}
+
+TEST_CASE("under a concurrency cap, connects open only for the waiters the cap lets be served") {
+  test::fake_clock clock;
+  pool_core pool(limits(0, 10));
+  pool.set_cap(3);
+  for (waiter_id w = 1; w <= 5; ++w) CHECK_FALSE(pool.acquire(w, clock.now()));
+  const auto opened = pool.start_connects(clock.now());
+  CHECK(opened.size() == 3);
+  CHECK(pool.start_connects(clock.now()).empty());  // the three under way cover what the cap allows
+  for (auto id : opened) pool.connect_succeeded(id, clock.now(), 0.0);
+  const auto given = pool.dispatch(clock.now());
+  REQUIRE(given.size() == 3);
+  CHECK(given[0].waiter == 1);
+  CHECK(given[2].waiter == 3);
+  // Raised to 5: two more connects for the two still queued.
+  pool.set_cap(5);
+  CHECK(pool.start_connects(clock.now()).size() == 2);
+  // max_size still bounds everything: a cap above it changes nothing.
+  pool_core small(limits(0, 2));
+  small.set_cap(8);
+  for (waiter_id w = 1; w <= 5; ++w) CHECK_FALSE(small.acquire(w, clock.now()));
+  CHECK(small.start_connects(clock.now()).size() == 2);
+}
+
 TEST_CASE("random operations keep every invariant") {
   std::mt19937 rng(5432);
   auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
@@ -772,6 +847,87 @@ TEST_CASE("random operations keep every invariant") {
   CHECK(closed > 100);
   CHECK(refused > 100);
   CHECK(ever.size() > 200);
+}
+
+TEST_CASE("random operations under a changing concurrency cap never lend past it and keep FIFO order") {
+  std::mt19937 rng(6543);
+  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  test::fake_clock clock;
+  pool_core pool(limits(0, 8));
+  std::set<conn_id> connecting, idle;
+  std::map<conn_id, waiter_id> lent;
+  std::deque<waiter_id> queue;
+  waiter_id next_waiter = 1;
+  std::size_t cap = 3, served = 0, cap_changes = 0, held_back = 0;
+  pool.set_cap(cap);
+  // Lending is allowed only below the cap (0: none).
+  auto may_lend = [&] { return cap == 0 || lent.size() < cap; };
+  for (int step = 0; step < 20000; ++step) {
+    CAPTURE(step);
+    switch (pick(7)) {
+      case 0: {
+        const waiter_id w = next_waiter++;
+        const bool allowed = may_lend() && queue.empty();
+        if (auto c = pool.acquire(w, clock.now())) {
+          REQUIRE(allowed);
+          REQUIRE(idle.erase(*c) == 1);
+          lent.emplace(*c, w);
+          ++served;
+        } else {
+          if (!may_lend() && !idle.empty()) ++held_back;
+          queue.push_back(w);
+        }
+        break;
+      }
+      case 1:
+        for (auto id : pool.start_connects(clock.now())) connecting.insert(id);
+        break;
+      case 2:
+        if (!connecting.empty()) {
+          const auto id = *connecting.begin();
+          connecting.erase(id);
+          pool.connect_succeeded(id, clock.now(), 0.0);
+          idle.insert(id);
+        }
+        break;
+      case 3:
+        if (!lent.empty()) {
+          const auto id = std::next(lent.begin(), static_cast<std::ptrdiff_t>(pick(lent.size())))->first;
+          lent.erase(id);
+          REQUIRE_FALSE(pool.release(id, clock.now(), true));
+          idle.insert(id);
+        }
+        break;
+      case 4:
+        for (const auto& a : pool.dispatch(clock.now())) {
+          REQUIRE(may_lend());
+          REQUIRE(a.waiter == queue.front());  // FIFO
+          queue.pop_front();
+          REQUIRE(idle.erase(a.conn) == 1);
+          lent.emplace(a.conn, a.waiter);
+          ++served;
+        }
+        // Nothing left that could be lent: the cap, the queue or the idle set is exhausted.
+        REQUIRE((!may_lend() || queue.empty() || idle.empty()));
+        break;
+      case 5:
+        cap = pick(6);  // 0 (none) to 5
+        pool.set_cap(cap);
+        ++cap_changes;
+        break;
+      case 6:
+        clock.advance(std::chrono::milliseconds(pick(50)));
+        break;
+    }
+    const auto s = pool.stats(clock.now());
+    REQUIRE(s.idle == idle.size());
+    REQUIRE(s.active == lent.size());
+    REQUIRE(s.waiting == queue.size());
+    REQUIRE(pool.total() <= 8);
+  }
+  CHECK(served > 1000);
+  CHECK(cap_changes > 1000);
+  CHECK(held_back > 100);  // the cap did hold clients back while connections were idle
 }
 
 TEST_CASE("workers: a client takes an idle connection of its own worker first, the most recent one") {
