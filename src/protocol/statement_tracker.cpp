@@ -162,12 +162,32 @@ statement_names& statement_tracker::client_names() {
   return **names;
 }
 
+bool overload_error(std::string_view body) noexcept {
+  // Fields: a type byte and a NUL-terminated value each, then a NUL.
+  std::size_t at = 0;
+  while (at < body.size() && body[at] != '\0') {
+    const char type = body[at++];
+    const auto end = body.find('\0', at);
+    if (end == std::string_view::npos) return false;
+    if (type == 'C') return end - at == 5 && body[at] == '5' && body[at + 1] == '3';
+    at = end + 1;
+  }
+  return false;
+}
+
 void statement_tracker::on_backend(char tag, std::string_view body) noexcept {
   switch (tag) {
-    case 'E':
-      if (auto* r = current()) r->failed = true;
-      else batch_failed_ = true;
+    case 'E': {
+      const bool overloaded = overload_error(body);
+      if (auto* r = current()) {
+        r->failed = true;
+        r->overloaded = r->overloaded || overloaded;
+      } else {
+        batch_failed_ = true;
+        batch_overloaded_ = batch_overloaded_ || overloaded;
+      }
       break;
+    }
     case 'C':
       if (auto* r = current()) r->rows += command_rows(body);
       else batch_rows_ += command_rows(body);
@@ -187,7 +207,7 @@ void statement_tracker::on_backend(char tag, std::string_view body) noexcept {
 bool statement_tracker::take_answered(answered_request& out) noexcept {
   if (answered_ == 0) return false;
   const auto& r = ring_[head_];
-  out = {r.fingerprint, r.failed, r.rows};
+  out = {r.fingerprint, r.failed, r.overloaded, r.rows};
   head_ = (head_ + 1) & (ring_.size() - 1);
   --count_;
   --answered_;
@@ -204,6 +224,7 @@ void statement_tracker::ignored_syncs(std::size_t count) noexcept {
     const auto& newest = ring_[(head_ + count_ - 1) & (ring_.size() - 1)];
     if (batch_ == 0) batch_ = newest.fingerprint;
     batch_failed_ = batch_failed_ || newest.failed;
+    batch_overloaded_ = batch_overloaded_ || newest.overloaded;
     batch_rows_ += newest.rows;
     --count_;
   }
@@ -214,6 +235,7 @@ void statement_tracker::forget_requests(std::size_t unknown) noexcept {
   dropped_ = unknown;
   batch_ = 0;
   batch_failed_ = false;
+  batch_overloaded_ = false;
   batch_rows_ = 0;
 }
 
@@ -235,9 +257,10 @@ void statement_tracker::push(std::uint64_t fingerprint) {
     ring_ = std::move(bigger);
     head_ = 0;
   }
-  ring_[(head_ + count_) & (ring_.size() - 1)] = {fingerprint, batch_failed_, batch_rows_};
+  ring_[(head_ + count_) & (ring_.size() - 1)] = {fingerprint, batch_failed_, batch_overloaded_, batch_rows_};
   ++count_;
   batch_failed_ = false;
+  batch_overloaded_ = false;
   batch_rows_ = 0;
 }
 

@@ -80,6 +80,7 @@ void pool_counters::add_to(pool_counters& total) const noexcept {
   add(bytes_to_client, total.bytes_to_client);
   add(statements_prepared, total.statements_prepared);
   add(statements_stale, total.statements_stale);
+  add(overload_errors, total.overload_errors);
   for (std::size_t i = 0; i < pinned_clients.size(); ++i)
     total.pinned_clients[i].fetch_add(pinned_clients[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
   wait_seconds.add_to(total.wait_seconds);
@@ -189,9 +190,26 @@ void server_pool::configure_limit(bool was_enabled) {
     return;
   }
   // Switched on: a fresh start from min. Already on: the limit is kept within the new bounds.
-  if (!was_enabled) limiter_ = pgmux::pool::concurrency_limit(limit_settings_from(settings_));
+  if (!was_enabled) {
+    limiter_ = pgmux::pool::concurrency_limit(limit_settings_from(settings_));
+    overload_errors_fed_ = overload_errors_seen();  // only errors from now on count
+  }
   else limiter_.configure(limit_settings_from(settings_));
   core_.set_cap(limiter_.limit());
+}
+
+std::uint64_t server_pool::overload_errors_seen() const noexcept {
+  std::uint64_t seen = counters_.overload_errors.load(std::memory_order_relaxed);
+  for (const auto& c : worker_counters_) seen += c->overload_errors.load(std::memory_order_relaxed);
+  return seen;
+}
+
+void server_pool::feed_overload_errors() {
+  const auto seen = overload_errors_seen();
+  // Each is one event of the limiter's window; a burst larger than a window cuts once anyway.
+  const auto fresh = std::min<std::uint64_t>(seen - overload_errors_fed_, limiter_.settings().window);
+  overload_errors_fed_ = seen;
+  for (std::uint64_t i = 0; i < fresh; ++i) limit_changed(limiter_.on_error(core_.lent()));
 }
 
 void server_pool::limit_changed(pgmux::pool::limit_change change) {
@@ -759,6 +777,7 @@ asio::awaitable<void> server_pool::maintain() {
       watch_settled_idle(now);
       watch_settled_waiters(now);
       check_timeouts(cancel, notify);
+      if (settings_.adaptive.enabled) feed_overload_errors();
       if (now - advice_checked_ >= 1s) advice = judge_size(now);
     }
     if (advice && advice->warn) log::warn(advice->text);

@@ -97,7 +97,9 @@ std::int64_t note_statement_done(server_connection& server, std::int64_t now) {
 // Per-query statistics: the statement of each answered request goes to the pool's table.
 void record_statement(const client_side& client, server_connection& server, std::int64_t took) {
   protocol::answered_request answered;
-  if (!server.statements.take_answered(answered) || answered.fingerprint == 0) return;
+  if (!server.statements.take_answered(answered)) return;
+  if (answered.overloaded && server.counters) server.counters->overload_errors.fetch_add(1, std::memory_order_relaxed);
+  if (answered.fingerprint == 0) return;
   client.queries->record(answered.fingerprint, {took, answered.failed, answered.rows}, coarse_wall_now());
 }
 

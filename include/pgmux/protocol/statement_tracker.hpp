@@ -33,12 +33,18 @@ class statement_sink {
 struct answered_request {
   std::uint64_t fingerprint = 0;  // 0: no statement, or not known
   bool failed = false;            // an ErrorResponse answered it
+  // ...of SQLSTATE class 53 (insufficient resources: out of memory, disk full, too many
+  // connections): the server is overloaded, which the adaptive concurrency limit backs off from.
+  bool overloaded = false;
   std::uint64_t rows = 0;         // summed over its CommandComplete tags
 };
 
 // The rows a CommandComplete tag reports (SELECT, INSERT, UPDATE, DELETE, MERGE, FETCH, MOVE,
 // COPY); 0 for the others.
 std::uint64_t command_rows(std::string_view tag) noexcept;
+
+// Whether an ErrorResponse body reports SQLSTATE class 53 (insufficient resources).
+bool overload_error(std::string_view error_body) noexcept;
 
 // What one client's Parses and Binds named: the client's (its names outlive a lease), made at its
 // first Parse or Bind, so that clients of the simple protocol pay nothing for it.
@@ -100,6 +106,7 @@ class statement_tracker {
   struct request {
     std::uint64_t fingerprint;
     bool failed;
+    bool overloaded;
     std::uint64_t rows;
   };
   void push(std::uint64_t fingerprint);
@@ -116,6 +123,7 @@ class statement_tracker {
   // What the server said while no request was in flight (an extended COPY FROM STDIN, whose
   // Sync came early): it goes with the next request.
   bool batch_failed_ = false;
+  bool batch_overloaded_ = false;
   std::uint64_t batch_rows_ = 0;
   statement_names no_names_;    // stands in when the relay set no names
 };

@@ -293,6 +293,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // With mu_ held: the limiter's settings from settings_, and its feedback passed on to core_.
   void configure_limit(bool was_enabled);
   void limit_changed(pgmux::pool::limit_change change);
+  // With mu_ held (maintenance): the overload errors the relays counted since the last call
+  // (pool_counters::overload_errors) go to the limiter.
+  void feed_overload_errors();
+  std::uint64_t overload_errors_seen() const noexcept;
+  std::uint64_t overload_errors_fed_ = 0;
   // Under mu_: when maintain() last judged max_size against the advice, and for how long.
   clock::time_point advice_checked_{};
   pgmux::pool::sustained_verdict advice_alarm_;

@@ -19,6 +19,7 @@
 // - DEALLOCATE name, DEALLOCATE ALL and DISCARD ALL forget statement names; names are kept to
 //   63 bytes; past max_named a new name takes another's place
 // - a Query longer than the buffer has one fingerprint however the reads cut it
+// - an ErrorResponse of SQLSTATE class 53 marks its request overloaded; other classes do not
 // - command_rows reads SELECT, INSERT, UPDATE, DELETE, MERGE, FETCH, MOVE and COPY tags
 // - through the scans: a simple query and a prepared statement are recorded per request, the
 //   CommandComplete of a second request split across reads counts for that request
@@ -183,6 +184,28 @@ TEST_CASE("Close forgets a named statement and names are made only when needed")
   close += body({"s"});
   t.on_frontend('C', close);
   CHECK(names->named.empty());
+}
+
+TEST_CASE("an error of SQLSTATE class 53 marks its request overloaded and others do not") {
+  CHECK(overload_error(body({"SERROR", "VERROR", "C53200", "Mout of memory", ""})));
+  CHECK(overload_error(body({"SFATAL", "C53300", ""})));
+  CHECK_FALSE(overload_error(body({"SERROR", "C22012", ""})));
+  CHECK_FALSE(overload_error(body({"SERROR", "C5320", ""})));
+  CHECK_FALSE(overload_error(body({"SERROR", "M53200", ""})));
+  CHECK_FALSE(overload_error(std::string("SERROR\0C53", 11)));  // cut short
+  statement_tracker t;
+  t.on_frontend('Q', body({"select a"}));
+  t.on_frontend('Q', body({"select b"}));
+  t.on_backend('E', body({"SERROR", "C53200", ""}));
+  t.on_backend('Z', {});
+  t.on_backend('E', body({"SERROR", "C42P01", ""}));
+  t.on_backend('Z', {});
+  const auto first = take(t);
+  const auto second = take(t);
+  CHECK(first.overloaded);
+  CHECK(first.failed);
+  CHECK_FALSE(second.overloaded);
+  CHECK(second.failed);
 }
 
 TEST_CASE("command_rows reads the row count of the tags that have one") {
