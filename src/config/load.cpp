@@ -136,7 +136,7 @@ class reader {
         {"enabled", [&](const json& v, const std::string& s) { read_bool(v, s, a.enabled); }},
         {"min", [&](const json& v, const std::string& s) { read_uint(v, s, a.min, 1, 100000); }},
         {"max", [&](const json& v, const std::string& s) { read_uint(v, s, a.max, 0, 100000); }},
-        {"window", [&](const json& v, const std::string& s) { read_uint(v, s, a.window, 10, 1000000); }},
+        {"window", [&](const json& v, const std::string& s) { read_uint(v, s, a.window, 10, 100000); }},
         {"tolerance", [&](const json& v, const std::string& s) { read_number(v, s, a.tolerance, 1.1, 100); }},
         {"backoff", [&](const json& v, const std::string& s) { read_number(v, s, a.backoff, 0.1, 0.95); }},
         {"max_error_rate", [&](const json& v, const std::string& s) { read_number(v, s, a.max_error_rate, 0, 1); }},
@@ -199,6 +199,10 @@ class reader {
                                     std::to_string(p.max_size) + ")");
     if (p.connect_timeout.count() == 0) error(path + "/connect_timeout", "must be greater than 0");
     if (p.query_wait_timeout.count() == 0) error(path + "/query_wait_timeout", "must be greater than 0");
+    if (p.adaptive.enabled && p.mode == pool_mode::session)
+      error(path + "/adaptive/enabled",
+            "the adaptive concurrency limit is for transaction and statement pooling: in session mode a server "
+            "connection is held for a whole session, so the limit would cap sessions (turn it off for this pool)");
     if (p.adaptive.max != 0 && p.adaptive.min > p.adaptive.max)
       error(path + "/adaptive/min", "min (" + std::to_string(p.adaptive.min) + ") is greater than max (" +
                                         std::to_string(p.adaptive.max) + ")");

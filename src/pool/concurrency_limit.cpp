@@ -67,11 +67,19 @@ limit_change concurrency_limit::cut(std::size_t lent) {
   limit_ = next;
   ++decreases_;
   start_window(lent);
+  just_cut_ = true;
   return limit_change::down;
 }
 
 limit_change concurrency_limit::on_error(std::size_t lent) {
-  if (skip_ > 0) --skip_;
+  // Errors of work lent under the old limit are left out, as its hold times are, and after a
+  // cut so are errors until a transaction has ended under the new one: one burst cuts once,
+  // not once per window's allowance of it.
+  if (skip_ > 0) {
+    --skip_;
+    return limit_change::none;
+  }
+  if (just_cut_) return limit_change::none;
   ++errors_;
   // A burst past the window's allowance cuts at once.
   const auto allowed = static_cast<double>(settings_.window) * settings_.max_error_rate;
@@ -86,6 +94,7 @@ limit_change concurrency_limit::on_transaction(duration held, std::size_t lent, 
     return limit_change::none;
   }
   if (demand >= limit_) binding_ = true;
+  just_cut_ = false;
   peak_lent_ = std::max(peak_lent_, lent);
   samples_.push_back(std::max<std::int64_t>(held.count(), 0));
   if (samples_.size() + errors_ >= settings_.window) return close_window(lent);
@@ -132,6 +141,20 @@ limit_change concurrency_limit::close_window(std::size_t lent) {
   good_streak_ = 0;
   start_window(0);
   return limit_change::none;
+}
+
+limit_change concurrency_limit::on_stall(duration since_last_transaction, std::size_t lent, std::size_t demand) {
+  if (limit_ >= settings_.max || lent < limit_ || demand <= limit_) return limit_change::none;
+  if (since_last_transaction < stall_after()) return limit_change::none;
+  ++limit_;
+  ++increases_;
+  good_streak_ = 0;
+  start_window(0);
+  return limit_change::up;
+}
+
+concurrency_limit::duration concurrency_limit::stall_after() const noexcept {
+  return std::max<duration>(std::chrono::seconds(1), baseline_ * 4);
 }
 
 }  // namespace pgmux::pool

@@ -193,6 +193,7 @@ void server_pool::configure_limit(bool was_enabled) {
   if (!was_enabled) {
     limiter_ = pgmux::pool::concurrency_limit(limit_settings_from(settings_));
     overload_errors_fed_ = overload_errors_seen();  // only errors from now on count
+    last_transaction_end_ = clock::now();
   }
   else limiter_.configure(limit_settings_from(settings_));
   core_.set_cap(limiter_.limit());
@@ -473,8 +474,10 @@ void server_pool::give_back(std::shared_ptr<server_connection> conn, bool clean,
         counters.transactions.fetch_add(1, std::memory_order_relaxed);
         counters.transaction_seconds.observe(std::chrono::duration<double>(now - it->second.lent_at).count());
         // Still counted as lent here: the demand this transaction saw includes itself.
-        if (settings_.adaptive.enabled)
+        if (settings_.adaptive.enabled) {
+          last_transaction_end_ = now;
           limit_changed(limiter_.on_transaction(now - it->second.lent_at, core_.lent(), core_.demand()));
+        }
       }
       outdated = it->second.login_generation != login_generation_;
     }
@@ -647,9 +650,11 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id, pgmux::p
     const auto now = clock::now();
     if (!error.empty()) {
       counters_.server_connect_errors.fetch_add(1, std::memory_order_relaxed);
-      // Refused logins (53300 too many connections, 53200 out of memory...) and connects that
-      // fail or time out: overload feedback for the adaptive limit.
-      if (settings_.adaptive.enabled) limit_changed(limiter_.on_error(core_.lent()));
+      // Logins refused for want of resources (53300 too many connections, 53200 out of memory):
+      // overload feedback for the adaptive limit. A server that is down, restarting or refusing
+      // the login for other reasons says nothing about the load.
+      if (settings_.adaptive.enabled && conn->refusal_code().starts_with("53"))
+        limit_changed(limiter_.on_error(core_.lent()));
       const auto kind = pgmux::pool::classify_connect_failure(conn->refusal_code());
       const bool answer = core_.connect_failed(id, now, kind, attempt_started);
       if (error != last_connect_error_) log::warn("pool " + name_ + ": " + error);
@@ -773,11 +778,17 @@ asio::awaitable<void> server_pool::maintain() {
         work.close.push_back(std::move(it->second.conn));
         conns_.erase(it);
       }
+      // The limiter first: a limit it raises serves the queue in this settle.
+      if (settings_.adaptive.enabled) {
+        feed_overload_errors();
+        const auto change = limiter_.on_stall(now - last_transaction_end_, core_.lent(), core_.demand());
+        if (change != pgmux::pool::limit_change::none) last_transaction_end_ = now;  // the next stall from here
+        limit_changed(change);
+      }
       settle(now, work);
       watch_settled_idle(now);
       watch_settled_waiters(now);
       check_timeouts(cancel, notify);
-      if (settings_.adaptive.enabled) feed_overload_errors();
       if (now - advice_checked_ >= 1s) advice = judge_size(now);
     }
     if (advice && advice->warn) log::warn(advice->text);

@@ -7,6 +7,8 @@
 //   metrics show
 // - a statement the server answers with SQLSTATE 53200 (class 53, insufficient resources) is an
 //   overload error too: the limit is cut from 8 to 6 (a division by zero is not)
+// - a limit of 1 held by an open transaction (no transaction ends, no window closes) grows to 2
+//   after a stall period, and a waiting client is served instead of timing out
 // - CPU-bound statements of random cost (count over generate_series of 10,000 to 110,000 rows; 2
 //   cores shared with pgmux, pgbench and whatever else runs): 24 pgbench clients through fixed
 //   pools of 2, 4, 8 and 24 connections and through an adaptive pool (min 2, max 24, windows of
@@ -18,7 +20,8 @@
 //   printed. The tolerance is wide because the machine is shared: when other work competes for
 //   the cores, a pool with more backends takes a larger share of them, which a limit that backs
 //   off when latency rises gives up by design (runs here while another build kept the load
-//   average near 8 gave 0.74 to 0.92 of the best fixed size's throughput, once 1.28).
+//   average near 8 gave 0.74 to 0.92 of the best fixed size's throughput, once 1.28). Against a
+//   sanitized build (the sanitize step) the figures are printed but not compared.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -206,6 +209,30 @@ TEST_CASE("adaptive: a statement answered with an insufficient-resources error c
   CHECK(scalar(client, "select 'still served'") == "still served");
 }
 
+TEST_CASE("adaptive: a limit held by long transactions grows so that waiting clients are served") {
+  proxy_instance proxy(proxy_options()
+                           .pool("min_size", "0")
+                           .pool("max_size", "4")
+                           .pool("adaptive", R"({"enabled": true, "min": 1, "max": 4})")
+                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}"));
+  auto admin = connect(proxy.conninfo("pgmux", admin_user));
+  CHECK(pools_cell(admin, "concurrency_limit") == "1");
+  // The one connection the limit allows stays in an open transaction: no transaction ends, so
+  // no window can close.
+  auto holder = connect(proxy.conninfo());
+  REQUIRE(holder.exec("begin").ok());
+  REQUIRE(holder.exec("select 1").ok());
+  auto waiter = connect(proxy.conninfo());
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(scalar(waiter, "select 'served'") == "served");  // query_wait_timeout is 10 s here
+  const auto waited = std::chrono::steady_clock::now() - started;
+  MESSAGE("served after " << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms");
+  CHECK(waited >= 900ms);  // a stall period (1 s without a baseline), not at once
+  CHECK(waited < 5s);
+  CHECK(pools_cell(admin, "concurrency_limit") == "2");
+  REQUIRE(holder.exec("commit").ok());
+}
+
 TEST_CASE("adaptive: CPU-bound statements get the best fixed size's throughput and a lower p99 than max_size") {
   constexpr int clients = 24, seconds = 3, rounds = 2, max_rounds = 4;
   const std::string script = "/tmp/pgmux-adaptive-" + std::to_string(::getpid()) + ".sql";
@@ -262,7 +289,7 @@ TEST_CASE("adaptive: CPU-bound statements get the best fixed size's throughput a
   // Two rounds, and up to two more should a burst have skewed them: the figures then rest on
   // more transactions of every contender.
   int rounds_run = 0;
-  for (; rounds_run < max_rounds; ++rounds_run) {
+  for (; rounds_run < (adaptive.proxy->sanitized() ? rounds : max_rounds); ++rounds_run) {
     if (rounds_run >= rounds) {
       summarise();
       if (holds()) break;
@@ -292,8 +319,13 @@ TEST_CASE("adaptive: CPU-bound statements get the best fixed size's throughput a
                    << " ms (" << c.transactions << " transactions in " << rounds_run << " rounds of " << seconds << " s)");
   MESSAGE("adaptive limit " << warm_limit << " after the warm-up (" << warm.transactions << " transactions), " << limit
                             << " at the end; " << changes("up") << " raises, " << changes("down") << " cuts");
-  CHECK(adaptive.best_tps >= 0.7 * best->best_tps);
-  CHECK(adaptive.p99_ms < all[all.size() - 2].p99_ms);  // max_size 24
+  // Timings of a sanitized build (the sanitize step) say nothing of pgmux's: printed only.
+  if (adaptive.proxy->sanitized()) {
+    MESSAGE("sanitized pgmux: throughput and p99 are printed, not compared");
+  } else {
+    CHECK(adaptive.best_tps >= 0.7 * best->best_tps);
+    CHECK(adaptive.p99_ms < all[all.size() - 2].p99_ms);  // max_size 24
+  }
   CHECK(std::stoi(limit) >= 2);
   CHECK(std::stoi(limit) < clients / 2);
   CHECK(metric_value(body, "pgmux_pool_concurrency_limit" + labels) == std::stoi(limit));

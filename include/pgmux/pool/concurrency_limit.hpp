@@ -22,7 +22,10 @@
 // A window in which no more than `min` connections were ever lent at once measures latency
 // without concurrency: its median replaces the baseline, also upwards (the work got heavier).
 // After a change, the next window starts once the transactions lent under the old limit had
-// time to end (as many samples as were lent are skipped).
+// time to end (as many samples as were lent are skipped); after a cut, errors in that time, and
+// until a transaction has ended under the new limit, are left out too: one burst cuts once.
+// A limit that is binding while no transaction ends (long leases hold every connection it
+// allows) cannot be judged by windows: on_stall grows it by 1 per stall_after() meanwhile.
 // Pure: the caller passes the hold times; nothing here reads a clock or allocates after
 // construction and configure().
 #pragma once
@@ -71,8 +74,17 @@ class concurrency_limit {
   // that moment, this one included; `demand`: clients holding or waiting for one, this one
   // included.
   limit_change on_transaction(duration held, std::size_t lent, std::size_t demand);
-  // An overload error: a failed connect or a command_timeout cancel.
+  // An overload error: a login refused for want of resources (SQLSTATE class 53), a
+  // command_timeout cancel, a request the server answered with a class 53 error.
   limit_change on_error(std::size_t lent);
+  // Called periodically. The limit is binding (`lent` at it, more clients in `demand`) and no
+  // transaction ended for `since_last_transaction`, at least stall_after(): the connections lent
+  // are held by long leases (pinned clients, idle transactions), not by a database that queues,
+  // and no window can close to judge it: the limit grows by 1 (up to max), so that the clients
+  // waiting are served rather than time out.
+  limit_change on_stall(duration since_last_transaction, std::size_t lent, std::size_t demand);
+  // One second, or four times the baseline when that is longer.
+  duration stall_after() const noexcept;
 
  private:
   limit_change close_window(std::size_t lent);
@@ -87,6 +99,7 @@ class concurrency_limit {
   bool binding_ = false;          // demand reached the limit in this window
   std::size_t peak_lent_ = 0;     // most connections lent at once in this window
   bool cut_once_ = false;         // slow start ends at the first cut
+  bool just_cut_ = false;         // cut, and no transaction ended since: errors do not count yet
   static constexpr std::size_t max_probe_wait = 64;
   std::size_t cut_from_ = 0;      // the limit the last cut came from (0: none to remember)
   std::size_t probe_wait_ = 1;    // good windows in a row before growing back to cut_from_

@@ -298,6 +298,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   void feed_overload_errors();
   std::uint64_t overload_errors_seen() const noexcept;
   std::uint64_t overload_errors_fed_ = 0;
+  clock::time_point last_transaction_end_{};  // under mu_: for the limiter's stall check
   // Under mu_: when maintain() last judged max_size against the advice, and for how long.
   clock::time_point advice_checked_{};
   pgmux::pool::sustained_verdict advice_alarm_;

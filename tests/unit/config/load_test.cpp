@@ -1084,6 +1084,11 @@ TEST_CASE("query_stats is read per pool, inherited from pool_defaults and checke
   SUBCASE("metrics_top zero") {
     refused_at(with_db(R"("pool_defaults": {"query_stats": {"metrics_top": 0}})"), "/pool_defaults/query_stats/metrics_top");
   }
+  SUBCASE("adaptive in session mode") {
+    CHECK(refused_at(with_db(R"("pool_defaults": {"mode": "session", "adaptive": {"enabled": true}})"),
+                     "/pool_defaults/adaptive/enabled")
+              .find("session mode") != std::string::npos);
+  }
   SUBCASE("metrics not a bool") {
     refused_at(with_db(R"("pool_defaults": {"query_stats": {"metrics": "yes"}})"), "/pool_defaults/query_stats/metrics");
   }

@@ -10,6 +10,9 @@
 //   one lucky window does not set the baseline alone
 //   a window after a change ignores the transactions lent under the old limit
 //   a reload keeps the limit within the new bounds
+//   one burst of errors, larger than a window's allowance, cuts once
+//   a binding limit with no transaction ending (long leases) grows by 1 per stall period,
+//   never past max, and not while it does not bind or transactions end
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -109,8 +112,11 @@ TEST_CASE("an error burst cuts the limit within one window, and the limit recove
   CHECK(events >= 24);
   CHECK(events <= 24 + 100 / 4 * 3);
   CHECK(l.figures().decreases >= 1);
-  // The burst goes on: more cuts, never below min.
-  for (int i = 0; i < 200; ++i) l.on_error(l.limit());
+  // The overload goes on, every other transaction failing: more cuts, never below min.
+  for (int i = 0; i < 400; ++i) {
+    l.on_transaction(server.latency(l.limit()), l.limit(), 100);
+    l.on_error(l.limit());
+  }
   CHECK(l.limit() == 2);
   // Clean again: back to where it was, additively now.
   drive(l, server, 3000);
@@ -283,3 +289,42 @@ TEST_CASE("a reload keeps the limit within the new bounds") {
   CHECK(l.limit() == 5);
   CHECK(l.settings().window == 1);
 }
+
+TEST_CASE("one burst of errors larger than a window's allowance cuts once") {
+  concurrency_limit l(settings(2, 40));
+  synthetic_server server;
+  drive(l, server, 2000);
+  const auto converged = l.limit();
+  REQUIRE(converged >= 4);
+  // 30 errors at once while `converged` connections are lent (53200 answers to all of them).
+  std::size_t cuts = 0;
+  for (int i = 0; i < 30; ++i) cuts += l.on_error(converged) == limit_change::down;
+  CHECK(cuts == 1);
+  CHECK(l.limit() == std::max<std::size_t>(2, converged * 3 / 4));
+}
+
+TEST_CASE("a binding limit with no transaction ending grows by 1 per stall period") {
+  concurrency_limit l(settings(2, 4));
+  REQUIRE(l.limit() == 2);
+  CHECK(l.stall_after() == 1s);  // no baseline yet
+  // Not binding (demand within the limit), or not stalled long enough: nothing.
+  CHECK(l.on_stall(5s, 2, 2) == limit_change::none);
+  CHECK(l.on_stall(500ms, 2, 10) == limit_change::none);
+  CHECK(l.on_stall(5s, 1, 10) == limit_change::none);
+  CHECK(l.limit() == 2);
+  // Two leases held for long, clients waiting: one more at a time, up to max.
+  CHECK(l.on_stall(1s, 2, 10) == limit_change::up);
+  CHECK(l.limit() == 3);
+  CHECK(l.on_stall(1s, 3, 10) == limit_change::up);
+  CHECK(l.on_stall(1s, 4, 10) == limit_change::none);
+  CHECK(l.limit() == 4);
+  CHECK(l.figures().increases == 2);
+  // With a baseline of 500 ms the stall period is 2 s.
+  concurrency_limit slow(settings(2, 40));
+  synthetic_server heavy;
+  heavy.base = 500ms;
+  drive(slow, heavy, 300, 2);  // never more than min lent: the baseline is the work's own latency
+  CHECK(slow.stall_after() >= 1800ms);
+  CHECK(slow.stall_after() <= 2200ms);
+}
+
