@@ -128,7 +128,7 @@ class collector {
          "Named prepared statements prepared on server connections (transaction mode), the clients' Parses included.",
          &net::pool_counters::statements_prepared},
         {"pgmux_server_overload_errors_total",
-         "Requests the server answered with an error of SQLSTATE class 53 (insufficient resources), with per-query statistics on.",
+         "Requests the server answered with an overload error (SQLSTATE 53000, 53200 out of memory, 53300 too many connections), with per-query statistics on.",
          &net::pool_counters::overload_errors},
         {"pgmux_prepared_statements_stale_total",
          "Prepared statements forgotten because the server reported them missing or stale (re-prepared on next use).",

@@ -162,6 +162,10 @@ statement_names& statement_tracker::client_names() {
   return **names;
 }
 
+bool overload_sqlstate(std::string_view code) noexcept {
+  return code == "53000" || code == "53200" || code == "53300";
+}
+
 bool overload_error(std::string_view body) noexcept {
   // Fields: a type byte and a NUL-terminated value each, then a NUL.
   std::size_t at = 0;
@@ -169,7 +173,7 @@ bool overload_error(std::string_view body) noexcept {
     const char type = body[at++];
     const auto end = body.find('\0', at);
     if (end == std::string_view::npos) return false;
-    if (type == 'C') return end - at == 5 && body[at] == '5' && body[at + 1] == '3';
+    if (type == 'C') return overload_sqlstate(body.substr(at, end - at));
     at = end + 1;
   }
   return false;

@@ -653,7 +653,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id, pgmux::p
       // Logins refused for want of resources (53300 too many connections, 53200 out of memory):
       // overload feedback for the adaptive limit. A server that is down, restarting or refusing
       // the login for other reasons says nothing about the load.
-      if (settings_.adaptive.enabled && conn->refusal_code().starts_with("53"))
+      if (settings_.adaptive.enabled && protocol::overload_sqlstate(conn->refusal_code()))
         limit_changed(limiter_.on_error(core_.lent()));
       const auto kind = pgmux::pool::classify_connect_failure(conn->refusal_code());
       const bool answer = core_.connect_failed(id, now, kind, attempt_started);

@@ -5,7 +5,7 @@
 // - a reload that lowers min keeps the limit where it was; a statement cancelled for
 //   command_timeout (an overload error) then cuts it at once (6 to 4), as SHOW POOLS and the
 //   metrics show
-// - a statement the server answers with SQLSTATE 53200 (class 53, insufficient resources) is an
+// - a statement the server answers with SQLSTATE 53200 (out of memory) is an
 //   overload error too: the limit is cut from 8 to 6 (a division by zero is not)
 // - a limit of 1 held by an open transaction (no transaction ends, no window closes) grows to 2
 //   after a stall period, and a waiting client is served instead of timing out

@@ -74,8 +74,8 @@ class concurrency_limit {
   // that moment, this one included; `demand`: clients holding or waiting for one, this one
   // included.
   limit_change on_transaction(duration held, std::size_t lent, std::size_t demand);
-  // An overload error: a login refused for want of resources (SQLSTATE class 53), a
-  // command_timeout cancel, a request the server answered with a class 53 error.
+  // An overload error: a login refused for want of resources, a command_timeout cancel, a
+  // request the server answered with an overload error (protocol::overload_sqlstate).
   limit_change on_error(std::size_t lent);
   // Called periodically. The limit is binding (`lent` at it, more clients in `demand`) and no
   // transaction ended for `since_last_transaction`, at least stall_after(): the connections lent

@@ -33,8 +33,8 @@ class statement_sink {
 struct answered_request {
   std::uint64_t fingerprint = 0;  // 0: no statement, or not known
   bool failed = false;            // an ErrorResponse answered it
-  // ...of SQLSTATE class 53 (insufficient resources: out of memory, disk full, too many
-  // connections): the server is overloaded, which the adaptive concurrency limit backs off from.
+  // ...with an SQLSTATE of overload (overload_sqlstate), which the adaptive concurrency limit
+  // backs off from.
   bool overloaded = false;
   std::uint64_t rows = 0;         // summed over its CommandComplete tags
 };
@@ -43,7 +43,12 @@ struct answered_request {
 // COPY); 0 for the others.
 std::uint64_t command_rows(std::string_view tag) noexcept;
 
-// Whether an ErrorResponse body reports SQLSTATE class 53 (insufficient resources).
+// Whether an SQLSTATE says the server lacks resources for the load it has: 53000
+// insufficient_resources, 53200 out_of_memory, 53300 too_many_connections. Not 53100 disk_full
+// nor 53400 configuration_limit_exceeded (temp_file_limit): fewer statements at once do not
+// cure those.
+bool overload_sqlstate(std::string_view code) noexcept;
+// Whether an ErrorResponse body's SQLSTATE is one of those.
 bool overload_error(std::string_view error_body) noexcept;
 
 // What one client's Parses and Binds named: the client's (its names outlive a lease), made at its

@@ -34,8 +34,8 @@ struct pool_counters {
   std::atomic<std::uint64_t> bytes_to_client{0};
   std::atomic<std::uint64_t> statements_prepared{0};  // named statements prepared on servers
   std::atomic<std::uint64_t> statements_stale{0};     // forgotten after the server called them gone or stale
-  // Requests the server answered with an error of SQLSTATE class 53 (insufficient resources),
-  // seen by the relay (with per-query statistics on): overload, for the adaptive limit.
+  // Requests the server answered with an overload error (protocol::overload_sqlstate), seen by
+  // the relay (with per-query statistics on): feedback for the adaptive limit.
   std::atomic<std::uint64_t> overload_errors{0};
   pgmux::pool::atomic_histogram wait_seconds;         // request to server connection
   pgmux::pool::atomic_histogram transaction_seconds;  // server connection held

@@ -19,7 +19,8 @@
 // - DEALLOCATE name, DEALLOCATE ALL and DISCARD ALL forget statement names; names are kept to
 //   63 bytes; past max_named a new name takes another's place
 // - a Query longer than the buffer has one fingerprint however the reads cut it
-// - an ErrorResponse of SQLSTATE class 53 marks its request overloaded; other classes do not
+// - an ErrorResponse of 53000, 53200 or 53300 marks its request overloaded; others (53100 disk
+//   full, 53400 configuration limit) do not
 // - command_rows reads SELECT, INSERT, UPDATE, DELETE, MERGE, FETCH, MOVE and COPY tags
 // - through the scans: a simple query and a prepared statement are recorded per request, the
 //   CommandComplete of a second request split across reads counts for that request
@@ -186,11 +187,14 @@ TEST_CASE("Close forgets a named statement and names are made only when needed")
   CHECK(names->named.empty());
 }
 
-TEST_CASE("an error of SQLSTATE class 53 marks its request overloaded and others do not") {
+TEST_CASE("an overload error marks its request overloaded and others do not") {
   CHECK(overload_error(body({"SERROR", "VERROR", "C53200", "Mout of memory", ""})));
   CHECK(overload_error(body({"SFATAL", "C53300", ""})));
   CHECK_FALSE(overload_error(body({"SERROR", "C22012", ""})));
   CHECK_FALSE(overload_error(body({"SERROR", "C5320", ""})));
+  CHECK(overload_error(body({"SERROR", "C53000", ""})));
+  CHECK_FALSE(overload_error(body({"SERROR", "C53100", ""})));  // disk full: not load
+  CHECK_FALSE(overload_error(body({"SERROR", "C53400", ""})));  // temp_file_limit: not load
   CHECK_FALSE(overload_error(body({"SERROR", "M53200", ""})));
   CHECK_FALSE(overload_error(std::string("SERROR\0C53", 11)));  // cut short
   statement_tracker t;
