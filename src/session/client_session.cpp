@@ -184,6 +184,8 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (drain_grace_) drain_grace_->cancel();
   client_.close();
   buffer_.clear();
+  // Before the trim below: its nodes lie among the statements' text, and would keep pages of it.
+  statement_names_.reset();
   if (prepared_.statements.bytes() >= release_after_statement_bytes) {
     // glibc would keep what the statements' text took; give it back once they are gone.
     prepared_.statements.clear();

@@ -15,7 +15,7 @@
 namespace pgmux::protocol {
 
 // The normalised text, cut at `max_bytes` (on a UTF-8 character boundary) when longer.
-std::string normalize_statement(std::string_view sql, std::size_t max_bytes = 2048);
+std::string normalize_statement(std::string_view sql, std::size_t max_bytes = 1024);
 
 // A 64-bit hash of the whole normalised text (not cut), computed in one pass without building
 // it: equal for texts whose normalised forms are equal. Never 0 (0 means "no statement").
