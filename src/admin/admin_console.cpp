@@ -116,10 +116,8 @@ admin_reply show_queries(router& routes) {
     return std::string(text);
   };
   for (const auto& [pool, e] : rows) {
-    char id[24];
-    std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(e.fingerprint));
     const double calls = static_cast<double>(e.calls);
-    r.rows.push_back({pool->database(), pool->server_user(), id, e.text, std::to_string(e.calls),
+    r.rows.push_back({pool->database(), pool->server_user(), e.query_id(), e.text, std::to_string(e.calls),
                       ms(static_cast<double>(e.total_ns)), ms(calls > 0 ? static_cast<double>(e.total_ns) / calls : 0),
                       ms(static_cast<double>(e.min_ns)), ms(static_cast<double>(e.max_ns)), std::to_string(e.rows),
                       std::to_string(e.errors), timestamp(e.first_seen), timestamp(e.last_seen)});

@@ -336,8 +336,7 @@ class collector {
       if (per_statement.empty())
         for (const auto& d : per_statement_defs) per_statement.push_back(make_family(d.name, d.help, metric_type::counter));
       for (const auto& e : pools[i]->queries().top_by_total_time(qs.metrics_top)) {
-        char id[24];
-        std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(e.fingerprint));
+        const auto id = e.query_id();
         const auto query = text::utf8_label_value(e.text, 200);
         for (std::size_t k = 0; k < std::size(per_statement_defs); ++k) {
           auto m = pool_sample(snaps[i], per_statement_defs[k].value(e));

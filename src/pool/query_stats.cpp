@@ -2,11 +2,18 @@
 #include "pgmux/pool/query_stats.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <mutex>
 
 #include "pgmux/protocol/sql_normalize.hpp"
 
 namespace pgmux::pool {
+
+std::string query_entry::query_id() const {
+  char id[24];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(fingerprint));
+  return id;
+}
 
 query_table::query_table(std::size_t max_entries) : max_entries_(max_entries) {}
 

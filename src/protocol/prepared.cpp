@@ -146,8 +146,8 @@ constexpr std::string_view result_changed_block =
     "DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'cached plan must not change result type'; "
     "END$pgmux$";
 
-// The statement name of `DEALLOCATE [PREPARE] name [;]` as PostgreSQL reads it (unquoted
-// names fold to lower case), or nullopt for any other SQL, DEALLOCATE ALL included.
+}  // namespace
+
 std::optional<std::string> deallocated_name(std::string_view sql) {
   auto ident_char = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' || static_cast<unsigned char>(c) >= 0x80;
@@ -195,6 +195,8 @@ std::optional<std::string> deallocated_name(std::string_view sql) {
   if (pos != sql.size() || name.empty()) return std::nullopt;
   return name;
 }
+
+namespace {
 
 // A client's message that fails in place: ahead of it the server runs `raising_block`, an
 // anonymous code block that raises the error, through the unnamed statement and portal. The

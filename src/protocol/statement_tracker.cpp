@@ -1,6 +1,7 @@
 // Statements of the requests in flight, for per-query statistics.
 #include "pgmux/protocol/statement_tracker.hpp"
 
+#include "pgmux/protocol/prepared.hpp"
 #include "pgmux/protocol/sql_inspect.hpp"
 #include "pgmux/protocol/sql_normalize.hpp"
 
@@ -56,51 +57,32 @@ std::uint64_t statement_names::find(std::string_view name) const noexcept {
 }
 
 void statement_names::note_query(std::string_view sql) {
-  // One word after blanks and comments, folded; a quoted name as written.
+  if (const auto name = deallocated_name(sql)) {
+    forget(*name);
+    return;
+  }
+  // DEALLOCATE [PREPARE] ALL and DISCARD ALL, which deallocated_name does not read: words after
+  // blanks and comments, in any case.
   std::size_t at = 0;
-  auto word = [&](bool quoted_ok) -> std::string {
+  const auto word = [&](std::string_view w) {
     at = skip_blanks_and_comments(sql, at);
-    std::string w;
-    if (quoted_ok && at < sql.size() && sql[at] == '"') {
-      for (++at; at < sql.size() && w.size() <= max_name; ++at) {
-        if (sql[at] == '"') {
-          if (at + 1 < sql.size() && sql[at + 1] == '"') {
-            w += '"';
-            ++at;
-            continue;
-          }
-          ++at;
-          break;
-        }
-        w += sql[at];
-      }
-      return w;
-    }
-    for (; at < sql.size() && w.size() <= max_name; ++at) {
-      const char c = sql[at];
-      const bool part = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                        c == '$' || static_cast<unsigned char>(c) >= 0x80;
-      if (!part) break;
-      w += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-    return w;
+    if (sql.size() - at < w.size()) return false;
+    for (std::size_t i = 0; i < w.size(); ++i)
+      if ((sql[at + i] | 0x20) != w[i]) return false;
+    const std::size_t end = at + w.size();
+    if (end < sql.size() && ((sql[end] | 0x20) >= 'a' && (sql[end] | 0x20) <= 'z')) return false;  // a longer word
+    at = end;
+    return true;
   };
-  const auto first = word(false);
-  if (first == "discard") {
-    if (word(false) == "all") {
+  if (word("discard")) {
+    if (word("all")) {
       named.clear();
       unnamed_statement = 0;
     }
-    return;
+  } else if (word("deallocate")) {
+    word("prepare");
+    if (word("all")) named.clear();
   }
-  if (first != "deallocate") return;
-  // DEALLOCATE [PREPARE] { name | ALL }: "prepare" alone is a statement's name.
-  auto name = word(true);
-  if (name == "prepare") {
-    if (auto next = word(true); !next.empty()) name = std::move(next);
-  }
-  if (name == "all") named.clear();
-  else if (!name.empty()) forget(name);
 }
 
 void statement_tracker::on_frontend(char tag, std::string_view body) {

@@ -31,6 +31,8 @@ struct query_entry {
   std::int64_t max_ns = 0;
   std::chrono::system_clock::time_point first_seen{};
   std::chrono::system_clock::time_point last_seen{};
+  // The fingerprint as SHOW QUERIES and the metrics' queryid label spell it: 16 hex digits.
+  std::string query_id() const;
 };
 
 // One answered request: its statement, how long it took, how it ended.

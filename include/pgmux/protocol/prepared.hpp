@@ -30,6 +30,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,6 +56,10 @@ struct client_prepared {
   // one name kept per client is all an idle client pays for it).
   std::string unnamed_portal_statement;
 };
+
+// The statement name of `DEALLOCATE [PREPARE] name [;]` as PostgreSQL reads it (unquoted
+// names fold to lower case), or nullopt for any other SQL, DEALLOCATE ALL included.
+std::optional<std::string> deallocated_name(std::string_view sql);
 
 // A result type as a RowDescription ('T', by column names, types and type modifiers, not by
 // formats or source columns) or NoData ('n') gives it; 0 for a malformed RowDescription.
