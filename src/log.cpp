@@ -1,12 +1,26 @@
-// Logger: a timestamp, the level and the message, written with one call per line, as text or
-// as one JSON object per line.
+// Logger: a timestamp, the level and the message, as text or as one JSON object per line.
+//
+// Lines are written by a thread of the logger's own, not by the thread that logs: a worker
+// only formats its line and appends it to a bounded buffer. The writer gathers what arrived
+// within batch_delay into one write(2) (a login and a disconnect line per client cost no
+// system call of the worker's), and a stalled stderr (a full pipe to a slow log collector)
+// fills the buffer, whose excess is dropped and counted, instead of stopping the relay.
+// Warnings and errors are written without the batching delay.
 #include "pgmux/log.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include "pgmux/config/config.hpp"
 
@@ -50,6 +64,163 @@ void append_json_escaped(std::string& out, std::string_view text) {
   }
 }
 
+void append_line(std::string& out, level l, std::string_view message) {
+  const auto now = std::chrono::system_clock::now();
+  const auto t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[96];  // room for any int the format could print, so -Wformat-truncation stays quiet
+  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  if (json_lines.load(std::memory_order_relaxed)) {
+    out.append("{\"time\":\"").append(stamp).append("\",\"level\":\"").append(name(l, true));
+    out.append("\",\"message\":\"");
+    append_json_escaped(out, message);
+    out.append("\"}\n");
+  } else {
+    out.append(stamp).append(" ").append(name(l, false)).append(" ").append(message).append("\n");
+  }
+}
+
+// All of `bytes` to `fd`, across partial writes and signals; gives up on any other error
+// (nobody is left to tell).
+void write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const auto n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// The buffer between the threads that log and the writer thread.
+class line_writer {
+ public:
+  // What waits unwritten is bounded: past this, lines are dropped and counted.
+  static constexpr std::size_t max_pending = 1 << 20;
+  // Info and debug lines wait this long for company, unless this much is pending already.
+  static constexpr auto batch_delay = std::chrono::milliseconds(10);
+  static constexpr std::size_t batch_bytes = 64 * 1024;
+
+  void submit(level l, std::string line) {
+    std::unique_lock lock(mu_);
+    if (!running_) {
+      // Before the first line or after the writer stopped (at exit): written by the caller.
+      if (stopped_) {
+        lock.unlock();
+        write_all(fd_, line);
+        return;
+      }
+      start();
+    }
+    if (pending_.size() + line.size() > max_pending) {
+      ++dropped_;
+      return;
+    }
+    const bool was_empty = pending_.empty();
+    if (was_empty) first_pending_ = std::chrono::steady_clock::now();
+    pending_.append(line);
+    bool notify = was_empty;
+    if (l >= level::warn && !urgent_) urgent_ = notify = true;
+    if (pending_.size() >= batch_bytes) notify = true;
+    lock.unlock();
+    if (notify) work_.notify_one();
+  }
+
+  void flush() {
+    std::unique_lock lock(mu_);
+    if (!running_) return;
+    urgent_ = true;
+    work_.notify_one();
+    written_.wait(lock, [&] { return pending_.empty() && dropped_ == 0 && !writing_; });
+  }
+
+  void set_fd(int fd) {
+    flush();
+    std::lock_guard lock(mu_);
+    fd_ = fd;
+  }
+
+  // At exit: what is pending is written, and later lines are written by their callers.
+  void stop() {
+    std::unique_lock lock(mu_);
+    if (!running_) {
+      stopped_ = true;
+      return;
+    }
+    stopping_ = true;
+    work_.notify_one();
+    lock.unlock();
+    thread_.join();
+    lock.lock();
+    running_ = false;
+    stopped_ = true;
+    // Lines that came between the writer's last look and now.
+    write_all(fd_, pending_);
+    pending_.clear();
+  }
+
+ private:
+  // With mu_ held, at the first line.
+  void start() {
+    running_ = true;
+    thread_ = std::thread([this] { run(); });
+    // Before the buffer's own destruction (it was constructed before this registration).
+    std::atexit([] { instance().stop(); });
+  }
+
+  void run() {
+    std::string batch;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      work_.wait(lock, [&] { return !pending_.empty() || dropped_ > 0 || stopping_; });
+      if (!urgent_ && !stopping_ && pending_.size() < batch_bytes)
+        work_.wait_until(lock, first_pending_ + batch_delay,
+                         [&] { return urgent_ || stopping_ || pending_.size() >= batch_bytes; });
+      batch.swap(pending_);
+      const auto dropped = std::exchange(dropped_, 0);
+      urgent_ = false;
+      writing_ = true;
+      const int fd = fd_;
+      lock.unlock();
+      if (dropped > 0)
+        append_line(batch, level::warn,
+                    "log: " + std::to_string(dropped) + " lines dropped: the log output did not keep up");
+      write_all(fd, batch);
+      if (batch.capacity() > batch_bytes) std::string().swap(batch);  // a burst's buffer is not kept
+      batch.clear();
+      lock.lock();
+      writing_ = false;
+      written_.notify_all();
+      if (stopping_ && pending_.empty() && dropped_ == 0) return;
+    }
+  }
+
+ public:
+  static line_writer& instance() {
+    static line_writer writer;
+    return writer;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable work_;     // the writer waits for lines
+  std::condition_variable written_;  // flush() waits for the writer
+  std::string pending_;
+  std::size_t dropped_ = 0;
+  std::chrono::steady_clock::time_point first_pending_{};
+  bool urgent_ = false;  // a warning or error is pending, or a flush: no batching delay
+  bool writing_ = false;
+  bool running_ = false;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  int fd_ = STDERR_FILENO;
+  std::thread thread_;
+};
+
 }  // namespace
 
 void apply(const config::log_config& settings) noexcept {
@@ -72,25 +243,14 @@ std::int64_t slow_query_ns() noexcept { return slow_query.load(std::memory_order
 
 void write(level l, std::string_view message) {
   if (!enabled(l)) return;
-  const auto now = std::chrono::system_clock::now();
-  const auto t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char stamp[96];  // room for any int the format could print, so -Wformat-truncation stays quiet
-  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   std::string line;
   line.reserve(message.size() + 64);
-  if (json_lines.load(std::memory_order_relaxed)) {
-    line.append("{\"time\":\"").append(stamp).append("\",\"level\":\"").append(name(l, true));
-    line.append("\",\"message\":\"");
-    append_json_escaped(line, message);
-    line.append("\"}\n");
-  } else {
-    line.append(stamp).append(" ").append(name(l, false)).append(" ").append(message).append("\n");
-  }
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  append_line(line, l, message);
+  line_writer::instance().submit(l, std::move(line));
 }
+
+void flush() { line_writer::instance().flush(); }
+
+void set_output(int fd) { line_writer::instance().set_fd(fd); }
 
 }  // namespace pgmux::log

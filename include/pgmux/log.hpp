@@ -1,5 +1,7 @@
 // Minimal logger: one line per event to stderr, safe from any thread. Text or JSON lines, as
-// the config's "log" object says; the settings apply at start and on every reload.
+// the config's "log" object says; the settings apply at start and on every reload. The caller
+// only formats its line: a thread of the logger's own writes the lines, gathered into one
+// write within 10 ms (warnings and errors at once), and what is pending is written at exit.
 #pragma once
 #include <cstdint>
 #include <string_view>
@@ -20,6 +22,10 @@ void set_level(level l) noexcept;
 void force_debug() noexcept;
 bool enabled(level l) noexcept;
 void write(level l, std::string_view message);
+// Returns once every line logged before the call has been written.
+void flush();
+// Lines go to `fd` instead of stderr (tests); pending lines are written to the old one first.
+void set_output(int fd);
 
 // Whether client logins and disconnects get an info line ("log": {"connections": ...}).
 bool connections() noexcept;
