@@ -184,7 +184,7 @@ TEST_CASE("postgres.js: sql.subscribe() receives inserts through pgmux on a repl
   INFO(proxy.log_tail());
   CHECK(r.code == 0);
   CHECK(r.output.find("\nok\n") != std::string::npos);
-  CHECK(proxy.log().find("logged in for logical replication") != std::string::npos);
+  CHECK(proxy.logged("logged in for logical replication"));
   exec_ok(setup, "drop publication it_pgjs_pub; drop table it_pgjs");
 }
 

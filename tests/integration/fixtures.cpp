@@ -873,6 +873,33 @@ void proxy_instance::rewrite_config(const std::string& text) {
 }
 std::string proxy_instance::log_tail(std::size_t lines) const { return tail_lines(log(), lines); }
 
+bool proxy_instance::logged(const std::string& text, std::chrono::milliseconds within) const {
+  return wait_until([&] { return log().find(text) != std::string::npos; }, within);
+}
+
+std::string proxy_instance::settled_log(const std::string& conninfo) const {
+  auto marker = connect(conninfo);
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  REQUIRE(::getsockname(PQsocket(marker.get()), reinterpret_cast<sockaddr*>(&local), &length) == 0);
+  REQUIRE(local.ss_family == AF_INET);
+  const auto port = ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
+  marker.reset();  // Terminate: pgmux logs the disconnect
+  const std::string label = ":" + std::to_string(port) + " ";
+  std::string text;
+  const bool seen = wait_until([&] {
+    text = log();
+    for (auto at = text.find(label); at != std::string::npos; at = text.find(label, at + 1)) {
+      const auto end = text.find('\n', at);
+      if (text.substr(at, end == std::string::npos ? std::string::npos : end - at).find(" disconnected") != std::string::npos)
+        return true;
+    }
+    return false;
+  }, 10s);
+  REQUIRE_MESSAGE(seen, "pgmux did not log the marker connection's disconnect");
+  return text;
+}
+
 bool proxy_instance::sanitized() const {
   return read_file("/proc/" + std::to_string(pid_) + "/maps").find("libasan") != std::string::npos;
 }

@@ -299,8 +299,16 @@ class proxy_instance {
   // SIGTERM, then waits up to `grace`; true if it exited by then (status in *status).
   bool terminate(std::chrono::milliseconds grace, int* status = nullptr);
 
+  // pgmux writes its log through a thread of its own, within about 10 ms of each line: a test
+  // waits for a line (logged), or, to check that a line is absent, for every line logged so far
+  // (settled_log).
   std::string log() const;
   std::string log_tail(std::size_t lines = 40) const;
+  // Whether the log has `text`, waiting up to `within` for it.
+  bool logged(const std::string& text, std::chrono::milliseconds within = 5s) const;
+  // The log once every line pgmux logged before the call is in it: a connection of the test's
+  // own (`conninfo`) opens and closes, and its disconnect line, logged after them, is waited for.
+  std::string settled_log(const std::string& conninfo) const;
   // Built with AddressSanitizer (its runtime is mapped into the process).
   bool sanitized() const;
   // Resident memory high-water mark (VmHWM) in kB, or -1.

@@ -83,7 +83,7 @@ TEST_CASE("pg_recvlogical streams a slot's changes through pgmux on a server con
   CHECK_MESSAGE(dropped.code == 0, dropped.output);
   CHECK(scalar(admin, "select count(*) from pg_replication_slots where slot_name = 'it_slot'") == "0");
   exec_ok(holder, "commit");
-  CHECK(proxy.log().find("logged in for logical replication") != std::string::npos);
+  CHECK(proxy.logged("logged in for logical replication"));
   exec_ok(setup, "drop table it_repl");
 }
 

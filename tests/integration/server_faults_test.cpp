@@ -170,7 +170,7 @@ TEST_CASE("a request lent in turn to each ending idle connection of its pool is 
   CHECK(r.ok());
   CHECK(r.value() == "42");
   CHECK(resumed_while_lent == pool_size);
-  CHECK(proxy.log().find("sending the request again") != std::string::npos);
+  CHECK(proxy.logged("sending the request again"));
 }
 
 TEST_CASE("a server connection terminated mid-transaction ends its client with the server's FATAL alone") {

@@ -129,7 +129,7 @@ TEST_CASE("a client's SET of an untracked parameter follows it, never reaches th
   CHECK(scalar(b, "show statement_timeout") == "0");
   CHECK(scalar(a, "show statement_timeout") == "7s");
   CHECK(scalar(b, "select count(*) from pg_stat_activity where usename = 'pgmux_test'") == "1");  // one shared
-  CHECK(proxy.log().find("until it disconnects") == std::string::npos);
+  CHECK(proxy.settled_log(proxy.conninfo()).find("until it disconnects") == std::string::npos);
 }
 
 TEST_CASE("a parameter a function SETs where pgmux cannot read it is reset before another client gets the connection") {
@@ -141,7 +141,7 @@ TEST_CASE("a parameter a function SETs where pgmux cannot read it is reset befor
   auto b = connect(proxy.conninfo());
   exec_ok(a, "select it_read_only()");
   CHECK(scalar(b, "show default_transaction_read_only") == "off");
-  CHECK(proxy.log().find("reset (default_transaction_read_only)") != std::string::npos);
+  CHECK(proxy.logged("reset (default_transaction_read_only)"));
   // The client's own SET, which pgmux reads, is carried as any other.
   exec_ok(a, "set default_transaction_read_only = on");
   CHECK(scalar(b, "show default_transaction_read_only") == "off");

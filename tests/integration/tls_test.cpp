@@ -229,7 +229,7 @@ TEST_CASE("clients: sslmode=require and verify-full succeed, and tls.mode requir
   while (get_result(required, 5s)) {
   }
   CHECK(scalar(required, "select 2") == "2");
-  CHECK(proxy.log().find("logged in (trust, TLSv1.3") != std::string::npos);
+  CHECK(proxy.logged("logged in (trust, TLSv1.3"));
 }
 
 TEST_CASE("clients: tls.mode allow serves both, and min_version 1.3 refuses TLS 1.2 clients") {
@@ -351,7 +351,7 @@ TEST_CASE("the cert method admits a certificate whose CN is the user and refuses
   };
   auto alice = connect(with_cert("alice", "alice"));
   CHECK(scalar(alice, "select current_user") == "pgmux_test");  // the DSN's server user
-  CHECK(proxy.log().find("logged in (cert, TLS") != std::string::npos);
+  CHECK(proxy.logged("logged in (cert, TLS"));
 
   pg_conn none(over_tls(proxy, "sslmode=require", "pgmux_test", "alice"));
   CHECK_FALSE(none.ok());
