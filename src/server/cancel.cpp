@@ -14,7 +14,6 @@
 namespace pgmux::net {
 
 protocol::cancel_key cancel_registry::add(std::weak_ptr<cancel_target> target, std::int32_t pid) {
-  std::lock_guard lock(mu_);
   for (;;) {
     const auto bytes = auth::random_bytes(8);
     protocol::cancel_key key;
@@ -24,19 +23,23 @@ protocol::cancel_key cancel_registry::add(std::weak_ptr<cancel_target> target, s
     if (pid != 0) key.pid = pid;
     if (key.pid == 0) continue;
     key = protocol::with_instance(key, instance_id_);
-    if (targets_.emplace(pack(key), target).second) return key;
+    auto& shard = shards_[shard_of(pack(key))];
+    std::lock_guard lock(shard.mu);
+    if (shard.targets.emplace(pack(key), target).second) return key;
   }
 }
 
 void cancel_registry::remove(protocol::cancel_key key) {
-  std::lock_guard lock(mu_);
-  targets_.erase(pack(key));
+  auto& shard = shards_[shard_of(pack(key))];
+  std::lock_guard lock(shard.mu);
+  shard.targets.erase(pack(key));
 }
 
 std::shared_ptr<cancel_target> cancel_registry::find(protocol::cancel_key key) const {
-  std::lock_guard lock(mu_);
-  auto it = targets_.find(pack(key));
-  return it == targets_.end() ? nullptr : it->second.lock();
+  const auto& shard = shards_[shard_of(pack(key))];
+  std::lock_guard lock(shard.mu);
+  auto it = shard.targets.find(pack(key));
+  return it == shard.targets.end() ? nullptr : it->second.lock();
 }
 
 namespace {

@@ -246,7 +246,11 @@ void server_pool::update(const config::pool_settings& settings, const server_log
     if (stopped_) return;
     const bool was_adaptive = settings_.adaptive.enabled;
     settings_ = settings;
-    shared_settings_ = std::make_shared<const config::pool_settings>(settings);
+    {
+      auto fresh = std::make_shared<const config::pool_settings>(settings);
+      std::lock_guard records(records_mu_);
+      shared_settings_.swap(fresh);
+    }  // the old copy is freed outside the lock
     core_.set_limits(limits_from(settings, workers_.size()));
     queries_.set_max_entries(settings.query_stats.max_entries);
     configure_limit(was_adaptive);
@@ -278,18 +282,18 @@ config::pool_settings server_pool::settings() const {
 }
 
 std::shared_ptr<const config::pool_settings> server_pool::shared_settings() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(records_mu_);
   return shared_settings_;
 }
 
 std::shared_ptr<const protocol::session_settings> server_pool::shared_session_settings(protocol::session_settings wanted) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(records_mu_);
   return session_settings_.share(std::move(wanted));
 }
 
 std::shared_ptr<const std::vector<protocol::parameter_change>> server_pool::shared_restorable(
     std::vector<protocol::parameter_change> values) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(records_mu_);
   return restorable_.share(std::move(values));
 }
 

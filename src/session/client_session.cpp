@@ -340,10 +340,12 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
     }
     if (r.status == protocol::parse_status::need_more) {
       char chunk[512];
-      // Never read past the packet: what follows it may be a TLS handshake in the future.
+      // Never read past the packet: what follows it may be a TLS handshake in the future. No
+      // valid packet is shorter than 8 bytes (length and code), so the first read asks for 8:
+      // an SSLRequest comes whole in one.
       std::size_t want = sizeof chunk;
       if (buf.size() >= 4) want = std::min(want, static_cast<std::size_t>(protocol::read_int32(buf.data())) - buf.size());
-      else want = 4 - buf.size();
+      else want = 8 - buf.size();
       auto [ec, n] = co_await client_.async_read_some(asio::buffer(chunk, want), nothrow);
       if (ec) co_return close_reason::client_eof;
       buf.append(chunk, n);

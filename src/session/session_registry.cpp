@@ -6,21 +6,23 @@
 namespace pgmux::net {
 
 void session_registry::add(const std::shared_ptr<client_session>& s) {
-  std::lock_guard lock(mu_);
-  sessions_.emplace(s.get(), s);
+  auto& shard = shards_[shard_of(s.get())];
+  std::lock_guard lock(shard.mu);
+  shard.sessions.emplace(s.get(), s);
 }
 
 void session_registry::remove(const client_session* s) {
-  std::lock_guard lock(mu_);
-  sessions_.erase(s);
+  auto& shard = shards_[shard_of(s)];
+  std::lock_guard lock(shard.mu);
+  shard.sessions.erase(s);
 }
 
 void session_registry::for_each(const std::function<void(const std::shared_ptr<client_session>&)>& f) const {
   std::vector<std::shared_ptr<client_session>> live;
-  {
-    std::lock_guard lock(mu_);
-    live.reserve(sessions_.size());
-    for (const auto& [ptr, weak] : sessions_)
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    live.reserve(live.size() + shard.sessions.size());
+    for (const auto& [ptr, weak] : shard.sessions)
       if (auto s = weak.lock()) live.push_back(std::move(s));
   }
   for (const auto& s : live) f(s);

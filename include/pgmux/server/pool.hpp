@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "pgmux/config/config.hpp"
+#include "pgmux/small_mutex.hpp"
 #include "pgmux/io/io.hpp"
 #include "pgmux/server/pool_counters.hpp"
 #include "pgmux/server/server_connection.hpp"
@@ -281,7 +282,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   mutable std::mutex mu_;
   config::pool_settings settings_;
-  std::shared_ptr<const config::pool_settings> shared_settings_;  // a copy of settings_, made when it changes
+  // What a login takes from the pool, behind a lock of its own so that logins do not wait for
+  // the bookkeeping of transactions (mu_): the settings (a copy of settings_, made when it
+  // changes, under both locks) and the shared startup records.
+  mutable small_mutex records_mu_;
+  std::shared_ptr<const config::pool_settings> shared_settings_;
   pgmux::pool::interned<protocol::session_settings> session_settings_{max_shared_records};
   pgmux::pool::interned<std::vector<protocol::parameter_change>> restorable_{max_shared_records};
   pgmux::pool::pool_core core_;
