@@ -1,10 +1,14 @@
 // Accepting clients.
 #include "pgmux/session/listener.hpp"
 
+#include <linux/filter.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -60,8 +64,12 @@ auth::client_peer peer_of(const asio::ip::address& a) {
 }  // namespace
 
 struct listener::acceptor {
-  explicit acceptor(asio::io_context& io) : socket(io) {}
+  acceptor(asio::io_context& io, unsigned worker) : socket(io), worker(worker) {}
   asio::basic_socket_acceptor<asio::generic::stream_protocol> socket;
+  const unsigned worker;  // the loop it accepts on
+  // Its clients stay on its worker (one TCP listener per worker); else they are dealt to the
+  // workers in turn.
+  bool keeps_clients = false;
   bool unix_domain = false;
   std::string path;  // Unix socket file, removed on stop if it is still ours
   std::pair<dev_t, ino_t> file{};  // the socket file as bound
@@ -70,29 +78,81 @@ struct listener::acceptor {
 listener::listener(worker_set& workers, session_services services, std::size_t max_client_conn)
     : workers_(workers), services_(services), max_client_conn_(max_client_conn) {}
 
-listener::~listener() { close_acceptors(); }
+listener::~listener() {
+  for (auto& a : acceptors_) close_acceptor(*a);
+  acceptors_.clear();
+}
+
+namespace {
+
+// Whether a socket of another process is bound to `ep`: a probe binds it as a listener without
+// SO_REUSEPORT would. Empty when the address is free.
+error_code address_taken(asio::io_context& io, const asio::generic::stream_protocol::endpoint& ep) {
+  asio::basic_socket_acceptor<asio::generic::stream_protocol> probe(io);
+  error_code ec;
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  error_code ignored;
+  probe.close(ignored);
+  return ec;
+}
+
+// Makes the kernel queue each new client on one of the first `sockets` of the SO_REUSEPORT
+// group `fd` belongs to, at random: a socket another process binds to the same address later
+// (with SO_REUSEPORT of its own) joins the group past them and gets no client.
+bool keep_group_to_own_sockets(int fd, unsigned sockets) {
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, sockets),
+      BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+  sock_fprog program{static_cast<unsigned short>(std::size(code)), code};
+  return ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) == 0;
+}
+
+}  // namespace
 
 std::string listener::listen_tcp(const std::string& host, std::uint16_t port, bool reuse_port) {
   error_code ec;
   asio::ip::tcp::resolver resolver(workers_.io(0));
   auto endpoints = resolver.resolve(host, std::to_string(port), asio::ip::tcp::resolver::passive, ec);
   if (ec) return "cannot resolve listen.host \"" + host + "\": " + ec.message();
+  const auto failed = [&](const error_code& e) { return "cannot listen on " + host + ":" + std::to_string(port) + ": " + e.message(); };
+  // With several workers, each has a listening socket of its own, all in one SO_REUSEPORT group:
+  // the kernel queues a new client on one of them, and the worker that accepts it serves it,
+  // with no hand-over between threads.
+  const unsigned per_endpoint = workers_.size();
+  const bool grouped = per_endpoint > 1;
   for (const auto& entry : endpoints) {
-    auto a = std::make_shared<acceptor>(workers_.io(0));
     const asio::generic::stream_protocol::endpoint ep(entry.endpoint());
-    a->socket.open(ep.protocol(), ec);
-    if (!ec) a->socket.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec && reuse_port) a->socket.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
-    if (!ec) a->socket.bind(ep, ec);
-    if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message();
-    acceptors_.push_back(std::move(a));
+    // Without reuse_port the address stays this process's alone, as with a single socket:
+    // taken by another, it is refused.
+    if (grouped && !reuse_port)
+      if (auto taken = address_taken(workers_.io(0), ep)) return failed(taken);
+    std::vector<std::shared_ptr<acceptor>> group;
+    for (unsigned worker = 0; worker < per_endpoint; ++worker) {
+      auto a = std::make_shared<acceptor>(workers_.io(worker), worker);
+      a->keeps_clients = grouped;
+      a->socket.open(ep.protocol(), ec);
+      if (!ec) a->socket.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec && (reuse_port || grouped))
+        a->socket.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+      if (!ec) a->socket.bind(ep, ec);
+      if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) return failed(ec);
+      group.push_back(std::move(a));
+    }
+    if (grouped && !reuse_port && !keep_group_to_own_sockets(group.front()->socket.native_handle(), per_endpoint))
+      log::warn("listen: clients cannot be kept from another process listening on " + host + ":" + std::to_string(port) +
+                " with SO_REUSEPORT (attaching the steering program failed: " + std::strerror(errno) + ")");
+    acceptors_.insert(acceptors_.end(), group.begin(), group.end());
   }
   return {};
 }
 
 std::string listener::listen_unix(const std::string& directory, std::uint16_t port) {
-  auto a = std::make_shared<acceptor>(workers_.io(0));
+  auto a = std::make_shared<acceptor>(workers_.io(0), 0);
   a->unix_domain = true;
   a->path = directory + "/.s.PGSQL." + std::to_string(port);
   ::unlink(a->path.c_str());  // a stale file from a crashed run would block the bind
@@ -111,58 +171,57 @@ std::string listener::listen_unix(const std::string& directory, std::uint16_t po
 
 void listener::start() {
   for (auto& a : acceptors_)
-    asio::co_spawn(workers_.io(0), accept_loop(a), log_failure("accept loop"));
+    asio::co_spawn(workers_.io(a->worker), accept_loop(a), log_failure("accept loop"));
 }
 
 void listener::stop() {
-  asio::post(workers_.io(0), [this] {
-    take_backlog();
-    close_acceptors();
-  });
+  // Each acceptor is used by its own worker's thread only.
+  for (auto& a : acceptors_)
+    asio::post(workers_.io(a->worker), [this, a] {
+      take_backlog(*a);
+      close_acceptor(*a);
+    });
 }
 
-void listener::take_backlog() {
+unsigned listener::worker_for(const acceptor& a) { return a.keeps_clients ? a.worker : workers_.next_for_client(); }
+
+void listener::take_backlog(acceptor& a) {
   // Closing a listening socket resets the connections the kernel queued on it, which clients
   // see as a failed connect: those already queued are taken first. (With listen.reuse_port,
   // what arrives in the instant before the close may still be reset, unless the kernel moves
   // it to another listener: net.ipv4.tcp_migrate_req.)
-  // Bounded: clients that keep arriving must not hold worker 0 (signals, metrics) here.
+  // Bounded: clients that keep arriving must not hold a worker here.
   constexpr int max_taken = 1024;
-  for (auto& a : acceptors_) {
-    error_code ec;
-    a->socket.non_blocking(true, ec);
-    for (int taken = 0; !ec && a->socket.is_open() && taken < max_taken; ++taken) {
-      const unsigned worker = workers_.next_for_client();
-      socket_t socket(workers_.executor(worker));
-      a->socket.accept(socket, ec);
-      if (!ec) take(*a, std::move(socket), worker);
-    }
+  error_code ec;
+  a.socket.non_blocking(true, ec);
+  for (int taken = 0; !ec && a.socket.is_open() && taken < max_taken; ++taken) {
+    const unsigned worker = worker_for(a);
+    socket_t socket(workers_.executor(worker));
+    a.socket.accept(socket, ec);
+    if (!ec) take(a, std::move(socket), worker);
   }
 }
 
-void listener::close_acceptors() {
-  for (auto& a : acceptors_) {
-    error_code ignored;
-    a->socket.close(ignored);
-    // Only the file this process bound: in a rolling restart the next instance has bound its
-    // own socket at the same path, which must stay.
-    struct stat st {};
-    if (a->unix_domain && ::stat(a->path.c_str(), &st) == 0 && a->file == std::pair{st.st_dev, st.st_ino})
-      ::unlink(a->path.c_str());
-  }
-  acceptors_.clear();
+void listener::close_acceptor(acceptor& a) {
+  error_code ignored;
+  a.socket.close(ignored);
+  // Only the file this process bound: in a rolling restart the next instance has bound its
+  // own socket at the same path, which must stay.
+  struct stat st {};
+  if (a.unix_domain && ::stat(a.path.c_str(), &st) == 0 && a.file == std::pair{st.st_dev, st.st_ino})
+    ::unlink(a.path.c_str());
 }
 
 asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
   for (;;) {
     // Accepted straight into the event loop of the worker that will serve the client.
-    const unsigned worker = workers_.next_for_client();
+    const unsigned worker = worker_for(*a);
     auto [ec, socket] = co_await a->socket.async_accept(workers_.executor(worker), nothrow);
     if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
     if (ec) {
       // Out of file descriptors or similar: back off instead of spinning.
       log::warn("accept failed: " + ec.message());
-      asio::steady_timer pause(workers_.io(0), 100ms);
+      asio::steady_timer pause(workers_.io(a->worker), 100ms);
       co_await pause.async_wait(nothrow);
       continue;
     }

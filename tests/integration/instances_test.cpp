@@ -4,6 +4,8 @@
 //   reach its server; 200 again after RESUME and once the server is back; /healthz stays 200
 // - SIGTERM: /readyz 503 at once, new clients still served for drain_delay, then refused while
 //   an open transaction finishes and /metrics still answers; pgmux then exits 0
+// - two workers listen on a socket each; without listen.reuse_port another pgmux on the address
+//   is refused, and one that shares it on purpose gets no client
 // - rolling restart on a shared port (listen.reuse_port): a new pgmux starts, the old one gets
 //   SIGTERM, and pgbench connecting for every transaction across the switch fails none
 // - three instances on one port with peers: a CancelRequest sent to an instance other than its
@@ -204,6 +206,37 @@ class migrate_requests {
   const char* path_ = "/proc/sys/net/ipv4/tcp_migrate_req";
   std::string before_;
 };
+
+TEST_CASE("two workers accept on sockets of their own, and without reuse_port the port stays one pgmux's") {
+  proxy_instance proxy(proxy_options().workers(2).pool("min_size", "0"));
+  const char* env_bin = std::getenv("PGMUX_IT_BINARY");
+  const std::string bin = env_bin && *env_bin ? env_bin : PGMUX_BINARY;
+  // Another pgmux with the same listen address is refused, as by a single listening socket.
+  for (const std::string workers : {"1", "2"}) {
+    auto text = proxy.config_text();
+    const std::string setting = "\"workers\": 2";
+    REQUIRE(text.find(setting) != std::string::npos);
+    text.replace(text.find(setting), setting.size(), "\"workers\": " + workers);
+    const std::string path = proxy.dir() + "/second-" + workers + ".json";
+    std::ofstream(path) << text;
+    const auto second = run(shell_quote(bin) + " --config " + shell_quote(path), 30);
+    INFO("second pgmux with " << workers << " worker(s): " << second.output);
+    CHECK(second.code == 1);
+    CHECK(second.output.find("cannot listen on") != std::string::npos);
+    CHECK(second.output.find("in use") != std::string::npos);
+  }
+  // One that asks to share the port (listen.reuse_port) joins the kernel's group of sockets, but
+  // every client still goes to a worker of the first.
+  proxy_instance sharer(proxy_options().workers(1).share_port(proxy.port()));
+  constexpr std::size_t clients = 40;
+  for (std::size_t i = 0; i < clients; ++i) {
+    auto c = connect(proxy.conninfo());
+    CHECK(scalar(c, "select 1") == "1");
+  }
+  CHECK_MESSAGE(wait_until([&] { return logins(proxy) >= clients; }, 10s), proxy.log_tail());
+  CHECK(logins(sharer) == 0);
+  CHECK(logins(proxy) == clients);
+}
 
 TEST_CASE("rolling restart on a shared port: pgbench connecting per transaction fails none") {
   // The setting the README gives for a same-host rolling restart. Without it, a connection that

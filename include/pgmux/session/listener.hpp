@@ -1,5 +1,7 @@
-// Accept loops on TCP and Unix sockets, run by worker 0; accepted clients are dealt to the
-// workers in turn, each session living on its worker's event loop.
+// Accept loops on TCP and Unix sockets. With several workers each has a TCP listening socket of
+// its own (one SO_REUSEPORT group) and serves the clients it accepts; the Unix socket is accepted
+// on worker 0 and its clients dealt to the workers in turn. A session lives on its worker's
+// event loop from accept to close.
 #pragma once
 #include <atomic>
 #include <memory>
@@ -17,25 +19,29 @@ class listener {
   ~listener();
 
   // Binds; the error says what failed.
-  // `reuse_port`: SO_REUSEPORT, so that other processes may listen on the same address.
+  // `reuse_port`: SO_REUSEPORT, so that other processes may listen on the same address. Without
+  // it the address stays this process's alone, whatever the number of workers.
   std::string listen_tcp(const std::string& host, std::uint16_t port, bool reuse_port = false);
   std::string listen_unix(const std::string& directory, std::uint16_t port);
   void start();
   std::atomic<std::uint64_t>& accepted_total() noexcept { return accepted_total_; }
-  // Stops accepting. Safe from any thread: the acceptors are closed on worker 0.
+  // Stops accepting. Safe from any thread: each acceptor is closed on its own worker, after it
+  // took the clients already queued on it.
   void stop();
 
  private:
   struct acceptor;
   asio::awaitable<void> accept_loop(std::shared_ptr<acceptor> a);
-  void close_acceptors();
-  // Accepts, without waiting, the clients already queued on the listening sockets.
-  void take_backlog();
+  void close_acceptor(acceptor& a);
+  // Accepts, without waiting, the clients already queued on the listening socket.
+  void take_backlog(acceptor& a);
+  // The worker a client accepted by `a` is to live on.
+  unsigned worker_for(const acceptor& a);
   // A client just accepted: its address read, then admitted to `worker`.
   void take(const acceptor& a, socket_t socket, unsigned worker);
   void admit(socket_t socket, unsigned worker, auth::client_peer from);
 
-  worker_set& workers_;  // accept loops and stop() run on worker 0
+  worker_set& workers_;
   session_services services_;
   std::size_t max_client_conn_;
   std::atomic<std::uint64_t> accepted_total_{0};
