@@ -21,6 +21,7 @@
 #include "pgmux/session/process_counters.hpp"
 #include "pgmux/session/router.hpp"
 #include "pgmux/session/session_registry.hpp"
+#include "pgmux/io/workers.hpp"
 #include "pgmux/io/spawn.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/version.hpp"
@@ -261,6 +262,17 @@ class collector {
       lag.samples.push_back(std::move(m));
     }
     out.push_back(std::move(lag));
+    if (clients_.workers) {
+      auto placed = make_family("pgmux_worker_clients", "Clients living on each worker thread (accepted there, or placed there to keep the workers even).",
+                                metric_type::gauge);
+      for (unsigned w = 0; w < clients_.workers->size(); ++w) {
+        text::sample m;
+        m.labels = {{"worker", std::to_string(w)}};
+        m.value = double(clients_.workers->clients(w));
+        placed.samples.push_back(std::move(m));
+      }
+      out.push_back(std::move(placed));
+    }
     auto cancels = make_family("pgmux_cancel_requests_total", "CancelRequests received from clients.", metric_type::counter);
     text::sample cr;
     cr.value = double(clients_.counters.cancel_requests.load(std::memory_order_relaxed));

@@ -95,7 +95,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
                                         std::chrono::system_clock::now().time_since_epoch()).count();
   auth::login_limits login_limits;
   net::listener listener(loops, net::session_services{routes, cancels, sessions, client_count, authenticating,
-                                                   auth_secrets, &hooks, &counters, &login_limits},
+                                                   auth_secrets, &hooks, &counters, &login_limits, &loops},
                          cfg->max_client_conn);
 
   if (auto error = listener.listen_tcp(cfg->listen.host, cfg->listen.port, cfg->listen.reuse_port); !error.empty()) {
@@ -113,7 +113,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   if (!cfg->metrics_listen.empty()) {
     try {
       metrics = std::make_unique<metrics_endpoint>(io, cfg->metrics_listen, routes,
-                                                   client_figures{client_count, listener.accepted_total(), sessions, counters});
+                                                   client_figures{client_count, listener.accepted_total(), sessions, counters, &loops});
     } catch (const std::exception& e) {
       log::error("cannot serve metrics on " + cfg->metrics_listen + ": " + e.what());
       return 1;

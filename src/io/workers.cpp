@@ -3,6 +3,8 @@
 
 #include <thread>
 
+#include "pgmux/balance.hpp"
+
 namespace pgmux::net {
 worker_set::worker_set(unsigned count) {
   for (unsigned i = 0; i < std::max(count, 1u); ++i) loops_.push_back(std::make_unique<loop>());
@@ -14,6 +16,10 @@ unsigned worker_set::next_for_client() noexcept {
   const unsigned n = next_;
   next_ = (next_ + 1) % size();
   return n;
+}
+
+unsigned worker_set::worker_for_accepted(unsigned own) const noexcept {
+  return balanced_worker(own, size(), [this](unsigned w) { return clients(w); });
 }
 
 void worker_set::run() {

@@ -1,6 +1,8 @@
 // The client session coroutine.
 #include "pgmux/session/client_session.hpp"
 
+#include "pgmux/io/workers.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -192,6 +194,7 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
     release_freed_memory();
   }
   services_.sessions.remove(this);
+  if (services_.workers) services_.workers->client_left(worker_set::current());  // finish() runs on the session's worker
   if (services_.client_count.fetch_sub(1, std::memory_order_acq_rel) == 1 && services_.hooks &&
       services_.hooks->clients_gone)
     services_.hooks->clients_gone();

@@ -183,7 +183,9 @@ void listener::stop() {
     });
 }
 
-unsigned listener::worker_for(const acceptor& a) { return a.keeps_clients ? a.worker : workers_.next_for_client(); }
+unsigned listener::worker_for(const acceptor& a) {
+  return a.keeps_clients ? workers_.worker_for_accepted(a.worker) : workers_.next_for_client();
+}
 
 void listener::take_backlog(acceptor& a) {
   // Closing a listening socket resets the connections the kernel queued on it, which clients
@@ -276,6 +278,7 @@ void listener::admit(socket_t socket, unsigned worker, auth::client_peer from) {
     }, asio::detached);
     return;
   }
+  workers_.client_joined(worker);
   auto session = std::make_shared<client_session>(std::move(socket), from, services_);
   session->start();
 }

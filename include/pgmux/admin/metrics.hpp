@@ -13,6 +13,7 @@ class io_context;
 namespace pgmux::net {
 class router;
 class session_registry;
+class worker_set;
 struct process_counters;
 }
 
@@ -24,6 +25,7 @@ struct client_figures {
   std::atomic<std::uint64_t>& connections_total;  // clients accepted since start
   net::session_registry& sessions;               // for clients by state
   net::process_counters& counters;
+  const net::worker_set* workers = nullptr;      // clients per worker
 };
 
 class metrics_endpoint {

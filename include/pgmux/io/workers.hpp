@@ -2,6 +2,7 @@
 // accept to close; a server connection lives on the worker that opened it, and moves to the
 // worker of a client it is lent to only when no connection of that worker's own was idle.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -22,8 +23,15 @@ class worker_set {
   asio::io_context::executor_type executor(unsigned worker) { return loops_[worker]->io.get_executor(); }
   // The worker whose thread calls; 0 on any other thread.
   static unsigned current() noexcept { return current_worker_; }
-  // Where the next client goes: round robin.
+  // Where the next client goes: round robin (clients of the Unix socket, dealt by worker 0).
   unsigned next_for_client() noexcept;
+  // Where a client accepted by worker `own`'s listening socket goes: `own`, unless it holds
+  // clearly more clients than another worker (pgmux::balanced_worker).
+  unsigned worker_for_accepted(unsigned own) const noexcept;
+  // Clients living on each worker: counted when one is admitted, and when it ends (on its worker).
+  void client_joined(unsigned worker) noexcept { loops_[worker]->clients.fetch_add(1, std::memory_order_relaxed); }
+  void client_left(unsigned worker) noexcept { loops_[worker]->clients.fetch_sub(1, std::memory_order_relaxed); }
+  long clients(unsigned worker) const noexcept { return loops_[worker]->clients.load(std::memory_order_relaxed); }
 
   // Runs worker 0 on the calling thread and the others on threads of their own, until stop().
   void run();
@@ -45,6 +53,7 @@ class worker_set {
   struct loop {
     context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> keep_running{io.get_executor()};
+    alignas(64) std::atomic<long> clients{0};  // its own cache line: written at every login and logout
   };
   static inline thread_local unsigned current_worker_ = 0;
   std::vector<std::unique_ptr<loop>> loops_;

@@ -31,6 +31,7 @@ namespace pgmux::net {
 
 class router;
 class session_registry;
+class worker_set;
 class auth_secret_cache;
 class tls_server_context;
 struct admin_hooks;
@@ -49,6 +50,8 @@ struct session_services {
   process_counters* counters = nullptr;
   // Logins under way per client address (auth.max_authenticating_per_address); null: no cap.
   auth::login_limits* login_limits = nullptr;
+  // The workers, which count their clients (the listener places new ones by those counts).
+  worker_set* workers = nullptr;
 };
 
 // What SHOW CLIENTS tells about a session.
