@@ -123,6 +123,7 @@ class line_writer {
     const bool was_empty = pending_.empty();
     if (was_empty) first_pending_ = std::chrono::steady_clock::now();
     pending_.append(line);
+    ++submitted_;
     bool notify = was_empty;
     if (l >= level::warn && !urgent_) urgent_ = notify = true;
     if (pending_.size() >= batch_bytes) notify = true;
@@ -130,16 +131,19 @@ class line_writer {
     if (notify) work_.notify_one();
   }
 
-  void flush() {
+  // Waits until the lines submitted before the call are written (lines that keep coming after
+  // do not hold it up), at most `limit`: the output may be stalled. False when that passed.
+  bool flush(std::chrono::milliseconds limit) {
     std::unique_lock lock(mu_);
-    if (!running_) return;
+    const auto ticket = submitted_;
+    if (!running_ || written_upto_ >= ticket) return true;
     urgent_ = true;
     work_.notify_one();
-    written_.wait(lock, [&] { return pending_.empty() && dropped_ == 0 && !writing_; });
+    return written_.wait_for(lock, limit, [&] { return written_upto_ >= ticket; });
   }
 
   void set_fd(int fd) {
-    flush();
+    flush(std::chrono::seconds(5));
     std::lock_guard lock(mu_);
     fd_ = fd;
   }
@@ -161,6 +165,8 @@ class line_writer {
     // Lines that came between the writer's last look and now.
     write_all(fd_, pending_);
     pending_.clear();
+    written_upto_ = submitted_;
+    written_.notify_all();
   }
 
  private:
@@ -181,9 +187,9 @@ class line_writer {
         work_.wait_until(lock, first_pending_ + batch_delay,
                          [&] { return urgent_ || stopping_ || pending_.size() >= batch_bytes; });
       batch.swap(pending_);
+      const auto upto = submitted_;
       const auto dropped = std::exchange(dropped_, 0);
       urgent_ = false;
-      writing_ = true;
       const int fd = fd_;
       lock.unlock();
       if (dropped > 0)
@@ -193,7 +199,7 @@ class line_writer {
       if (batch.capacity() > batch_bytes) std::string().swap(batch);  // a burst's buffer is not kept
       batch.clear();
       lock.lock();
-      writing_ = false;
+      written_upto_ = upto;
       written_.notify_all();
       if (stopping_ && pending_.empty() && dropped_ == 0) return;
     }
@@ -211,9 +217,12 @@ class line_writer {
   std::condition_variable written_;  // flush() waits for the writer
   std::string pending_;
   std::size_t dropped_ = 0;
+  // Lines taken into pending_ so far, and how many of them have been written: flush() waits
+  // for the count at its call.
+  std::uint64_t submitted_ = 0;
+  std::uint64_t written_upto_ = 0;
   std::chrono::steady_clock::time_point first_pending_{};
   bool urgent_ = false;  // a warning or error is pending, or a flush: no batching delay
-  bool writing_ = false;
   bool running_ = false;
   bool stopping_ = false;
   bool stopped_ = false;
@@ -249,7 +258,7 @@ void write(level l, std::string_view message) {
   line_writer::instance().submit(l, std::move(line));
 }
 
-void flush() { line_writer::instance().flush(); }
+bool flush(std::chrono::milliseconds limit) { return line_writer::instance().flush(limit); }
 
 void set_output(int fd) { line_writer::instance().set_fd(fd); }
 

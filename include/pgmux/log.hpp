@@ -3,6 +3,7 @@
 // only formats its line: a thread of the logger's own writes the lines, gathered into one
 // write within 10 ms (warnings and errors at once), and what is pending is written at exit.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 
@@ -22,8 +23,9 @@ void set_level(level l) noexcept;
 void force_debug() noexcept;
 bool enabled(level l) noexcept;
 void write(level l, std::string_view message);
-// Returns once every line logged before the call has been written.
-void flush();
+// Returns once every line logged before the call has been written, or after `limit` (the
+// output may be stalled); false then.
+bool flush(std::chrono::milliseconds limit = std::chrono::seconds(5));
 // Lines go to `fd` instead of stderr (tests); pending lines are written to the old one first.
 void set_output(int fd);
 

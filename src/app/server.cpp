@@ -3,6 +3,7 @@
 #include "pgmux/app/server.hpp"
 
 #include <csignal>
+#include <memory>
 #include <vector>
 
 #include <boost/asio/post.hpp>
@@ -180,10 +181,11 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       drain_delay.expires_after(routes.config()->drain_delay);
       co_await drain_delay.async_wait(net::nothrow);
-      // The listeners close on this loop, before the sessions are told: none accepted after
-      // this misses the drain.
-      listener.stop();
-      co_await asio::post(io, asio::use_awaitable);
+      // Every listener closes (each on its own worker) before the sessions are told: none
+      // accepted after this misses the drain. Bounded, should a worker be stuck.
+      auto closed = std::make_shared<asio::steady_timer>(io, std::chrono::seconds(5));
+      listener.stop([closed] { closed->cancel(); });
+      co_await closed->async_wait(net::nothrow);
       log::info("no new clients: shutting down once running transactions finish");
       sessions.for_each([](const std::shared_ptr<net::client_session>& s) { s->drain(); });
       // Woken by the last client to leave (hooks.clients_gone), else at shutdown_timeout.

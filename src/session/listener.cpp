@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <iterator>
+#include <tuple>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -70,6 +72,7 @@ struct listener::acceptor {
   // Its clients stay on its worker (one TCP listener per worker); else they are dealt to the
   // workers in turn.
   bool keeps_clients = false;
+  bool steers = false;  // the group's steering program was attached through this socket
   bool unix_domain = false;
   std::string path;  // Unix socket file, removed on stop if it is still ours
   std::pair<dev_t, ino_t> file{};  // the socket file as bound
@@ -143,9 +146,13 @@ std::string listener::listen_tcp(const std::string& host, std::uint16_t port, bo
       if (ec) return failed(ec);
       group.push_back(std::move(a));
     }
-    if (grouped && !reuse_port && !keep_group_to_own_sockets(group.front()->socket.native_handle(), per_endpoint))
-      log::warn("listen: clients cannot be kept from another process listening on " + host + ":" + std::to_string(port) +
-                " with SO_REUSEPORT (attaching the steering program failed: " + std::strerror(errno) + ")");
+    if (grouped && !reuse_port) {
+      if (keep_group_to_own_sockets(group.front()->socket.native_handle(), per_endpoint))
+        group.front()->steers = true;
+      else
+        log::warn("listen: clients cannot be kept from another process listening on " + host + ":" + std::to_string(port) +
+                  " with SO_REUSEPORT (attaching the steering program failed: " + std::strerror(errno) + ")");
+    }
     acceptors_.insert(acceptors_.end(), group.begin(), group.end());
   }
   return {};
@@ -174,12 +181,22 @@ void listener::start() {
     asio::co_spawn(workers_.io(a->worker), accept_loop(a), log_failure("accept loop"));
 }
 
-void listener::stop() {
-  // Each acceptor is used by its own worker's thread only.
+void listener::stop(std::function<void()> closed) {
+  // Each acceptor is used by its own worker's thread only. The last to close posts `closed` to
+  // worker 0.
+  auto left = std::make_shared<std::atomic<std::size_t>>(acceptors_.size());
+  auto done = [this, left, closed = std::move(closed)] {
+    if (left->fetch_sub(1) == 1 && closed) asio::post(workers_.io(0), closed);
+  };
+  if (acceptors_.empty()) {
+    left->store(1);
+    done();
+  }
   for (auto& a : acceptors_)
-    asio::post(workers_.io(a->worker), [this, a] {
-      take_backlog(*a);
+    asio::post(workers_.io(a->worker), [this, a, done] {
+      take_queued(*a, max_backlog_taken);
       close_acceptor(*a);
+      done();
     });
 }
 
@@ -187,25 +204,32 @@ unsigned listener::worker_for(const acceptor& a) {
   return a.keeps_clients ? workers_.worker_for_accepted(a.worker) : workers_.next_for_client();
 }
 
-void listener::take_backlog(acceptor& a) {
-  // Closing a listening socket resets the connections the kernel queued on it, which clients
-  // see as a failed connect: those already queued are taken first. (With listen.reuse_port,
+error_code listener::take_queued(acceptor& a, int most) {
+  // Also what stop() does before closing: closing a listening socket resets the connections
+  // the kernel queued on it, which clients see as a failed connect. (With listen.reuse_port,
   // what arrives in the instant before the close may still be reset, unless the kernel moves
-  // it to another listener: net.ipv4.tcp_migrate_req.)
-  // Bounded: clients that keep arriving must not hold a worker here.
-  constexpr int max_taken = 1024;
+  // it to another listener: net.ipv4.tcp_migrate_req.) Bounded: clients that keep arriving must
+  // not hold a worker here.
   error_code ec;
   a.socket.non_blocking(true, ec);
-  for (int taken = 0; !ec && a.socket.is_open() && taken < max_taken; ++taken) {
+  for (int taken = 0; !ec && a.socket.is_open() && taken < most; ++taken) {
+    // Placed with the counts of now, and accepted straight into its worker's event loop.
     const unsigned worker = worker_for(a);
     socket_t socket(workers_.executor(worker));
     a.socket.accept(socket, ec);
     if (!ec) take(a, std::move(socket), worker);
   }
+  return ec;
 }
 
 void listener::close_acceptor(acceptor& a) {
   error_code ignored;
+  // The steering program belongs to the kernel's group, which outlives this process when
+  // another joined it: the group's other sockets are not to inherit it.
+  if (a.steers && a.socket.is_open()) {
+    ::setsockopt(a.socket.native_handle(), SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, nullptr, 0);
+    a.steers = false;
+  }
   a.socket.close(ignored);
   // Only the file this process bound: in a rolling restart the next instance has bound its
   // own socket at the same path, which must stay.
@@ -216,18 +240,30 @@ void listener::close_acceptor(acceptor& a) {
 
 asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
   for (;;) {
-    // Accepted straight into the event loop of the worker that will serve the client.
-    const unsigned worker = worker_for(*a);
-    auto [ec, socket] = co_await a->socket.async_accept(workers_.executor(worker), nothrow);
-    if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
-    if (ec) {
-      // Out of file descriptors or similar: back off instead of spinning.
-      log::warn("accept failed: " + ec.message());
-      asio::steady_timer pause(workers_.io(a->worker), 100ms);
-      co_await pause.async_wait(nothrow);
-      continue;
+    error_code ec;
+    if (a->keeps_clients) {
+      // Woken when clients are queued, each is placed with the counts of the moment it is
+      // accepted (a choice made before the wait would be stale).
+      std::tie(ec) = co_await a->socket.async_wait(asio::socket_base::wait_read, nothrow);
+      if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
+      if (!ec) ec = take_queued(*a, max_taken_per_wake);
+      if (!ec || ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    } else {
+      // Accepted straight into the event loop of the worker that will serve the client.
+      const unsigned worker = worker_for(*a);
+      socket_t socket(workers_.executor(worker));
+      std::tie(ec) = co_await a->socket.async_accept(socket, nothrow);
+      if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
+      if (!ec) {
+        take(*a, std::move(socket), worker);
+        continue;
+      }
     }
-    take(*a, std::move(socket), worker);
+    if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
+    // Out of file descriptors or similar: back off instead of spinning.
+    log::warn("accept failed: " + ec.message());
+    asio::steady_timer pause(workers_.io(a->worker), 100ms);
+    co_await pause.async_wait(nothrow);
   }
 }
 

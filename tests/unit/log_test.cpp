@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -18,6 +19,8 @@ namespace {
 class captured_log {
  public:
   captured_log() {
+    // A failed test closes the pipe while the writer may still be writing to it.
+    std::signal(SIGPIPE, SIG_IGN);
     REQUIRE(::pipe(fds_) == 0);
     REQUIRE(::fcntl(fds_[0], F_SETFL, O_NONBLOCK) == 0);
     pgmux::log::set_level(pgmux::log::level::info);
@@ -115,4 +118,20 @@ TEST_CASE("a stalled log output never blocks the thread that logs: lines past th
   CHECK(dropped > 0);
   CHECK(received >= (1 << 20) / 140);  // at least the bound's worth (lines are about 130 bytes)
   CHECK(received + dropped == total);
+}
+
+TEST_CASE("flush returns once the lines logged before it are written, and gives up on a stalled output") {
+  captured_log log;
+  pgmux::log::info("before the flush");
+  CHECK(pgmux::log::flush(std::chrono::seconds(10)));
+  // Written, so there to read at once (the pipe holds it).
+  const auto lines = log.read_until([](const auto& got) { return !got.empty(); }, std::chrono::seconds(1));
+  REQUIRE(lines.size() == 1);
+  CHECK(ends_with(lines[0], " INFO before the flush"));
+  // Nobody reads: the pipe fills and the writer blocks in write().
+  const std::string padding(200, 'y');
+  for (int i = 0; i < 2000; ++i) pgmux::log::info(padding);
+  CHECK_FALSE(pgmux::log::flush(std::chrono::milliseconds(200)));
+  log.read_until([](const auto& got) { return got.size() >= 2001; });
+  CHECK(pgmux::log::flush(std::chrono::seconds(10)));
 }

@@ -4,6 +4,7 @@
 // event loop from accept to close.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,15 +27,18 @@ class listener {
   void start();
   std::atomic<std::uint64_t>& accepted_total() noexcept { return accepted_total_; }
   // Stops accepting. Safe from any thread: each acceptor is closed on its own worker, after it
-  // took the clients already queued on it.
-  void stop();
+  // took the clients already queued on it; then `closed`, if given, runs on worker 0.
+  void stop(std::function<void()> closed = nullptr);
 
  private:
   struct acceptor;
   asio::awaitable<void> accept_loop(std::shared_ptr<acceptor> a);
   void close_acceptor(acceptor& a);
-  // Accepts, without waiting, the clients already queued on the listening socket.
-  void take_backlog(acceptor& a);
+  // Accepts, without waiting, up to `most` clients already queued on the listening socket; the
+  // error that ended it (would_block when the queue is empty).
+  error_code take_queued(acceptor& a, int most);
+  static constexpr int max_taken_per_wake = 64;
+  static constexpr int max_backlog_taken = 1024;
   // The worker a client accepted by `a` is to live on.
   unsigned worker_for(const acceptor& a);
   // A client just accepted: its address read, then admitted to `worker`.
