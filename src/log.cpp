@@ -64,15 +64,33 @@ void append_json_escaped(std::string& out, std::string_view text) {
   }
 }
 
-void append_line(std::string& out, level l, std::string_view message) {
+// "2026-12-07T05:27:51.161Z" for now. The part up to the second is formatted once a second
+// per thread; lines within it only write their milliseconds.
+std::string_view timestamp() {
+  thread_local std::time_t formatted_second = -1;
+  thread_local char stamp[96] = {};  // room for any int the format could print (-Wformat-truncation)
+  thread_local std::size_t second_length = 0;
   const auto now = std::chrono::system_clock::now();
   const auto t = std::chrono::system_clock::to_time_t(now);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char stamp[96];  // room for any int the format could print, so -Wformat-truncation stays quiet
-  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  if (t != formatted_second) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    const int n = std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+                                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    second_length = n > 0 ? static_cast<std::size_t>(n) : 0;
+    formatted_second = t;
+  }
+  char* p = stamp + second_length;
+  p[0] = static_cast<char>('0' + ms / 100);
+  p[1] = static_cast<char>('0' + ms / 10 % 10);
+  p[2] = static_cast<char>('0' + ms % 10);
+  p[3] = 'Z';
+  return {stamp, second_length + 4};
+}
+
+void append_line(std::string& out, level l, std::string_view message) {
+  const auto stamp = timestamp();
   if (json_lines.load(std::memory_order_relaxed)) {
     out.append("{\"time\":\"").append(stamp).append("\",\"level\":\"").append(name(l, true));
     out.append("\",\"message\":\"");

@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
+#include <ctime>
+#include <regex>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -95,6 +98,14 @@ TEST_CASE("an error line is written after the info lines logged before it, witho
   CHECK(ends_with(lines[0], " INFO first"));
   CHECK(ends_with(lines[1], " WARN second"));
   CHECK(ends_with(lines[2], " ERROR third"));
+  // A UTC timestamp to the millisecond, close to the test's own clock.
+  const std::regex stamp(R"(^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.\d{3}Z [A-Z]+ \w+$)");
+  std::smatch m;
+  for (const auto& line : lines) CHECK(std::regex_match(line, m, stamp));
+  REQUIRE(std::regex_match(lines[0], m, stamp));
+  std::tm tm{};
+  REQUIRE(::strptime(m[1].str().c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);
+  CHECK(std::abs(static_cast<double>(::timegm(&tm) - std::time(nullptr))) < 60);
 }
 
 TEST_CASE("a stalled log output never blocks the thread that logs: lines past the bound are dropped and counted") {
