@@ -123,17 +123,14 @@ class line_writer {
   static constexpr auto batch_delay = std::chrono::milliseconds(10);
   static constexpr std::size_t batch_bytes = 64 * 1024;
 
-  void submit(level l, std::string line) {
+  void submit(level l, std::string_view line) {
     std::unique_lock lock(mu_);
-    if (!running_) {
-      // Before the first line or after the writer stopped (at exit): written by the caller.
-      if (stopped_) {
-        lock.unlock();
-        write_all(fd_, line);
-        return;
-      }
-      start();
+    if (phase_ == phase::stopped) {  // at exit: written by the caller
+      lock.unlock();
+      write_all(fd_, line);
+      return;
     }
+    if (phase_ == phase::unstarted) start();
     if (pending_.size() + line.size() > max_pending) {
       ++dropped_;
       return;
@@ -154,7 +151,7 @@ class line_writer {
   bool flush(std::chrono::milliseconds limit) {
     std::unique_lock lock(mu_);
     const auto ticket = submitted_;
-    if (!running_ || written_upto_ >= ticket) return true;
+    if (phase_ == phase::unstarted || phase_ == phase::stopped || written_upto_ >= ticket) return true;
     urgent_ = true;
     work_.notify_one();
     return written_.wait_for(lock, limit, [&] { return written_upto_ >= ticket; });
@@ -169,17 +166,16 @@ class line_writer {
   // At exit: what is pending is written, and later lines are written by their callers.
   void stop() {
     std::unique_lock lock(mu_);
-    if (!running_) {
-      stopped_ = true;
+    if (phase_ != phase::running) {
+      phase_ = phase::stopped;
       return;
     }
-    stopping_ = true;
+    phase_ = phase::stopping;
     work_.notify_one();
     lock.unlock();
     thread_.join();
     lock.lock();
-    running_ = false;
-    stopped_ = true;
+    phase_ = phase::stopped;
     // Lines that came between the writer's last look and now.
     write_all(fd_, pending_);
     pending_.clear();
@@ -190,7 +186,7 @@ class line_writer {
  private:
   // With mu_ held, at the first line.
   void start() {
-    running_ = true;
+    phase_ = phase::running;
     thread_ = std::thread([this] { run(); });
     // Before the buffer's own destruction (it was constructed before this registration).
     std::atexit([] { instance().stop(); });
@@ -200,10 +196,11 @@ class line_writer {
     std::string batch;
     std::unique_lock lock(mu_);
     for (;;) {
-      work_.wait(lock, [&] { return !pending_.empty() || dropped_ > 0 || stopping_; });
-      if (!urgent_ && !stopping_ && pending_.size() < batch_bytes)
+      const auto stopping = [&] { return phase_ == phase::stopping; };
+      work_.wait(lock, [&] { return !pending_.empty() || dropped_ > 0 || stopping(); });
+      if (!urgent_ && !stopping() && pending_.size() < batch_bytes)
         work_.wait_until(lock, first_pending_ + batch_delay,
-                         [&] { return urgent_ || stopping_ || pending_.size() >= batch_bytes; });
+                         [&] { return urgent_ || stopping() || pending_.size() >= batch_bytes; });
       batch.swap(pending_);
       const auto upto = submitted_;
       const auto dropped = std::exchange(dropped_, 0);
@@ -219,7 +216,7 @@ class line_writer {
       lock.lock();
       written_upto_ = upto;
       written_.notify_all();
-      if (stopping_ && pending_.empty() && dropped_ == 0) return;
+      if (stopping() && pending_.empty() && dropped_ == 0) return;
     }
   }
 
@@ -241,9 +238,10 @@ class line_writer {
   std::uint64_t written_upto_ = 0;
   std::chrono::steady_clock::time_point first_pending_{};
   bool urgent_ = false;  // a warning or error is pending, or a flush: no batching delay
-  bool running_ = false;
-  bool stopping_ = false;
-  bool stopped_ = false;
+  // unstarted until the first line; stopping while stop() waits for the writer; stopped at exit,
+  // when callers write their own lines.
+  enum class phase { unstarted, running, stopping, stopped };
+  phase phase_ = phase::unstarted;
   int fd_ = STDERR_FILENO;
   std::thread thread_;
 };
@@ -273,7 +271,7 @@ void write(level l, std::string_view message) {
   std::string line;
   line.reserve(message.size() + 64);
   append_line(line, l, message);
-  line_writer::instance().submit(l, std::move(line));
+  line_writer::instance().submit(l, line);
 }
 
 bool flush(std::chrono::milliseconds limit) { return line_writer::instance().flush(limit); }

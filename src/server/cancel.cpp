@@ -23,23 +23,23 @@ protocol::cancel_key cancel_registry::add(std::weak_ptr<cancel_target> target, s
     if (pid != 0) key.pid = pid;
     if (key.pid == 0) continue;
     key = protocol::with_instance(key, instance_id_);
-    auto& shard = shards_[shard_of(pack(key))];
+    auto& shard = targets_.of(pack(key));
     std::lock_guard lock(shard.mu);
-    if (shard.targets.emplace(pack(key), target).second) return key;
+    if (shard.map.emplace(pack(key), target).second) return key;
   }
 }
 
 void cancel_registry::remove(protocol::cancel_key key) {
-  auto& shard = shards_[shard_of(pack(key))];
+  auto& shard = targets_.of(pack(key));
   std::lock_guard lock(shard.mu);
-  shard.targets.erase(pack(key));
+  shard.map.erase(pack(key));
 }
 
 std::shared_ptr<cancel_target> cancel_registry::find(protocol::cancel_key key) const {
-  const auto& shard = shards_[shard_of(pack(key))];
+  const auto& shard = targets_.of(pack(key));
   std::lock_guard lock(shard.mu);
-  auto it = shard.targets.find(pack(key));
-  return it == shard.targets.end() ? nullptr : it->second.lock();
+  auto it = shard.map.find(pack(key));
+  return it == shard.map.end() ? nullptr : it->second.lock();
 }
 
 namespace {

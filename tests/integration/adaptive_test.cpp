@@ -54,15 +54,15 @@ std::string pools_cell(const pg_conn& admin, const std::string& column) {
   return "";
 }
 
-// Replaces the first occurrence of `from` in the proxy's config, then sends SIGHUP.
-void edit_and_reload(proxy_instance& proxy, const std::string& from, const std::string& to) {
-  auto text = proxy.config_text();
-  const auto at = text.find(from);
-  REQUIRE_MESSAGE(at != std::string::npos, "not in the config: " << from << "\n" << text);
-  text.replace(at, from.size(), to);
-  proxy.rewrite_config(text);
-  proxy.send_signal(SIGHUP);
+// min_size 0, `max_size`, the adaptive settings `adaptive` (a JSON object) and the admin console.
+proxy_options adaptive_pool(int max_size, const std::string& adaptive) {
+  return proxy_options()
+      .pool("min_size", "0")
+      .pool("max_size", std::to_string(max_size))
+      .pool("adaptive", adaptive)
+      .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}");
 }
+
 
 // `n` clients at once, each running `sql` once through pgmux; true when all succeeded.
 bool concurrent_clients(const proxy_instance& proxy, int n, const std::string& sql) {
@@ -131,11 +131,7 @@ bench_figures bench(const proxy_instance& proxy, const std::string& script, int 
 TEST_SUITE("adaptive") {
 
 TEST_CASE("adaptive: the limit caps the server connections lent, SHOW POOLS shows it, and a reload turns it off") {
-  proxy_instance proxy(proxy_options()
-                           .pool("min_size", "0")
-                           .pool("max_size", "10")
-                           .pool("adaptive", R"({"enabled": true, "min": 2, "max": 2})")
-                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}"));
+  proxy_instance proxy(adaptive_pool(10, R"({"enabled": true, "min": 2, "max": 2})"));
   auto admin = connect(proxy.conninfo("pgmux", admin_user));
   CHECK(pools_cell(admin, "concurrency_limit") == "2");
   {
@@ -145,7 +141,7 @@ TEST_CASE("adaptive: the limit caps the server connections lent, SHOW POOLS show
     CHECK(sampler.max_seen() <= 2);
     CHECK(sampler.max_seen() >= 1);
   }
-  edit_and_reload(proxy, R"("enabled": true)", R"("enabled": false)");
+  proxy.edit_and_reload(R"("enabled": true)", R"("enabled": false)");
   CHECK(wait_until([&] { return pools_cell(admin, "concurrency_limit") == "10"; }, 5s));
   {
     connection_sampler sampler;
@@ -158,17 +154,13 @@ TEST_CASE("adaptive: the limit caps the server connections lent, SHOW POOLS show
 TEST_CASE("adaptive: a command_timeout cancel cuts the limit at once, and a reload keeps the limit within new bounds") {
   const int mport = free_port();
   // Pinned at 6 to begin with; windows too long to close here, and no error allowed.
-  proxy_instance proxy(proxy_options()
-                           .pool("min_size", "0")
-                           .pool("max_size", "10")
+  proxy_instance proxy(adaptive_pool(10, R"({"enabled": true, "min": 6, "max": 6, "window": 1000, "max_error_rate": 0})")
                            .pool("command_timeout", "100ms")
-                           .pool("adaptive", R"({"enabled": true, "min": 6, "max": 6, "window": 1000, "max_error_rate": 0})")
-                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   auto admin = connect(proxy.conninfo("pgmux", admin_user));
   CHECK(pools_cell(admin, "concurrency_limit") == "6");
   // Lower bound 1: the limit stays where it is, now free to move.
-  edit_and_reload(proxy, R"("min": 6)", R"("min": 1)");
+  proxy.edit_and_reload(R"("min": 6)", R"("min": 1)");
   CHECK(wait_until([&] { return proxy.log().find("reload: applied") != std::string::npos; }, 3s));
   CHECK(pools_cell(admin, "concurrency_limit") == "6");
   auto client = connect(proxy.conninfo());
@@ -183,18 +175,14 @@ TEST_CASE("adaptive: a command_timeout cancel cuts the limit at once, and a relo
 
 TEST_CASE("adaptive: a statement answered with an insufficient-resources error cuts the limit") {
   const int mport = free_port();
-  proxy_instance proxy(proxy_options()
-                           .pool("min_size", "0")
-                           .pool("max_size", "10")
-                           .pool("adaptive", R"({"enabled": true, "min": 1, "max": 8, "window": 1000, "max_error_rate": 0})")
-                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  proxy_instance proxy(adaptive_pool(10, R"({"enabled": true, "min": 1, "max": 8, "window": 1000, "max_error_rate": 0})")
+                           .top_level(metrics_member(mport)));
   auto admin = connect(proxy.conninfo("pgmux", admin_user));
   CHECK(pools_cell(admin, "concurrency_limit") == "1");
   // Start at 8 (min = max = 8), then free it to move down.
-  edit_and_reload(proxy, R"("min": 1, "max": 8)", R"("min": 8, "max": 8)");
+  proxy.edit_and_reload(R"("min": 1, "max": 8)", R"("min": 8, "max": 8)");
   CHECK(wait_until([&] { return pools_cell(admin, "concurrency_limit") == "8"; }, 3s));
-  edit_and_reload(proxy, R"("min": 8, "max": 8)", R"("min": 1, "max": 8)");
+  proxy.edit_and_reload(R"("min": 8, "max": 8)", R"("min": 1, "max": 8)");
   CHECK(wait_until([&] { return proxy.log().find("reload: applied") != proxy.log().rfind("reload: applied"); }, 3s));
   auto client = connect(proxy.conninfo());
   // Errors of other classes are not overload.
@@ -210,11 +198,7 @@ TEST_CASE("adaptive: a statement answered with an insufficient-resources error c
 }
 
 TEST_CASE("adaptive: a limit held by long transactions grows so that waiting clients are served") {
-  proxy_instance proxy(proxy_options()
-                           .pool("min_size", "0")
-                           .pool("max_size", "4")
-                           .pool("adaptive", R"({"enabled": true, "min": 1, "max": 4})")
-                           .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}"));
+  proxy_instance proxy(adaptive_pool(4, R"({"enabled": true, "min": 1, "max": 4})"));
   auto admin = connect(proxy.conninfo("pgmux", admin_user));
   CHECK(pools_cell(admin, "concurrency_limit") == "1");
   // The one connection the limit allows stays in an open transaction: no transaction ends, so
@@ -260,12 +244,7 @@ TEST_CASE("adaptive: CPU-bound statements get the best fixed size's throughput a
     enter("max_size " + std::to_string(size), proxy_options().pool("min_size", "0").pool("max_size", std::to_string(size)));
   const int mport = free_port();
   enter("adaptive (min 2, max 24)",
-        proxy_options()
-            .pool("min_size", "0")
-            .pool("max_size", std::to_string(clients))
-            .pool("adaptive", R"({"enabled": true, "min": 2, "max": 24, "window": 100})")
-            .top_level("\"admin\": {\"users\": [\"" + admin_user + "\"]}")
-            .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+        adaptive_pool(clients, R"({"enabled": true, "min": 2, "max": 24, "window": 100})").top_level(metrics_member(mport)));
   auto& adaptive = all.back();
   auto admin = connect(adaptive.proxy->conninfo("pgmux", admin_user));
   // Warm-up: the limiter starts at min and judges windows of 100 transactions.

@@ -48,7 +48,7 @@ TEST_CASE("SHOW ADVICE and the advice metrics follow a load of known rate and du
                            .pool("max_size", "40")
                            .pool("advice_log_after", "2s")
                            .top_level("\"admin\": {\"users\": [\"pgmux_test\"]}")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   const std::string script = "/tmp/pgmux-advice-" + std::to_string(::getpid()) + ".sql";
   {
     std::FILE* f = std::fopen(script.c_str(), "w");

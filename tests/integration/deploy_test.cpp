@@ -28,7 +28,7 @@ TEST_CASE("the Kubernetes manifests agree with each other, with the image and wi
   std::vector<std::string> probes, scrapes;
   const int mport = free_port();
   proxy_options options;
-  options.top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}");
+  options.top_level(metrics_member(mport));
   std::istringstream lines(checked.output);
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind("probe ", 0) == 0) probes.push_back(line.substr(6));
@@ -69,7 +69,7 @@ TEST_CASE("promtool accepts the Prometheus config and alert rules in deploy, and
   CHECK_MESSAGE(config.code == 0, config.output);
 
   const int mport = free_port();
-  proxy_instance proxy(proxy_options().top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  proxy_instance proxy(proxy_options().top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   CHECK(scalar(c, "select 1") == "1");  // a pool, so that its families have samples
   const std::string scraped = proxy.dir() + "/scrape.txt";

@@ -57,7 +57,7 @@ void run_session_state_script(const std::string& policy) {
   proxy_instance proxy(proxy_options()
                            .pool("max_size", policy == "pin" ? "2" : "1")
                            .pool("session_state", policy)
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(metrics_port) + "\"}"));
+                           .top_level(metrics_member(metrics_port)));
   const auto r = run(python + " " + script("psycopg_session_state.py") + " '" + proxy.conninfo() + "' " + policy +
                          " it_other " + std::to_string(metrics_port),
                      60);

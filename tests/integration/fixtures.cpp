@@ -864,6 +864,23 @@ void proxy_instance::kill_now() {
 
 std::string proxy_instance::log() const { return read_file(log_path_); }
 
+std::string metrics_member(int port) { return "\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(port) + "\"}"; }
+
+std::string replace_first(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, "not in the text: " << from << "\n" << text);
+  return text.replace(at, from.size(), to);
+}
+
+void proxy_instance::edit_config(const std::string& from, const std::string& to) {
+  rewrite_config(replace_first(config_, from, to));
+}
+
+void proxy_instance::edit_and_reload(const std::string& from, const std::string& to) {
+  edit_config(from, to);
+  send_signal(SIGHUP);
+}
+
 void proxy_instance::rewrite_config(const std::string& text) {
   // Written aside and renamed, so pgmux never reads a half-written file.
   const std::string tmp = config_path_ + ".new";

@@ -63,6 +63,10 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 double seconds_since(clock::time_point t);
 
 std::string tail_lines(const std::string& text, std::size_t lines);
+// The config member that serves /metrics on 127.0.0.1:`port`, for proxy_options::top_level.
+std::string metrics_member(int port);
+// `text` with its first `from` replaced by `to`; REQUIREs `from` to be there.
+std::string replace_first(std::string text, const std::string& from, const std::string& to);
 std::string read_file(const std::string& path);
 
 // "exit code N" or "killed by signal NAME", for a waitpid status.
@@ -288,6 +292,10 @@ class proxy_instance {
   std::string config_text() const { return config_; }
   // Replaces the config file (for SIGHUP reload tests); the running pgmux is not told.
   void rewrite_config(const std::string& text);
+  // Replaces the first `from` in the config file with `to` (REQUIREd to be there); the running
+  // pgmux is not told. edit_and_reload() then sends SIGHUP.
+  void edit_config(const std::string& from, const std::string& to);
+  void edit_and_reload(const std::string& from, const std::string& to);
   std::string conninfo(const std::string& db = "pgmux_test", const std::string& user = "pgmux_test") const;
 
   // Still running (not exited, not a zombie).

@@ -36,7 +36,6 @@ namespace {
 
 const std::string admin_user = "pgmux_test";
 
-std::string metrics_member(int port) { return "\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(port) + "\"}"; }
 
 // Logins a pgmux wrote to its log so far.
 std::size_t logins(const proxy_instance& proxy) {
@@ -230,12 +229,8 @@ TEST_CASE("two workers accept on sockets of their own, and without reuse_port th
   const std::string bin = env_bin && *env_bin ? env_bin : PGMUX_BINARY;
   // Another pgmux with the same listen address is refused, as by a single listening socket.
   for (const std::string workers : {"1", "2"}) {
-    auto text = proxy.config_text();
-    const std::string setting = "\"workers\": 2";
-    REQUIRE(text.find(setting) != std::string::npos);
-    text.replace(text.find(setting), setting.size(), "\"workers\": " + workers);
     const std::string path = proxy.dir() + "/second-" + workers + ".json";
-    std::ofstream(path) << text;
+    std::ofstream(path) << replace_first(proxy.config_text(), "\"workers\": 2", "\"workers\": " + workers);
     const auto second = run(shell_quote(bin) + " --config " + shell_quote(path), 30);
     INFO("second pgmux with " << workers << " worker(s): " << second.output);
     CHECK(second.code == 1);

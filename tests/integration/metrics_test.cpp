@@ -39,9 +39,6 @@ double value_of(const std::string& body, const std::string& sample) { return met
 
 const std::string pool_labels = "{database=\"pgmux_test\",user=\"pgmux_test\"}";
 
-std::string metrics_config(int mport) {
-  return "\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}";
-}
 
 struct http_response {
   int status = 0;
@@ -282,7 +279,7 @@ TEST_CASE("pool gauges follow held transactions and waiting clients") {
   proxy_instance proxy(proxy_options()
                            .pool("min_size", "0")
                            .pool("max_size", "2")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   auto a = connect(proxy.conninfo());
   auto b = connect(proxy.conninfo());
   CHECK(value_of(scrape(mport), "pgmux_pool_used" + pool_labels) == 0);
@@ -318,7 +315,7 @@ TEST_CASE("counters rise by the expected amounts") {
   const int mport = free_port();
   proxy_instance proxy(proxy_options()
                            .pool("command_timeout", "300ms")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   CHECK(scalar(c, "select 1") == "1");
   // A server connection goes back just after the client has its answer: let that happen.
@@ -345,7 +342,7 @@ TEST_CASE("client states, cancel requests, reloads and disconnect reasons are co
   const int mport = free_port();
   proxy_instance proxy(proxy_options()
                            .pool("min_size", "0")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   auto idle = connect(proxy.conninfo());
   exec_ok(c, "begin");
@@ -393,8 +390,7 @@ TEST_CASE("client states, cancel requests, reloads and disconnect reasons are co
 
 TEST_CASE("queries, bytes, client errors and event-loop lag are reported") {
   const int mport = free_port();
-  proxy_instance proxy(proxy_options().workers(2).top_level("\"metrics\": {\"listen\": \"127.0.0.1:" +
-                                                            std::to_string(mport) + "\"}"));
+  proxy_instance proxy(proxy_options().workers(2).top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   CHECK(scalar(c, "select 1") == "1");
   const std::string queries = "pgmux_queries_total" + pool_labels;
@@ -450,7 +446,7 @@ TEST_CASE("queries, bytes, client errors and event-loop lag are reported") {
 
 TEST_CASE("every metric the alert rules and the dashboard use is exported") {
   const int mport = free_port();
-  proxy_instance proxy(proxy_options().top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  proxy_instance proxy(proxy_options().top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   CHECK(scalar(c, "select 1") == "1");
   const auto body = scrape(mport);
@@ -470,7 +466,7 @@ TEST_CASE("every metric the alert rules and the dashboard use is exported") {
 
 TEST_CASE("idle and slow-loris connections do not delay scrapes, and the slow ones meet the head deadline") {
   const int mport = free_port();
-  proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
+  proxy_instance proxy(proxy_options().top_level(metrics_member(mport)));
   std::vector<std::unique_ptr<raw_socket>> idle;
   for (int i = 0; i < 50; ++i) idle.push_back(std::make_unique<raw_socket>(mport));
   struct slow_client {
@@ -522,7 +518,7 @@ TEST_CASE("idle and slow-loris connections do not delay scrapes, and the slow on
 
 TEST_CASE("oversized and malformed requests get an error, and connections past the cap are closed at once") {
   const int mport = free_port();
-  proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
+  proxy_instance proxy(proxy_options().top_level(metrics_member(mport)));
   {
     raw_socket s(mport);
     REQUIRE(s.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + std::string(10000, 'a') + "\r\n\r\n"));
@@ -561,7 +557,7 @@ TEST_CASE("oversized and malformed requests get an error, and connections past t
 
 TEST_CASE("keep-alive: pipelined GET and HEAD, 404, 405 and HTTP/1.0 on one connection") {
   const int mport = free_port();
-  proxy_instance proxy(proxy_options().top_level(metrics_config(mport)));
+  proxy_instance proxy(proxy_options().top_level(metrics_member(mport)));
   raw_socket s(mport);
   REQUIRE(s.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nHEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
   REQUIRE(s.send("GET /other HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -600,7 +596,7 @@ TEST_CASE("every line of a scrape is valid text format 0.0.4") {
                            .workers(2)
                            .pool("command_timeout", "300ms")
                            .database(odd_name + ": {\"dsn\": " + json_string(pg().server_dsn("pgmux_test")) + "}")
-                           .top_level(metrics_config(mport)));
+                           .top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   for (int i = 0; i < 5; ++i) CHECK(scalar(c, "select " + std::to_string(i)) == std::to_string(i));
   CHECK(c.exec("select pg_sleep(3)").sqlstate() == "57014");

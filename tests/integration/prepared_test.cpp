@@ -193,7 +193,7 @@ TEST_CASE("Close answers CloseComplete and leaves the shared statement to other 
 
 TEST_CASE("a statement whose result type ALTER TABLE changed fails with 0A000 until the client prepares it again") {
   const int mport = free_port();
-  proxy_instance proxy(small_pool("1").top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+  proxy_instance proxy(small_pool("1").top_level(metrics_member(mport)));
   auto setup = setup_connection();
   exec_ok(setup, "drop table if exists it_stale; create table it_stale (a int); insert into it_stale values (1)");
   auto c = connect(proxy.conninfo());

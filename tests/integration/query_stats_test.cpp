@@ -108,7 +108,7 @@ TEST_CASE("SHOW QUERIES counts statements by their normalised text in transactio
   const int mport = free_port();
   proxy_instance proxy(proxy_options()
                            .top_level("\"admin\": {\"users\": [\"pgmux_test\"]}")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   run_statements(c);
   auto console = connect(proxy.conninfo("pgmux", "pgmux_test"));
@@ -136,7 +136,7 @@ TEST_CASE("max_entries bounds the table and the least recently used statements m
   proxy_instance proxy(proxy_options()
                            .pool("query_stats", "{\"max_entries\": 3}")
                            .top_level("\"admin\": {\"users\": [\"pgmux_test\"]}")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   auto c = connect(proxy.conninfo());
   for (int i = 0; i < 10; ++i) REQUIRE(c.exec("select " + std::to_string(i) + " as c" + std::to_string(i)).ok());
   REQUIRE(c.exec("select 1 as c7").ok());  // c7 is used again: the newest
@@ -153,11 +153,7 @@ TEST_CASE("max_entries bounds the table and the least recently used statements m
   CHECK(metric_value(body, "pgmux_query_stats_calls_total" + labels) == 11);
 
   // A reload to max_entries 0 empties the table at once; the totals stay.
-  auto text = proxy.config_text();
-  const auto at = text.find("{\"max_entries\": 3}");
-  REQUIRE(at != std::string::npos);
-  text.replace(at, std::string("{\"max_entries\": 3}").size(), "{\"max_entries\": 0}");
-  proxy.rewrite_config(text);
+  proxy.edit_config("{\"max_entries\": 3}", "{\"max_entries\": 0}");
   REQUIRE(console.exec("RELOAD").ok());
   CHECK(wait_until([&] { return console.exec("SHOW QUERIES").rows() == 0; }, 5s));
   const auto after = scrape_metrics(mport);
@@ -170,7 +166,7 @@ TEST_CASE("query_stats.metrics exports the top statements with their queryid and
   proxy_instance proxy(proxy_options()
                            .pool("query_stats", "{\"metrics\": true, \"metrics_top\": 2}")
                            .top_level("\"admin\": {\"users\": [\"pgmux_test\"]}")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   const std::string script = "/tmp/pgmux-qstats-" + std::to_string(::getpid()) + ".sql";
   {
     std::FILE* f = std::fopen(script.c_str(), "w");

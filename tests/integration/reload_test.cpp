@@ -18,16 +18,6 @@
 namespace it {
 namespace {
 
-// Replaces the first occurrence of `from` in the proxy's config, then sends SIGHUP.
-void edit_and_reload(proxy_instance& proxy, const std::string& from, const std::string& to) {
-  auto text = proxy.config_text();
-  const auto at = text.find(from);
-  REQUIRE_MESSAGE(at != std::string::npos, "not in the config: " << from << "\n" << text);
-  text.replace(at, from.size(), to);
-  proxy.rewrite_config(text);
-  proxy.send_signal(SIGHUP);
-}
-
 // Opens n clients through pgmux, each inside a transaction holding a server connection.
 std::vector<pg_conn> hold_transactions(proxy_instance& proxy, int n) {
   std::vector<pg_conn> held;
@@ -57,7 +47,7 @@ TEST_CASE("SIGHUP applies a larger and a smaller max_size with clients connected
   }
   CHECK(wait_until([&] { return server_connections(admin) <= 2; }, 3s));
 
-  edit_and_reload(proxy, "\"max_size\": 2", "\"max_size\": 4");
+  proxy.edit_and_reload("\"max_size\": 2", "\"max_size\": 4");
   CHECK(wait_until([&] { return proxy.log().find("reload: applied") != std::string::npos; }, 3s));
   {
     auto held = hold_transactions(proxy, 4);
@@ -67,7 +57,7 @@ TEST_CASE("SIGHUP applies a larger and a smaller max_size with clients connected
 
   // Shrink while two transactions are busy: only idle connections may go.
   auto held = hold_transactions(proxy, 2);
-  edit_and_reload(proxy, "\"max_size\": 4", "\"max_size\": 1");
+  proxy.edit_and_reload("\"max_size\": 4", "\"max_size\": 1");
   CHECK(wait_until([&] { return server_connections(admin) <= 2; }, 3s));
   for (auto& c : held) {
     CHECK_MESSAGE(scalar(c, "select 'still mine'") == "still mine", "a busy server connection was closed");
@@ -113,7 +103,7 @@ TEST_CASE("SIGHUP with an invalid file changes nothing and names the JSON path")
   proxy_instance proxy(proxy_options().pool("max_size", "2"));
   auto c = connect(proxy.conninfo());
   const auto good = proxy.config_text();
-  edit_and_reload(proxy, "\"max_size\": 2", "\"max_size\": \"lots\"");
+  proxy.edit_and_reload("\"max_size\": 2", "\"max_size\": \"lots\"");
   CHECK(wait_until([&] { return proxy.log().find("/pool_defaults/max_size") != std::string::npos; }, 3s));
   CHECK(proxy.logged("was not applied"));
   CHECK(proxy.alive());

@@ -101,7 +101,7 @@ TEST_CASE("physical replication is refused clearly and max_replication_connectio
   const int mport = free_port();
   proxy_instance proxy(proxy_options()
                            .pool("max_replication_connections", "1")
-                           .top_level("\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(mport) + "\"}"));
+                           .top_level(metrics_member(mport)));
   const std::string gauge = "pgmux_replication_connections{database=\"pgmux_test\",user=\"pgmux_test\"}";
 
   pg_conn physical(proxy.conninfo() + " replication=true");

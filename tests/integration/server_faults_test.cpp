@@ -35,9 +35,6 @@ std::string faulty_db(const fault_proxy& fp, const std::string& pool_members) {
          " user=pgmux_test password=" + pg().password() + " dbname=pgmux_test\", \"pool\": {" + pool_members + "}}";
 }
 
-std::string metrics_member(int port) {
-  return "\"metrics\": {\"listen\": \"127.0.0.1:" + std::to_string(port) + "\"}";
-}
 
 double metric(int port, const std::string& name, const std::string& db) {
   return metric_value(scrape_metrics(port), name + "{database=\"" + db + "\",user=\"pgmux_test\"}");

@@ -1,11 +1,12 @@
 // Query cancellation: the keys pgmux hands to clients in BackendKeyData, and the sessions
 // they stand for.
 #pragma once
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+
+#include "pgmux/striped.hpp"
 
 #include "pgmux/io/io.hpp"
 #include "pgmux/protocol/messages.hpp"
@@ -38,17 +39,7 @@ class cancel_registry {
     return (std::uint64_t(std::uint32_t(key.pid)) << 32) | std::uint32_t(key.secret);
   }
   const std::uint8_t instance_id_;
-  // Every login and disconnect writes here, from whichever worker: sharded by key, so that
-  // workers seldom wait for each other's lock.
-  static constexpr std::size_t shard_count = 16;
-  struct alignas(64) shard {
-    mutable std::mutex mu;
-    std::unordered_map<std::uint64_t, std::weak_ptr<cancel_target>> targets;
-  };
-  static std::size_t shard_of(std::uint64_t packed) noexcept {
-    return (packed * 0x9E3779B97F4A7C15ull) >> 60;  // the top 4 bits of a multiplicative hash
-  }
-  std::array<shard, shard_count> shards_;
+  striped<std::unordered_map<std::uint64_t, std::weak_ptr<cancel_target>>> targets_;
 };
 
 // Sends a CancelRequest for `key` to the pgmux at `peer` ("host:port", a host starting with / being

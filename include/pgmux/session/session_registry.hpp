@@ -1,11 +1,12 @@
 // The live client sessions, so that shutdown and the admin console can reach them.
 #pragma once
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+
+#include "pgmux/striped.hpp"
 
 namespace pgmux::net {
 
@@ -19,18 +20,8 @@ class session_registry {
   void for_each(const std::function<void(const std::shared_ptr<client_session>&)>& f) const;
 
  private:
-  // Every login and disconnect writes here, from whichever worker: sharded by the session's
-  // address, so that workers seldom wait for each other's lock.
-  static constexpr std::size_t shard_count = 16;
-  struct alignas(64) shard {
-    mutable std::mutex mu;
-    std::unordered_map<const client_session*, std::weak_ptr<client_session>> sessions;
-  };
-  static std::size_t shard_of(const client_session* s) noexcept {
-    const auto bits = reinterpret_cast<std::uintptr_t>(s);
-    return (bits >> 6 ^ bits >> 12) % shard_count;
-  }
-  std::array<shard, shard_count> shards_;
+  striped<std::unordered_map<const client_session*, std::weak_ptr<client_session>>> sessions_;
+  static std::uint64_t key(const client_session* s) noexcept { return reinterpret_cast<std::uintptr_t>(s); }
 };
 
 }  // namespace pgmux::net

@@ -184,8 +184,7 @@ TEST_CASE("where one step more is already too much, the limit probes it ever mor
 TEST_CASE("the limit never leaves [min, max], however bad or good the feedback") {
   concurrency_limit l(settings(3, 10));
   // A server that never slows down: the limit climbs to max and stays.
-  synthetic_server fast;
-  fast.cores = 1000;
+  synthetic_server fast{.cores = 1000};
   drive(l, fast, 5000);
   CHECK(l.limit() == 10);
   // Latency 100x the baseline and errors: down to min and no further.
@@ -199,8 +198,7 @@ TEST_CASE("the limit never leaves [min, max], however bad or good the feedback")
 
 TEST_CASE("the limit grows only when it was binding") {
   concurrency_limit l(settings());
-  synthetic_server fast;
-  fast.cores = 1000;
+  synthetic_server fast{.cores = 1000};
   // One client at a time: the limit of 2 never binds.
   for (int i = 0; i < 5000; ++i) l.on_transaction(fast.latency(1), 1, 1);
   CHECK(l.limit() == 2);
@@ -274,8 +272,7 @@ TEST_CASE("a window after a change ignores the transactions lent under the old l
 
 TEST_CASE("a reload keeps the limit within the new bounds") {
   concurrency_limit l(settings(2, 40));
-  synthetic_server fast;
-  fast.cores = 1000;
+  synthetic_server fast{.cores = 1000};
   drive(l, fast, 5000);
   CHECK(l.limit() == 40);
   l.configure(settings(2, 16));
