@@ -175,18 +175,6 @@ void sweep_stale_dirs() {
   }
 }
 
-bool tcp_connectable(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // Numbers, true, false and objects ("{...}") as they are; anything else as a string.
 std::string json_value(const std::string& v) {
   const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
@@ -742,6 +730,7 @@ bool proxy_instance::launch() {
   const pid_t parent = ::getpid();
   reaped_ = false;
   stopped_by_us_ = false;
+  const auto log_start = read_file(log_path_).size();  // a restarted pgmux appends to its log
   pid_ = ::fork();
   if (pid_ < 0) {
     ::close(log_fd);
@@ -772,9 +761,10 @@ bool proxy_instance::launch() {
   const bool ready = wait_until(
       [&] {
         if (!alive()) return true;
-        // Another instance may answer on a shared port: this one says when it listens.
-        if (opts_.shared_port && read_file(log_path_).find("pgmux listening on") == std::string::npos) return false;
-        if (!tcp_connectable(port_)) return false;
+        // Said once its sockets listen. Not a probe connection: pgmux would count it as a client
+        // (logging in, then leaving) while the test's first clients arrive, and another instance
+        // may answer on a shared port.
+        if (read_file(log_path_).find("pgmux listening on", log_start) == std::string::npos) return false;
         struct stat st {};
         return !opts_.unix_socket_listen || ::stat(socket_path.c_str(), &st) == 0;
       },
