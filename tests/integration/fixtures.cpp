@@ -175,6 +175,18 @@ void sweep_stale_dirs() {
   }
 }
 
+bool tcp_connectable(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
 // Numbers, true, false and objects ("{...}") as they are; anything else as a string.
 std::string json_value(const std::string& v) {
   const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
@@ -731,6 +743,8 @@ bool proxy_instance::launch() {
   reaped_ = false;
   stopped_by_us_ = false;
   const auto log_start = read_file(log_path_).size();  // a restarted pgmux appends to its log
+  const bool quiet = config_.find(R"("level": "warn")") != std::string::npos ||
+                     config_.find(R"("level": "error")") != std::string::npos;
   pid_ = ::fork();
   if (pid_ < 0) {
     ::close(log_fd);
@@ -761,9 +775,11 @@ bool proxy_instance::launch() {
   const bool ready = wait_until(
       [&] {
         if (!alive()) return true;
-        // Said once its sockets listen. Not a probe connection: pgmux would count it as a client
-        // (logging in, then leaving) while the test's first clients arrive, and another instance
-        // may answer on a shared port.
+        // Said once its sockets listen. Not a probe connection where the line is logged: pgmux
+        // would count the probe as a client (logging in, then leaving) while the test's first
+        // clients arrive, and another instance may answer on a shared port. A config that logs
+        // warnings only is probed.
+        if (quiet) return tcp_connectable(port_);
         if (read_file(log_path_).find("pgmux listening on", log_start) == std::string::npos) return false;
         struct stat st {};
         return !opts_.unix_socket_listen || ::stat(socket_path.c_str(), &st) == 0;
