@@ -13,6 +13,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include "pgmux/io/drain_read.hpp"
 #include "pgmux/server/server_auth.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
@@ -37,7 +38,7 @@ asio::awaitable<protocol::frame_result> read_frame(stream& socket, io_buffer& bu
       error = r.error ? r.error : "message too long";
       co_return invalid_frame();
     }
-    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+    auto [ec, n] = co_await socket.async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
     if (ec) {
       error = ec == asio::error::eof ? "the server closed the connection" : ec.message();
       co_return invalid_frame();

@@ -3,6 +3,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include "pgmux/io/drain_read.hpp"
 #include "pgmux/log.hpp"
 #include "pgmux/admin/admin_console.hpp"
 #include "pgmux/server/pool.hpp"
@@ -74,7 +75,7 @@ asio::awaitable<auth_query_answer> run_auth_query(server_connection& server, std
     if (r.status == protocol::parse_status::invalid || (r.status == protocol::parse_status::need_more && buf.full()))
       co_return fail(std::string("bad message from server: ") + (r.error ? r.error : "too long"));
     if (r.status == protocol::parse_status::need_more) {
-      auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
+      auto [ec, n] = co_await server.socket().async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
       if (ec) co_return fail(ec == asio::error::eof ? "the server closed the connection" : ec.message());
       buf.commit(n);
       continue;
