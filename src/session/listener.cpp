@@ -22,39 +22,25 @@
 #include "pgmux/io/spawn.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/protocol/encode.hpp"
-#include "pgmux/protocol/decode.hpp"
-#include "pgmux/protocol/frame.hpp"
+#include "pgmux/io/stream.hpp"
+#include "pgmux/session/startup_reader.hpp"
 
 namespace pgmux::net {
 namespace {
 
-// Reads startup packets up to the StartupMessage, answering SSLRequest and GSSENCRequest with
-// 'N'. True at the StartupMessage; false when the client sends something else or leaves.
-asio::awaitable<bool> wait_for_startup_packet(socket_t& socket) {
-  std::string in;
-  char chunk[512];
+// Reads startup packets up to the StartupMessage (or anything else), answering SSLRequest and
+// GSSENCRequest with 'N'.
+asio::awaitable<bool> answer_until_startup_message(stream& client) {
   for (;;) {
-    const auto f = protocol::parse_startup_frame(in);
-    if (f.status == protocol::parse_status::invalid) co_return false;
-    if (f.status == protocol::parse_status::complete) {
-      std::string error;
-      const auto packet = protocol::decode_startup_packet(f.msg.body, error);
-      if (!packet) co_return false;
-      if (packet->kind != protocol::startup_kind::ssl_request && packet->kind != protocol::startup_kind::gssenc_request)
-        co_return true;
-      in.erase(0, f.consumed);
-      const char no = 'N';
-      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(&no, 1), nothrow);
-      if (ec) co_return false;
-      continue;
-    }
-    auto [ec, n] = co_await socket.async_read_some(asio::buffer(chunk), nothrow);
+    const auto read = co_await read_startup_packet(client);
+    if (!read.packet) co_return false;
+    const auto kind = read.packet->kind;
+    if (kind != protocol::startup_kind::ssl_request && kind != protocol::startup_kind::gssenc_request) co_return true;
+    const char no = 'N';
+    auto [ec, n] = co_await asio::async_write(client, asio::buffer(&no, 1), nothrow);
     if (ec) co_return false;
-    in.append(chunk, n);
   }
 }
-
-
 
 using namespace std::chrono_literals;
 
@@ -300,17 +286,16 @@ void listener::admit(socket_t socket, unsigned worker, auth::client_peer from) {
     services_.client_count.fetch_sub(1, std::memory_order_relaxed);
     if (services_.counters) services_.counters->count_client_error(client_error::limit);
     log::connection("client " + from.to_string() + " refused: max_client_conn (" + std::to_string(max_client_conn_) + ") reached");
-    auto refused = std::make_shared<socket_t>(std::move(socket));
+    auto refused = std::make_shared<stream>(std::move(socket));
     asio::co_spawn(workers_.executor(worker), [refused]() -> asio::awaitable<void> {
       // Answered after the startup packet, as PostgreSQL answers "too many clients": libpq
       // sends an SSLRequest first (refused here with 'N') and reads an error sent before its
       // startup packet as a failed SSL negotiation, hiding the message.
-      co_await with_timeout(wait_for_startup_packet(*refused), 1s);
+      co_await with_timeout(answer_until_startup_message(*refused), 1s);
       std::string out;
       protocol::encode_error_response(out, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
       co_await with_timeout(asio::async_write(*refused, asio::buffer(out), nothrow), 1s);
-      error_code ignored;
-      refused->close(ignored);
+      refused->close();
     }, asio::detached);
     return;
   }
