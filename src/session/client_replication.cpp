@@ -44,13 +44,12 @@ asio::awaitable<close_reason> client_session::serve_replication() {
     co_return close_reason::client_eof;
   }
   log::connection(label() + " logged in for logical replication on " + server->describe() + " (" + login_details() + ")");
-  logged_in_.store(true, std::memory_order_release);
-  activity_.store(activity::active, std::memory_order_relaxed);
+  enter(phase::active);
   buffer_.ensure();
   // Ended mid-message, perhaps: no error of pgmux's can follow, the client sees the socket close.
   const auto end = co_await relay_unread(client_, buffer_, killed_, *server);
   set_current_server(nullptr);
-  activity_.store(activity::idle, std::memory_order_relaxed);
+  enter(phase::idle);
   switch (end) {
     case relay_end::killed: co_return kill_reason_;
     case relay_end::server_error: co_return close_reason::server_error;

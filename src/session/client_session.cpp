@@ -27,6 +27,7 @@
 #include "pgmux/session/relay.hpp"
 #include "pgmux/session/router.hpp"
 #include "pgmux/session/session_registry.hpp"
+#include "pgmux/session/startup_reader.hpp"
 #include "pgmux/io/spawn.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/io/tls.hpp"
@@ -239,9 +240,10 @@ void client_session::kill(close_reason reason) {
 }
 
 std::optional<client_info> client_session::info() const {
-  if (!logged_in_.load(std::memory_order_acquire)) return std::nullopt;
+  const auto now = current_phase();
+  if (now < phase::idle) return std::nullopt;
   static constexpr const char* names[] = {"idle", "waiting", "active"};
-  return client_info{user_, database_, from_.to_string(), names[static_cast<int>(activity_.load(std::memory_order_relaxed))],
+  return client_info{user_, database_, from_.to_string(), names[static_cast<int>(now) - static_cast<int>(phase::idle)],
                      connected_at_, tls_description_ ? *tls_description_ : std::string(),
                      protocol::session_state::describe(pinned_for_.load(std::memory_order_relaxed))};
 }
@@ -335,31 +337,10 @@ asio::awaitable<void> client_session::send_error(std::string_view severity, std:
 }
 
 asio::awaitable<client_session::startup_outcome> client_session::read_startup() {
-  std::string buf;
-  buf.reserve(256);
   for (;;) {
-    auto r = protocol::parse_startup_frame(buf);
-    if (r.status == protocol::parse_status::invalid) {
-      co_await send_error("FATAL", "08P01", std::string("invalid startup packet: ") + r.error);
-      co_return close_reason::client_protocol_error;
-    }
-    if (r.status == protocol::parse_status::need_more) {
-      char chunk[512];
-      // Never read past the packet: what follows it may be a TLS handshake in the future. No
-      // valid packet is shorter than 8 bytes (length and code), so the first read asks for 8:
-      // an SSLRequest comes whole in one.
-      std::size_t want = sizeof chunk;
-      if (buf.size() >= 4) want = std::min(want, static_cast<std::size_t>(protocol::read_int32(buf.data())) - buf.size());
-      else want = 8 - buf.size();
-      auto [ec, n] = co_await client_.async_read_some(asio::buffer(chunk, want), nothrow);
-      if (ec) co_return close_reason::client_eof;
-      buf.append(chunk, n);
-      continue;
-    }
-    std::string error;
-    auto packet = protocol::decode_startup_packet(r.msg.body, error);
-    buf.erase(0, r.consumed);
+    auto [packet, error] = co_await read_startup_packet(client_);
     if (!packet) {
+      if (error.empty()) co_return close_reason::client_eof;
       co_await send_error("FATAL", "08P01", error);
       co_return close_reason::client_protocol_error;
     }
@@ -464,8 +445,8 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
     // Runs on the session's executor, so it cannot interleave with the login's own steps. The
     // timer is looked at only while the login runs, when it still exists: a startup deadline
     // that fired just as the packet arrived has been moved on since, and is not a timeout.
-    if (ec || self->login_state_ != login_state::authenticating || clock::now() < timer.expiry()) return;
-    self->login_state_ = login_state::timed_out;
+    if (ec || self->current_phase() != phase::authenticating || clock::now() < timer.expiry()) return;
+    self->enter(phase::login_timed_out);
     error_code ignored;
     self->client_.lowest_layer().cancel(ignored);  // a TLS handshake too
     self->client_.lowest_layer().shutdown(asio::socket_base::shutdown_receive, ignored);
@@ -473,7 +454,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   timer.async_wait(on_deadline);
   std::optional<close_reason> refused;
   auto startup = co_await read_startup();
-  if (login_state_ == login_state::authenticating) {
+  if (current_phase() == phase::authenticating) {
     timer.expires_at(deadline);  // the pending wait ends with operation_aborted
     timer.async_wait(on_deadline);
   }
@@ -527,8 +508,8 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
     }
   }
   timer.cancel();
-  const bool timed_out = login_state_ == login_state::timed_out;
-  login_state_ = login_state::done;
+  const bool timed_out = current_phase() == phase::login_timed_out;
+  enter(phase::logging_in);
   // A handshake cut short leaves nothing to write an error into.
   if (timed_out && refused == close_reason::client_tls_failed) co_return close_reason::client_login_timeout;
   // Cut short by the timer (the reads failed), or finished too late to read from the client again.
@@ -588,7 +569,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
     if (ec) co_return close_reason::client_eof;
     log::connection(label() + " logged in to the admin console (" + login_details() + ")");
-    logged_in_.store(true, std::memory_order_release);
+    enter(phase::idle);
     co_return std::nullopt;
   }
 
@@ -678,7 +659,6 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     lease_->replay.armed = false;  // session mode replays nothing
     lease_->statements.forget_in_flight();
     set_current_server(lease_.connection());
-    activity_.store(activity::active, std::memory_order_relaxed);
   }
 
   cancel_key_ = services_.cancels.add(weak_from_this(), lease_ ? lease_->backend_key().pid : 0);
@@ -695,7 +675,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) co_return close_reason::client_eof;
   log::connection(label() + " logged in (" + login_details() + ")");
-  logged_in_.store(true, std::memory_order_release);
+  enter(lease_ ? phase::active : phase::idle);  // session pooling holds its connection from here
   co_return std::nullopt;
 }
 
@@ -912,7 +892,7 @@ asio::awaitable<bool> client_session::reset_unseen_settings(server_connection& s
 }
 
 std::optional<close_reason> client_session::idle_after_transaction() noexcept {
-  activity_.store(activity::idle, std::memory_order_relaxed);
+  enter(phase::idle);
   if (draining_) return close_reason::shutdown;  // finish() says goodbye
   return std::nullopt;
 }
@@ -953,11 +933,11 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
     if (!lease_) {
       if (!request_ready())
         if (auto reason = co_await wait_for_request()) co_return *reason;
-      activity_.store(activity::waiting, std::memory_order_relaxed);
+      enter(phase::waiting);
       // An idle connection at once, the usual case, takes no coroutine; else the client queues.
       auto got = pool_->try_acquire(weak_from_this());
       if (!got) got = co_await acquire_server();
-      activity_.store(std::holds_alternative<lease>(*got) ? activity::active : activity::idle, std::memory_order_relaxed);
+      enter(std::holds_alternative<lease>(*got) ? phase::active : phase::idle);
       if (auto* error = std::get_if<acquire_error>(&*got)) co_return co_await refuse_request(std::move(*error));
       lease_ = std::move(std::get<lease>(*got));
       lease_->idle_in_tx_since_ns.store(0, std::memory_order_relaxed);

@@ -222,11 +222,19 @@ class client_session final : public session_control,
   std::unique_ptr<const std::string> tls_description_;
   std::optional<protocol::cancel_key> cancel_key_;
 
-  enum class login_state { authenticating, timed_out, done };
-  login_state login_state_ = login_state::authenticating;
-  enum class activity : std::uint8_t { idle, waiting, active };
-  std::atomic<activity> activity_{activity::idle};
-  std::atomic<bool> logged_in_{false};  // user_, database_, peer_ are final once set
+  // Where the session is in its life. Other threads read it (SHOW CLIENTS): every store
+  // releases, so that a session seen logged in shows its final user_ and database_.
+  enum class phase : std::uint8_t {
+    authenticating,   // startup packet and authentication, bounded by auth_timeout
+    login_timed_out,  // auth_timeout passed: the login's reads were cancelled
+    logging_in,       // authenticated: routing, then the server side of the login
+    idle,             // logged in, no request under way
+    waiting,          // queued for a server connection
+    active,           // holding a server connection
+  };
+  std::atomic<phase> phase_{phase::authenticating};
+  void enter(phase p) noexcept { phase_.store(p, std::memory_order_release); }
+  phase current_phase() const noexcept { return phase_.load(std::memory_order_acquire); }
   bool admin_ = false;
   bool replication_ = false;  // replication=database: served by serve_replication
   auth::auth_method method_ = auth::auth_method::trust;  // how the client authenticated
