@@ -21,33 +21,29 @@
 #include "pgmux/protocol/frame.hpp"
 
 namespace pgmux::net {
-namespace {
 
-protocol::frame_result invalid_frame() {
-  protocol::frame_result r;
-  r.status = protocol::parse_status::invalid;
-  return r;
-}
-
-// Reads one complete message into `buf`. The frame views `buf`; consume it after use.
-asio::awaitable<protocol::frame_result> read_frame(stream& socket, io_buffer& buf, std::string& error) {
+asio::awaitable<server_connection::message_read> server_connection::read_message() {
   for (;;) {
-    auto r = protocol::parse_frame(buf.view(), io_buffer::block_size);
-    if (r.status == protocol::parse_status::complete) co_return r;
-    if (r.status == protocol::parse_status::invalid || buf.full()) {
-      error = r.error ? r.error : "message too long";
-      co_return invalid_frame();
+    message_read read;
+    read.frame = protocol::parse_frame(buffer_.view(), io_buffer::block_size);
+    if (read.frame.status == protocol::parse_status::complete) co_return read;
+    if (read.frame.status == protocol::parse_status::invalid || buffer_.full()) {
+      read.frame.status = protocol::parse_status::invalid;
+      read.error = read.frame.status == protocol::parse_status::invalid
+                       ? std::string("invalid message from the server: ") + read.frame.error
+                       : "a message from the server longer than pgmux reads whole (" + std::to_string(io_buffer::block_size) + " bytes)";
+      co_return read;
     }
-    auto [ec, n] = co_await socket.async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
+    auto [ec, n] = co_await socket_.async_read_some(drain_buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
     if (ec) {
-      error = ec == asio::error::eof ? "the server closed the connection" : ec.message();
-      co_return invalid_frame();
+      read.frame.status = protocol::parse_status::invalid;
+      read.error = ec == asio::error::eof ? "the server closed the connection" : ec.message();
+      read.lost = true;
+      co_return read;
     }
-    buf.commit(n);
+    buffer_.commit(n);
   }
 }
-
-}  // namespace
 
 asio::awaitable<error_code> connect_socket(socket_t& socket, const server_address& address) {
   error_code ec;
@@ -195,15 +191,15 @@ asio::awaitable<server_connection::attempt> server_connection::try_login(const s
   std::string out;
   protocol::encode_startup_message(out, startup);
   server_auth auth(login.user, login.password, login.passthrough);
-  std::string error;
   for (;;) {
     if (!out.empty()) {
       auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), nothrow);
       if (ec) co_return attempt{"write to server failed: " + ec.message()};
       out.clear();
     }
-    auto r = co_await read_frame(socket_, buffer_, error);
-    if (r.status != protocol::parse_status::complete) co_return attempt{"server login failed: " + error};
+    const auto read = co_await read_message();
+    if (!read.complete()) co_return attempt{"server login failed: " + read.error};
+    const auto& r = read.frame;
     const auto body = r.msg.body;
     switch (r.msg.tag) {
       case 'R': {

@@ -3,7 +3,6 @@
 
 #include <boost/asio/write.hpp>
 
-#include "pgmux/io/drain_read.hpp"
 #include "pgmux/log.hpp"
 #include "pgmux/admin/admin_console.hpp"
 #include "pgmux/server/pool.hpp"
@@ -71,15 +70,9 @@ asio::awaitable<auth_query_answer> run_auth_query(server_connection& server, std
   bool have_row = false;
   std::string server_error;
   for (;;) {
-    const auto r = protocol::parse_frame(buf.view(), io_buffer::block_size);
-    if (r.status == protocol::parse_status::invalid || (r.status == protocol::parse_status::need_more && buf.full()))
-      co_return fail(std::string("bad message from server: ") + (r.error ? r.error : "too long"));
-    if (r.status == protocol::parse_status::need_more) {
-      auto [ec, n] = co_await server.socket().async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
-      if (ec) co_return fail(ec == asio::error::eof ? "the server closed the connection" : ec.message());
-      buf.commit(n);
-      continue;
-    }
+    const auto read = co_await server.read_message();
+    if (!read.complete()) co_return fail(read.error);
+    const auto& r = read.frame;
     const auto body = r.msg.body;
     switch (r.msg.tag) {
       case 'D':

@@ -719,50 +719,43 @@ asio::awaitable<std::optional<protocol::error_fields>> run_hidden_query(
     bool own_answer = false;  // CommandComplete, EmptyQueryResponse or ErrorResponse came
     bool answered = false;    // the query's ReadyForQuery came: only the Sync's may follow
     for (;;) {
-      const auto f = protocol::parse_frame(buf.view(), io_buffer::block_size);
-      if (f.status == protocol::parse_status::invalid)
-        co_return connection_failure("08P01", std::string("invalid message from the server: ") + f.error);
-      if (f.status == protocol::parse_status::complete) {
-        const char tag = f.msg.tag;
-        // Notices, notifications and parameter reports may come at any time; anything else
-        // between the two ReadyForQuery answers a request pgmux did not count.
-        if (answered && tag != 'Z' && tag != 'N' && tag != 'A' && tag != 'S')
-          co_return connection_failure("08P01", "the server answered more than pgmux asked: the connection is out of step");
-        if (tag == 'S') {
-          if (auto status = protocol::decode_parameter_status(f.msg.body))
-            protocol::note_parameter_status(nullptr, server.settings, status->first, status->second);
-        } else if (tag == 'D' && on_row) {
-          const auto row = protocol::decode_data_row(f.msg.body);
-          if (!row) co_return connection_failure("08P01", "malformed DataRow from the server");
-          on_row(*row);
-        }
-        if (tag == 'C' || tag == 'I' || tag == 'E') own_answer = true;
-        if (tag == 'E' && !refused) {
-          refused = protocol::decode_error_response(f.msg.body);
-          if (!refused) refused = protocol::error_fields{"ERROR", "XX000", "malformed error", {}, {}};
-        } else if (tag == 'Z') {
-          const auto status = protocol::decode_ready_for_query(f.msg.body);
-          buf.consume(f.consumed);
-          // Two stale ReadyForQuery would pass for the query's and the Sync's: the query's own
-          // answer must come before the first.
-          if (!answered && !own_answer)
-            co_return connection_failure("08P01", "a ReadyForQuery before the answer to a query of pgmux's own: the connection is out of step");
-          if (!status || *status != 'I')
-            co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
-          if (answered) {
-            if (!buf.empty()) co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
-            break;
-          }
-          answered = true;
-          continue;
-        }
+      const auto read = co_await server.read_message();
+      if (!read.complete()) co_return connection_failure(read.lost ? "08006" : "08P01", read.error);
+      const auto& f = read.frame;
+      const char tag = f.msg.tag;
+      // Notices, notifications and parameter reports may come at any time; anything else
+      // between the two ReadyForQuery answers a request pgmux did not count.
+      if (answered && tag != 'Z' && tag != 'N' && tag != 'A' && tag != 'S')
+        co_return connection_failure("08P01", "the server answered more than pgmux asked: the connection is out of step");
+      if (tag == 'S') {
+        if (auto status = protocol::decode_parameter_status(f.msg.body))
+          protocol::note_parameter_status(nullptr, server.settings, status->first, status->second);
+      } else if (tag == 'D' && on_row) {
+        const auto row = protocol::decode_data_row(f.msg.body);
+        if (!row) co_return connection_failure("08P01", "malformed DataRow from the server");
+        on_row(*row);
+      }
+      if (tag == 'C' || tag == 'I' || tag == 'E') own_answer = true;
+      if (tag == 'E' && !refused) {
+        refused = protocol::decode_error_response(f.msg.body);
+        if (!refused) refused = protocol::error_fields{"ERROR", "XX000", "malformed error", {}, {}};
+      } else if (tag == 'Z') {
+        const auto status = protocol::decode_ready_for_query(f.msg.body);
         buf.consume(f.consumed);
+        // Two stale ReadyForQuery would pass for the query's and the Sync's: the query's own
+        // answer must come before the first.
+        if (!answered && !own_answer)
+          co_return connection_failure("08P01", "a ReadyForQuery before the answer to a query of pgmux's own: the connection is out of step");
+        if (!status || *status != 'I')
+          co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
+        if (answered) {
+          if (!buf.empty()) co_return connection_failure("08P01", "unexpected state after a query of pgmux's own");
+          break;
+        }
+        answered = true;
         continue;
       }
-      if (buf.full()) co_return connection_failure("08P01", "oversized answer to a query of pgmux's own");
-      auto [ec, n] = co_await server.socket().async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
-      if (ec) co_return connection_failure("08006", "server connection lost");
-      buf.commit(n);
+      buf.consume(f.consumed);
     }
     co_return refused;
   };

@@ -14,6 +14,7 @@
 #include "pgmux/io/io_buffer.hpp"
 #include "pgmux/server/pool_counters.hpp"
 #include "pgmux/io/stream.hpp"
+#include "pgmux/protocol/frame.hpp"
 #include "pgmux/protocol/messages.hpp"
 #include "pgmux/protocol/prepared.hpp"
 #include "pgmux/protocol/session_settings.hpp"
@@ -91,6 +92,16 @@ class server_connection {
   // When open() failed because the server refused the login (or asked for a password pgmux
   // lacks): the SQLSTATE to give clients. Empty for network failures and timeouts.
   const std::string& refusal_code() const noexcept { return refusal_code_; }
+
+  // Reads until the buffer holds one whole message, which the result views: consume it after
+  // use. Logins and pgmux's own queries read their answers so; the relay scans instead.
+  struct message_read {
+    protocol::frame_result frame;  // status complete, else the error below
+    std::string error;
+    bool lost = false;             // the connection failed, not the bytes
+    bool complete() const noexcept { return frame.status == protocol::parse_status::complete; }
+  };
+  asio::awaitable<message_read> read_message();
 
   // Clean: idle, nothing half-read. Only such a connection may go back to the pool.
   bool clean() const noexcept {
