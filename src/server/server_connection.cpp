@@ -13,7 +13,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include "pgmux/io/drain_read.hpp"
 #include "pgmux/server/server_auth.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
@@ -34,7 +33,7 @@ asio::awaitable<server_connection::message_read> server_connection::read_message
                        : "a message from the server longer than pgmux reads whole (" + std::to_string(io_buffer::block_size) + " bytes)";
       co_return read;
     }
-    auto [ec, n] = co_await socket_.async_read_some(drain_buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
     if (ec) {
       read.frame.status = protocol::parse_status::invalid;
       read.error = ec == asio::error::eof ? "the server closed the connection" : ec.message();

@@ -1,7 +1,6 @@
 // The client session coroutine.
 #include "pgmux/session/client_session.hpp"
 
-#include "pgmux/io/drain_read.hpp"
 #include "pgmux/io/workers.hpp"
 
 #include <poll.h>
@@ -124,11 +123,10 @@ void client_session::wait_idle() {
     });
   }
   // The socket lives on the session's loop: its handler runs there, with no executor to bind.
-  // A read, not a readiness wait: Asio re-arms epoll (epoll_ctl) for every wait, while a drain
-  // read after the request's short read costs nothing until bytes come (io/drain_read.hpp).
-  // Under TLS the read also takes what OpenSSL already decrypted. The operation is allocated
-  // at its own size (exact_allocator).
-  client_.async_read_some(drain_buffer(first_bytes_.data(), first_bytes_.size()),
+  // A read, not a readiness wait: Asio re-arms epoll (epoll_ctl) for every wait, while a read
+  // costs only the recv that finds nothing yet. Under TLS the read also takes what OpenSSL
+  // already decrypted. The operation is allocated at its own size (exact_allocator).
+  client_.async_read_some(asio::buffer(first_bytes_),
                           asio::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](error_code ec, std::size_t n) {
                             self->on_first_bytes(ec, n);
                           }));
@@ -705,7 +703,7 @@ asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() 
       }
     }
     buffer_.ensure();
-    auto [ec, n] = co_await client_.async_read_some(drain_buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
     if (killed_) co_return kill_reason_;
     if (ec) co_return close_reason::client_eof;
     buffer_.commit(n);

@@ -10,7 +10,6 @@
 #include <functional>
 #include <stdexcept>
 
-#include "pgmux/io/drain_read.hpp"
 #include "pgmux/log.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/protocol/decode.hpp"
@@ -272,7 +271,7 @@ asio::awaitable<std::optional<relay_result>> translate_one(const client_side& cl
       gathered.append(buf.view());
       buf.clear();
     }
-    auto [ec, n] = co_await client.socket.async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
+    auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     buf.commit(n);
     if (client.killed) co_return relay_result{relay_end::killed};
     if (ec) co_return relay_result{relay_end::client_eof};
@@ -386,7 +385,7 @@ asio::awaitable<std::optional<relay_result>> finish_client_message(client_side c
   while (client.cursor.remaining > 0) {
     if (buf.empty()) {
       mark_client_turn(server, client.cursor);
-      auto [ec, n] = co_await client.socket.async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
+      auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
       buf.commit(n);
       if (client.killed) co_return relay_result{relay_end::killed};
       if (ec) co_return relay_result{relay_end::client_eof};
@@ -442,7 +441,7 @@ asio::awaitable<relay_result> client_to_server(client_side client, server_connec
       if (state.done) continue;
     }
     mark_client_turn(server, client.cursor);
-    auto [ec, n] = co_await client.socket.async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
+    auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     buf.commit(n);  // bytes read after the transaction ended stay for the next one
     if (client.killed) co_return relay_result{relay_end::killed};
     if (ec == asio::error::operation_aborted) co_return relay_result{relay_end::transaction_done};
@@ -480,7 +479,7 @@ asio::awaitable<relay_result> server_to_client(client_side client, server_connec
         co_return relay_result{relay_end::transaction_done};
       }
     }
-    auto [ec, n] = co_await server.socket().async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
+    auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     buf.commit(n);
     if (ec == asio::error::operation_aborted) co_return relay_result{client.killed ? relay_end::killed : relay_end::client_eof};
     if (ec) {
@@ -504,7 +503,7 @@ asio::awaitable<bool> drain(server_connection& server) {
       if (r.stop == protocol::scan_stop::invalid) co_return false;
     }
     if (server.tx().outstanding == 0 && server.cursor().remaining == 0) co_return buf.empty();
-    auto [ec, n] = co_await server.socket().async_read_some(drain_buffer(buf.free_begin(), buf.free_size()), nothrow);
+    auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(buf.free_begin(), buf.free_size()), nothrow);
     if (ec) co_return false;
     buf.commit(n);
   }
@@ -608,7 +607,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           if (r.forward > 0) continue;  // the turn may have passed to the server
         }
         mark_client_turn(server, client.cursor);
-        auto [ec, n] = co_await client.socket.async_read_some(drain_buffer(cbuf.free_begin(), cbuf.free_size()), nothrow);
+        auto [ec, n] = co_await client.socket.async_read_some(asio::buffer(cbuf.free_begin(), cbuf.free_size()), nothrow);
         cbuf.commit(n);
         if (client.killed) co_return relay_result{relay_end::killed};
         if (ec) co_return relay_result{relay_end::client_eof};
@@ -635,7 +634,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           }
           if (r.forward > 0) continue;
         }
-        auto [ec, n] = co_await server.socket().async_read_some(drain_buffer(sbuf.free_begin(), sbuf.free_size()), nothrow);
+        auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(sbuf.free_begin(), sbuf.free_size()), nothrow);
         sbuf.commit(n);
         if (client.killed) co_return relay_result{relay_end::killed};
         if (server.replay.armed) {
@@ -673,7 +672,7 @@ asio::awaitable<relay_end> pass_unread(stream& from, io_buffer& buffer, stream& 
       buffer.clear();
       if (ec) co_return killed ? relay_end::killed : write_failed;
     }
-    auto [ec, n] = co_await from.async_read_some(drain_buffer(buffer.free_begin(), buffer.free_size()), nothrow);
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buffer.free_begin(), buffer.free_size()), nothrow);
     buffer.commit(n);
     if (killed) co_return relay_end::killed;
     if (ec && n == 0) co_return read_failed;
