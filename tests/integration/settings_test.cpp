@@ -9,6 +9,8 @@
 // - a client's SET of an untracked parameter (search_path, client_min_messages, statement_timeout)
 //   follows it across the shared server connection, never reaches the other client, is undone
 //   by a rollback, and does not pin the client
+// - a SET whose value is too long to read back whole (over 16 KiB) ends that server connection,
+//   logged, and the client goes on
 // - a parameter a function SETs (default_transaction_read_only), which pgmux cannot read in the
 //   SQL, is reset from the server's ParameterStatus before the other client gets the connection
 // - login ParameterStatus spells the client's values as the server does (utf8 is UTF8, iso is
@@ -130,6 +132,21 @@ TEST_CASE("a client's SET of an untracked parameter follows it, never reaches th
   CHECK(scalar(a, "show statement_timeout") == "7s");
   CHECK(scalar(b, "select count(*) from pg_stat_activity where usename = 'pgmux_test'") == "1");  // one shared
   CHECK(proxy.settled_log(proxy.conninfo()).find("until it disconnects") == std::string::npos);
+}
+
+TEST_CASE("a SET whose value is too long to read back whole costs its server connection, not the client nor pgmux") {
+  proxy_instance proxy(proxy_options().pool("max_size", "1").pool("min_size", "0"));
+  auto a = connect(proxy.conninfo());
+  // About 40 KB of schema names: the value read back is one DataRow longer than the 16 KiB
+  // pgmux reads a message of its own queries into.
+  std::string path;
+  for (int i = 0; i < 2000; ++i) path += (i ? ", s" : "s") + std::to_string(i) + "_padding_padding";
+  exec_ok(a, "SET search_path = " + path);
+  CHECK(proxy.logged("reading back the client's settings failed: a message from the server longer than pgmux reads whole", 10s));
+  CHECK(proxy.alive());
+  CHECK(scalar(a, "select 'still served'") == "still served");
+  auto b = connect(proxy.conninfo());
+  CHECK(scalar(b, "show search_path").size() < 100);  // the long value never reached another client
 }
 
 TEST_CASE("a parameter a function SETs where pgmux cannot read it is reset before another client gets the connection") {
