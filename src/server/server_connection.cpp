@@ -26,16 +26,11 @@ asio::awaitable<server_connection::message_read> server_connection::read_message
     message_read read;
     read.frame = protocol::parse_frame(buffer_.view(), io_buffer::block_size);
     if (read.frame.status == protocol::parse_status::complete) co_return read;
-    // A header that announces more than the buffer holds reads as invalid to parse_frame.
-    const std::int32_t announced = buffer_.size() >= 5 ? protocol::read_int32(buffer_.data() + 1) : 0;
-    const bool too_long = announced >= 4 && static_cast<std::size_t>(announced) >= io_buffer::block_size;
-    if (read.frame.status == protocol::parse_status::invalid && !too_long) {
-      read.error = std::string("invalid message from the server: ") + (read.frame.error ? read.frame.error : "malformed");
-      co_return read;
-    }
-    if (too_long || buffer_.full()) {
-      read.frame.status = protocol::parse_status::invalid;
-      read.error = "a message from the server longer than pgmux reads whole (" + std::to_string(io_buffer::block_size) + " bytes)";
+    if (read.frame.status == protocol::parse_status::invalid) {
+      // parse_frame calls a message longer than the buffer invalid too: its header tells which.
+      const bool too_long = protocol::parse_header(buffer_.view(), io_buffer::block_size).hdr.length >= 4;
+      read.error = too_long ? "a message from the server longer than pgmux reads whole (" + std::to_string(io_buffer::block_size) + " bytes)"
+                            : std::string("invalid message from the server: ") + read.frame.error;
       co_return read;
     }
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
