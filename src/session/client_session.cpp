@@ -1,6 +1,7 @@
 // The client session coroutine.
 #include "pgmux/session/client_session.hpp"
 
+#include "pgmux/io/idle_read.hpp"
 #include "pgmux/io/workers.hpp"
 
 #include <poll.h>
@@ -124,12 +125,19 @@ void client_session::wait_idle() {
   }
   // The socket lives on the session's loop: its handler runs there, with no executor to bind.
   // A read, not a readiness wait: Asio re-arms epoll (epoll_ctl) for every wait, while a read
-  // costs only the recv that finds nothing yet. Under TLS the read also takes what OpenSSL
-  // already decrypted. The operation is allocated at its own size (exact_allocator).
-  client_.async_read_some(asio::buffer(first_bytes_),
-                          asio::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](error_code ec, std::size_t n) {
-                            self->on_first_bytes(ec, n);
-                          }));
+  // costs only the recv that finds nothing yet. A plaintext read takes its relay buffer only
+  // once bytes are there (io/idle_read.hpp); under TLS, the read also takes what OpenSSL already
+  // decrypted, into a small buffer of the session's. The operation is allocated at its own size
+  // (exact_allocator).
+  auto on_bytes = asio::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](error_code ec, std::size_t n) {
+    self->on_first_bytes(ec, n);
+  });
+  if (!client_.tls()) {
+    client_.lowest_layer().async_read_some(idle_read_target(buffer_), std::move(on_bytes));
+    return;
+  }
+  if (!tls_first_bytes_) tls_first_bytes_ = std::make_unique<std::array<char, tls_first_bytes_size>>();
+  client_.async_read_some(asio::buffer(*tls_first_bytes_), std::move(on_bytes));
 }
 
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
@@ -212,9 +220,11 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
 std::optional<close_reason> client_session::take_first_bytes(error_code ec, std::size_t n) {
   if (killed_) return kill_reason_;
   if (ec) return close_reason::client_eof;
-  buffer_.ensure();
-  std::memcpy(buffer_.free_begin(), first_bytes_.data(), n);
-  buffer_.commit(n);
+  if (client_.tls()) {  // a plaintext read put its bytes in buffer_ already
+    buffer_.ensure();
+    std::memcpy(buffer_.free_begin(), tls_first_bytes_->data(), n);
+    buffer_.commit(n);
+  }
   return std::nullopt;
 }
 
@@ -334,7 +344,7 @@ asio::awaitable<void> client_session::send_error(std::string_view severity, std:
   co_await with_timeout(asio::async_write(client_, asio::buffer(out), nothrow), 1000ms);
 }
 
-asio::awaitable<client_session::startup_outcome> client_session::read_startup() {
+asio::awaitable<client_session::startup_outcome> client_session::read_startup(const std::shared_ptr<const tls_server_context>& tls) {
   for (;;) {
     auto [packet, error] = co_await read_startup_packet(client_);
     if (!packet) {
@@ -350,13 +360,13 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup() 
         }
         // TLS when configured, never on the Unix socket (as PostgreSQL). 'N': the client goes
         // on in plaintext or gives up.
-        const bool offer = tls_ && !from_.unix_socket;
+        const bool offer = tls && !from_.unix_socket;
         const char answer = offer ? 'S' : 'N';
         auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&answer, 1), nothrow);
         if (ec) co_return close_reason::client_eof;
         if (!offer) continue;
         // Only the SSLRequest was read, so no plaintext byte can sneak in behind the handshake.
-        if (auto failed = co_await client_.accept_tls(tls_)) {
+        if (auto failed = co_await client_.accept_tls(tls)) {
           if (failed != asio::error::operation_aborted)
             log::info(label() + ": TLS handshake failed: " + client_.tls_failure(failed));
           co_return close_reason::client_tls_failed;
@@ -415,7 +425,7 @@ class authenticating_slot {
 
 }  // namespace
 
-asio::awaitable<close_reason> client_session::refuse_busy(bool per_address) {
+asio::awaitable<close_reason> client_session::refuse_busy(bool per_address, const std::shared_ptr<const tls_server_context>& tls) {
   log::connection(label() + (per_address ? " refused: too many clients from this address still authenticating "
                                            "(auth.max_authenticating_per_address)"
                                          : " refused: too many clients still authenticating (auth.max_authenticating)"));
@@ -423,14 +433,15 @@ asio::awaitable<close_reason> client_session::refuse_busy(bool per_address) {
   // SSLRequest before it), which is when clients read. Answering at once would make libpq take
   // the error for a failed SSL negotiation, and closing with the packet unread could reset the
   // connection before the client reads the error. The packet gets a short deadline.
-  const auto startup = co_await with_timeout(read_startup(), std::chrono::milliseconds(1000));
+  const auto startup = co_await with_timeout(read_startup(tls), std::chrono::milliseconds(1000));
   if (startup && std::holds_alternative<protocol::startup_message>(*startup))
     co_await send_error("FATAL", "53300", per_address ? "too many connections from this address still authenticating"
                                                       : "too many connections still authenticating");
   co_return close_reason::too_many_clients;
 }
 
-asio::awaitable<std::optional<close_reason>> client_session::authenticate(const config::config& cfg, scram_keys& keys) {
+asio::awaitable<std::optional<close_reason>> client_session::authenticate(const config::config& cfg, const std::shared_ptr<const tls_server_context>& tls,
+                                                                          scram_keys& keys) {
   // auth_timeout bounds the startup packet and the whole authentication exchange. A stalled
   // client is ended by cancelling its reads (and refusing later ones): cheaper than racing two
   // coroutines, which matters when thousands of clients connect at once.
@@ -451,14 +462,14 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
   };
   timer.async_wait(on_deadline);
   std::optional<close_reason> refused;
-  auto startup = co_await read_startup();
+  auto startup = co_await read_startup(tls);
   if (current_phase() == phase::authenticating) {
     timer.expires_at(deadline);  // the pending wait ends with operation_aborted
     timer.async_wait(on_deadline);
   }
   if (auto* reason = std::get_if<close_reason>(&startup)) {
     refused = *reason;
-  } else if (tls_ && tls_->mode() == config::tls_mode::require && !from_.unix_socket && !client_.tls()) {
+  } else if (tls && tls->mode() == config::tls_mode::require && !from_.unix_socket && !client_.tls()) {
     const auto& msg = std::get<protocol::startup_message>(startup);
     user_ = msg.user();
     database_ = msg.database();
@@ -496,7 +507,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
         const auto who = label();
         // Kept out of the co_await expression: GCC 12 mishandles a conditional operator there.
         std::string_view binding;
-        if (client_.tls()) binding = tls_->end_point();
+        if (client_.tls()) binding = tls->end_point();
         auto outcome = co_await authenticate_client(
             {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline, binding});
         refused = outcome.refused;
@@ -522,7 +533,8 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
 
 asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto cfg = services_.routes.config();
-  tls_ = services_.routes.client_tls();
+  // TLS towards this client as configured now: a reload during the login does not change it.
+  const auto tls = services_.routes.client_tls();
   max_message_size_ = cfg->max_message_size;
   scram_keys keys;
   {
@@ -530,16 +542,16 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     auth::login_slot address_slot;
     if (services_.login_limits) {
       if (!services_.login_limits->try_acquire(from_, cfg->auth.max_authenticating_per_address))
-        co_return co_await refuse_busy(true);
+        co_return co_await refuse_busy(true, tls);
       address_slot = auth::login_slot(*services_.login_limits, from_);
     }
     authenticating_slot slot(services_.authenticating);
     if (slot.held() > cfg->auth.max_authenticating) {
       slot.release();
       address_slot.release();
-      co_return co_await refuse_busy(false);
+      co_return co_await refuse_busy(false, tls);
     }
-    if (auto refused = co_await authenticate(*cfg, keys)) co_return refused;
+    if (auto refused = co_await authenticate(*cfg, tls, keys)) co_return refused;
   }
 
   if (database_ == admin_database) {

@@ -122,14 +122,14 @@ state_reset session_state_reset(session_state::set left);
 // What the relay learns from one client's SQL in transaction pooling; owned by the client session.
 struct sql_watch {
   listen_set listening;
-  bool statements_untrusted = false;  // see sql_findings; the session clears it per transaction
-  // Session state the client's SQL created in the current transaction; the session clears it
-  // when the transaction ends and it has acted on it.
-  session_state::set state = session_state::none;
   // Parameters SET in the current transaction, to read back at its end (sql_findings::carried);
   // past max_carried distinct names, a SET counts as session state instead.
   static constexpr std::size_t max_carried = 64;
   std::vector<std::string> to_read;
+  bool statements_untrusted = false;  // see sql_findings; the session clears it per transaction
+  // Session state the client's SQL created in the current transaction; the session clears it
+  // when the transaction ends and it has acted on it.
+  session_state::set state = session_state::none;
   // RESET ALL in the current transaction: every parameter the client carries is read back too.
   bool reset_all = false;
   // Policy "refuse": SQL that would create session state is replaced before it is sent.

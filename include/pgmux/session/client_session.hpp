@@ -95,12 +95,15 @@ class client_session final : public session_control,
   // Startup, routing and authentication; a close reason when the client is turned away.
   asio::awaitable<std::optional<close_reason>> login();
   // The part of login() that auth_timeout bounds: startup packet and authentication. Fills in
-  // user_ and database_; `keys` gets what a SCRAM client proved.
-  asio::awaitable<std::optional<close_reason>> authenticate(const config::config& cfg, scram_keys& keys);
+  // user_ and database_; `keys` gets what a SCRAM client proved. `tls`: TLS towards this client
+  // as configured when its login began; null when tls.mode is disable.
+  asio::awaitable<std::optional<close_reason>> authenticate(const config::config& cfg,
+                                                            const std::shared_ptr<const tls_server_context>& tls,
+                                                            scram_keys& keys);
   // Refuses a client because too many are still logging in (auth.max_authenticating), or too
   // many from its address (auth.max_authenticating_per_address).
-  asio::awaitable<close_reason> refuse_busy(bool per_address);
-  asio::awaitable<startup_outcome> read_startup();
+  asio::awaitable<close_reason> refuse_busy(bool per_address, const std::shared_ptr<const tls_server_context>& tls);
+  asio::awaitable<startup_outcome> read_startup(const std::shared_ptr<const tls_server_context>& tls);
   // A CancelRequest: the query of the session holding the key is cancelled, or the request goes
   // on to the peer instance whose key it is (protocol/cancel_route).
   asio::awaitable<void> route_cancel_request(protocol::cancel_key key);
@@ -117,8 +120,8 @@ class client_session final : public session_control,
   asio::awaitable<void> finish_idle_timeout();
   // The session's end: the server connection back, the client closed, the books updated.
   asio::awaitable<void> finish(close_reason reason);
-  // The first bytes of an idle client's next request arrived in first_bytes_: move them
-  // into the relay buffer. A close reason when the read failed or the session was killed.
+  // The first bytes of an idle client's next request arrived (under TLS in tls_first_bytes_:
+  // moved into the relay buffer). A close reason when the read failed or the session was killed.
   std::optional<close_reason> take_first_bytes(error_code ec, std::size_t n);
   // Serves the request at the front of the buffer: a whole transaction in transaction mode,
   // the rest of the session in session mode. A close reason when the session ends.
@@ -190,14 +193,20 @@ class client_session final : public session_control,
   stream client_;
   auto executor() noexcept { return client_.get_executor(); }
   auth::client_peer from_;
+  // Flags of the session's own thread, here where they fill the padding after from_ (an idle
+  // client's record is most of pgmux's memory per client).
+  bool idle_timed_out_ = false;  // client_idle_timeout passed: the idle read was cancelled
+  bool killed_ = false;          // kill() or drain(): the session ends with kill_reason_
+  bool draining_ = false;
+  bool served_request_ = false;  // a request arrived after login
   const session_services& services_;  // the listener's, shared by every session
-  // TLS towards this client as configured when it connected; null when tls.mode is disable.
-  std::shared_ptr<const tls_server_context> tls_;
 
   io_buffer buffer_;
-  std::array<char, 128> first_bytes_;  // where an idle client's next request starts arriving
+  // Under TLS, where an idle client's next request starts arriving (made at its first idle
+  // wait); a plaintext client's goes straight into buffer_.
+  static constexpr std::size_t tls_first_bytes_size = 128;
+  std::unique_ptr<std::array<char, tls_first_bytes_size>> tls_first_bytes_;
   std::unique_ptr<asio::steady_timer> idle_timer_;  // client_idle_timeout, when set
-  bool idle_timed_out_ = false;
   protocol::stream_cursor cursor_;
   protocol::client_prepared prepared_;  // statement names, for transaction pooling
   protocol::sql_watch seen_sql_;        // its LISTEN channels and risky SQL, for transaction pooling
@@ -239,9 +248,6 @@ class client_session final : public session_control,
   bool replication_ = false;  // replication=database: served by serve_replication
   auth::auth_method method_ = auth::auth_method::trust;  // how the client authenticated
   const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
-  bool killed_ = false;
-  bool draining_ = false;
-  bool served_request_ = false;  // a request arrived after login
   // drain() before the client's first request: it is served if it comes within this.
   static constexpr std::chrono::seconds first_request_grace{1};
   std::unique_ptr<asio::steady_timer> drain_grace_;

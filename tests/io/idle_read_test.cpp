@@ -1,0 +1,155 @@
+// Reads into an idle_read_target: the relay buffer is taken only while bytes are there, and
+// nothing that arrives (bytes, end of file) is ever left waiting for a wake-up that does not
+// come, whatever order reads, arrivals and epoll's reaping come in.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/write.hpp>
+
+#include "pgmux/io/idle_read.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using local_socket = asio::local::stream_protocol::socket;
+using namespace std::chrono_literals;
+using pgmux::net::io_buffer;
+using pgmux::net::idle_read_target;
+
+struct socket_pair {
+  asio::io_context loop;
+  local_socket reader{loop};
+  local_socket writer{loop};
+  io_buffer buffer;
+  std::optional<std::string> got;  // what the pending read completed with
+  socket_pair() { asio::local::connect_pair(reader, writer); }
+
+  void send(const std::string& bytes) { asio::write(writer, asio::buffer(bytes)); }
+
+  // One turn of the reactor with no read waiting: epoll reports (and so spends) the edges of
+  // what arrived so far. Without outstanding work, poll() would not look at epoll at all.
+  void reap_edges() {
+    auto work = asio::make_work_guard(loop);
+    loop.restart();
+    loop.poll();
+  }
+
+  void start_read() {
+    got.reset();
+    reader.async_read_some(idle_read_target(buffer), [this](boost::system::error_code ec, std::size_t n) {
+      if (ec) {
+        got = "error: " + ec.message();
+        return;
+      }
+      // The bytes are in the buffer already, and n says how many came with this read.
+      got = std::string(buffer.view().substr(buffer.size() - n));
+    });
+  }
+
+  // Runs the loop until the pending read completes, for at most 5 s.
+  std::optional<std::string> finish_read() {
+    loop.restart();
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!got && std::chrono::steady_clock::now() < deadline) loop.run_one_for(100ms);
+    return got;
+  }
+
+  std::optional<std::string> read() {
+    start_read();
+    return finish_read();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an idle read holds no buffer while nothing has come, and takes one for the bytes that come") {
+  socket_pair p;
+  p.start_read();
+  p.loop.restart();
+  p.loop.poll();
+  CHECK_FALSE(p.got);
+  CHECK_FALSE(p.buffer.allocated());  // waiting holds no block
+  p.send("hello");
+  CHECK(p.finish_read() == "hello");
+  CHECK(p.buffer.allocated());
+  CHECK(p.buffer.view() == "hello");
+}
+
+TEST_CASE("an idle read appends to what the buffer holds") {
+  socket_pair p;
+  p.buffer.ensure();
+  std::memcpy(p.buffer.free_begin(), "ab", 2);
+  p.buffer.commit(2);
+  p.send("cd");
+  CHECK(p.read() == "cd");
+  CHECK(p.buffer.view() == "abcd");
+}
+
+TEST_CASE("bytes whose epoll edge was spent before the idle read started are read") {
+  socket_pair p;
+  p.send("early");
+  p.reap_edges();  // epoll reports the bytes while no read is waiting
+  CHECK(p.read() == "early");
+
+  p.buffer.clear();
+  p.start_read();
+  p.loop.restart();
+  p.loop.poll();  // the read tried, found nothing and waits
+  CHECK_FALSE(p.got);
+  p.send("late");
+  CHECK(p.finish_read() == "late");
+}
+
+TEST_CASE("end of file reaches an idle read, whether it came before the read or while it waited") {
+  SUBCASE("before, its edge already spent") {
+    socket_pair p;
+    p.writer.shutdown(asio::socket_base::shutdown_send);
+    p.reap_edges();
+    const auto got = p.read();
+    REQUIRE(got);
+    CHECK(got->starts_with("error: "));
+    CHECK_FALSE(p.buffer.allocated());
+  }
+  SUBCASE("with bytes before it: the bytes first, then end of file") {
+    socket_pair p;
+    p.send("last words");
+    p.writer.shutdown(asio::socket_base::shutdown_send);
+    p.reap_edges();
+    CHECK(p.read() == "last words");
+    const auto got = p.read();
+    REQUIRE(got);
+    CHECK(got->starts_with("error: "));
+  }
+  SUBCASE("while it waits") {
+    socket_pair p;
+    p.start_read();
+    p.loop.restart();
+    p.loop.poll();
+    CHECK_FALSE(p.got);
+    p.writer.close();
+    const auto got = p.finish_read();
+    REQUIRE(got);
+    CHECK(got->starts_with("error: "));
+    CHECK_FALSE(p.buffer.allocated());
+  }
+}
+
+TEST_CASE("a cancelled idle read completes with operation_aborted and holds no buffer") {
+  socket_pair p;
+  p.start_read();
+  p.loop.restart();
+  p.loop.poll();
+  p.reader.cancel();
+  const auto got = p.finish_read();
+  REQUIRE(got);
+  CHECK(*got == "error: " + boost::system::error_code(asio::error::operation_aborted).message());
+  CHECK_FALSE(p.buffer.allocated());
+}
