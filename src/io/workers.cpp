@@ -4,6 +4,8 @@
 #include <thread>
 
 #include "pgmux/balance.hpp"
+#include "pgmux/io/io_buffer.hpp"
+#include "pgmux/io/memory.hpp"
 
 namespace pgmux::net {
 worker_set::worker_set(unsigned count) {
@@ -22,7 +24,18 @@ unsigned worker_set::worker_for_accepted(unsigned own) const noexcept {
   return balanced_worker(own, size(), [this](unsigned w) { return clients(w); });
 }
 
+void worker_set::keep_house(loop& l) {
+  l.housekeeping.expires_after(housekeeping_interval);
+  l.housekeeping.async_wait([&l](const error_code& ec) {
+    if (ec) return;
+    if (io_buffer::trim_cache() > 0) release_freed_memory();
+    keep_house(l);
+  });
+}
+
 void worker_set::run() {
+  // Each worker's housekeeping runs on its own thread, which owns the free list it trims.
+  for (auto& l : loops_) keep_house(*l);
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < size(); ++i) threads.emplace_back([this, i] {
     current_worker_ = i;

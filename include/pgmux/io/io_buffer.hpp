@@ -1,6 +1,8 @@
 // A fixed-size byte buffer for one relay direction: unconsumed bytes sit at the front.
 // Blocks are recycled through a per-thread free list, so idle clients hold none and busy
-// ones allocate nothing per message.
+// ones allocate nothing per message. The list gives back, at each trim_cache(), the blocks
+// that no buffer took since the trim before: a burst of logins or of busy clients leaves
+// nothing behind once it has passed.
 #pragma once
 #include <cstddef>
 #include <cstring>
@@ -21,6 +23,12 @@ class io_buffer {
   bool allocated() const noexcept { return data_ != nullptr; }
   void ensure();   // takes a block from the free list when none is held
   void release();  // gives the block back; only when empty()
+
+  // Frees the calling thread's cached blocks that sat unused since its previous call; how
+  // many. Each worker calls it now and then (io/workers).
+  static std::size_t trim_cache();
+  // Blocks in the calling thread's free list.
+  static std::size_t cached();
 
   std::string_view view() const noexcept { return {data_.get(), size_}; }
   char* data() noexcept { return data_.get(); }

@@ -54,7 +54,12 @@ class worker_set {
     context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> keep_running{io.get_executor()};
     alignas(64) std::atomic<long> clients{0};  // its own cache line: written at every login and logout
+    asio::steady_timer housekeeping{io};       // see housekeeping_interval
   };
+  // How often each worker gives back the relay buffer blocks its free list kept unused since the
+  // last time (io_buffer::trim_cache), and the allocator then the pages they took.
+  static constexpr std::chrono::seconds housekeeping_interval{1};
+  static void keep_house(loop& l);
   static inline thread_local unsigned current_worker_ = 0;
   std::vector<std::unique_ptr<loop>> loops_;
   unsigned next_ = 0;
