@@ -66,16 +66,23 @@ struct socket_pair {
     start_read();
     return finish_read();
   }
+
+  // Starts a read and turns the loop once: with nothing sent, the read tries, finds nothing and waits.
+  void start_waiting_read() {
+    start_read();
+    loop.restart();
+    loop.poll();
+    CHECK_FALSE(got);
+  }
 };
+
+bool is_error(const std::optional<std::string>& got) { return got && got->starts_with("error: "); }
 
 }  // namespace
 
 TEST_CASE("an idle read holds no buffer while nothing has come, and takes one for the bytes that come") {
   socket_pair p;
-  p.start_read();
-  p.loop.restart();
-  p.loop.poll();
-  CHECK_FALSE(p.got);
+  p.start_waiting_read();
   CHECK_FALSE(p.buffer.allocated());  // waiting holds no block
   p.send("hello");
   CHECK(p.finish_read() == "hello");
@@ -100,10 +107,7 @@ TEST_CASE("bytes whose epoll edge was spent before the idle read started are rea
   CHECK(p.read() == "early");
 
   p.buffer.clear();
-  p.start_read();
-  p.loop.restart();
-  p.loop.poll();  // the read tried, found nothing and waits
-  CHECK_FALSE(p.got);
+  p.start_waiting_read();
   p.send("late");
   CHECK(p.finish_read() == "late");
 }
@@ -113,9 +117,7 @@ TEST_CASE("end of file reaches an idle read, whether it came before the read or 
     socket_pair p;
     p.writer.shutdown(asio::socket_base::shutdown_send);
     p.reap_edges();
-    const auto got = p.read();
-    REQUIRE(got);
-    CHECK(got->starts_with("error: "));
+    CHECK(is_error(p.read()));
     CHECK_FALSE(p.buffer.allocated());
   }
   SUBCASE("with bytes before it: the bytes first, then end of file") {
@@ -124,29 +126,20 @@ TEST_CASE("end of file reaches an idle read, whether it came before the read or 
     p.writer.shutdown(asio::socket_base::shutdown_send);
     p.reap_edges();
     CHECK(p.read() == "last words");
-    const auto got = p.read();
-    REQUIRE(got);
-    CHECK(got->starts_with("error: "));
+    CHECK(is_error(p.read()));
   }
   SUBCASE("while it waits") {
     socket_pair p;
-    p.start_read();
-    p.loop.restart();
-    p.loop.poll();
-    CHECK_FALSE(p.got);
+    p.start_waiting_read();
     p.writer.close();
-    const auto got = p.finish_read();
-    REQUIRE(got);
-    CHECK(got->starts_with("error: "));
+    CHECK(is_error(p.finish_read()));
     CHECK_FALSE(p.buffer.allocated());
   }
 }
 
 TEST_CASE("a cancelled idle read completes with operation_aborted and holds no buffer") {
   socket_pair p;
-  p.start_read();
-  p.loop.restart();
-  p.loop.poll();
+  p.start_waiting_read();
   p.reader.cancel();
   const auto got = p.finish_read();
   REQUIRE(got);
