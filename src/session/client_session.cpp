@@ -39,6 +39,8 @@
 namespace pgmux::net {
 namespace {
 
+constexpr std::string_view idle_timeout_message = "terminating connection due to client_idle_timeout";
+
 using namespace std::chrono_literals;
 
 // Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
@@ -117,7 +119,9 @@ void client_session::wait_idle() {
     if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor());
     idle_timer_->expires_after(settings_->client_idle_timeout);
     idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) return;
+      // Still idle: no request yet, or only part of its first message (serve_request stops the
+      // timer once that is whole, which ends the phase without a wait in between).
+      if (ec || self->current_phase() != phase::idle) return;
       self->idle_timed_out_ = true;
       error_code ignored;
       self->client_.lowest_layer().cancel(ignored);
@@ -141,7 +145,8 @@ void client_session::wait_idle() {
 }
 
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
-  if (idle_timer_) idle_timer_->cancel();
+  // client_idle_timeout keeps running until the first message is whole: a client that sends
+  // part of one and stalls is still idle (finish() stops the timer when the session ends).
   if (idle_timed_out_ && !killed_) {
     asio::co_spawn(executor(), finish_idle_timeout(), log_failure("client session"));
     return;
@@ -155,7 +160,7 @@ void client_session::on_first_bytes(error_code ec, std::size_t n) {
 }
 
 asio::awaitable<void> client_session::finish_idle_timeout() {
-  co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
+  co_await send_error("FATAL", "57P05", idle_timeout_message);
   co_await finish(close_reason::client_idle_timeout);
 }
 
@@ -717,6 +722,10 @@ asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() 
     buffer_.ensure();
     auto [ec, n] = co_await client_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
     if (killed_) co_return kill_reason_;
+    if (idle_timed_out_) {  // client_idle_timeout passed before the message was whole
+      co_await send_error("FATAL", "57P05", idle_timeout_message);
+      co_return close_reason::client_idle_timeout;
+    }
     if (ec) co_return close_reason::client_eof;
     buffer_.commit(n);
   }
@@ -943,6 +952,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
     if (!lease_) {
       if (!request_ready())
         if (auto reason = co_await wait_for_request()) co_return *reason;
+      if (idle_timer_) idle_timer_->cancel();
       enter(phase::waiting);
       // An idle connection at once, the usual case, takes no coroutine; else the client queues.
       auto got = pool_->try_acquire(weak_from_this());

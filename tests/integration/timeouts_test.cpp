@@ -6,6 +6,7 @@
 // - a CancelRequest with a wrong key cancels nothing
 // - idle_transaction_timeout disconnects a client idle in a transaction and frees its row lock
 // - client_idle_timeout closes idle clients outside transactions, not active ones nor open transactions
+// - client_idle_timeout also ends a client stalled in the middle of its next message
 #include <doctest/doctest.h>
 
 #include <random>
@@ -217,6 +218,37 @@ TEST_CASE("client_idle_timeout closes idle clients outside transactions, not act
 
   CHECK(scalar(in_tx, "select 'still in transaction'") == "still in transaction");
   exec_ok(in_tx, "commit");
+}
+
+TEST_CASE("client_idle_timeout also ends a client that sent part of a message and stalled, not one that completes it") {
+  proxy_instance proxy(proxy_options().pool("client_idle_timeout", "3s"));
+  const std::string query = wire::msg('Q', wire::cstr("select 42"));
+
+  raw_socket stalled(proxy.port());
+  REQUIRE(stalled.startup());
+  REQUIRE(stalled.send(query.substr(0, 7)));  // the header and two bytes of the text
+  const auto started = clock::now();
+  auto error = stalled.read_message(15s);
+  REQUIRE(error);
+  CHECK(error->first == 'E');
+  CHECK(wire::error_fields(error->second)['C'] == "57P05");
+  // The timeout, counted from when the client went idle (just before `started`).
+  CHECK(clock::now() - started >= 1s);
+  CHECK(clock::now() - started < 10s);
+  CHECK(stalled.read_until_closed(5s).closed);
+
+  // The rest of the message within the timeout: the query runs.
+  raw_socket slow(proxy.port());
+  REQUIRE(slow.startup());
+  REQUIRE(slow.send(query.substr(0, 7)));
+  std::this_thread::sleep_for(200ms);  // a slow sender: a pause well inside the timeout
+  REQUIRE(slow.send(query.substr(7)));
+  std::string answer;
+  for (auto m = slow.read_message(5s); m && m->first != 'Z'; m = slow.read_message(5s)) {
+    CHECK(m->first != 'E');
+    if (m->first == 'D') answer = m->second;
+  }
+  CHECK(answer.ends_with("42"));
 }
 
 }  // TEST_SUITE
