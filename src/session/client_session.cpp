@@ -115,18 +115,7 @@ void client_session::wait_idle() {
   // An idle client holds no coroutine frame and no relay buffer: only this pending read, whose
   // handler brings the session back to life when its next request starts.
   buffer_.release();
-  if (settings_->client_idle_timeout.count() > 0) {
-    if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor());
-    idle_timer_->expires_after(settings_->client_idle_timeout);
-    idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
-      // Still idle: no request yet, or only part of its first message (serve_request stops the
-      // timer once that is whole, which ends the phase without a wait in between).
-      if (ec || self->current_phase() != phase::idle) return;
-      self->idle_timed_out_ = true;
-      error_code ignored;
-      self->client_.lowest_layer().cancel(ignored);
-    });
-  }
+  arm_idle_deadline();
   // The socket lives on the session's loop: its handler runs there, with no executor to bind.
   // A read, not a readiness wait: Asio re-arms epoll (epoll_ctl) for every wait, while a read
   // costs only the recv that finds nothing yet. A plaintext read takes its relay buffer only
@@ -144,9 +133,28 @@ void client_session::wait_idle() {
   client_.async_read_some(asio::buffer(*tls_first_bytes_), std::move(on_bytes));
 }
 
+void client_session::arm_idle_deadline() {
+  if (settings_->client_idle_timeout.count() <= 0) return;
+  if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor());
+  idle_deadline_armed_ = true;
+  idle_timer_->expires_after(settings_->client_idle_timeout);
+  idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
+    // Disarmed since (a whole request came): a wake-up that was already on its way is ignored.
+    if (ec || !self->idle_deadline_armed_) return;
+    self->idle_timed_out_ = true;
+    error_code ignored;
+    self->client_.lowest_layer().cancel(ignored);  // the idle read, or the read of the rest of a message
+  });
+}
+
+void client_session::disarm_idle_deadline() {
+  if (!idle_deadline_armed_) return;
+  idle_deadline_armed_ = false;
+  idle_timed_out_ = false;  // fired with no read to cancel, just as the request became whole: served
+  idle_timer_->cancel();
+}
+
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
-  // client_idle_timeout keeps running until the first message is whole: a client that sends
-  // part of one and stalls is still idle (finish() stops the timer when the session ends).
   if (idle_timed_out_ && !killed_) {
     asio::co_spawn(executor(), finish_idle_timeout(), log_failure("client session"));
     return;
@@ -155,6 +163,10 @@ void client_session::on_first_bytes(error_code ec, std::size_t n) {
     asio::co_spawn(executor(), finish(*ended), log_failure("client session"));
     return;
   }
+  // client_idle_timeout keeps running until the first message is whole (serve_request): a client
+  // that sends part of one and stalls is still idle. Session pooling holds its server connection
+  // from the login: there the request has started.
+  if (lease_) disarm_idle_deadline();
   served_request_ = true;
   asio::co_spawn(executor(), serve_until_idle(), log_failure("client session"));
 }
@@ -177,6 +189,9 @@ asio::awaitable<void> client_session::serve_until_idle() {
         wait_idle();
         co_return;
       }
+      // Part of the next request came with the last one's end: the rest is due within
+      // client_idle_timeout too.
+      if (!lease_ && !request_ready()) arm_idle_deadline();
     }
   } catch (const std::exception& e) {
     log::error(label() + ": " + e.what());
@@ -952,7 +967,7 @@ asio::awaitable<std::optional<close_reason>> client_session::serve_request() {
     if (!lease_) {
       if (!request_ready())
         if (auto reason = co_await wait_for_request()) co_return *reason;
-      if (idle_timer_) idle_timer_->cancel();
+      disarm_idle_deadline();
       enter(phase::waiting);
       // An idle connection at once, the usual case, takes no coroutine; else the client queues.
       auto got = pool_->try_acquire(weak_from_this());

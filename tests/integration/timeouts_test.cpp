@@ -220,7 +220,7 @@ TEST_CASE("client_idle_timeout closes idle clients outside transactions, not act
   exec_ok(in_tx, "commit");
 }
 
-TEST_CASE("client_idle_timeout also ends a client that sent part of a message and stalled, not one that completes it") {
+TEST_CASE("client_idle_timeout also ends a client that sent part of a message and stalled, alone or after a whole one, not one that completes it") {
   proxy_instance proxy(proxy_options().pool("client_idle_timeout", "3s"));
   const std::string query = wire::msg('Q', wire::cstr("select 42"));
 
@@ -236,6 +236,21 @@ TEST_CASE("client_idle_timeout also ends a client that sent part of a message an
   CHECK(clock::now() - started >= 1s);
   CHECK(clock::now() - started < 10s);
   CHECK(stalled.read_until_closed(5s).closed);
+
+  // Part of the next message sent with a whole one: the first is answered, then the deadline
+  // holds for the rest.
+  raw_socket pipelined(proxy.port());
+  REQUIRE(pipelined.startup());
+  REQUIRE(pipelined.send(query + query.substr(0, 5)));
+  auto m = pipelined.read_message(5s);
+  while (m && m->first != 'Z' && m->first != 'E') m = pipelined.read_message(5s);
+  REQUIRE(m);
+  CHECK(m->first == 'Z');  // the whole query was served
+  error = pipelined.read_message(15s);
+  REQUIRE(error);
+  CHECK(error->first == 'E');
+  CHECK(wire::error_fields(error->second)['C'] == "57P05");
+  CHECK(pipelined.read_until_closed(5s).closed);
 
   // The rest of the message within the timeout: the query runs.
   raw_socket slow(proxy.port());

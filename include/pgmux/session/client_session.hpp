@@ -115,6 +115,10 @@ class client_session final : public session_control,
   // Idle: reads the first bytes of the next request (within client_idle_timeout), then serves
   // requests until the client is idle again.
   void wait_idle();
+  // client_idle_timeout, from now until a whole request has come (disarm): when it passes, the
+  // pending read is cancelled and the client gets 57P05. Nothing when the setting is off.
+  void arm_idle_deadline();
+  void disarm_idle_deadline();
   void on_first_bytes(error_code ec, std::size_t n);
   asio::awaitable<void> serve_until_idle();
   asio::awaitable<void> finish_idle_timeout();
@@ -195,10 +199,10 @@ class client_session final : public session_control,
   auth::client_peer from_;
   // Flags of the session's own thread, here where they fill the padding after from_ (an idle
   // client's record is most of pgmux's memory per client).
-  bool idle_timed_out_ = false;  // client_idle_timeout passed: the idle read was cancelled
-  bool killed_ = false;          // kill() or drain(): the session ends with kill_reason_
-  bool draining_ = false;
-  bool served_request_ = false;  // a request arrived after login
+  bool idle_deadline_armed_ = false;  // see arm_idle_deadline
+  bool idle_timed_out_ = false;       // client_idle_timeout passed: the pending read was cancelled
+  bool killed_ = false;               // kill() or drain(): the session ends with kill_reason_
+  bool served_request_ = false;       // a request arrived after login
   const session_services& services_;  // the listener's, shared by every session
 
   io_buffer buffer_;
@@ -246,6 +250,7 @@ class client_session final : public session_control,
   phase current_phase() const noexcept { return phase_.load(std::memory_order_acquire); }
   bool admin_ = false;
   bool replication_ = false;  // replication=database: served by serve_replication
+  bool draining_ = false;     // drain(): closed once idle (here, in the padding before method_)
   auth::auth_method method_ = auth::auth_method::trust;  // how the client authenticated
   const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   // drain() before the client's first request: it is served if it comes within this.
