@@ -26,6 +26,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -175,16 +176,49 @@ void sweep_stale_dirs() {
   }
 }
 
-bool tcp_connectable(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
+// The TCP sockets in LISTEN state on `port` that process `pid` holds (one per worker).
+std::size_t listening_sockets(pid_t pid, int port) {
+  std::set<std::string> listening;  // "socket:[inode]"
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      const auto colon = local.rfind(':');
+      if (state != "0A" || colon == std::string::npos) continue;
+      if (std::stoi(local.substr(colon + 1), nullptr, 16) == port) listening.insert("socket:[" + inode + "]");
+    }
+  }
+  std::size_t held = 0;
+  const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* dir = ::opendir(fd_dir.c_str());
+  if (!dir) return 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    char target[64];
+    const auto n = ::readlink((fd_dir + "/" + entry->d_name).c_str(), target, sizeof target - 1);
+    if (n > 0 && listening.count(std::string(target, static_cast<std::size_t>(n)))) ++held;
+  }
+  ::closedir(dir);
+  return held;
+}
+
+// Whether process `pid` has handlers of its own for SIGTERM and SIGHUP (SigCgt in its status):
+// pgmux installs them last in its start-up, after its listeners, the metrics endpoint and the
+// config watch, so from then on it is ready and a reload or stop signal reaches pgmux, not the
+// default action.
+bool catches_stop_and_reload(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("SigCgt:")) continue;
+    const auto caught = std::stoull(line.substr(7), nullptr, 16);
+    const auto bit = [](int signal) { return 1ull << (signal - 1); };
+    return (caught & bit(SIGTERM)) && (caught & bit(SIGHUP));
+  }
+  return false;
 }
 
 // Numbers, true, false and objects ("{...}") as they are; anything else as a string.
@@ -742,9 +776,6 @@ bool proxy_instance::launch() {
   const pid_t parent = ::getpid();
   reaped_ = false;
   stopped_by_us_ = false;
-  const auto log_start = read_file(log_path_).size();  // a restarted pgmux appends to its log
-  const bool quiet = config_.find(R"("level": "warn")") != std::string::npos ||
-                     config_.find(R"("level": "error")") != std::string::npos;
   pid_ = ::fork();
   if (pid_ < 0) {
     ::close(log_fd);
@@ -775,12 +806,11 @@ bool proxy_instance::launch() {
   const bool ready = wait_until(
       [&] {
         if (!alive()) return true;
-        // Said once its sockets listen. Not a probe connection where the line is logged: pgmux
-        // would count the probe as a client (logging in, then leaving) while the test's first
-        // clients arrive, and another instance may answer on a shared port. A config that logs
-        // warnings only is probed.
-        if (quiet) return tcp_connectable(port_);
-        if (read_file(log_path_).find("pgmux listening on", log_start) == std::string::npos) return false;
+        // Ready once its start-up is through (the signal handlers come last) and it listens on
+        // the port, whatever it logs. Not a probe connection: pgmux would count the probe as a
+        // client (logging in, then leaving) while the test's first clients arrive, and another
+        // instance may answer on a shared port.
+        if (!catches_stop_and_reload(pid_) || listening_sockets(pid_, port_) == 0) return false;
         struct stat st {};
         return !opts_.unix_socket_listen || ::stat(socket_path.c_str(), &st) == 0;
       },
