@@ -100,6 +100,16 @@ TEST_CASE("an idle read appends to what the buffer holds") {
   CHECK(p.buffer.view() == "abcd");
 }
 
+TEST_CASE("an idle read into a full buffer completes with nothing read, and the bytes stay for the next read") {
+  socket_pair p;
+  p.buffer.ensure();
+  p.buffer.commit(io_buffer::block_size);
+  p.send("more");
+  CHECK(p.read() == "");  // not end of file
+  p.buffer.clear();
+  CHECK(p.read() == "more");
+}
+
 TEST_CASE("bytes whose epoll edge was spent before the idle read started are read") {
   socket_pair p;
   p.send("early");

@@ -16,11 +16,20 @@
 #pragma once
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
+#include <boost/asio/version.hpp>
 
 #include "pgmux/io/io_buffer.hpp"
 
+// The read replaces a detail of Asio's epoll (reactive) backend: checked against this version
+// only, and unused by the io_uring backend, which would read into the placeholder instead.
+static_assert(BOOST_ASIO_VERSION == 102600, "idle_read: check do_perform against this Asio's reactive_socket_recv_op");
+#if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+#error "idle_read needs Asio's reactive (epoll) socket backend"
+#endif
+
 namespace pgmux::net {
 
+// The io_buffer must have free space (an idle session's is empty).
 struct idle_read_target : boost::asio::mutable_buffer {
   // The base describes a non-empty buffer so that Asio does not complete the read at once as an
   // empty one; the read itself goes to `target`'s free space.
