@@ -28,7 +28,9 @@ void worker_set::keep_house(loop& l) {
   l.housekeeping.expires_after(housekeeping_interval);
   l.housekeeping.async_wait([&l](const error_code& ec) {
     if (ec) return;
-    if (io_buffer::trim_cache() > 0) release_freed_memory();
+    // malloc_trim holds the allocator's arena locks while it walks them: only for a sizeable
+    // give-back (a few blocks stay with malloc, which reuses them for other allocations).
+    if (io_buffer::trim_cache() >= blocks_worth_a_trim) release_freed_memory();
     keep_house(l);
   });
 }

@@ -59,6 +59,7 @@ class worker_set {
   // How often each worker gives back the relay buffer blocks its free list kept unused since the
   // last time (io_buffer::trim_cache), and the allocator then the pages they took.
   static constexpr std::chrono::seconds housekeeping_interval{1};
+  static constexpr std::size_t blocks_worth_a_trim = 8;  // 128 KiB
   static void keep_house(loop& l);
   static inline thread_local unsigned current_worker_ = 0;
   std::vector<std::unique_ptr<loop>> loops_;
