@@ -39,8 +39,6 @@
 namespace pgmux::net {
 namespace {
 
-constexpr std::string_view idle_timeout_message = "terminating connection due to client_idle_timeout";
-
 using namespace std::chrono_literals;
 
 // Bound on cleaning up a server connection after its client left (cancel, drain, rollback).
@@ -134,7 +132,7 @@ void client_session::wait_idle() {
 }
 
 void client_session::arm_idle_deadline() {
-  if (settings_->client_idle_timeout.count() <= 0) return;
+  if (!idle_deadline_on()) return;
   if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor());
   idle_deadline_armed_ = true;
   idle_timer_->expires_after(settings_->client_idle_timeout);
@@ -156,7 +154,7 @@ void client_session::disarm_idle_deadline() {
 
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
   if (idle_timed_out_ && !killed_) {
-    asio::co_spawn(executor(), finish_idle_timeout(), log_failure("client session"));
+    asio::co_spawn(executor(), finish(close_reason::client_idle_timeout), log_failure("client session"));
     return;
   }
   if (auto ended = take_first_bytes(ec, n)) {
@@ -169,11 +167,6 @@ void client_session::on_first_bytes(error_code ec, std::size_t n) {
   if (lease_) disarm_idle_deadline();
   served_request_ = true;
   asio::co_spawn(executor(), serve_until_idle(), log_failure("client session"));
-}
-
-asio::awaitable<void> client_session::finish_idle_timeout() {
-  co_await send_error("FATAL", "57P05", idle_timeout_message);
-  co_await finish(close_reason::client_idle_timeout);
 }
 
 asio::awaitable<void> client_session::serve_until_idle() {
@@ -191,7 +184,7 @@ asio::awaitable<void> client_session::serve_until_idle() {
       }
       // Part of the next request came with the last one's end: the rest is due within
       // client_idle_timeout too.
-      if (!lease_ && !request_ready()) arm_idle_deadline();
+      if (!lease_ && idle_deadline_on() && !request_ready()) arm_idle_deadline();
     }
   } catch (const std::exception& e) {
     log::error(label() + ": " + e.what());
@@ -207,6 +200,8 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
     killed_ = false;
     co_await send_error("FATAL", "57P01", "terminating connection: pgmux is shutting down");
   }
+  if (reason == close_reason::client_idle_timeout)  // idle: no server connection to hand back first
+    co_await send_error("FATAL", "57P05", "terminating connection due to client_idle_timeout");
   if (lease_) lease_.release(false);
   if (pool_) pool_->client_left();
   if (pool_ && pinned()) pool_->count_pinned(pinned_for_.load(std::memory_order_relaxed), -1);
@@ -737,10 +732,7 @@ asio::awaitable<std::optional<close_reason>> client_session::wait_for_request() 
     buffer_.ensure();
     auto [ec, n] = co_await client_.async_read_some(asio::buffer(buffer_.free_begin(), buffer_.free_size()), nothrow);
     if (killed_) co_return kill_reason_;
-    if (idle_timed_out_) {  // client_idle_timeout passed before the message was whole
-      co_await send_error("FATAL", "57P05", idle_timeout_message);
-      co_return close_reason::client_idle_timeout;
-    }
+    if (idle_timed_out_) co_return close_reason::client_idle_timeout;  // before the message was whole
     if (ec) co_return close_reason::client_eof;
     buffer_.commit(n);
   }

@@ -119,10 +119,11 @@ class client_session final : public session_control,
   // pending read is cancelled and the client gets 57P05. Nothing when the setting is off.
   void arm_idle_deadline();
   void disarm_idle_deadline();
+  bool idle_deadline_on() const noexcept { return settings_->client_idle_timeout.count() > 0; }
   void on_first_bytes(error_code ec, std::size_t n);
   asio::awaitable<void> serve_until_idle();
-  asio::awaitable<void> finish_idle_timeout();
-  // The session's end: the server connection back, the client closed, the books updated.
+  // The session's end: the server connection back, the client closed, the books updated (after
+  // a goodbye for shutdown and client_idle_timeout).
   asio::awaitable<void> finish(close_reason reason);
   // The first bytes of an idle client's next request arrived (under TLS in tls_first_bytes_:
   // moved into the relay buffer). A close reason when the read failed or the session was killed.
