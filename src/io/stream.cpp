@@ -32,12 +32,17 @@ void stream::move_to(const executor_type& ex) {
   error_code ec;
   const auto family = socket_.local_endpoint(ec).protocol().family();
   if (ec) return;  // a dead socket: the next operation on it fails, as it would have anyway
-  const auto fd = socket_.release(ec);
-  if (ec) return;
   // The TLS layer refers to this member, not to the object it held: it follows the move.
-  socket_ = socket_t(ex);
-  socket_.assign(asio::generic::stream_protocol(family, 0), fd, ec);
-  if (ec) ::close(fd);  // the socket stays closed: the connection fails and is dropped
+  move_socket(socket_, ex, asio::generic::stream_protocol(family, 0));
+}
+
+void move_socket(socket_t& socket, const socket_t::executor_type& ex, const asio::generic::stream_protocol& protocol) {
+  error_code ec;
+  const auto fd = socket.release(ec);
+  if (ec) return;
+  socket = socket_t(ex);
+  socket.assign(protocol, fd, ec);
+  if (ec) ::close(fd);
 }
 
 void stream::tls_read_some(asio::mutable_buffer buffer, handler_type handler) {

@@ -55,6 +55,7 @@ struct listener::acceptor {
   acceptor(asio::io_context& io, unsigned worker) : socket(io), worker(worker) {}
   asio::basic_socket_acceptor<asio::generic::stream_protocol> socket;
   const unsigned worker;  // the loop it accepts on
+  asio::generic::stream_protocol protocol{AF_INET, 0};  // of the sockets it accepts
   // Its clients stay on its worker (one TCP listener per worker); else they are dealt to the
   // workers in turn.
   bool keeps_clients = false;
@@ -123,6 +124,7 @@ std::string listener::listen_tcp(const std::string& host, std::uint16_t port, bo
     for (unsigned worker = 0; worker < per_endpoint; ++worker) {
       auto a = std::make_shared<acceptor>(workers_.io(worker), worker);
       a->keeps_clients = grouped;
+      a->protocol = ep.protocol();
       a->socket.open(ep.protocol(), ec);
       if (!ec) a->socket.set_option(asio::socket_base::reuse_address(true), ec);
       if (!ec && (reuse_port || grouped))
@@ -151,7 +153,8 @@ std::string listener::listen_unix(const std::string& directory, std::uint16_t po
   ::unlink(a->path.c_str());  // a stale file from a crashed run would block the bind
   error_code ec;
   const asio::local::stream_protocol::endpoint ep(a->path);
-  a->socket.open(asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), ec);
+  a->protocol = asio::generic::stream_protocol(AF_UNIX, 0);
+  a->socket.open(a->protocol, ec);
   if (!ec) a->socket.bind(asio::generic::stream_protocol::endpoint(ep.data(), ep.size()), ec);
   if (!ec) a->socket.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return "cannot listen on " + a->path + ": " + ec.message();
@@ -227,23 +230,20 @@ void listener::close_acceptor(acceptor& a) {
 asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
   for (;;) {
     error_code ec;
-    if (a->keeps_clients) {
-      // Woken when clients are queued, each is placed with the counts of the moment it is
-      // accepted (a choice made before the wait would be stale).
-      std::tie(ec) = co_await a->socket.async_wait(asio::socket_base::wait_read, nothrow);
-      if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
-      if (!ec) ec = take_queued(*a, max_taken_per_wake);
-      if (!ec || ec == asio::error::would_block || ec == asio::error::try_again) continue;
-    } else {
-      // Accepted straight into the event loop of the worker that will serve the client.
-      const unsigned worker = worker_for(*a);
-      socket_t socket(workers_.executor(worker));
-      std::tie(ec) = co_await a->socket.async_accept(socket, nothrow);
-      if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
-      if (!ec) {
-        take(*a, std::move(socket), worker);
-        continue;
-      }
+    // A client is accepted straight into the event loop of the worker that will serve it. One
+    // accepted by a worker's own listener (the kernel spreads clients over the group) goes to
+    // that worker's loop, where almost every one stays: it is placed with the counts of the
+    // moment it arrived (a choice made before the wait would be stale), and moved to another
+    // loop only when this one holds clearly more. (A wait for readiness and then accepts would
+    // cost an epoll_ctl and an ioctl per wake-up; an accept is tried at once.)
+    const unsigned chosen = a->keeps_clients ? a->worker : worker_for(*a);
+    socket_t socket(workers_.executor(chosen));
+    std::tie(ec) = co_await a->socket.async_accept(socket, nothrow);
+    if (!ec && a->socket.is_open()) {
+      const unsigned worker = a->keeps_clients ? worker_for(*a) : chosen;
+      if (worker != chosen) move_socket(socket, workers_.executor(worker), a->protocol);
+      take(*a, std::move(socket), worker);
+      continue;
     }
     if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
     // Out of file descriptors or similar: back off instead of spinning.

@@ -111,4 +111,9 @@ class stream {
 // Only one write may be under way on a stream at a time (as with async_write).
 asio::awaitable<std::tuple<error_code, std::size_t>> write_all(stream& s, asio::const_buffer bytes);
 
+// Hands `socket` (of `protocol`, nothing pending on it) to the event loop of `ex`: it leaves its
+// loop's reactor and joins the other's. On failure the socket is left closed, and the connection
+// fails at its next operation.
+void move_socket(socket_t& socket, const socket_t::executor_type& ex, const asio::generic::stream_protocol& protocol);
+
 }  // namespace pgmux::net

@@ -34,10 +34,9 @@ class listener {
   struct acceptor;
   asio::awaitable<void> accept_loop(std::shared_ptr<acceptor> a);
   void close_acceptor(acceptor& a);
-  // Accepts, without waiting, up to `most` clients already queued on the listening socket; the
-  // error that ended it (would_block when the queue is empty).
+  // Accepts, without waiting, up to `most` clients already queued on the listening socket (when
+  // it stops); the error that ended it (would_block when the queue is empty).
   error_code take_queued(acceptor& a, int most);
-  static constexpr int max_taken_per_wake = 64;
   static constexpr int max_backlog_taken = 1024;
   // The worker a client accepted by `a` is to live on.
   unsigned worker_for(const acceptor& a);
