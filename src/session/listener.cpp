@@ -185,7 +185,9 @@ void listener::stop(std::function<void()> closed) {
     asio::post(workers_.io(a->worker), [this, a, done] {
       take_queued(*a, max_backlog_taken);
       close_acceptor(*a);
-      done();
+      // After the completion of an accept that had already succeeded, which this worker may
+      // still have queued: the accept loop admits that client before `closed` can run.
+      asio::post(workers_.io(a->worker), done);
     });
 }
 
@@ -201,12 +203,16 @@ error_code listener::take_queued(acceptor& a, int most) {
   // not hold a worker here.
   error_code ec;
   a.socket.non_blocking(true, ec);
+  // A client that gave up while queued is reported rather than waited past: Asio's accept would
+  // otherwise wait, blocking the worker, for the next client to arrive.
+  if (!ec) a.socket.set_option(asio::socket_base::enable_connection_aborted(true), ec);
   for (int taken = 0; !ec && a.socket.is_open() && taken < most; ++taken) {
     // Placed with the counts of now, and accepted straight into its worker's event loop.
     const unsigned worker = worker_for(a);
     socket_t socket(workers_.executor(worker));
     a.socket.accept(socket, ec);
     if (!ec) take(a, std::move(socket), worker);
+    else if (ec == asio::error::connection_aborted || ec.value() == EPROTO) ec = {};
   }
   return ec;
 }
@@ -232,17 +238,19 @@ asio::awaitable<void> listener::accept_loop(std::shared_ptr<acceptor> a) {
     error_code ec;
     // A client is accepted straight into the event loop of the worker that will serve it. One
     // accepted by a worker's own listener (the kernel spreads clients over the group) goes to
-    // that worker's loop, where almost every one stays: it is placed with the counts of the
-    // moment it arrived (a choice made before the wait would be stale), and moved to another
-    // loop only when this one holds clearly more. (A wait for readiness and then accepts would
-    // cost an epoll_ctl and an ioctl per wake-up; an accept is tried at once.)
+    // that worker's loop, where under load almost every one stays: it is placed with the counts
+    // of the moment it arrived (a choice made before the wait would be stale), and moved to
+    // another loop when this one holds clearly more. (A wait for readiness and then accepts
+    // would cost an epoll_ctl and an ioctl per wake-up; an accept is tried at once.)
     const unsigned chosen = a->keeps_clients ? a->worker : worker_for(*a);
     socket_t socket(workers_.executor(chosen));
     std::tie(ec) = co_await a->socket.async_accept(socket, nothrow);
-    if (!ec && a->socket.is_open()) {
+    if (!ec) {
+      // Admitted even when stop() closed the listening socket meanwhile: the client is connected.
       const unsigned worker = a->keeps_clients ? worker_for(*a) : chosen;
       if (worker != chosen) move_socket(socket, workers_.executor(worker), a->protocol);
       take(*a, std::move(socket), worker);
+      if (!a->socket.is_open()) co_return;
       continue;
     }
     if (ec == asio::error::operation_aborted || !a->socket.is_open()) co_return;
