@@ -27,8 +27,8 @@ struct session {
     limit = limits[(options >> 4) & 3];
     max_len = (options & 0x40) ? 512 : 1 << 20;
     tx.single_statement = single_statement;
-    client.max_statements = (options & 0x80) ? 3 : SIZE_MAX;
-    client.max_bytes = (options & 0x80) ? 200 : SIZE_MAX;
+    client.max_statements = (options & 0x80) ? 3 : UINT32_MAX;
+    client.max_bytes = (options & 0x80) ? 200 : UINT32_MAX;
   }
 
   bool prepared, watch_sql, settings, single_statement;

@@ -308,8 +308,11 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
     } else {
       out.append(buffered.substr(0, head));
     }
-    if (names.portal.empty())
-      client.unnamed_portal_statement.assign(use == named_use::ready ? names.statement : std::string_view{});
+    if (names.portal.empty()) {
+      const auto bound = use == named_use::ready ? names.statement : std::string_view{};
+      if (!bound.empty() && !client.unnamed_portal_statement) client.unnamed_portal_statement = std::make_unique<std::string>();
+      if (client.unnamed_portal_statement) client.unnamed_portal_statement->assign(bound);
+    }
     server.responses.push(request_kind::bind, response_action::forward, token);
     note_skipped_requests(server, &client);
     return {translate_status::done, head, body_size - names.names_size};
@@ -424,9 +427,9 @@ translate_result translate_frontend(std::string_view buffered, std::size_t buffe
       if (target->kind == target_portal) {
         // A portal bound from a named statement shows the client that statement's result type.
         std::uint32_t token = 0;
-        if (target->name.empty() && !client.unnamed_portal_statement.empty()) {
-          if (const auto& def = client.statements.find(client.unnamed_portal_statement))
-            token = watch(server, def->server_name, false, client.unnamed_portal_statement);
+        if (target->name.empty() && !client.unnamed_portal_name().empty()) {
+          if (const auto& def = client.statements.find(client.unnamed_portal_name()))
+            token = watch(server, def->server_name, false, client.unnamed_portal_name());
         }
         out.append(message);
         server.responses.push(request_kind::describe_portal, response_action::forward, token);

@@ -519,20 +519,21 @@ void listen_set::apply(const std::vector<listen_change>& changes) {
   for (const auto& c : changes) {
     switch (c.what) {
       case listen_change::kind::listen:
-        if (!contains(c.channel) && channels_.size() < max_channels) channels_.push_back(c.channel);
+        if (!channels_) channels_ = std::make_unique<std::vector<std::string>>();
+        if (!contains(c.channel) && channels_->size() < max_channels) channels_->push_back(c.channel);
         break;
       case listen_change::kind::unlisten:
-        channels_.erase(std::remove(channels_.begin(), channels_.end(), c.channel), channels_.end());
+        if (channels_) channels_->erase(std::remove(channels_->begin(), channels_->end(), c.channel), channels_->end());
         break;
       case listen_change::kind::unlisten_all:
-        channels_.clear();
+        channels_.reset();
         break;
     }
   }
 }
 
 bool listen_set::contains(std::string_view channel) const noexcept {
-  return std::find(channels_.begin(), channels_.end(), channel) != channels_.end();
+  return channels_ && std::find(channels_->begin(), channels_->end(), channel) != channels_->end();
 }
 
 }  // namespace pgmux::protocol

@@ -30,6 +30,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,12 +50,16 @@ struct client_prepared {
   // Bounds on the named statements (max_client_statements, max_client_statement_bytes): a
   // Parse that would pass either fails with 54000 in its place of the response stream, and the
   // rest of its batch is skipped up to Sync, as after any error.
-  std::size_t max_statements = SIZE_MAX;
-  std::size_t max_bytes = SIZE_MAX;
-  // The named statement the client last bound to the unnamed portal ("" for none), so that a
-  // Describe of that portal tells the statement's result type (drivers use the unnamed portal;
-  // one name kept per client is all an idle client pays for it).
-  std::string unnamed_portal_statement;
+  std::uint32_t max_statements = UINT32_MAX;
+  std::uint32_t max_bytes = UINT32_MAX;
+  // The named statement the client last bound to the unnamed portal (null or "" for none), so
+  // that a Describe of that portal tells the statement's result type (drivers use the unnamed
+  // portal). Made at the first such Bind and reused: a client that never binds a named
+  // statement to it, as most idle ones, pays a pointer.
+  std::unique_ptr<std::string> unnamed_portal_statement;
+  std::string_view unnamed_portal_name() const noexcept {
+    return unnamed_portal_statement ? std::string_view(*unnamed_portal_statement) : std::string_view{};
+  }
 };
 
 // The statement name of `DEALLOCATE [PREPARE] name [;]` as PostgreSQL reads it (unquoted

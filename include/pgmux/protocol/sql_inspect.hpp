@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,11 +97,12 @@ class listen_set {
   static constexpr std::size_t max_channels = 1024;
   void apply(const std::vector<listen_change>& changes);
   bool contains(std::string_view channel) const noexcept;
-  bool empty() const noexcept { return channels_.empty(); }
-  std::size_t size() const noexcept { return channels_.size(); }
+  bool empty() const noexcept { return !channels_ || channels_->empty(); }
+  std::size_t size() const noexcept { return channels_ ? channels_->size() : 0; }
 
  private:
-  std::vector<std::string> channels_;
+  // Made at the first LISTEN: most clients never send one, and an idle client pays a pointer.
+  std::unique_ptr<std::vector<std::string>> channels_;
 };
 
 // The SQL pgmux sends instead of a statement that would leave session state under the
