@@ -4,7 +4,7 @@
 
 namespace pgmux {
 
-enum class close_reason {
+enum class close_reason : unsigned char {
   // client side
   client_terminate,        // Terminate message
   client_eof,              // socket closed by the client

@@ -297,6 +297,11 @@ std::shared_ptr<const std::vector<protocol::parameter_change>> server_pool::shar
   return restorable_.share(std::move(values));
 }
 
+std::shared_ptr<const protocol::login_names> server_pool::shared_names(const protocol::login_names& names) {
+  std::lock_guard lock(records_mu_);
+  return names_.share(names);
+}
+
 void server_pool::start() {
   deferred_work work;
   {

@@ -32,11 +32,11 @@ asio::awaitable<close_reason> client_session::serve_replication() {
   // A CancelRequest with the key the client gets reaches this connection, and its pid is the
   // server's own (pg_stat_replication, pg_terminate_backend).
   set_current_server(server.connection());
-  cancel_key_ = services_.cancels.add(weak_from_this(), server->backend_key().pid);
+  const auto cancel_key = services_.cancels.add(*this, server->backend_key().pid);
   std::string out;
   protocol::encode_authentication_ok(out);
   for (const auto& [name, value] : server->parameters()) protocol::encode_parameter_status(out, name, value);
-  protocol::encode_backend_key_data(out, *cancel_key_);
+  protocol::encode_backend_key_data(out, cancel_key);
   protocol::encode_ready_for_query(out, 'I');
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) {

@@ -67,6 +67,11 @@ std::uint64_t next_client_id() noexcept {
 client_session::client_session(socket_t socket, auth::client_peer from, const session_services& services)
     : client_(std::move(socket)), from_(from), services_(services), prepared_(next_client_id()) {}
 
+client_session::~client_session() {
+  if (cancel_registered()) services_.cancels.remove(*this);
+  if (listed_) services_.sessions.remove(*this);
+}
+
 std::string client_session::login_details() {
   std::string s = auth::to_string(method_);
   if (auto tls = client_.tls_description(); !tls.empty()) {
@@ -78,12 +83,13 @@ std::string client_session::login_details() {
 
 std::string client_session::label() const {
   std::string s = "client " + from_.to_string();
-  if (!user_.empty()) s += " " + user_ + "@" + database_;
+  if (names_ && !names_->user.empty()) s += " " + names_->user + "@" + names_->database;
   return s;
 }
 
 void client_session::start() {
-  services_.sessions.add(shared_from_this());
+  services_.sessions.add(*this);
+  listed_ = true;
   // Started on the session's worker, which may not be the accepting thread: the coroutine must
   // hold the session from its first step, before anyone else does.
   asio::co_spawn(executor(), [self = shared_from_this()] { return self->login_then_serve(); },
@@ -205,7 +211,7 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (lease_) lease_.release(false);
   if (pool_) pool_->client_left();
   if (pool_ && pinned()) pool_->count_pinned(pinned_for_.load(std::memory_order_relaxed), -1);
-  if (cancel_key_) services_.cancels.remove(*cancel_key_);
+  services_.cancels.remove(*this);
   if (idle_timer_) idle_timer_->cancel();
   if (drain_grace_) drain_grace_->cancel();
   client_.close();
@@ -217,7 +223,8 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
     prepared_.statements.clear();
     release_freed_memory();
   }
-  services_.sessions.remove(this);
+  services_.sessions.remove(*this);
+  listed_ = false;
   if (services_.workers) services_.workers->client_left(worker_set::current());  // finish() runs on the session's worker
   if (services_.client_count.fetch_sub(1, std::memory_order_acq_rel) == 1 && services_.hooks &&
       services_.hooks->clients_gone)
@@ -266,7 +273,7 @@ std::optional<client_info> client_session::info() const {
   const auto now = current_phase();
   if (now < phase::idle) return std::nullopt;
   static constexpr const char* names[] = {"idle", "waiting", "active"};
-  return client_info{user_, database_, from_.to_string(), names[static_cast<int>(now) - static_cast<int>(phase::idle)],
+  return client_info{user(), database(), from_.to_string(), names[static_cast<int>(now) - static_cast<int>(phase::idle)],
                      connected_at_, tls_description_ ? *tls_description_ : std::string(),
                      protocol::session_state::describe(pinned_for_.load(std::memory_order_relaxed))};
 }
@@ -486,15 +493,13 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
     refused = *reason;
   } else if (tls && tls->mode() == config::tls_mode::require && !from_.unix_socket && !client_.tls()) {
     const auto& msg = std::get<protocol::startup_message>(startup);
-    user_ = msg.user();
-    database_ = msg.database();
+    names_ = std::make_shared<const protocol::login_names>(protocol::login_names{msg.user(), msg.database()});
     log::info(label() + ": refused: no TLS, and tls.mode is require");
     co_await send_error("FATAL", "28000", "pgmux requires TLS (tls.mode = require)");
     refused = close_reason::client_auth_failed;
   } else {
     const auto& msg = std::get<protocol::startup_message>(startup);
-    user_ = msg.user();
-    database_ = msg.database();
+    names_ = std::make_shared<const protocol::login_names>(protocol::login_names{msg.user(), msg.database()});
     // The settings the client asks for; clients that ask for none share one value.
     static const auto none = std::make_shared<const protocol::session_settings>();
     std::string settings_error;
@@ -515,7 +520,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
       // later ones, and an idle client's pending read would then hold a block as large as the
       // exchange's frame for as long as it stays connected.
       const auto choice = auth::choose_client_method({cfg.auth.rules, cfg.auth.allow_cleartext_without_tls},
-                                                     {database_, user_, from_, client_.tls()});
+                                                     {database(), user(), from_, client_.tls()});
       if (choice.method == auth::auth_method::trust) {
         method_ = auth::auth_method::trust;
       } else {
@@ -524,7 +529,7 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
         std::string_view binding;
         if (client_.tls()) binding = tls->end_point();
         auto outcome = co_await authenticate_client(
-            {client_, cfg, services_.routes, services_.auth_secrets, database_, user_, from_, who, deadline, binding});
+            {client_, cfg, services_.routes, services_.auth_secrets, database(), user(), from_, who, deadline, binding});
         refused = outcome.refused;
         keys = std::move(outcome.keys);
         method_ = outcome.method;
@@ -550,7 +555,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto cfg = services_.routes.config();
   // TLS towards this client as configured now: a reload during the login does not change it.
   const auto tls = services_.routes.client_tls();
-  max_message_size_ = cfg->max_message_size;
+  max_message_size_ = static_cast<std::uint32_t>(std::min<std::size_t>(cfg->max_message_size, UINT32_MAX));
   scram_keys keys;
   {
     // Per address first: clients refused there do not take a slot of max_authenticating.
@@ -569,14 +574,14 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     if (auto refused = co_await authenticate(*cfg, tls, keys)) co_return refused;
   }
 
-  if (database_ == admin_database) {
+  if (database() == admin_database) {
     if (replication_) {
       co_await send_error("FATAL", "0A000", "the pgmux admin console does not take replication connections");
       co_return close_reason::client_protocol_error;
     }
     const auto& admins = cfg->admin_users;
-    if (std::find(admins.begin(), admins.end(), user_) == admins.end()) {
-      co_await send_error("FATAL", "28000", "not allowed to use the pgmux admin console: user \"" + user_ +
+    if (std::find(admins.begin(), admins.end(), user()) == admins.end()) {
+      co_await send_error("FATAL", "28000", "not allowed to use the pgmux admin console: user \"" + user() +
                                                 "\" is not in admin.users");
       co_return close_reason::client_auth_failed;
     }
@@ -598,20 +603,21 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     co_return std::nullopt;
   }
 
-  auto route = services_.routes.route(database_, user_, keys);
+  auto route = services_.routes.route(database(), user(), keys);
   if (!route.pool) {
     co_await send_error("FATAL", "3D000", route.error);
     co_return close_reason::unknown_database;
   }
   pool_ = std::move(route.pool);
   pool_->client_joined();
+  names_ = pool_->shared_names(*names_);
   settings_ = pool_->shared_settings();
   if (replication_) co_return std::nullopt;  // serve_replication logs in to the server
   // Refusing means replacing the SQL, which the statement rewriting of transaction pooling does.
   seen_sql_.refuse_state = settings_->mode != config::pool_mode::session && settings_->max_prepared_statements > 0 &&
                            settings_->session_state == config::session_state_policy::refuse;
-  prepared_.max_statements = settings_->max_client_statements;
-  prepared_.max_bytes = settings_->max_client_statement_bytes;
+  prepared_.max_statements = static_cast<std::uint32_t>(std::min<std::size_t>(settings_->max_client_statements, UINT32_MAX));
+  prepared_.max_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(settings_->max_client_statement_bytes, UINT32_MAX));
 
   // The client's own values of tracked parameters as the server spells them (DateStyle=iso is
   // "ISO, MDY"), learned once per pool and spelling; a value the server refuses ends the login,
@@ -686,7 +692,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     set_current_server(lease_.connection());
   }
 
-  cancel_key_ = services_.cancels.add(weak_from_this(), lease_ ? lease_->backend_key().pid : 0);
+  const auto cancel_key = services_.cancels.add(*this, lease_ ? lease_->backend_key().pid : 0);
   std::string out;
   protocol::encode_authentication_ok(out);
   // What a server would report to this client: its own values where it set them.
@@ -695,7 +701,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     const auto& own = i ? wanted_settings_->tracked[*i] : std::nullopt;
     protocol::encode_parameter_status(out, name, own ? *own : value);
   }
-  protocol::encode_backend_key_data(out, *cancel_key_);
+  protocol::encode_backend_key_data(out, cancel_key);
   protocol::encode_ready_for_query(out, 'I');
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
   if (ec) co_return close_reason::client_eof;

@@ -15,7 +15,7 @@
 
 namespace pgmux::auth {
 
-enum class auth_method {
+enum class auth_method : unsigned char {
   scram_sha_256,  // SCRAM-SHA-256 (-PLUS on TLS) against the user's verifier
   md5,            // MD5 challenge; SCRAM instead when the user has a SCRAM verifier (effective_method)
   password,       // cleartext password, checked against the user's secret of either kind

@@ -26,6 +26,14 @@ struct startup_message {
   std::string database() const;  // defaults to user, as in PostgreSQL
 };
 
+// Who a client logged in as: the user and database of its startup message. Clients with the
+// same ones share one record (server_pool::shared_names).
+struct login_names {
+  std::string user;
+  std::string database;
+  friend bool operator==(const login_names&, const login_names&) = default;
+};
+
 enum class startup_kind { startup, ssl_request, gssenc_request, cancel_request };
 
 struct startup_packet {

@@ -179,6 +179,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::shared_ptr<const protocol::session_settings> shared_session_settings(protocol::session_settings wanted);
   std::shared_ptr<const std::vector<protocol::parameter_change>> shared_restorable(
       std::vector<protocol::parameter_change> values);
+  // Likewise the user and database the client logged in with, which SHOW CLIENTS and the log name.
+  std::shared_ptr<const protocol::login_names> shared_names(const protocol::login_names& names);
 
   // Opens min_size connections and starts the maintenance task.
   void start();
@@ -289,6 +291,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::shared_ptr<const config::pool_settings> shared_settings_;
   pgmux::pool::interned<protocol::session_settings> session_settings_{max_shared_records};
   pgmux::pool::interned<std::vector<protocol::parameter_change>> restorable_{max_shared_records};
+  pgmux::pool::interned<protocol::login_names> names_{max_shared_records};
   pgmux::pool::pool_core core_;
   pgmux::pool::load_window load_;  // under mu_: what the pool carried, for size advice
   pgmux::pool::query_table queries_;  // its own lock

@@ -22,6 +22,7 @@
 #include "pgmux/io/io_buffer.hpp"
 #include "pgmux/server/pool.hpp"
 #include "pgmux/session/process_counters.hpp"
+#include "pgmux/session/session_registry.hpp"
 #include "pgmux/io/stream.hpp"
 #include "pgmux/protocol/messages.hpp"
 #include "pgmux/protocol/prepared.hpp"
@@ -30,7 +31,6 @@
 namespace pgmux::net {
 
 class router;
-class session_registry;
 class worker_set;
 class auth_secret_cache;
 class tls_server_context;
@@ -73,6 +73,9 @@ class client_session final : public session_control,
   // `socket` is on the event loop of the worker the session lives on. `from` is the client's
   // address and port (or the Unix socket), which the auth rules match and logs name.
   client_session(socket_t socket, auth::client_peer from, const session_services& services);
+  // Out of the registries, should it not have finished (its coroutine destroyed at shutdown,
+  // while they and services_ still exist); a finished session touches neither.
+  ~client_session() override;
 
   // Registers the session and serves it: login, then each request as it comes. Idle between
   // requests, the session waits on a plain callback, with no coroutine frame alive.
@@ -86,6 +89,8 @@ class client_session final : public session_control,
   void drain();
   void check_client() override;
   void cancel_current_query() override;
+  std::shared_ptr<cancel_target> keep_alive() noexcept override { return weak_from_this().lock(); }
+  session_registry::hook& registry_hook() noexcept { return registry_hook_; }
   void waiting() override { waited_ = true; }
   void queued(std::function<void()> leave) override;
 
@@ -95,7 +100,7 @@ class client_session final : public session_control,
   // Startup, routing and authentication; a close reason when the client is turned away.
   asio::awaitable<std::optional<close_reason>> login();
   // The part of login() that auth_timeout bounds: startup packet and authentication. Fills in
-  // user_ and database_; `keys` gets what a SCRAM client proved. `tls`: TLS towards this client
+  // names_; `keys` gets what a SCRAM client proved. `tls`: TLS towards this client
   // as configured when its login began; null when tls.mode is disable.
   asio::awaitable<std::optional<close_reason>> authenticate(const config::config& cfg,
                                                             const std::shared_ptr<const tls_server_context>& tls,
@@ -205,6 +210,7 @@ class client_session final : public session_control,
   bool killed_ = false;               // kill() or drain(): the session ends with kill_reason_
   bool served_request_ = false;       // a request arrived after login
   const session_services& services_;  // the listener's, shared by every session
+  session_registry::hook registry_hook_;  // its place in services_.sessions
 
   io_buffer buffer_;
   // Under TLS, where an idle client's next request starts arriving (made at its first idle
@@ -219,6 +225,8 @@ class client_session final : public session_control,
   // (protocol::session_state bits): LISTEN (notifications come whenever they come), or session
   // state under the session_state policy "pin". The connection is reset (DISCARD ALL) afterwards.
   std::atomic<protocol::session_state::set> pinned_for_{protocol::session_state::none};
+  // max_message_size as at login (a message's length field has 32 bits: so has this, beside pinned_for_).
+  std::uint32_t max_message_size_ = 0;
   bool pinned() const noexcept { return pinned_for_.load(std::memory_order_relaxed) != protocol::session_state::none; }
   void pin(protocol::session_state::set reasons);
   std::shared_ptr<const protocol::session_settings> wanted_settings_;  // applied to each server connection lent
@@ -229,15 +237,18 @@ class client_session final : public session_control,
   std::unique_ptr<protocol::statement_names> statement_names_;
   std::shared_ptr<server_pool> pool_;
   std::shared_ptr<const config::pool_settings> settings_;  // its pool's, as they were at login
-  std::size_t max_message_size_ = 0;
   lease lease_;
-  std::string user_, database_;
-  // Set with user_ and database_ at login; null without TLS (a pointer: most clients have none).
+  // The user and database of its startup message; once it is routed, the record its pool's
+  // clients with the same ones share. Null before the startup message.
+  std::shared_ptr<const protocol::login_names> names_;
+  const std::string& user() const noexcept { return names_ ? names_->user : no_name; }
+  const std::string& database() const noexcept { return names_ ? names_->database : no_name; }
+  static inline const std::string no_name;
+  // Set with names_ at login; null without TLS (a pointer: most clients have none).
   std::unique_ptr<const std::string> tls_description_;
-  std::optional<protocol::cancel_key> cancel_key_;
 
   // Where the session is in its life. Other threads read it (SHOW CLIENTS): every store
-  // releases, so that a session seen logged in shows its final user_ and database_.
+  // releases, so that a session seen logged in shows its final names_.
   enum class phase : std::uint8_t {
     authenticating,   // startup packet and authentication, bounded by auth_timeout
     login_timed_out,  // auth_timeout passed: the login's reads were cancelled
@@ -249,25 +260,27 @@ class client_session final : public session_control,
   std::atomic<phase> phase_{phase::authenticating};
   void enter(phase p) noexcept { phase_.store(p, std::memory_order_release); }
   phase current_phase() const noexcept { return phase_.load(std::memory_order_acquire); }
+  // From phase_ to listed_, one-byte members share 8 bytes.
   bool admin_ = false;
   bool replication_ = false;  // replication=database: served by serve_replication
-  bool draining_ = false;     // drain(): closed once idle (here, in the padding before method_)
+  bool draining_ = false;     // drain(): closed once idle
   auth::auth_method method_ = auth::auth_method::trust;  // how the client authenticated
+  close_reason kill_reason_ = close_reason::shutdown;    // see killed_
+  bool waited_ = false;                                  // the current acquire had to queue
+  bool listed_ = false;  // in services_.sessions: from start() to finish()
   const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   // drain() before the client's first request: it is served if it comes within this.
   static constexpr std::chrono::seconds first_request_grace{1};
   std::unique_ptr<asio::steady_timer> drain_grace_;
   void expect_first_request();
-  close_reason kill_reason_ = close_reason::shutdown;
   // Times the current request was sent again after its server connection died unanswered:
   // on connections opened since its first loss, and on older ones (see may_replay).
   std::uint16_t replays_ = 0;
   std::uint16_t stale_replays_ = 0;
+  small_mutex current_mu_;  // guards current_ (below) against cancel requests from other threads
   clock::time_point first_loss_{};
 
   std::shared_ptr<queue_watch> queue_watch_;  // while queued (for a while) for a server connection
-  bool waited_ = false;                       // the current acquire had to queue
-  small_mutex current_mu_;  // guards current_ against cancel requests from other threads
   std::shared_ptr<server_connection> current_;
 };
 
