@@ -756,17 +756,21 @@ asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_serv
   waited_ = false;
   auto got = co_await pool_->acquire(clock::now() + settings_->query_wait_timeout, weak_from_this(), this);
   if (!waited_) co_return got;  // an idle connection at once: the client was there a moment ago
+  bool watched_throughout = false;
   if (auto watch = std::move(queue_watch_)) {
     watch->active = false;
     if (watch->watching) {
+      watched_throughout = true;
       error_code ignored;
       client_.lowest_layer().cancel(ignored);  // the pending readiness wait, nothing else
     }
   }
-  // A client that hung up while queued gets nothing run, whether or not a watch saw it go (short
-  // waits are not watched; the watch ends early for TLS records and full buffers; its wake-up
-  // may still be on the way). The connection goes back untouched.
-  if (auto* got_lease = std::get_if<lease>(&got); got_lease && client_hung_up()) {
+  // A client that hung up while queued gets nothing run. A watch still pending now saw no
+  // hang-up (one it saw would have taken the client out of the queue), short of one in the last
+  // turn of the event loop, like a hang-up just after the request went on: no system call more.
+  // Otherwise (short waits are not watched; the watch ends early for TLS records and full
+  // buffers) the socket is asked. The connection goes back untouched.
+  if (auto* got_lease = std::get_if<lease>(&got); got_lease && !watched_throughout && client_hung_up()) {
     got_lease->release();
     co_return acquire_error{"", "the client left while waiting"};
   }
