@@ -24,42 +24,11 @@ class intrusive_registry {
     Member* next = nullptr;
   };
 
-  void add(Member& m) {
-    auto& shard = lists_.of(key(m));
-    std::lock_guard lock(shard.mu);
-    if (listed(shard.map, m)) return;
-    auto& h = m.registry_hook();
-    h.next = shard.map.head;
-    if (h.next) h.next->registry_hook().prev = &m;
-    shard.map.head = &m;
-  }
-
+  void add(Member& m);
   // Nothing when `m` is not registered.
-  void remove(Member& m) noexcept {
-    auto& shard = lists_.of(key(m));
-    std::lock_guard lock(shard.mu);
-    if (!listed(shard.map, m)) return;
-    auto& h = m.registry_hook();
-    (h.prev ? h.prev->registry_hook().next : shard.map.head) = h.next;
-    if (h.next) h.next->registry_hook().prev = h.prev;
-    h = {};
-  }
-
+  void remove(Member& m) noexcept;
   // Calls f for every live member, outside the locks.
-  void for_each(const std::function<void(const std::shared_ptr<Member>&)>& f) const {
-    std::vector<std::shared_ptr<Member>> live;
-    for (const auto& shard : lists_.all()) {
-      std::lock_guard lock(shard.mu);
-      for (Member* m = shard.map.head; m; m = m->registry_hook().next) {
-        // Room first: a reference dropped here, should growing fail, could be the last one, and
-        // the member's destructor would then wait for this very lock.
-        live.emplace_back();
-        live.back() = m->weak_from_this().lock();
-        if (!live.back()) live.pop_back();
-      }
-    }
-    for (const auto& m : live) f(m);
-  }
+  void for_each(const std::function<void(const std::shared_ptr<Member>&)>& f) const;
 
  private:
   struct list {
@@ -69,5 +38,45 @@ class intrusive_registry {
   static std::uint64_t key(const Member& m) noexcept { return reinterpret_cast<std::uintptr_t>(&m); }
   striped<list> lists_;
 };
+
+// Defined out of the class, so that a user may instantiate them once for its member type (extern
+// template) rather than in every translation unit that registers or walks.
+template <class Member>
+void intrusive_registry<Member>::add(Member& m) {
+  auto& shard = lists_.of(key(m));
+  std::lock_guard lock(shard.mu);
+  if (listed(shard.map, m)) return;
+  auto& h = m.registry_hook();
+  h.next = shard.map.head;
+  if (h.next) h.next->registry_hook().prev = &m;
+  shard.map.head = &m;
+}
+
+template <class Member>
+void intrusive_registry<Member>::remove(Member& m) noexcept {
+  auto& shard = lists_.of(key(m));
+  std::lock_guard lock(shard.mu);
+  if (!listed(shard.map, m)) return;
+  auto& h = m.registry_hook();
+  (h.prev ? h.prev->registry_hook().next : shard.map.head) = h.next;
+  if (h.next) h.next->registry_hook().prev = h.prev;
+  h = {};
+}
+
+template <class Member>
+void intrusive_registry<Member>::for_each(const std::function<void(const std::shared_ptr<Member>&)>& f) const {
+  std::vector<std::shared_ptr<Member>> live;
+  for (const auto& shard : lists_.all()) {
+    std::lock_guard lock(shard.mu);
+    for (Member* m = shard.map.head; m; m = m->registry_hook().next) {
+      // Room first: a reference dropped here, should growing fail, could be the last one, and
+      // the member's destructor would then wait for this very lock.
+      live.emplace_back();
+      live.back() = m->weak_from_this().lock();
+      if (!live.back()) live.pop_back();
+    }
+  }
+  for (const auto& m : live) f(m);
+}
 
 }  // namespace pgmux

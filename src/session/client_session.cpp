@@ -750,6 +750,9 @@ struct client_session::queue_watch {
   std::function<void()> leave;
   bool active = true;     // acquire() has not returned yet
   bool watching = false;  // a readiness wait on the client socket is pending
+  // The event loop has polled for events since the watch began: a hang-up from before then has
+  // woken it, short of one in that very poll whose wake-up is still queued.
+  bool settled = false;
 };
 
 asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_server() {
@@ -760,16 +763,17 @@ asio::awaitable<std::variant<lease, acquire_error>> client_session::acquire_serv
   if (auto watch = std::move(queue_watch_)) {
     watch->active = false;
     if (watch->watching) {
-      watched_throughout = true;
+      watched_throughout = watch->settled;
       error_code ignored;
       client_.lowest_layer().cancel(ignored);  // the pending readiness wait, nothing else
     }
   }
-  // A client that hung up while queued gets nothing run. A watch still pending now saw no
-  // hang-up (one it saw would have taken the client out of the queue), short of one in the last
-  // turn of the event loop, like a hang-up just after the request went on: no system call more.
-  // Otherwise (short waits are not watched; the watch ends early for TLS records and full
-  // buffers) the socket is asked. The connection goes back untouched.
+  // A client that hung up while queued gets nothing run. A watch still pending, and settled,
+  // saw no hang-up (one it saw would have taken the client out of the queue), short of one in
+  // the loop's last poll for events, like a hang-up just after the request went on: no system
+  // call more. Otherwise (short waits are not watched; a watch begun in this turn of the loop
+  // has seen nothing yet; it ends early for TLS records and full buffers) the socket is asked.
+  // The connection goes back untouched.
   if (auto* got_lease = std::get_if<lease>(&got); got_lease && !watched_throughout && client_hung_up()) {
     got_lease->release();
     co_return acquire_error{"", "the client left while waiting"};
@@ -783,6 +787,9 @@ void client_session::queued(std::function<void()> leave) {
   queue_watch_ = std::make_shared<queue_watch>();
   queue_watch_->leave = std::move(leave);
   watch_queued_client(queue_watch_);
+  // Queued behind the loop's next poll for events (a handler posted now runs after it, the
+  // loop's own marker being ahead in the queue).
+  asio::post(executor(), [watch = queue_watch_] { watch->settled = true; });
 }
 
 bool client_session::client_hung_up() {

@@ -67,27 +67,49 @@ TEST_CASE("intrusive registry: a member whose owners are gone is not handed out"
 }
 
 TEST_CASE("intrusive registry: members that come and go on several threads while another walks") {
-  pgmux::intrusive_registry<member> registry;
-  std::atomic<bool> stop{false};
+  // Each member leaves in its destructor, as a session does, and its last reference is often
+  // dropped while it is still listed: a walk then meets members whose destructor has begun.
+  struct leaving : std::enable_shared_from_this<leaving> {
+    leaving(pgmux::intrusive_registry<leaving>& r, int id) : registry(r), id(id) {}
+    ~leaving() { registry.remove(*this); }
+    pgmux::intrusive_registry<leaving>& registry;
+    int id;
+    pgmux::intrusive_registry<leaving>::hook hook;
+    pgmux::intrusive_registry<leaving>::hook& registry_hook() noexcept { return hook; }
+  };
+  pgmux::intrusive_registry<leaving> registry;
+  constexpr int threads = 3;
+  constexpr int rounds = 20000;
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
   std::vector<std::thread> churn;
-  for (int t = 0; t < 3; ++t)
+  for (int t = 0; t < threads; ++t)
     churn.emplace_back([&, t] {
-      for (int round = 0; round < 2000; ++round) {
-        auto m = std::make_shared<member>(t * 100000 + round);
-        registry.add(*m);
-        if (round % 2 == 0) registry.remove(*m);  // else its destructor's owner removes it below
-        struct leave {
-          pgmux::intrusive_registry<member>& r;
-          member& m;
-          ~leave() { r.remove(m); }
-        } on_exit{registry, *m};
+      started.fetch_add(1);
+      while (started.load() < threads + 1) std::this_thread::yield();
+      std::vector<std::shared_ptr<leaving>> held;
+      for (int round = 0; round < rounds; ++round) {
+        held.push_back(std::make_shared<leaving>(registry, t * rounds + round));
+        registry.add(*held.back());
+        if (round % 3 == 0) registry.remove(*held.back());  // some leave first, the rest when freed
+        if (held.size() > 50) held.erase(held.begin(), held.begin() + 25);
       }
+      finished.fetch_add(1);
     });
-  std::size_t walks = 0;
-  while (!stop.load()) {
-    registry.for_each([](const std::shared_ptr<member>& m) { CHECK(m->id >= 0); });
-    if (++walks >= 200) stop = true;
+  started.fetch_add(1);
+  std::size_t walks = 0, seen = 0;
+  while (finished.load() < threads) {
+    registry.for_each([&](const std::shared_ptr<leaving>& m) {
+      CHECK(m->id >= 0);
+      CHECK(m->id < threads * rounds);
+      ++seen;
+    });
+    ++walks;
   }
   for (auto& t : churn) t.join();
-  CHECK(walk(registry).empty());
+  INFO(walks << " walks saw " << seen << " members");
+  CHECK(walks > 0);
+  std::size_t left = 0;
+  registry.for_each([&](const std::shared_ptr<leaving>&) { ++left; });
+  CHECK(left == 0);
 }
