@@ -176,8 +176,9 @@ std::vector<assignment> pool_core::dispatch(time_point now) {
     std::size_t chosen = 0;
     const worker_id where = conns_.at(idle_[*i]).worker;
     if (where != oldest.worker) {
+      const auto slack = cross_worker_slack(now - oldest.since);
       // Waiters are in arrival order, so the scan stops at the first one past the slack.
-      for (std::size_t k = 1; k < waiters_.size() && waiters_[k].since - oldest.since < limits_.cross_worker_slack; ++k) {
+      for (std::size_t k = 1; k < waiters_.size() && waiters_[k].since - oldest.since < slack; ++k) {
         if (waiters_[k].worker == where) {
           chosen = k;
           break;
@@ -188,6 +189,11 @@ std::vector<assignment> pool_core::dispatch(time_point now) {
     waiters_.erase(waiters_.begin() + static_cast<std::ptrdiff_t>(chosen));
   }
   return out;
+}
+
+duration pool_core::cross_worker_slack(duration oldest_wait) const noexcept {
+  const auto share = limits_.cross_worker_slack_share;
+  return share == 0 ? limits_.cross_worker_slack : std::max(limits_.cross_worker_slack, oldest_wait / share);
 }
 
 worker_id pool_core::worker_of(conn_id c) const {

@@ -37,10 +37,15 @@ struct pool_limits {
   duration unreachable_grace = std::chrono::seconds(2);
   // Worker threads: connections kept warm for min_size are spread over them.
   unsigned workers = 1;
-  // FIFO across workers, within this slack: a connection of one worker goes to a waiter of that
-  // worker that queued less than this after the oldest waiter (of another worker), so that it
-  // need not move between workers. Waits stay in arrival order up to the slack; 0: strictly.
+  // FIFO across workers, within a slack: a connection of one worker goes to a waiter of that
+  // worker that queued less than the slack after the oldest waiter (of another worker), so that
+  // it need not move between workers. The slack is cross_worker_slack, or the oldest waiter's
+  // wait so far divided by cross_worker_slack_share when that is longer: in a long queue (hundreds
+  // of clients for a few connections) a move at every other hand-over would cost more than the
+  // exact order is worth, while a waiter is still overtaken only by clients that came a small
+  // share of its own wait after it. Both 0: strict arrival order.
   duration cross_worker_slack = std::chrono::milliseconds(1);
+  unsigned cross_worker_slack_share = 16;  // 0: the fixed slack only
 };
 
 // Why a connect failed, as far as waiting clients are concerned.
@@ -127,8 +132,10 @@ class pool_core {
 
   // Hands idle connections to the oldest waiters, in queue order, each preferring one of its
   // own worker. A connection of another worker goes instead to a waiter of its own worker that
-  // queued within cross_worker_slack after the oldest, if there is one.
+  // queued within the slack after the oldest (pool_limits::cross_worker_slack), if there is one.
   std::vector<assignment> dispatch(time_point now);
+  // The slack of dispatch() while the oldest waiter has waited `oldest_wait`.
+  duration cross_worker_slack(duration oldest_wait) const noexcept;
 
   // The worker a connection's socket lives on (or is opened on); moved(): it now lives on
   // `worker` (a lent connection handed to a client of another worker).

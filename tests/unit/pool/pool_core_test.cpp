@@ -1004,6 +1004,7 @@ TEST_CASE("workers: waiters of every worker are served in one FIFO order, each w
   auto l = limits(0, 2);
   l.workers = 2;
   l.cross_worker_slack = 0ms;  // strict order
+  l.cross_worker_slack_share = 0;
   pool_core pool(l);
   const auto [on0, on1] = one_lent_per_worker(pool, clock);
 
@@ -1077,6 +1078,7 @@ TEST_CASE("workers: within the slack, a connection goes to a waiter of its own w
   auto l = limits(0, 2);
   l.workers = 2;
   l.cross_worker_slack = 5ms;
+  l.cross_worker_slack_share = 0;
   pool_core pool(l);
   const auto [on0, on1] = one_lent_per_worker(pool, clock);
   REQUIRE_FALSE(pool.acquire(11, clock.now(), 1));  // the oldest, on worker 1
@@ -1102,6 +1104,7 @@ TEST_CASE("workers: past the slack, the oldest waiter gets the connection of ano
   auto l = limits(0, 2);
   l.workers = 2;
   l.cross_worker_slack = 5ms;
+  l.cross_worker_slack_share = 0;
   pool_core pool(l);
   const auto [on0, on1] = one_lent_per_worker(pool, clock);
   (void)on1;
@@ -1113,6 +1116,36 @@ TEST_CASE("workers: past the slack, the oldest waiter gets the connection of ano
   REQUIRE(a.size() == 1);
   CHECK(a[0].waiter == 11);
   CHECK(a[0].conn == on0);  // it moves to worker 1
+}
+
+TEST_CASE("workers: the slack grows with the oldest waiter's wait, by the share set") {
+  test::fake_clock clock;
+  auto l = limits(0, 2);
+  l.workers = 2;
+  l.cross_worker_slack = 1ms;
+  l.cross_worker_slack_share = 16;
+  pool_core pool(l);
+  CHECK(pool.cross_worker_slack(0ms) == 1ms);
+  CHECK(pool.cross_worker_slack(8ms) == 1ms);
+  CHECK(pool.cross_worker_slack(160ms) == 10ms);
+  const auto [on0, on1] = one_lent_per_worker(pool, clock);
+  (void)on1;
+  REQUIRE_FALSE(pool.acquire(11, clock.now(), 1));  // the oldest, on worker 1
+  clock.advance(6ms);
+  REQUIRE_FALSE(pool.acquire(12, clock.now(), 0));  // 6 ms after it
+  clock.advance(154ms);                             // the oldest has waited 160 ms: a 10 ms slack
+  REQUIRE_FALSE(pool.release(on0, clock.now(), true));
+  auto a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 12);  // within the slack: worker 0's connection stays on worker 0
+  CHECK(a[0].conn == on0);
+  // Past the share, the oldest gets it even from another worker.
+  REQUIRE_FALSE(pool.acquire(13, clock.now(), 0));  // 160 ms after the oldest: past 10 ms
+  REQUIRE_FALSE(pool.release(on0, clock.now(), true));
+  a = pool.dispatch(clock.now());
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].waiter == 11);
+  CHECK(a[0].conn == on0);
 }
 
 TEST_CASE("workers: with the slack, random operations serve every waiter in order up to the slack") {
@@ -1177,7 +1210,7 @@ TEST_CASE("workers: with the slack, random operations serve every waiter in orde
         // Overtaking is allowed only for a waiter of the connection's own worker, within the
         // slack of the oldest, and only when the oldest's worker had no idle connection.
         REQUIRE(it->worker == pool.worker_of(a.conn));
-        REQUIRE(it->since - queue.front().since < l.cross_worker_slack);
+        REQUIRE(it->since - queue.front().since < pool.cross_worker_slack(clock.now() - queue.front().since));
         REQUIRE(queue.front().worker != it->worker);
         ++kept_local;
       }
@@ -1200,6 +1233,7 @@ TEST_CASE("workers: random operations across four workers keep the bound, FIFO a
   auto l = limits(2, 6);
   l.workers = n_workers;
   l.cross_worker_slack = 0ms;  // strict order: the model checks it
+  l.cross_worker_slack_share = 0;
   l.idle_lifetime = 5s;
   test::fake_clock clock;
   pool_core pool(l);
