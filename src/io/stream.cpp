@@ -138,6 +138,12 @@ std::size_t stream::try_write(asio::const_buffer bytes) noexcept {
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
+std::size_t stream::try_read(asio::mutable_buffer into) noexcept {
+  if (tls_ || into.size() == 0) return 0;
+  const auto n = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
 asio::awaitable<std::tuple<error_code, std::size_t>> write_all(stream& s, asio::const_buffer bytes) {
   const auto sent = s.try_write(bytes);
   if (sent == bytes.size()) co_return std::tuple{error_code{}, sent};

@@ -65,7 +65,7 @@ asio::awaitable<result> password_failed(const client_login_request& req, std::st
 }
 
 asio::awaitable<bool> send(stream& client, const std::string& out) {
-  auto [ec, n] = co_await asio::async_write(client, asio::buffer(out), nothrow);
+  auto [ec, n] = co_await write_all(client, asio::buffer(out));
   co_return !ec;
 }
 

@@ -384,7 +384,7 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup(co
         // on in plaintext or gives up.
         const bool offer = tls && !from_.unix_socket;
         const char answer = offer ? 'S' : 'N';
-        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&answer, 1), nothrow);
+        auto [ec, n] = co_await write_all(client_, asio::buffer(&answer, 1));
         if (ec) co_return close_reason::client_eof;
         if (!offer) continue;
         // Only the SSLRequest was read, so no plaintext byte can sneak in behind the handshake.
@@ -397,7 +397,7 @@ asio::awaitable<client_session::startup_outcome> client_session::read_startup(co
       }
       case protocol::startup_kind::gssenc_request: {
         char no = 'N';  // no GSSAPI encryption: the client goes on without it, as with PostgreSQL
-        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(&no, 1), nothrow);
+        auto [ec, n] = co_await write_all(client_, asio::buffer(&no, 1));
         if (ec) co_return close_reason::client_eof;
         continue;
       }
@@ -596,7 +596,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     protocol::encode_parameter_status(out, "standard_conforming_strings", "on");
     protocol::encode_backend_key_data(out, protocol::cancel_key{1, 1});
     protocol::encode_ready_for_query(out, 'I');
-    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
+    auto [ec, n] = co_await write_all(client_, asio::buffer(out));
     if (ec) co_return close_reason::client_eof;
     log::connection(label() + " logged in to the admin console (" + login_details() + ")");
     enter(phase::idle);
@@ -703,7 +703,8 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   }
   protocol::encode_backend_key_data(out, cancel_key);
   protocol::encode_ready_for_query(out, 'I');
-  auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out), nothrow);
+  // Straight into the socket, which takes it whole as a rule: no trip through the event loop.
+  auto [ec, n] = co_await write_all(client_, asio::buffer(out));
   if (ec) co_return close_reason::client_eof;
   log::connection(label() + " logged in (" + login_details() + ")");
   enter(lease_ ? phase::active : phase::idle);  // session pooling holds its connection from here

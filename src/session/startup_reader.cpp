@@ -23,6 +23,13 @@ asio::awaitable<startup_read> read_startup_packet(stream& client) {
     std::size_t want = 8 - std::min<std::size_t>(buf.size(), 8);
     if (buf.size() >= 4)
       want = std::min(sizeof chunk, static_cast<std::size_t>(protocol::read_int32(buf.data())) - buf.size());
+    // The rest of a packet whose start came is there already as a rule: read without a trip
+    // through the event loop, which an asynchronous read completing at once would take.
+    if (!buf.empty())
+      if (const auto n = client.try_read(asio::buffer(chunk, want)); n > 0) {
+        buf.append(chunk, n);
+        continue;
+      }
     auto [ec, n] = co_await client.async_read_some(asio::buffer(chunk, want), nothrow);
     if (ec) co_return startup_read{};
     buf.append(chunk, n);

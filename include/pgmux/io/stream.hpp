@@ -79,6 +79,11 @@ class stream {
   // Plaintext: sends what the socket takes now, one send() (0 when it takes nothing or fails:
   // the wait that follows reports why). Under TLS: 0, nothing sent.
   std::size_t try_write(asio::const_buffer bytes) noexcept;
+  // Reads what the socket holds now into `into`, without waiting and without the event loop: the
+  // bytes read, 0 when there are none (or at end of file, or under TLS; an asynchronous read then
+  // tells which). For a read whose bytes are surely there already (the rest of a packet whose
+  // start just came).
+  std::size_t try_read(asio::mutable_buffer into) noexcept;
   // Ends TLS with a close_notify (without waiting for the peer's), then shuts down and closes
   // the socket. Nothing may be pending on the stream.
   void close() noexcept;
