@@ -159,11 +159,12 @@ void client_session::disarm_idle_deadline() {
 }
 
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
-  if (idle_timed_out_ && !killed_) {
-    asio::co_spawn(executor(), finish(close_reason::client_idle_timeout), log_failure("client session"));
-    return;
-  }
-  if (auto ended = take_first_bytes(ec, n)) {
+  auto ended = take_first_bytes(ec, n);
+  // client_idle_timeout passed: the read was cancelled, or it had completed just before, its
+  // bytes and the timer's wake-up crossing. A whole request that came is served all the same
+  // (serve_request disarms the deadline); part of one ends the session, as the deadline says.
+  if (idle_timed_out_ && !killed_ && (ended || !request_ready())) ended = close_reason::client_idle_timeout;
+  if (ended) {
     asio::co_spawn(executor(), finish(*ended), log_failure("client session"));
     return;
   }
