@@ -57,6 +57,11 @@ constexpr auto stale_replay_window = 2s;
 constexpr std::size_t release_after_statement_bytes = 1024 * 1024;
 
 // Tells clients apart for the unnamed statement a server connection holds; never reused.
+// A limit kept in 32 bits (a message's length field has no more): larger settings mean "no limit".
+std::uint32_t clamped_u32(std::size_t limit) noexcept {
+  return static_cast<std::uint32_t>(std::min<std::size_t>(limit, UINT32_MAX));
+}
+
 std::uint64_t next_client_id() noexcept {
   static std::atomic<std::uint64_t> last{0};
   return last.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -83,7 +88,7 @@ std::string client_session::login_details() {
 
 std::string client_session::label() const {
   std::string s = "client " + from_.to_string();
-  if (names_ && !names_->user.empty()) s += " " + names_->user + "@" + names_->database;
+  if (!user().empty()) s += " " + user() + "@" + database();
   return s;
 }
 
@@ -490,17 +495,16 @@ asio::awaitable<std::optional<close_reason>> client_session::authenticate(const 
     timer.expires_at(deadline);  // the pending wait ends with operation_aborted
     timer.async_wait(on_deadline);
   }
+  if (const auto* msg = std::get_if<protocol::startup_message>(&startup))
+    names_ = std::make_shared<const protocol::login_names>(protocol::login_names{msg->user(), msg->database()});
   if (auto* reason = std::get_if<close_reason>(&startup)) {
     refused = *reason;
   } else if (tls && tls->mode() == config::tls_mode::require && !from_.unix_socket && !client_.tls()) {
-    const auto& msg = std::get<protocol::startup_message>(startup);
-    names_ = std::make_shared<const protocol::login_names>(protocol::login_names{msg.user(), msg.database()});
     log::info(label() + ": refused: no TLS, and tls.mode is require");
     co_await send_error("FATAL", "28000", "pgmux requires TLS (tls.mode = require)");
     refused = close_reason::client_auth_failed;
   } else {
     const auto& msg = std::get<protocol::startup_message>(startup);
-    names_ = std::make_shared<const protocol::login_names>(protocol::login_names{msg.user(), msg.database()});
     // The settings the client asks for; clients that ask for none share one value.
     static const auto none = std::make_shared<const protocol::session_settings>();
     std::string settings_error;
@@ -556,7 +560,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   auto cfg = services_.routes.config();
   // TLS towards this client as configured now: a reload during the login does not change it.
   const auto tls = services_.routes.client_tls();
-  max_message_size_ = static_cast<std::uint32_t>(std::min<std::size_t>(cfg->max_message_size, UINT32_MAX));
+  max_message_size_ = clamped_u32(cfg->max_message_size);
   scram_keys keys;
   {
     // Per address first: clients refused there do not take a slot of max_authenticating.
@@ -617,8 +621,8 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   // Refusing means replacing the SQL, which the statement rewriting of transaction pooling does.
   seen_sql_.refuse_state = settings_->mode != config::pool_mode::session && settings_->max_prepared_statements > 0 &&
                            settings_->session_state == config::session_state_policy::refuse;
-  prepared_.max_statements = static_cast<std::uint32_t>(std::min<std::size_t>(settings_->max_client_statements, UINT32_MAX));
-  prepared_.max_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(settings_->max_client_statement_bytes, UINT32_MAX));
+  prepared_.max_statements = clamped_u32(settings_->max_client_statements);
+  prepared_.max_bytes = clamped_u32(settings_->max_client_statement_bytes);
 
   // The client's own values of tracked parameters as the server spells them (DateStyle=iso is
   // "ISO, MDY"), learned once per pool and spelling; a value the server refuses ends the login,
