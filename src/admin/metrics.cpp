@@ -262,16 +262,22 @@ class collector {
       lag.samples.push_back(std::move(m));
     }
     out.push_back(std::move(lag));
-    if (clients_.workers) {
-      auto placed = make_family("pgmux_worker_clients", "Clients living on each worker thread (accepted there, or placed there to keep the workers even).",
-                                metric_type::gauge);
-      for (unsigned w = 0; w < clients_.workers->size(); ++w) {
-        text::sample m;
-        m.labels = {{"worker", std::to_string(w)}};
-        m.value = double(clients_.workers->clients(w));
-        placed.samples.push_back(std::move(m));
-      }
-      out.push_back(std::move(placed));
+    if (const auto* workers = clients_.workers) {
+      auto per_worker = [&](const char* name, const char* help, auto count) {
+        auto family = make_family(name, help, metric_type::gauge);
+        for (unsigned w = 0; w < workers->size(); ++w) {
+          text::sample m;
+          m.labels = {{"worker", std::to_string(w)}};
+          m.value = double(count(w));
+          family.samples.push_back(std::move(m));
+        }
+        out.push_back(std::move(family));
+      };
+      per_worker("pgmux_worker_clients", "Clients living on each worker thread (accepted there, or placed there to keep the workers even).",
+                 [&](unsigned w) { return workers->clients(w); });
+      per_worker("pgmux_worker_parked_clients",
+                 "Of those, idle clients whose sockets wait in the worker's idle park rather than in its event loop's reactor.",
+                 [&](unsigned w) { return workers->parked_clients(w); });
     }
     auto cancels = make_family("pgmux_cancel_requests_total", "CancelRequests received from clients.", metric_type::counter);
     text::sample cr;

@@ -43,6 +43,7 @@ void warn_about_restart_settings(const config::config& running, const config::co
   if (running.instance_id != loaded.instance_id) warn("instance_id");
   if (running.watch_config != loaded.watch_config) warn("watch_config");
   if (running.workers != loaded.workers) warn("workers");
+  if (running.park_idle_clients_after != loaded.park_idle_clients_after) warn("park_idle_clients_after");
   if (running.max_client_conn != loaded.max_client_conn) warn("max_client_conn");
   if (running.metrics_listen != loaded.metrics_listen) warn("metrics.listen");
 }
@@ -73,7 +74,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   std::signal(SIGPIPE, SIG_IGN);
   log::apply(cfg->log);
   const unsigned workers = cfg->workers;
-  net::worker_set loops(workers);
+  net::worker_set loops(workers, cfg->park_idle_clients_after);
   auto& io = loops.io(0);
 
   // Reading the config file is blocking I/O: it runs here, never on a worker thread.

@@ -491,6 +491,12 @@ load_result load_config_text(std::string_view text) {
       {"max_client_conn", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.max_client_conn, 1, 1000000); }},
       {"shutdown_timeout", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.shutdown_timeout); }},
       {"drain_delay", [&](const json& v, const std::string& s) { r.read_duration(v, s, cfg.drain_delay); }},
+      {"park_idle_clients_after", [&](const json& v, const std::string& s) {
+         r.read_duration(v, s, cfg.park_idle_clients_after);
+         // Each worker sweeps its idle clients at this period while it has some.
+         if (cfg.park_idle_clients_after > duration{0} && cfg.park_idle_clients_after < 10ms)
+           r.error(s, "must be 0 (never) or at least 10ms");
+       }},
       {"watch_config", [&](const json& v, const std::string& s) { r.read_bool(v, s, cfg.watch_config); }},
       {"instance_id", [&](const json& v, const std::string& s) { r.read_uint(v, s, cfg.instance_id, 1, 255); }},
       {"peers", [&](const json& v, const std::string& s) {

@@ -8,8 +8,8 @@
 #include "pgmux/io/memory.hpp"
 
 namespace pgmux::net {
-worker_set::worker_set(unsigned count) {
-  for (unsigned i = 0; i < std::max(count, 1u); ++i) loops_.push_back(std::make_unique<loop>());
+worker_set::worker_set(unsigned count, clock::duration park_idle_after) : parking_(park_idle_after > clock::duration::zero()) {
+  for (unsigned i = 0; i < std::max(count, 1u); ++i) loops_.push_back(std::make_unique<loop>(park_idle_after));
 }
 
 worker_set::~worker_set() { discard_pending(); }
@@ -41,10 +41,13 @@ void worker_set::run() {
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < size(); ++i) threads.emplace_back([this, i] {
     current_worker_ = i;
+    if (parking_) idle_park::make_current(&loops_[i]->park);
     loops_[i]->io.run();
   });
   current_worker_ = 0;
+  if (parking_) idle_park::make_current(&loops_[0]->park);
   loops_[0]->io.run();
+  idle_park::make_current(nullptr);
   for (auto& t : threads) t.join();
 }
 
@@ -54,7 +57,9 @@ void worker_set::stop() {
 
 void worker_set::discard_pending() noexcept {
   // A coroutine may post more work as it unwinds (a waiter's wake-up, say): the second pass
-  // destroys what the first one queued; ~io_context makes one more.
+  // destroys what the first one queued; ~io_context makes one more. Parked clients go first:
+  // their sessions may still post work.
+  for (auto& l : loops_) l->park.clear();
   for (int pass = 0; pass < 2; ++pass)
     for (auto& l : loops_) l->io.shutdown();
 }

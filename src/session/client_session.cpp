@@ -81,7 +81,8 @@ std::string client_session::login_details() {
   std::string s = auth::to_string(method_);
   if (auto tls = client_.tls_description(); !tls.empty()) {
     s += ", " + tls;
-    tls_description_ = std::make_unique<const std::string>(std::move(tls));
+    tls_extras_ = std::make_unique<tls_extras>();
+    tls_extras_->description = std::move(tls);
   }
   return s;
 }
@@ -125,6 +126,13 @@ void client_session::wait_idle() {
   // handler brings the session back to life when its next request starts.
   buffer_.release();
   arm_idle_deadline();
+  // Under TLS, OpenSSL may hold bytes the socket no longer shows: such a client stays in Asio's
+  // reactor.
+  if (auto* park = idle_park::current(); park && !client_.tls()) park->idle(*this);
+  read_idle();
+}
+
+void client_session::read_idle() {
   // The socket lives on the session's loop: its handler runs there, with no executor to bind.
   // A read, not a readiness wait: Asio re-arms epoll (epoll_ctl) for every wait, while a read
   // costs only the recv that finds nothing yet. A plaintext read takes its relay buffer only
@@ -138,21 +146,58 @@ void client_session::wait_idle() {
     client_.lowest_layer().async_read_some(idle_read_target(buffer_), std::move(on_bytes));
     return;
   }
-  if (!tls_first_bytes_) tls_first_bytes_ = std::make_unique<std::array<char, tls_first_bytes_size>>();
-  client_.async_read_some(asio::buffer(*tls_first_bytes_), std::move(on_bytes));
+  if (!tls_extras_) tls_extras_ = std::make_unique<tls_extras>();  // made at login: not reached
+  client_.async_read_some(asio::buffer(tls_extras_->first_bytes), std::move(on_bytes));
+}
+
+void client_session::park_due() {
+  if (killed_ || idle_timed_out_) return;
+  parking_ = true;
+  error_code ignored;
+  client_.lowest_layer().cancel(ignored);  // the idle read: its handler parks the socket
+}
+
+bool client_session::park_socket() {
+  auto* park = idle_park::current();
+  auto& socket = client_.lowest_layer();
+  error_code ec;
+  const int family = socket.local_endpoint(ec).protocol().family();
+  if (!park || ec) return false;
+  const int fd = socket.release(ec);  // out of Asio's reactor: its record goes back to the pool
+  if (ec) return false;
+  if (park->hold(*this, fd, family, shared_from_this())) return true;
+  socket.assign(asio::generic::stream_protocol(family, 0), fd, ec);
+  if (ec) ::close(fd);  // the read that follows fails, and the session ends
+  return false;
+}
+
+void client_session::unparked(int fd, int family) {
+  error_code ec;
+  client_.lowest_layer().assign(asio::generic::stream_protocol(family, 0), fd, ec);
+  if (ec) ::close(fd);  // the read below fails, and the session ends
+  // Queued again, should the wake-up bring no request (it ends the session otherwise).
+  if (auto* park = idle_park::current(); park && !ec && !killed_) park->idle(*this);
+  read_idle();
+}
+
+void client_session::cancel_client_read() {
+  // A parked client's socket comes back first, its read pending, which the cancel then ends.
+  if (parked()) idle_park::current()->take_back(*this);
+  error_code ignored;
+  client_.lowest_layer().cancel(ignored);  // under TLS too: the pending read is on the socket
 }
 
 void client_session::arm_idle_deadline() {
   if (!idle_deadline_on()) return;
-  if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(executor());
+  auto& idle_timer = own_timers().idle;
+  if (!idle_timer) idle_timer.emplace(executor());
   idle_deadline_armed_ = true;
-  idle_timer_->expires_after(settings_->client_idle_timeout);
-  idle_timer_->async_wait([self = shared_from_this()](error_code ec) {
+  idle_timer->expires_after(settings_->client_idle_timeout);
+  idle_timer->async_wait([self = shared_from_this()](error_code ec) {
     // Disarmed since (a whole request came): a wake-up that was already on its way is ignored.
     if (ec || !self->idle_deadline_armed_) return;
     self->idle_timed_out_ = true;
-    error_code ignored;
-    self->client_.lowest_layer().cancel(ignored);  // the idle read, or the read of the rest of a message
+    self->cancel_client_read();  // the idle read, or the read of the rest of a message
   });
 }
 
@@ -160,10 +205,17 @@ void client_session::disarm_idle_deadline() {
   if (!idle_deadline_armed_) return;
   idle_deadline_armed_ = false;
   idle_timed_out_ = false;  // fired with no read to cancel, just as the request became whole: served
-  idle_timer_->cancel();
+  timers_->idle->cancel();
 }
 
 void client_session::on_first_bytes(error_code ec, std::size_t n) {
+  if (auto* park = idle_park::current()) park->busy(*this);
+  // Cancelled by park_due() alone: the socket goes to the park. Bytes that came first, a kill or
+  // a timeout are dealt with below.
+  if (std::exchange(parking_, false) && ec == asio::error::operation_aborted && !killed_ && !idle_timed_out_) {
+    if (!park_socket()) read_idle();
+    return;
+  }
   auto ended = take_first_bytes(ec, n);
   // client_idle_timeout passed: the read was cancelled, or it had completed just before, its
   // bytes and the timer's wake-up crossing. A whole request that came is served all the same
@@ -218,8 +270,8 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (pool_) pool_->client_left();
   if (pool_ && pinned()) pool_->count_pinned(pinned_for_.load(std::memory_order_relaxed), -1);
   services_.cancels.remove(*this);
-  if (idle_timer_) idle_timer_->cancel();
-  if (drain_grace_) drain_grace_->cancel();
+  if (timers_ && timers_->idle) timers_->idle->cancel();
+  if (timers_ && timers_->drain_grace) timers_->drain_grace->cancel();
   client_.close();
   buffer_.clear();
   // Before the trim below: its nodes lie among the statements' text, and would keep pages of it.
@@ -250,7 +302,7 @@ std::optional<close_reason> client_session::take_first_bytes(error_code ec, std:
   if (ec) return close_reason::client_eof;
   if (client_.tls()) {  // a plaintext read put its bytes in buffer_ already
     buffer_.ensure();
-    std::memcpy(buffer_.free_begin(), tls_first_bytes_->data(), n);
+    std::memcpy(buffer_.free_begin(), tls_extras_->first_bytes.data(), n);
     buffer_.commit(n);
   }
   return std::nullopt;
@@ -270,8 +322,7 @@ void client_session::kill(close_reason reason) {
     }
     self->killed_ = true;
     self->kill_reason_ = reason;
-    error_code ignored;
-    self->client_.lowest_layer().cancel(ignored);  // under TLS too: the pending read is on the socket
+    self->cancel_client_read();
   });
 }
 
@@ -280,7 +331,7 @@ std::optional<client_info> client_session::info() const {
   if (now < phase::idle) return std::nullopt;
   static constexpr const char* names[] = {"idle", "waiting", "active"};
   return client_info{user(), database(), from_.to_string(), names[static_cast<int>(now) - static_cast<int>(phase::idle)],
-                     connected_at_, tls_description_ ? *tls_description_ : std::string(),
+                     connected_at_, tls_extras_ ? tls_extras_->description : std::string(),
                      protocol::session_state::describe(pinned_for_.load(std::memory_order_relaxed))};
 }
 
@@ -310,19 +361,18 @@ void client_session::drain() {
     }
     self->killed_ = true;
     self->kill_reason_ = close_reason::shutdown;
-    error_code ignored;
-    self->client_.lowest_layer().cancel(ignored);
+    self->cancel_client_read();
   });
 }
 
 void client_session::expect_first_request() {
-  drain_grace_ = std::make_unique<asio::steady_timer>(executor(), first_request_grace);
-  drain_grace_->async_wait([self = shared_from_this()](error_code ec) {
+  auto& grace = own_timers().drain_grace;
+  grace.emplace(executor(), first_request_grace);
+  grace->async_wait([self = shared_from_this()](error_code ec) {
     if (ec || self->served_request_ || self->lease_ || !self->buffer_.empty()) return;
     self->killed_ = true;
     self->kill_reason_ = close_reason::shutdown;
-    error_code ignored;
-    self->client_.lowest_layer().cancel(ignored);
+    self->cancel_client_read();
   });
 }
 

@@ -178,6 +178,10 @@ struct config {
   // SIGTERM: how long new clients are still accepted, with /readyz already answering 503, before
   // the listeners close (a load balancer's probe period, so that it stops sending clients first).
   duration drain_delay = 0s;
+  // A plaintext client idle between this and twice this leaves the event loop's reactor for its
+  // worker's idle_park (net/io/idle_park.hpp): less memory, five system calls when it comes back.
+  // 0: never.
+  duration park_idle_clients_after = 50ms;
   // Reload when the config file changes (inotify), as on SIGHUP: for a mounted ConfigMap.
   bool watch_config = false;
   std::string metrics_listen;       // "host:port" of the Prometheus endpoint; empty: none

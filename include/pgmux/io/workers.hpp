@@ -9,13 +9,15 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "pgmux/io/idle_park.hpp"
 #include "pgmux/io/io.hpp"
 
 namespace pgmux::net {
 
 class worker_set {
  public:
-  explicit worker_set(unsigned count);
+  // Idle clients are parked after park_idle_after to twice that (idle_park); 0: never.
+  explicit worker_set(unsigned count, clock::duration park_idle_after = idle_park::default_sweep_interval);
   ~worker_set();
 
   unsigned size() const noexcept { return static_cast<unsigned>(loops_.size()); }
@@ -32,6 +34,8 @@ class worker_set {
   void client_joined(unsigned worker) noexcept { loops_[worker]->clients.fetch_add(1, std::memory_order_relaxed); }
   void client_left(unsigned worker) noexcept { loops_[worker]->clients.fetch_sub(1, std::memory_order_relaxed); }
   long clients(unsigned worker) const noexcept { return loops_[worker]->clients.load(std::memory_order_relaxed); }
+  // Of those, the ones idle long enough to wait in the worker's idle_park.
+  long parked_clients(unsigned worker) const noexcept { return loops_[worker]->park.parked_count(); }
 
   // Runs worker 0 on the calling thread and the others on threads of their own, until stop().
   void run();
@@ -51,10 +55,12 @@ class worker_set {
     using asio::execution_context::shutdown;
   };
   struct loop {
+    explicit loop(clock::duration park_idle_after) : park(io, park_idle_after) {}
     context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> keep_running{io.get_executor()};
     alignas(64) std::atomic<long> clients{0};  // its own cache line: written at every login and logout
     asio::steady_timer housekeeping{io};       // see housekeeping_interval
+    idle_park park;                            // idle_park::current() on the worker's thread
   };
   // How often each worker gives back the relay buffer blocks its free list kept unused since the
   // last time (io_buffer::trim_cache), and the allocator then the pages they took.
@@ -63,6 +69,7 @@ class worker_set {
   static void keep_house(loop& l);
   static inline thread_local unsigned current_worker_ = 0;
   std::vector<std::unique_ptr<loop>> loops_;
+  bool parking_ = true;
   unsigned next_ = 0;
 };
 

@@ -18,6 +18,7 @@
 #include "pgmux/close_reason.hpp"
 #include "pgmux/server/cancel.hpp"
 #include "pgmux/small_mutex.hpp"
+#include "pgmux/io/idle_park.hpp"
 #include "pgmux/io/io.hpp"
 #include "pgmux/io/io_buffer.hpp"
 #include "pgmux/server/pool.hpp"
@@ -68,6 +69,7 @@ struct client_info {
 class client_session final : public session_control,
                              public cancel_target,
                              public queue_watcher,
+                             public idle_park::member,
                              public std::enable_shared_from_this<client_session> {
  public:
   // `socket` is on the event loop of the worker the session lives on. `from` is the client's
@@ -120,6 +122,15 @@ class client_session final : public session_control,
   // Idle: reads the first bytes of the next request (within client_idle_timeout), then serves
   // requests until the client is idle again.
   void wait_idle();
+  void read_idle();  // the pending read itself
+  // A plaintext client idle for a while leaves Asio's reactor for its worker's idle_park (see
+  // there): park_due() cancels the idle read, whose handler hands the socket over
+  // (park_socket); unparked() takes it back and reads again.
+  void park_due() override;
+  void unparked(int fd, int family) override;
+  bool park_socket();
+  // Ends the pending client read (kill, drain, timeouts), a parked client's too.
+  void cancel_client_read();
   // client_idle_timeout, from now until a whole request has come (disarm): when it passes, the
   // pending read is cancelled and the client gets 57P05. Nothing when the setting is off.
   void arm_idle_deadline();
@@ -130,7 +141,7 @@ class client_session final : public session_control,
   // The session's end: the server connection back, the client closed, the books updated (after
   // a goodbye for shutdown and client_idle_timeout).
   asio::awaitable<void> finish(close_reason reason);
-  // The first bytes of an idle client's next request arrived (under TLS in tls_first_bytes_:
+  // The first bytes of an idle client's next request arrived (under TLS in tls_extras_:
   // moved into the relay buffer). A close reason when the read failed or the session was killed.
   std::optional<close_reason> take_first_bytes(error_code ec, std::size_t n);
   // Serves the request at the front of the buffer: a whole transaction in transaction mode,
@@ -209,15 +220,31 @@ class client_session final : public session_control,
   bool idle_timed_out_ = false;       // client_idle_timeout passed: the pending read was cancelled
   bool killed_ = false;               // kill() or drain(): the session ends with kill_reason_
   bool served_request_ = false;       // a request arrived after login
+  bool parking_ = false;              // park_due() cancelled the idle read: park when it ends
   const session_services& services_;  // the listener's, shared by every session
   session_registry::hook registry_hook_;  // its place in services_.sessions
 
   io_buffer buffer_;
-  // Under TLS, where an idle client's next request starts arriving (made at its first idle
-  // wait); a plaintext client's goes straight into buffer_.
-  static constexpr std::size_t tls_first_bytes_size = 128;
-  std::unique_ptr<std::array<char, tls_first_bytes_size>> tls_first_bytes_;
-  std::unique_ptr<asio::steady_timer> idle_timer_;  // client_idle_timeout, when set
+  // What only a TLS client has, made at its login: one pointer in every session's record.
+  struct tls_extras {
+    // "TLSv1.3 TLS_AES_256_GCM_SHA384", for SHOW CLIENTS: set before the session is seen logged
+    // in (phase_), never changed after.
+    std::string description;
+    // Where an idle client's next request starts arriving; a plaintext client's goes straight
+    // into buffer_.
+    std::array<char, 128> first_bytes;
+  };
+  std::unique_ptr<tls_extras> tls_extras_;
+  // Timers only some sessions need, made at the first of them: one pointer in every record.
+  struct timers {
+    std::optional<asio::steady_timer> idle;         // client_idle_timeout, when set
+    std::optional<asio::steady_timer> drain_grace;  // see expect_first_request
+  };
+  std::unique_ptr<timers> timers_;
+  timers& own_timers() {
+    if (!timers_) timers_ = std::make_unique<timers>();
+    return *timers_;
+  }
   protocol::stream_cursor cursor_;
   protocol::client_prepared prepared_;  // statement names, for transaction pooling
   protocol::sql_watch seen_sql_;        // its LISTEN channels and risky SQL, for transaction pooling
@@ -244,8 +271,6 @@ class client_session final : public session_control,
   const std::string& user() const noexcept { return names_ ? names_->user : no_name; }
   const std::string& database() const noexcept { return names_ ? names_->database : no_name; }
   static inline const std::string no_name;
-  // Set with names_ at login; null without TLS (a pointer: most clients have none).
-  std::unique_ptr<const std::string> tls_description_;
 
   // Where the session is in its life. Other threads read it (SHOW CLIENTS): every store
   // releases, so that a session seen logged in shows its final names_.
@@ -271,7 +296,6 @@ class client_session final : public session_control,
   const std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   // drain() before the client's first request: it is served if it comes within this.
   static constexpr std::chrono::seconds first_request_grace{1};
-  std::unique_ptr<asio::steady_timer> drain_grace_;
   void expect_first_request();
   // Times the current request was sent again after its server connection died unanswered:
   // on connections opened since its first loss, and on older ones (see may_replay).

@@ -240,6 +240,7 @@ TEST_CASE("the shipped example config loads and documents the defaults") {
   CHECK(r.cfg->auth_timeout == defaults.auth_timeout);
   CHECK(r.cfg->shutdown_timeout == defaults.shutdown_timeout);
   CHECK(r.cfg->drain_delay == defaults.drain_delay);
+  CHECK(r.cfg->park_idle_clients_after == defaults.park_idle_clients_after);
   CHECK(r.cfg->watch_config == defaults.watch_config);
   CHECK(r.cfg->listen.reuse_port == defaults.listen.reuse_port);
   CHECK(r.cfg->instance_id == defaults.instance_id);
@@ -691,6 +692,16 @@ TEST_CASE("several instances: reuse_port, drain_delay, instance_id and peers are
   CHECK(loaded(with_db(R"("instance_id": 1, "peers": {"2": "[::1]:6432"})")).peers.at(2) == "[::1]:6432");
   refused_at(with_db(R"("listen": {"reuse_port": "yes"})"), "/listen/reuse_port");
   refused_at(with_db(R"("drain_delay": "soon")"), "/drain_delay");
+}
+
+TEST_CASE("park_idle_clients_after: 50ms by default, 0 for never, else at least 10ms") {
+  CHECK(loaded(with_db()).park_idle_clients_after == 50ms);
+  CHECK(loaded(with_db(R"("park_idle_clients_after": "2s")")).park_idle_clients_after == 2s);
+  CHECK(loaded(with_db(R"("park_idle_clients_after": "0")")).park_idle_clients_after == 0s);
+  CHECK(loaded(with_db(R"("park_idle_clients_after": "10ms")")).park_idle_clients_after == 10ms);
+  refused_at(with_db(R"("park_idle_clients_after": "5ms")"), "/park_idle_clients_after");
+  refused_at(with_db(R"("park_idle_clients_after": "soon")"), "/park_idle_clients_after");
+  refused_at(with_db(R"("park_idle_clients_after": 100)"), "/park_idle_clients_after");
 }
 
 TEST_SUITE("config_load_auth") {

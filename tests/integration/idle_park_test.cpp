@@ -1,0 +1,132 @@
+// Idle clients parked outside the event loop's reactor (park_idle_clients_after):
+// - idle clients are parked (pgmux_worker_parked_clients), and served as before when they come
+//   back, their prepared statements kept; with 1 and 2 workers
+// - a parked client that hangs up, or sends Terminate, ends its session
+// - a parked client gets 57P01 at SIGTERM and 57P05 at client_idle_timeout
+// - "park_idle_clients_after": "0" parks nobody
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "integration/fixtures.hpp"
+
+namespace it {
+namespace {
+
+double parked_clients(int metrics_port, unsigned workers) {
+  const auto body = scrape_metrics(metrics_port);
+  double sum = 0;
+  for (unsigned w = 0; w < workers; ++w) {
+    const double v = metric_value(body, "pgmux_worker_parked_clients{worker=\"" + std::to_string(w) + "\"}");
+    if (v < 0) return -1;
+    sum += v;
+  }
+  return sum;
+}
+
+double connected_clients(int metrics_port) {
+  const auto body = scrape_metrics(metrics_port);
+  double sum = 0;
+  for (const char* state : {"active", "waiting", "idle"}) {
+    const double v = metric_value(body, std::string("pgmux_client_connections{state=\"") + state + "\"}");
+    if (v < 0) return -1;
+    sum += v;
+  }
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("idle clients are parked and served as before when they come back, with 1 and 2 workers") {
+  for (unsigned workers : {1u, 2u}) {
+    CAPTURE(workers);
+    const int mport = free_port();
+    proxy_instance proxy(proxy_options().workers(workers).top_level(metrics_member(mport)));
+    constexpr int n = 6;
+    std::vector<pg_conn> clients;
+    for (int i = 0; i < n; ++i) {
+      clients.push_back(connect(proxy.conninfo()));
+      CHECK(scalar(clients.back(), "select " + std::to_string(i)) == std::to_string(i));
+    }
+    // A named prepared statement of the client's own must survive its parking.
+    auto prepared = PQprepare(clients[0].get(), "it_parked", "select $1::int * 2", 1, nullptr);
+    REQUIRE(PQresultStatus(prepared) == PGRES_COMMAND_OK);
+    PQclear(prepared);
+    CHECK_MESSAGE(wait_until([&] { return parked_clients(mport, workers) == n; }, 10s),
+                  "parked: " << parked_clients(mport, workers));
+    // Back from the park: each one's own answer, twice in a row.
+    for (int round = 0; round < 2; ++round)
+      for (int i = 0; i < n; ++i) CHECK(scalar(clients[i], "select " + std::to_string(i * 10 + round)) == std::to_string(i * 10 + round));
+    const char* value = "21";
+    pg_result doubled(PQexecPrepared(clients[0].get(), "it_parked", 1, &value, nullptr, nullptr, 0));
+    REQUIRE(doubled.ok());
+    CHECK(doubled.value() == "42");
+    // Idle again: parked again.
+    CHECK(wait_until([&] { return parked_clients(mport, workers) == n; }, 10s));
+    // A parked client in a transaction block is not idle: BEGIN takes it out for good.
+    exec_ok(clients[1], "begin");
+    CHECK(wait_until([&] { return parked_clients(mport, workers) == n - 1; }, 10s));
+    CHECK(scalar(clients[1], "select 'in transaction'") == "in transaction");
+    exec_ok(clients[1], "commit");
+    CHECK(wait_until([&] { return parked_clients(mport, workers) == n; }, 10s));
+  }
+}
+
+TEST_CASE("a parked client that hangs up or says goodbye ends its session") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().top_level(metrics_member(mport)));
+  auto vanishes = connect(proxy.conninfo());
+  auto says_goodbye = connect(proxy.conninfo());
+  auto stays = connect(proxy.conninfo());
+  for (auto* c : {&vanishes, &says_goodbye, &stays}) CHECK(scalar(*c, "select 1") == "1");
+  REQUIRE(wait_until([&] { return parked_clients(mport, proxy.workers()) == 3; }, 10s));
+  REQUIRE(connected_clients(mport) == 3);
+
+  vanishes.abort_socket();  // no Terminate: the socket just closes
+  CHECK(wait_until([&] { return connected_clients(mport) == 2; }, 10s));
+  CHECK(parked_clients(mport, proxy.workers()) == 2);
+  says_goodbye.reset();  // Terminate, then close
+  CHECK(wait_until([&] { return connected_clients(mport) == 1; }, 10s));
+  CHECK(parked_clients(mport, proxy.workers()) == 1);
+  CHECK(scalar(stays, "select 'still here'") == "still here");
+}
+
+TEST_CASE("a parked client gets 57P05 at client_idle_timeout and 57P01 at SIGTERM") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().pool("client_idle_timeout", "2s").top_level(metrics_member(mport)));
+  raw_socket timed_out(proxy.port());
+  REQUIRE(timed_out.startup());
+  REQUIRE(wait_until([&] { return parked_clients(mport, proxy.workers()) == 1; }, 10s));
+  auto error = timed_out.read_message(15s);
+  REQUIRE(error);
+  CHECK(error->first == 'E');
+  CHECK(wire::error_fields(error->second)['C'] == "57P05");
+  CHECK(timed_out.read_until_closed(5s).closed);
+
+  raw_socket shut_down(proxy.port());
+  REQUIRE(shut_down.startup());
+  REQUIRE(wait_until([&] { return parked_clients(mport, proxy.workers()) == 1; }, 10s));
+  proxy.send_signal(SIGTERM);
+  error = shut_down.read_message(10s);
+  REQUIRE(error);
+  CHECK(error->first == 'E');
+  CHECK(wire::error_fields(error->second)['C'] == "57P01");
+  CHECK(shut_down.read_until_closed(5s).closed);
+  int status = 0;
+  CHECK(proxy.wait_exit(10s, &status));
+  CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+}
+
+TEST_CASE("park_idle_clients_after 0 parks nobody") {
+  const int mport = free_port();
+  proxy_instance proxy(proxy_options().top_level(metrics_member(mport)).top_level(R"("park_idle_clients_after": "0")"));
+  auto c = connect(proxy.conninfo());
+  CHECK(scalar(c, "select 1") == "1");
+  // Many times the longest wait before parking at the default (100 ms).
+  CHECK_FALSE(wait_until([&] { return parked_clients(mport, proxy.workers()) != 0; }, 2s));
+  CHECK(scalar(c, "select 2") == "2");
+}
+
+}  // namespace it
