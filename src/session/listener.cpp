@@ -22,6 +22,7 @@
 #include "pgmux/io/spawn.hpp"
 #include "pgmux/io/timeout.hpp"
 #include "pgmux/protocol/encode.hpp"
+#include "pgmux/slab_allocator.hpp"
 #include "pgmux/io/stream.hpp"
 #include "pgmux/session/startup_reader.hpp"
 
@@ -308,7 +309,8 @@ void listener::admit(socket_t socket, unsigned worker, auth::client_peer from) {
     return;
   }
   workers_.client_joined(worker);
-  auto session = std::make_shared<client_session>(std::move(socket), from, services_);
+  // Idle clients' records side by side (slab_allocator.hpp), not among the holes logins leave.
+  auto session = std::allocate_shared<client_session>(slab_allocator<client_session>{}, std::move(socket), from, services_);
   session->start();
 }
 
