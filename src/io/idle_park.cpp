@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <cassert>
 #include <cerrno>
 #include <system_error>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 namespace pgmux::net {
 
@@ -17,6 +20,11 @@ int new_epoll_set() {
   return fd;
 }
 }  // namespace
+
+idle_park::member::~member() {
+  // A member still linked would leave a dangling pointer behind: whoever ends it takes it out first.
+  assert(!queued_ && !parked_);
+}
 
 void idle_park::list::push_back(member& m) noexcept {
   m.prev_ = tail;
@@ -31,8 +39,14 @@ void idle_park::list::remove(member& m) noexcept {
   m.prev_ = m.next_ = nullptr;
 }
 
+struct idle_park::epoll_set {
+  explicit epoll_set(asio::io_context& io) : watch(io, new_epoll_set()) {}
+  int fd() noexcept { return watch.native_handle(); }
+  asio::posix::stream_descriptor watch;
+};
+
 idle_park::idle_park(asio::io_context& io, clock::duration sweep_interval)
-    : sweep_interval_(sweep_interval), sweep_timer_(io), epoll_(io, new_epoll_set()) {}
+    : sweep_interval_(sweep_interval), sweep_timer_(io), epoll_(std::make_unique<epoll_set>(io)) {}
 
 idle_park::~idle_park() { clear(); }
 
@@ -63,7 +77,6 @@ void idle_park::arm_sweep() {
 void idle_park::sweep() {
   // Parks those queued before the previous sweep (those queued since wait for the next one),
   // unless they have sweeps to sit out still: those go to the back of the queue.
-  ++sweeps_;
   while (member* mark = swept_mark_) {
     member& oldest = *queue_.head;
     const bool last = &oldest == mark;
@@ -87,16 +100,20 @@ bool idle_park::hold(member& m, int fd, int family, std::shared_ptr<void> keep_a
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;  // hang-ups and errors are reported whatever is asked
   ev.data.ptr = &m;
-  if (family != (family & 0xf) || ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) return false;
+  if (family != (family & 0xf) || ::epoll_ctl(epoll_->fd(), EPOLL_CTL_ADD, fd, &ev) != 0) return false;
   m.parked_ = true;
   m.fd_ = fd;
   m.family_ = static_cast<std::uint16_t>(family) & 0xf;
-  m.count_ = sweeps_;
+  m.count_ = interval_now();
   m.held_ = std::move(keep_alive);
   parked_.push_back(m);
   parked_count_.fetch_add(1, std::memory_order_relaxed);
   if (!watching_) watch();
   return true;
+}
+
+std::uint16_t idle_park::interval_now() const noexcept {
+  return static_cast<std::uint16_t>((clock::now() - started_) / sweep_interval_);
 }
 
 void idle_park::take_back(member& m) {
@@ -108,8 +125,10 @@ void idle_park::give_back(member& m, bool came_back) {
     // Back soon after it was parked (within 8 times its wait before parking): a client with a
     // rhythm of its own, whose round trips through the park would cost more system calls than
     // its idle times are worth. It waits twice as long before its next parking, up to
-    // 2^max_backoff sweeps. One that stayed away longer parks sooner again.
-    const auto parked_for = static_cast<std::uint16_t>(sweeps_ - m.count_);
+    // 2^max_backoff sweeps. One that stayed away longer parks sooner again. (Counted modulo
+    // 2^16 intervals, about 55 minutes at 50 ms: a client parked for nearly a multiple of that
+    // counts as back soon, and only waits longer next time.)
+    const auto parked_for = static_cast<std::uint16_t>(interval_now() - m.count_);
     if (parked_for < (8u << m.backoff_)) {
       if (m.backoff_ < max_backoff) ++m.backoff_;
     } else if (m.backoff_ > 0) {
@@ -117,7 +136,7 @@ void idle_park::give_back(member& m, bool came_back) {
     }
   }
   epoll_event ignored{};
-  ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, m.fd_, &ignored);
+  ::epoll_ctl(epoll_->fd(), EPOLL_CTL_DEL, m.fd_, &ignored);
   parked_.remove(m);
   parked_count_.fetch_sub(1, std::memory_order_relaxed);
   m.parked_ = false;
@@ -128,7 +147,7 @@ void idle_park::give_back(member& m, bool came_back) {
 
 void idle_park::watch() {
   watching_ = true;
-  epoll_.async_wait(asio::posix::descriptor_base::wait_read, [this](const error_code& ec) {
+  epoll_->watch.async_wait(asio::posix::descriptor_base::wait_read, [this](const error_code& ec) {
     watching_ = false;
     if (!ec) wake();
   });
@@ -141,16 +160,16 @@ void idle_park::wake() {
   // while more are ready), so that thousands of clients leaving together do not all hold a
   // reactor record and a read at the same time.
   std::array<epoll_event, 64> events;
-  const int n = ::epoll_wait(epoll_.native_handle(), events.data(), static_cast<int>(events.size()), 0);
+  const int n = ::epoll_wait(epoll_->fd(), events.data(), static_cast<int>(events.size()), 0);
   for (int i = 0; i < n; ++i) give_back(*static_cast<member*>(events[i].data.ptr), true);
-  if (parked_.head) watch();
+  if (parked_.head && !watching_) watch();
 }
 
 void idle_park::clear() noexcept {
   while (queue_.head) busy(*queue_.head);
   while (member* m = parked_.head) {
     epoll_event ignored{};
-    ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, m->fd_, &ignored);
+    ::epoll_ctl(epoll_->fd(), EPOLL_CTL_DEL, m->fd_, &ignored);
     ::close(m->fd_);
     parked_.remove(*m);
     parked_count_.fetch_sub(1, std::memory_order_relaxed);

@@ -126,10 +126,10 @@ void client_session::wait_idle() {
   // handler brings the session back to life when its next request starts.
   buffer_.release();
   arm_idle_deadline();
-  // Under TLS, OpenSSL may hold bytes the socket no longer shows: such a client stays in Asio's
-  // reactor.
-  if (auto* park = idle_park::current(); park && !client_.tls()) park->idle(*this);
   read_idle();
+  // Queued once the read is pending (it holds the session). Under TLS, OpenSSL may hold bytes the
+  // socket no longer shows: such a client stays in Asio's reactor.
+  if (auto* park = idle_park::current(); park && !client_.tls()) park->idle(*this);
 }
 
 void client_session::read_idle() {
@@ -175,9 +175,9 @@ void client_session::unparked(int fd, int family) {
   error_code ec;
   client_.lowest_layer().assign(asio::generic::stream_protocol(family, 0), fd, ec);
   if (ec) ::close(fd);  // the read below fails, and the session ends
+  read_idle();
   // Queued again, should the wake-up bring no request (it ends the session otherwise).
   if (auto* park = idle_park::current(); park && !ec && !killed_) park->idle(*this);
-  read_idle();
 }
 
 void client_session::cancel_client_read() {
@@ -270,6 +270,7 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (pool_) pool_->client_left();
   if (pool_ && pinned()) pool_->count_pinned(pinned_for_.load(std::memory_order_relaxed), -1);
   services_.cancels.remove(*this);
+  if (auto* park = idle_park::current()) park->busy(*this);  // queued only while its read is pending: not now
   if (timers_ && timers_->idle) timers_->idle->cancel();
   if (timers_ && timers_->drain_grace) timers_->drain_grace->cancel();
   client_.close();

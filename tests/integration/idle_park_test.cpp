@@ -2,7 +2,7 @@
 // - idle clients are parked (pgmux_worker_parked_clients), and served as before when they come
 //   back, their prepared statements kept; with 1 and 2 workers
 // - a parked client that hangs up, or sends Terminate, ends its session
-// - a parked client gets 57P01 at SIGTERM and 57P05 at client_idle_timeout
+// - a parked client gets 57P05 at client_idle_timeout, and a served one 57P01 at SIGTERM
 // - "park_idle_clients_after": "0" parks nobody
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -105,8 +105,14 @@ TEST_CASE("a parked client gets 57P05 at client_idle_timeout and 57P01 at SIGTER
   CHECK(wire::error_fields(error->second)['C'] == "57P05");
   CHECK(timed_out.read_until_closed(5s).closed);
 
+  // One that has been served: the drain ends it at once (one that never sent a request would be
+  // given a second's grace first).
   raw_socket shut_down(proxy.port());
   REQUIRE(shut_down.startup());
+  REQUIRE(shut_down.send(wire::msg('Q', wire::cstr("select 1"))));
+  auto m = shut_down.read_message(5s);
+  while (m && m->first != 'Z') m = shut_down.read_message(5s);
+  REQUIRE(m);
   REQUIRE(wait_until([&] { return parked_clients(mport, proxy.workers()) == 1; }, 10s));
   proxy.send_signal(SIGTERM);
   error = shut_down.read_message(10s);

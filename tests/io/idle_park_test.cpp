@@ -229,8 +229,18 @@ TEST_CASE("idle park: a member back soon after each parking waits twice as long 
     // Back at once: well within 8 times its wait.
     REQUIRE(::write(sockets.peer, "Q", 1) == 1);
     REQUIRE(run_until(io, [&] { return m->returned.size() == std::size_t(round + 1); }));
+    CHECK(m->backoff() == unsigned(round + 1));
     char c = 0;
     REQUIRE(::read(fd, &c, 1) == 1);
   }
+  // Parked again, it stays away for longer than 8 times its wait (8 * 2^3 sweeps): the backoff
+  // comes down one step, counted by the clock even though no sweep runs meanwhile (nobody queued).
+  REQUIRE(park.hold(*m, fd, AF_UNIX, m));
+  asio::steady_timer away(io, 8 * (1 << 3) * sweep + 2 * sweep);
+  bool back = false;
+  away.async_wait([&](auto) { back = ::write(sockets.peer, "Q", 1) == 1; });
+  REQUIRE(run_until(io, [&] { return m->returned.size() == 4; }));
+  CHECK(back);
+  CHECK(m->backoff() == 2);
   ::close(fd);
 }

@@ -7,8 +7,9 @@
 // the socket's descriptor to the park (hold), whose epoll set watches it: the kernel's memory, not
 // pgmux's. The park gives it back (member::unparked) when bytes, a hang-up or an error come, or
 // at once when the session asks (take_back: kill, drain, client_idle_timeout). The round trip
-// costs five system calls (an epoll_ctl each way in the park, then Asio's epoll_ctl and ioctl
-// when the socket returns to it), which a client busy more often than the interval never pays.
+// costs six system calls (getsockname and Asio's epoll_ctl to leave its reactor, an epoll_ctl
+// into the park and one out of it, Asio's epoll_ctl and ioctl to return), which a client busy
+// more often than the interval never pays.
 // A client that comes back soon after each parking (a rhythm of a few requests a second) waits
 // twice as long before its next one, up to 64 intervals, so it soon stops paying them either.
 //
@@ -18,8 +19,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "pgmux/io/io.hpp"
 
@@ -42,10 +41,12 @@ class idle_park {
     // hung up or failed, or take_back() asked. `family` is the one given to hold().
     virtual void unparked(int fd, int family) = 0;
     bool parked() const noexcept { return parked_ != 0; }
+    // It waits 2^backoff() sweeps before parking (see give_back).
+    unsigned backoff() const noexcept { return backoff_; }
 
    protected:
     member() = default;
-    ~member() = default;  // neither queued nor parked: idle_park::clear() runs before shutdown
+    ~member();  // neither queued nor parked (idle_park::clear() runs before shutdown)
     member(const member&) = delete;
     member& operator=(const member&) = delete;
 
@@ -55,7 +56,8 @@ class idle_park {
     member* next_ = nullptr;
     std::shared_ptr<void> held_;  // parked: keeps the member alive
     int fd_ = -1;
-    // Queued: sweeps still to sit out before parking. Parked: the sweep it was parked at.
+    // Queued: sweeps still to sit out before parking. Parked: the sweep interval it was parked
+    // in, counted from the park's start modulo 2^16 (see give_back).
     std::uint16_t count_ = 0;
     std::uint16_t family_ : 4 = 0;  // AF_UNIX, AF_INET or AF_INET6
     std::uint16_t queued_ : 1 = 0;
@@ -108,9 +110,13 @@ class idle_park {
   // The queue's last member at the previous sweep: it and those before it have been idle for a
   // whole interval at least. Null when none of them is left.
   member* swept_mark_ = nullptr;
-  std::uint16_t sweeps_ = 0;  // counts sweeps, wrapping (members' count_ compares modulo 2^16)
+  // Sweep intervals since the park began, modulo 2^16: from the clock, so that it counts while no
+  // sweep runs (nobody queued).
+  std::uint16_t interval_now() const noexcept;
+  const clock::time_point started_ = clock::now();
   list parked_;
-  asio::posix::stream_descriptor epoll_;  // the park's epoll set, itself watched by Asio
+  struct epoll_set;  // the park's epoll set, itself watched by Asio (defined in the .cpp)
+  std::unique_ptr<epoll_set> epoll_;
   bool watching_ = false;
   std::atomic<long> parked_count_{0};
   static inline thread_local idle_park* current_ = nullptr;
