@@ -59,6 +59,14 @@ bool run_until(asio::io_context& io, Done done, std::chrono::milliseconds limit 
   return done();
 }
 
+// Runs the loop for `period` at least: whatever the park's timers do meanwhile happens.
+void run_for_at_least(asio::io_context& io, std::chrono::milliseconds period) {
+  asio::steady_timer timer(io, period);
+  bool passed = false;
+  timer.async_wait([&](auto) { passed = true; });
+  REQUIRE(run_until(io, [&] { return passed; }));
+}
+
 }  // namespace
 
 TEST_CASE("idle park: a member idle for a sweep is due, one busy before the next sweep is not") {
@@ -75,10 +83,7 @@ TEST_CASE("idle park: a member idle for a sweep is due, one busy before the next
   // Never before one whole sweep interval.
   CHECK(std::chrono::steady_clock::now() - start >= sweep);
   // Run a few more sweeps: nobody else becomes due, and nobody twice.
-  asio::steady_timer later(io, 4 * sweep);
-  bool waited = false;
-  later.async_wait([&](auto) { waited = true; });
-  REQUIRE(run_until(io, [&] { return waited; }));
+  run_for_at_least(io, 4 * sweep);
   CHECK(stays->due == 1);
   CHECK(leaves->due == 0);
 }
@@ -109,10 +114,7 @@ TEST_CASE("idle park: a mark that leaves the queue moves back to the member befo
   park.idle(*a);
   park.idle(*b);
   // Let one sweep pass (it sets the mark at b), without parking anything yet.
-  asio::steady_timer one_sweep(io, sweep + sweep / 2);
-  bool passed = false;
-  one_sweep.async_wait([&](auto) { passed = true; });
-  REQUIRE(run_until(io, [&] { return passed; }));
+  run_for_at_least(io, sweep + sweep / 2);
   if (a->due == 0) {  // the machine was not so slow that the second sweep came already
     park.busy(*b);    // the mark leaves: a is still the older one
     park.idle(*c);    // newer than the mark
