@@ -575,7 +575,11 @@ asio::awaitable<relay_result> relay_both(client_side client, server_connection& 
 asio::awaitable<relay_result> relay_turns(client_side client, server_connection& server) {
   auto& cbuf = client.buffer;
   auto& sbuf = server.buffer();
+  // The whole request went out in the previous pass and nothing has suspended since: the
+  // server's answer can only come as a new epoll edge (stream::async_read_answer).
+  bool request_just_sent = false;
   for (;;) {
+    const bool answer_due = std::exchange(request_just_sent, false);
     switch (whose_turn(server, client.cursor)) {
       case turn::both:
         server.replay.armed = false;  // both directions at once: not replayable
@@ -594,6 +598,7 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
             const auto sent = server.socket().try_write(bytes);
             error_code ec;
             if (sent < bytes.size()) std::tie(ec, std::ignore) = co_await asio::async_write(server.socket(), bytes + sent, nothrow);
+            else request_just_sent = true;
             cbuf.consume(r.forward);
             if (ec) {
               server.mark_broken();
@@ -634,7 +639,12 @@ asio::awaitable<relay_result> relay_turns(client_side client, server_connection&
           }
           if (r.forward > 0) continue;
         }
-        auto [ec, n] = co_await server.socket().async_read_some(asio::buffer(sbuf.free_begin(), sbuf.free_size()), nothrow);
+        const auto into = asio::buffer(sbuf.free_begin(), sbuf.free_size());
+        // Not a conditional expression around co_await: GCC 12 mishandles those.
+        std::tuple<error_code, std::size_t> got;
+        if (answer_due) got = co_await server.socket().async_read_answer(into, nothrow);
+        else got = co_await server.socket().async_read_some(into, nothrow);
+        auto [ec, n] = got;
         sbuf.commit(n);
         if (client.killed) co_return relay_result{relay_end::killed};
         if (server.replay.armed) {

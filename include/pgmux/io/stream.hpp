@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "pgmux/io/answer_read.hpp"
 #include "pgmux/io/io.hpp"
 
 namespace pgmux::net {
@@ -46,6 +47,23 @@ class stream {
           else tls_read_some(first_buffer<asio::mutable_buffer>(b), handler_type(std::move(handler)));
         },
         token, buffers);
+  }
+
+  // The read of a peer's answer to a request this stream has just sent, the caller having not
+  // suspended since: on a plaintext socket it waits for epoll before its first recv, which could
+  // only find nothing (answer_read.hpp).
+  template <typename Token>
+  auto async_read_answer(asio::mutable_buffer buffer, Token&& token) {
+    return asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, asio::mutable_buffer b) {
+          if (tls_) {
+            tls_read_some(b, handler_type(std::move(handler)));
+            return;
+          }
+          skip_first_recv skip;
+          socket_.async_read_some(answer_read_buffer(b), std::move(handler));
+        },
+        token, buffer);
   }
 
   template <typename ConstBufferSequence, typename Token>
