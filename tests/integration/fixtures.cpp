@@ -351,6 +351,21 @@ std::string read_file(const std::string& path) {
 
 namespace {
 
+// A directory for a cluster, owned by this process (sweep_stale_dirs removes it once the
+// process is gone) and by the user PostgreSQL runs as.
+std::string make_cluster_dir() {
+  const std::string dir = make_temp_dir("pgmux-it");
+  write_file(dir + "/owner.pid", std::to_string(::getpid()) + "\n");
+  if (running_as_root()) {
+    const passwd* pw = ::getpwnam("postgres");
+    if (!pw) throw std::runtime_error("running as root but there is no `postgres` user to run PostgreSQL as");
+    if (::chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+      throw std::runtime_error("chown " + dir + ": " + std::strerror(errno));
+  }
+  ::chmod(dir.c_str(), 0755);
+  return dir;
+}
+
 // The output of initdb, made once per PostgreSQL build and shared by every test process: each
 // cluster is a copy of it. A copy takes about a tenth of initdb's second, and the suite starts a
 // cluster per test case, twice per run. Built beside the clusters and renamed into place, so a
@@ -367,15 +382,7 @@ std::string cluster_template() {
   struct stat st {};
   if (::stat((path + "/PG_VERSION").c_str(), &st) == 0) return path;
 
-  const std::string build = make_temp_dir("pgmux-it");
-  write_file(build + "/owner.pid", std::to_string(::getpid()) + "\n");
-  if (running_as_root()) {
-    const passwd* pw = ::getpwnam("postgres");
-    if (!pw) throw std::runtime_error("running as root but there is no `postgres` user to run PostgreSQL as");
-    if (::chown(build.c_str(), pw->pw_uid, pw->pw_gid) != 0)
-      throw std::runtime_error("chown " + build + ": " + std::strerror(errno));
-  }
-  ::chmod(build.c_str(), 0755);
+  const std::string build = make_cluster_dir();
   const auto r = run(as_postgres(bin + "/initdb -D " + shell_quote(build + "/data") +
                                  " -U postgres -A trust -E UTF8 --locale=C --no-sync --no-instructions"),
                      120);
@@ -410,15 +417,7 @@ pg_instance::~pg_instance() { stop(); }
 
 void pg_instance::start() {
   sweep_stale_dirs();
-  dir_ = make_temp_dir("pgmux-it");
-  write_file(dir_ + "/owner.pid", std::to_string(::getpid()) + "\n");
-  if (running_as_root()) {
-    const passwd* pw = ::getpwnam("postgres");
-    if (!pw) throw std::runtime_error("running as root but there is no `postgres` user to run PostgreSQL as");
-    if (::chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0)
-      throw std::runtime_error("chown " + dir_ + ": " + std::strerror(errno));
-  }
-  ::chmod(dir_.c_str(), 0755);
+  dir_ = make_cluster_dir();
   // From here on the guardian removes the directory and stops the cluster whatever happens to us.
   start_guardian();
   if (keep_files()) std::fprintf(stderr, "PGMUX_IT_KEEP: cluster kept in %s\n", dir_.c_str());
