@@ -69,8 +69,12 @@ std::uint64_t next_client_id() noexcept {
 
 }  // namespace
 
-client_session::client_session(socket_t socket, auth::client_peer from, const session_services& services)
-    : client_(std::move(socket)), from_(from), services_(services), prepared_(next_client_id()) {}
+client_session::client_session(socket_t socket, int family, auth::client_peer from, const session_services& services)
+    : client_(std::move(socket)),
+      from_(from),
+      socket_family_(static_cast<std::uint8_t>(family)),
+      services_(services),
+      prepared_(next_client_id()) {}
 
 client_session::~client_session() {
   if (cancel_registered()) services_.cancels.remove(*this);
@@ -159,10 +163,10 @@ void client_session::park_due() {
 
 bool client_session::park_socket() {
   auto* park = idle_park::current();
+  if (!park) return false;
   auto& socket = client_.lowest_layer();
+  const int family = socket_family_;
   error_code ec;
-  const int family = socket.local_endpoint(ec).protocol().family();
-  if (!park || ec) return false;
   const int fd = socket.release(ec);  // out of Asio's reactor: its record goes back to the pool
   if (ec) return false;
   if (park->hold(*this, fd, family, shared_from_this())) return true;

@@ -285,10 +285,10 @@ void listener::take(const acceptor& a, socket_t socket, unsigned worker) {
     socket.close(ignored);
     return;
   }
-  admit(std::move(socket), worker, from);
+  admit(std::move(socket), a.protocol.family(), worker, from);
 }
 
-void listener::admit(socket_t socket, unsigned worker, auth::client_peer from) {
+void listener::admit(socket_t socket, int family, unsigned worker, auth::client_peer from) {
   accepted_total_.fetch_add(1, std::memory_order_relaxed);
   const auto count = services_.client_count.fetch_add(1, std::memory_order_relaxed) + 1;
   if (count > max_client_conn_) {
@@ -310,7 +310,8 @@ void listener::admit(socket_t socket, unsigned worker, auth::client_peer from) {
   }
   workers_.client_joined(worker);
   // Idle clients' records side by side (slab_allocator.hpp), not among the holes logins leave.
-  auto session = std::allocate_shared<client_session>(slab_allocator<client_session>{}, std::move(socket), from, services_);
+  auto session = std::allocate_shared<client_session>(slab_allocator<client_session>{}, std::move(socket), family, from,
+                                              services_);
   session->start();
 }
 

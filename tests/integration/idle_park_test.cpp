@@ -1,6 +1,8 @@
 // Idle clients parked outside the event loop's reactor (park_idle_clients_after):
 // - idle clients are parked (pgmux_worker_parked_clients), and served as before when they come
 //   back, their prepared statements kept; with 1 and 2 workers
+// - a Unix-socket client and a TCP one are parked and served again side by side (the socket
+//   goes back to the event loop with its own address family)
 // - a parked client that hangs up, or sends Terminate, ends its session
 // - a parked client gets 57P05 at client_idle_timeout, and a served one 57P01 at SIGTERM
 // - "park_idle_clients_after": "0" parks nobody
@@ -72,6 +74,24 @@ TEST_CASE("idle clients are parked and served as before when they come back, wit
     exec_ok(clients[1], "commit");
     CHECK(wait_until([&] { return parked_clients(mport, workers) == n; }, 10s));
   }
+}
+
+TEST_CASE("a Unix-socket client and a TCP client are parked and served again side by side") {
+  const int mport = free_port();
+  const unsigned workers = default_workers();
+  proxy_instance proxy(proxy_options().workers(workers).unix_socket().top_level(metrics_member(mport)));
+  auto local = connect("host=" + proxy.dir() + " port=" + std::to_string(proxy.port()) +
+                       " dbname=pgmux_test user=pgmux_test connect_timeout=10");
+  auto tcp = connect(proxy.conninfo());
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    CHECK(scalar(local, "select 'over unix " + std::to_string(round) + "'") == "over unix " + std::to_string(round));
+    CHECK(scalar(tcp, "select 'over tcp " + std::to_string(round) + "'") == "over tcp " + std::to_string(round));
+    CHECK_MESSAGE(wait_until([&] { return parked_clients(mport, workers) == 2; }, 10s),
+                  "parked: " << parked_clients(mport, workers));
+  }
+  CHECK(scalar(local, "select 'back over unix'") == "back over unix");
+  CHECK(scalar(tcp, "select 'back over tcp'") == "back over tcp");
 }
 
 TEST_CASE("a parked client that hangs up or says goodbye ends its session") {

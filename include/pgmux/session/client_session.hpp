@@ -74,7 +74,9 @@ class client_session final : public session_control,
  public:
   // `socket` is on the event loop of the worker the session lives on. `from` is the client's
   // address and port (or the Unix socket), which the auth rules match and logs name.
-  client_session(socket_t socket, auth::client_peer from, const session_services& services);
+  // `family`: the socket's address family (AF_INET, AF_INET6, AF_UNIX), as its listener knows
+  // it, for handing the descriptor back to Asio after the idle park without asking the kernel.
+  client_session(socket_t socket, int family, auth::client_peer from, const session_services& services);
   // Out of the registries, should it not have finished (its coroutine destroyed at shutdown,
   // while they and services_ still exist); a finished session touches neither.
   ~client_session() override;
@@ -221,6 +223,7 @@ class client_session final : public session_control,
   bool killed_ = false;               // kill() or drain(): the session ends with kill_reason_
   bool served_request_ = false;       // a request arrived after login
   bool parking_ = false;              // park_due() cancelled the idle read: park when it ends
+  std::uint8_t socket_family_;        // the client socket's address family (constructor)
   const session_services& services_;  // the listener's, shared by every session
   session_registry::hook registry_hook_;  // its place in services_.sessions
 

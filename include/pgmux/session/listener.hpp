@@ -42,7 +42,7 @@ class listener {
   unsigned worker_for(const acceptor& a);
   // A client just accepted: its address read, then admitted to `worker`.
   void take(const acceptor& a, socket_t socket, unsigned worker);
-  void admit(socket_t socket, unsigned worker, auth::client_peer from);
+  void admit(socket_t socket, int family, unsigned worker, auth::client_peer from);
 
   worker_set& workers_;
   session_services services_;
