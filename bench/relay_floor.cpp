@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -69,6 +70,32 @@ struct side {
   bool closed = false;
 };
 
+// A client just accepted and its own server connection, each the other's peer; nullptr (the
+// client closed) when the server cannot be reached.
+std::pair<side*, side*> pair_with_server(int client, int server_port) {
+  int one = 1;
+  ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const int server = connect_to(server_port);
+  if (server < 0) {
+    ::close(client);
+    return {nullptr, nullptr};
+  }
+  auto* a = new side;
+  auto* b = new side;
+  a->fd = client;
+  b->fd = server;
+  a->peer = b;
+  b->peer = a;
+  return {a, b};
+}
+
+// Either side failed or ended: both sockets close. (The sides are not freed: a measuring tool.)
+void close_pair(side* s) {
+  ::close(s->fd);
+  ::close(s->peer->fd);
+  s->closed = s->peer->closed = true;
+}
+
 // ---- epoll, edge-triggered, like a classic single-threaded pooler ----
 void run_epoll(int lfd, int server_port) {
   int ep = ::epoll_create1(0);
@@ -80,20 +107,15 @@ void run_epoll(int lfd, int server_port) {
     for (int i = 0; i < n; ++i) {
       auto* s = static_cast<side*>(events[i].data.ptr);
       if (!s) {
-        int c = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK);
+        const int c = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK);
         if (c < 0) continue;
-        int one = 1;
-        ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        int srv = connect_to(server_port);
-        if (srv < 0) { ::close(c); continue; }
-        ::fcntl(srv, F_SETFL, O_NONBLOCK);
-        auto* a = new side;
-        auto* b = new side;
-        a->fd = c; b->fd = srv; a->peer = b; b->peer = a;
-        epoll_event ea{EPOLLIN | EPOLLET | EPOLLRDHUP, {.ptr = a}};
-        epoll_event eb{EPOLLIN | EPOLLET | EPOLLRDHUP, {.ptr = b}};
-        ::epoll_ctl(ep, EPOLL_CTL_ADD, c, &ea);
-        ::epoll_ctl(ep, EPOLL_CTL_ADD, srv, &eb);
+        const auto [a, b] = pair_with_server(c, server_port);
+        if (!a) continue;
+        ::fcntl(b->fd, F_SETFL, O_NONBLOCK);
+        for (side* x : {a, b}) {
+          epoll_event e{EPOLLIN | EPOLLET | EPOLLRDHUP, {.ptr = x}};
+          ::epoll_ctl(ep, EPOLL_CTL_ADD, x->fd, &e);
+        }
         continue;
       }
       if (s->closed) continue;
@@ -110,8 +132,7 @@ void run_epoll(int lfd, int server_port) {
           continue;
         }
         if (r < 0 && errno == EAGAIN) break;
-        ::close(s->fd); ::close(s->peer->fd);
-        s->closed = s->peer->closed = true;
+        close_pair(s);
         break;
       }
     }
@@ -166,20 +187,14 @@ void run_uring(int lfd, int server_port) {
       if (k == k_accept) {
         arm_accept();
         if (res < 0) continue;
-        int one = 1;
-        ::setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        int srv = connect_to(server_port);
-        if (srv < 0) { ::close(res); continue; }
-        auto* a = new side;
-        auto* b = new side;
-        a->fd = res; b->fd = srv; a->peer = b; b->peer = a;
+        const auto [a, b] = pair_with_server(res, server_port);
+        if (!a) continue;
         arm_recv(a);
         arm_recv(b);
       } else if (k == k_recv) {
         if (s->closed) continue;
         if (res <= 0) {
-          ::close(s->fd); ::close(s->peer->fd);
-          s->closed = s->peer->closed = true;
+          close_pair(s);
           continue;
         }
         s->pending = res;
@@ -188,8 +203,7 @@ void run_uring(int lfd, int server_port) {
       } else if (k == k_send) {
         if (s->closed) continue;
         if (res <= 0) {
-          ::close(s->fd); ::close(s->peer->fd);
-          s->closed = s->peer->closed = true;
+          close_pair(s);
           continue;
         }
         s->sent += res;

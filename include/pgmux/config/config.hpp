@@ -179,7 +179,7 @@ struct config {
   // the listeners close (a load balancer's probe period, so that it stops sending clients first).
   duration drain_delay = 0s;
   // A plaintext client idle between this and twice this leaves the event loop's reactor for its
-  // worker's idle_park (io/idle_park.hpp): less memory, six system calls when it comes back.
+  // worker's idle_park (io/idle_park.hpp): less memory, five system calls when it comes back.
   // 0: never.
   duration park_idle_clients_after = 50ms;
   // Reload when the config file changes (inotify), as on SIGHUP: for a mounted ConfigMap.

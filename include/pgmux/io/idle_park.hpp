@@ -7,9 +7,9 @@
 // the socket's descriptor to the park (hold), whose epoll set watches it: the kernel's memory, not
 // pgmux's. The park gives it back (member::unparked) when bytes, a hang-up or an error come, or
 // at once when the session asks (take_back: kill, drain, client_idle_timeout). The round trip
-// costs six system calls (getsockname and Asio's epoll_ctl to leave its reactor, an epoll_ctl
-// into the park and one out of it, Asio's epoll_ctl and ioctl to return), which a client busy
-// more often than the interval never pays.
+// costs five system calls (Asio's epoll_ctl to leave its reactor, an epoll_ctl into the park and
+// one out of it, Asio's epoll_ctl and ioctl to return), which a client busy more often than the
+// interval never pays.
 // A client that comes back soon after each parking (a rhythm of a few requests a second) waits
 // twice as long before its next one, up to 64 intervals, so it soon stops paying them either.
 //
