@@ -32,25 +32,26 @@ std::string password_failed_message(std::string_view user) {
 
 method_choice choose_client_method(const client_auth_policy& policy, const client_identity& who) {
   const auto index = match_rule(policy.rules, who.database, who.user, who.peer);
-  // As pg_hba.conf: a reject rule and no rule at all read the same to the client.
-  const std::string not_allowed = "no pgmux auth rule allows connection for " + who_text(who);
-  if (!index) return refuse(std::nullopt, not_allowed, "no auth rule matches");
-  const std::string rule_name = "auth rule " + std::to_string(*index);
+  // As pg_hba.conf: a reject rule and no rule at all read the same to the client. The texts are
+  // made only for a refusal: this runs at every login.
+  const auto not_allowed = [&] { return "no pgmux auth rule allows connection for " + who_text(who); };
+  if (!index) return refuse(std::nullopt, not_allowed(), "no auth rule matches");
+  const auto rule_name = [&] { return "auth rule " + std::to_string(*index); };
   switch (policy.rules[*index].method) {
     case auth_method::reject:
-      return refuse(index, not_allowed, rule_name + " rejects");
+      return refuse(index, not_allowed(), rule_name() + " rejects");
     case auth_method::cert:
       // The certificate itself is checked by the exchange (it came with the TLS handshake).
       if (!who.tls)
-        return refuse(index, "connection requires a valid client certificate: " + rule_name +
+        return refuse(index, "connection requires a valid client certificate: " + rule_name() +
                       " asks for certificate authentication, which needs TLS, and this connection does not use it",
-                      rule_name + " asks for cert, and the client did not use TLS");
+                      rule_name() + " asks for cert, and the client did not use TLS");
       break;
     case auth_method::password:
       if (!who.peer.unix_socket && !who.tls && !policy.allow_cleartext_without_tls)
-        return refuse(index, rule_name + " asks for the password method, which would send the password in clear "
+        return refuse(index, rule_name() + " asks for the password method, which would send the password in clear "
                       "text over TCP without TLS; pgmux refuses that unless auth.allow_cleartext_without_tls is set",
-                      rule_name + " asks for a cleartext password over TCP without TLS");
+                      rule_name() + " asks for a cleartext password over TCP without TLS");
       break;
     case auth_method::scram_sha_256:
     case auth_method::md5:

@@ -71,16 +71,52 @@ std::optional<ip_address> ip_address::parse(std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+// Decimal digits of `n` at `out`; returns the end. Used on every login (client labels), where
+// inet_ntop's and std::to_string's formatting machinery cost more than the rest of the text.
+char* put_decimal(char* out, unsigned n) noexcept {
+  char digits[10];
+  int count = 0;
+  do {
+    digits[count++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  while (count > 0) *out++ = digits[--count];
+  return out;
+}
+
+}  // namespace
+
 std::string ip_address::to_string() const {
   char text[INET6_ADDRSTRLEN] = {};
-  inet_ntop(v4_ ? AF_INET : AF_INET6, bytes_.data(), text, sizeof text);
-  return text;
+  if (!v4_) {
+    inet_ntop(AF_INET6, bytes_.data(), text, sizeof text);
+    return text;
+  }
+  char* end = text;
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (i > 0) *end++ = '.';
+    end = put_decimal(end, bytes_[i]);
+  }
+  return std::string(text, end);
 }
 
 std::string client_peer::to_string() const {
   if (unix_socket) return "unix";
-  if (!address.is_v4()) return "[" + address.to_string() + "]:" + std::to_string(port);
-  return address.to_string() + ":" + std::to_string(port);
+  char port_text[8];
+  const std::string_view port_digits(port_text, static_cast<std::size_t>(put_decimal(port_text, port) - port_text));
+  std::string text;
+  if (address.is_v4()) {
+    text = address.to_string();
+  } else {
+    text = "[";
+    text += address.to_string();
+    text += ']';
+  }
+  text += ':';
+  text += port_digits;
+  return text;
 }
 
 bool ip_network::contains(const ip_address& a) const noexcept {

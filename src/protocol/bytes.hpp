@@ -17,10 +17,9 @@ inline void put_int16(std::string& out, std::int16_t v) {
 
 inline void put_int32(std::string& out, std::int32_t v) {
   const auto u = static_cast<std::uint32_t>(v);
-  out.push_back(static_cast<char>(u >> 24));
-  out.push_back(static_cast<char>(u >> 16));
-  out.push_back(static_cast<char>(u >> 8));
-  out.push_back(static_cast<char>(u));
+  const char bytes[4] = {static_cast<char>(u >> 24), static_cast<char>(u >> 16), static_cast<char>(u >> 8),
+                         static_cast<char>(u)};
+  out.append(bytes, 4);  // one append: four push_backs check the capacity four times
 }
 
 inline void put_cstr(std::string& out, std::string_view s) {
@@ -30,10 +29,10 @@ inline void put_cstr(std::string& out, std::string_view s) {
 
 // Starts a tagged message (tag 0: untagged) and returns where its length field is.
 inline std::size_t begin(std::string& out, char tag) {
-  if (tag != 0) out.push_back(tag);
-  const auto at = out.size();
-  put_int32(out, 0);
-  return at;
+  const char header[5] = {tag, 0, 0, 0, 0};
+  const std::size_t skip = tag != 0 ? 0 : 1;
+  out.append(header + skip, 5 - skip);
+  return out.size() - 4;
 }
 
 // Writes the length of the message begun at `length_at`: everything appended since, itself included.

@@ -149,8 +149,10 @@ std::string quote_literal(std::string_view value) {
 }
 
 std::optional<std::size_t> tracked_parameter_index(std::string_view name) noexcept {
+  // Every ParameterStatus of a login and every SET passes here: the size rules out all but one
+  // name before any byte is compared.
   for (std::size_t i = 0; i < tracked_parameters.size(); ++i)
-    if (parameter_name_equal(name, tracked_parameters[i])) return i;
+    if (tracked_parameters[i].size() == name.size() && parameter_name_equal(name, tracked_parameters[i])) return i;
   return std::nullopt;
 }
 

@@ -51,6 +51,18 @@ session_settings settings_from_status(const parameter_list& reported) {
   return s;
 }
 
+server_report make_server_report(parameter_list reported) {
+  server_report r;
+  r.settings = settings_from_status(reported);
+  r.tracked_index.reserve(reported.size());
+  for (const auto& [name, value] : reported) {
+    const auto i = tracked_parameter_index(name);
+    r.tracked_index.push_back(i ? static_cast<signed char>(*i) : static_cast<signed char>(-1));
+  }
+  r.parameters = std::move(reported);
+  return r;
+}
+
 std::optional<session_settings> settings_from_startup(const parameter_list& startup, std::string& error) {
   session_settings s;
   auto set = [&](std::string_view name, std::string_view value) -> bool {

@@ -689,7 +689,7 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id, pgmux::p
       log::connection("pool " + name_ + ": " + conn->describe() + " opened" +
                       (conn->tls.empty() ? std::string() : " (" + conn->tls + ")"));
       conn->last_used = now;
-      if (!parameters_) parameters_ = conn->parameters();
+      if (!parameters_) parameters_ = std::make_shared<const protocol::server_report>(protocol::make_server_report(conn->parameters()));
       counters_.server_connects.fetch_add(1, std::memory_order_relaxed);
       conns_.emplace(id, slot{conn, generation, {}, false, {}, 0});
       core_.connect_succeeded(id, now, random_unit());
@@ -832,7 +832,7 @@ void server_pool::remember_scram_keys(scram_keys keys) {
   run(std::move(work));
 }
 
-std::optional<protocol::parameter_list> server_pool::server_parameters() const {
+std::shared_ptr<const protocol::server_report> server_pool::server_parameters() const {
   std::lock_guard lock(mu_);
   return parameters_;
 }
@@ -875,7 +875,7 @@ pool_snapshot server_pool::snapshot() const {
   const auto now = clock::now();
   pool_snapshot s{database_,         server_user_,  core_.stats(now),
                   settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed),
-                  parameters_.has_value(), load_.figures(now), settings_.adaptive.enabled, {}};
+                  parameters_ != nullptr, load_.figures(now), settings_.adaptive.enabled, {}};
   if (s.adaptive) s.limit = limiter_.figures();
   else s.limit.limit = settings_.max_size;
   return s;

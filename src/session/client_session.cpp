@@ -295,10 +295,12 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (services_.counters)
     if (auto e = client_error_of(reason)) services_.counters->count_client_error(*e);
   if (log::enabled(log::connections() ? log::level::info : log::level::debug)) {
-    const auto seconds = std::chrono::duration<double>(std::chrono::system_clock::now() - connected_at_).count();
-    char took[32];
-    std::snprintf(took, sizeof took, "%.3f", seconds);
-    log::connection(label() + " disconnected: " + to_string(reason) + " after " + took + "s");
+    // Milliseconds as seconds with three decimals: printf's floating-point path costs more than
+    // the rest of the line, once per connection.
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - connected_at_).count();
+    const auto fraction = std::to_string(1000 + ms % 1000);  // "1xyz": the three digits, zero-padded
+    log::connection(label() + " disconnected: " + to_string(reason) + " after " + std::to_string(ms / 1000) + "." +
+                    fraction.substr(1) + "s");
   }
 }
 
@@ -686,16 +688,16 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   // BackendKeyData carries that backend's own pid (pg_backend_pid(), pg_terminate_backend and
   // the sender of notifications then agree with what the client was told).
   const bool session_mode = settings_->mode == config::pool_mode::session;
-  auto parameters = pool_->server_parameters();
+  auto reported = pool_->server_parameters();
   auto wanted = *wanted_settings_;
   std::vector<std::size_t> unknown;
   for (std::size_t i = 0; i < wanted.tracked.size(); ++i) {
     if (!wanted.tracked[i]) continue;
-    if (protocol::spelt_as_server_would(i, *wanted.tracked[i], parameters ? &*parameters : nullptr)) continue;
+    if (protocol::spelt_as_server_would(i, *wanted.tracked[i], reported ? &reported->parameters : nullptr)) continue;
     if (auto canonical = pool_->canonical_value(i, *wanted.tracked[i])) wanted.tracked[i] = std::move(*canonical);
     else unknown.push_back(i);
   }
-  if (!parameters || !unknown.empty() || session_mode) {
+  if (!reported || !unknown.empty() || session_mode) {
     // No server connection opened yet (to learn what the server reports), or spellings not
     // seen before: ask one.
     auto got = co_await pool_->acquire(clock::now() + settings_->query_wait_timeout, weak_from_this());
@@ -705,7 +707,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
       co_return error->code == "3D000" ? close_reason::unknown_database : close_reason::server_connect_failed;
     }
     auto first = std::move(std::get<lease>(got));
-    parameters = first->parameters();
+    reported = std::make_shared<const protocol::server_report>(protocol::make_server_report(first->parameters()));
     if (!unknown.empty()) {
       std::vector<protocol::parameter_change> asked;
       for (const auto i : unknown) asked.push_back({std::string(protocol::tracked_parameters[i]), wanted.tracked[i]});
@@ -731,7 +733,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
     else first.release();
   }
   wanted_settings_ = pool_->shared_session_settings(std::move(wanted));
-  if (auto restorable = protocol::restorable_values(*wanted_settings_, protocol::settings_from_status(*parameters));
+  if (auto restorable = protocol::restorable_values(*wanted_settings_, reported->settings);
       !restorable.empty())
     restorable_ = pool_->shared_restorable(std::move(restorable));
   if (lease_) {
@@ -754,11 +756,13 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
 
   const auto cancel_key = services_.cancels.add(*this, lease_ ? lease_->backend_key().pid : 0);
   std::string out;
+  out.reserve(512);  // AuthenticationOk, about 14 ParameterStatus, BackendKeyData, ReadyForQuery
   protocol::encode_authentication_ok(out);
   // What a server would report to this client: its own values where it set them.
-  for (const auto& [name, value] : *parameters) {
-    const auto i = protocol::tracked_parameter_index(name);
-    const auto& own = i ? wanted_settings_->tracked[*i] : std::nullopt;
+  for (std::size_t k = 0; k < reported->parameters.size(); ++k) {
+    const auto& [name, value] = reported->parameters[k];
+    const int i = reported->tracked_index[k];
+    const auto& own = i >= 0 ? wanted_settings_->tracked[static_cast<std::size_t>(i)] : std::nullopt;
     protocol::encode_parameter_status(out, name, own ? *own : value);
   }
   protocol::encode_backend_key_data(out, cancel_key);

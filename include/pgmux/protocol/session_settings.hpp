@@ -41,6 +41,17 @@ struct session_settings {
 // session_authorization.
 session_settings settings_from_status(const parameter_list& reported);
 
+// What a server reported at its login (its ParameterStatus messages), read once per pool and
+// shared by every login: the list as reported, its tracked values (settings_from_status), and
+// for each reported name its index into tracked_parameters or -1, so that a login reports the
+// client's own values with no name lookup.
+struct server_report {
+  parameter_list parameters;
+  session_settings settings;
+  std::vector<signed char> tracked_index;  // parallel to parameters
+};
+server_report make_server_report(parameter_list reported);
+
 // What a client asks for at startup: tracked parameters it sent, and the others (with
 // `options`' settings, applied first as PostgreSQL does) as extras. user, database, options and
 // replication themselves are not settings. nullopt with `error` set for an `options` value

@@ -87,6 +87,28 @@ TEST_CASE("addresses parse in both families, IPv4-mapped ones as IPv4") {
   CHECK_FALSE(addr("::").is_v4());
 }
 
+TEST_CASE("addresses and peers print as inet_ntop and PostgreSQL's logs do") {
+  // Every IPv4 octet from 0 to 255, in each position: the text reads back as the same address.
+  for (unsigned octet = 0; octet < 256; ++octet) {
+    const auto o = static_cast<std::uint8_t>(octet);
+    for (const auto& bytes : {std::array<std::uint8_t, 4>{o, 0, 0, 0}, std::array<std::uint8_t, 4>{1, o, 2, o},
+                              std::array<std::uint8_t, 4>{255, 255, 255, o}}) {
+      const auto a = ip_address::v4(bytes);
+      const auto text = a.to_string();
+      CHECK(ip_address::parse(text) == a);
+      CHECK(text == std::to_string(bytes[0]) + "." + std::to_string(bytes[1]) + "." + std::to_string(bytes[2]) + "." +
+                        std::to_string(bytes[3]));
+    }
+  }
+  CHECK(addr("0.0.0.0").to_string() == "0.0.0.0");
+  CHECK(addr("255.255.255.255").to_string() == "255.255.255.255");
+  CHECK(client_peer::tcp(addr("192.168.100.7"), 54321).to_string() == "192.168.100.7:54321");
+  CHECK(client_peer::tcp(addr("10.0.0.1"), 0).to_string() == "10.0.0.1:0");
+  CHECK(client_peer::tcp(addr("10.0.0.1"), 65535).to_string() == "10.0.0.1:65535");
+  CHECK(client_peer::tcp(addr("2001:db8::1"), 5432).to_string() == "[2001:db8::1]:5432");
+  CHECK(client_peer::local().to_string() == "unix");
+}
+
 TEST_CASE("addresses from socket bytes, mapped ones as IPv4") {
   const std::uint8_t four[] = {127, 0, 0, 1};
   CHECK(ip_address::from_bytes(four) == addr("127.0.0.1"));

@@ -9,6 +9,7 @@
 //   a ParameterStatus updates the server and copies the client's settings before changing them
 //   the server's session user is noted from its login and every ParameterStatus, never for the client
 //   a carried SET becomes an extra of the client and the server alike, and a missing one is dropped from both
+//   a server's report keeps its list, its tracked values and each name's tracked index, in any case
 #include <doctest/doctest.h>
 
 #include "pgmux/protocol/session_settings.hpp"
@@ -194,6 +195,26 @@ TEST_CASE("a carried SET becomes an extra of the client and the server alike, an
   const std::vector<std::string> names{"search_path", "it's"};
   CHECK(build_read_settings_sql(names) ==
         "SELECT pg_catalog.current_setting('search_path', true), pg_catalog.current_setting('it''s', true)");
+}
+
+TEST_CASE("a server's report keeps its list, its tracked values and each name's tracked index, in any case") {
+  const parameter_list reported{{"server_version", "15.5"}, {"TimeZone", "Etc/UTC"},   {"session_authorization", "app"},
+                                {"datestyle", "ISO, MDY"},  {"integer_datetimes", "on"}, {"APPLICATION_NAME", "psql"}};
+  const auto report = make_server_report(reported);
+  CHECK(report.parameters == reported);
+  CHECK(report.settings == settings_from_status(reported));
+  CHECK(report.settings.session_authorization == "app");
+  CHECK(tracked(report.settings, "DateStyle") == "ISO, MDY");
+  REQUIRE(report.tracked_index.size() == reported.size());
+  for (std::size_t k = 0; k < reported.size(); ++k) {
+    const auto index = tracked_parameter_index(reported[k].first);
+    CHECK(report.tracked_index[k] == (index ? static_cast<int>(*index) : -1));
+  }
+  CHECK(report.tracked_index[0] == -1);  // server_version
+  CHECK(tracked_parameters[static_cast<std::size_t>(report.tracked_index[5])] == "application_name");
+  // Same length as a tracked name, other letters: not tracked.
+  CHECK_FALSE(tracked_parameter_index("TimeZonf"));
+  CHECK(tracked_parameter_index("TIMEZONE") == tracked_parameter_index("TimeZone"));
 }
 
 }  // TEST_SUITE
