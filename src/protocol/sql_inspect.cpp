@@ -2,6 +2,7 @@
 #include "pgmux/protocol/sql_inspect.hpp"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 
 #include "pgmux/protocol/session_params.hpp"
@@ -11,10 +12,22 @@ namespace {
 
 char fold(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool ident_start(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || static_cast<unsigned char>(c) >= 0x80;
+// Byte classes as a table: the prefilter (sql_may_matter) looks at every byte of every Query.
+enum : unsigned char { start_bit = 1, digit_bit = 2, dollar_bit = 4 };
+constexpr auto ident_classes = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80) t[static_cast<std::size_t>(c)] |= start_bit;
+    if (c >= '0' && c <= '9') t[static_cast<std::size_t>(c)] |= digit_bit;
+    if (c == '$') t[static_cast<std::size_t>(c)] |= dollar_bit;
+  }
+  return t;
+}();
+constexpr bool ident_class(char c, unsigned char bits) noexcept {
+  return (ident_classes[static_cast<unsigned char>(c)] & bits) != 0;
 }
-bool ident_char(char c) noexcept { return ident_start(c) || (c >= '0' && c <= '9') || c == '$'; }
+bool ident_start(char c) noexcept { return ident_class(c, start_bit); }
+bool ident_char(char c) noexcept { return ident_class(c, start_bit | digit_bit | dollar_bit); }
 
 // Whether `text` contains `word` (lower case) in any case.
 bool contains_folded(std::string_view text, std::string_view word) noexcept {
@@ -318,7 +331,7 @@ bool sql_may_matter(std::string_view sql) noexcept {
       continue;
     }
     const std::size_t start = i;
-    while (i < n && ident_char(sql[i]) && sql[i] != '$') ++i;
+    while (i < n && ident_class(sql[i], start_bit | digit_bit)) ++i;
     const auto word = sql.substr(start, i - start);
     // PREPARE and DEALLOCATE count anywhere, inside strings and longer words too.
     if (word_matters(word) || mentions_statement_commands(word)) return true;

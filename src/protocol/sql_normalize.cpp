@@ -19,6 +19,7 @@
 
 #include "pgmux/protocol/sql_inspect.hpp"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstring>
@@ -84,34 +85,31 @@ class hash_sink {
     v3_ = key.k1 ^ 0x7465646279746573ull;
   }
   static constexpr bool full() noexcept { return false; }
+  // Bytes gather in a block and are hashed a block at a time: a byte costs a store, not a shift
+  // and a test (every Query and Parse is hashed, a byte at a time as the lexer folds words).
   void put(char c) noexcept {
-    word_ |= std::uint64_t{static_cast<unsigned char>(c)} << shift_;
-    shift_ += 8;
-    ++length_;
-    if (shift_ == 64) {
-      compress(word_);
-      word_ = 0;
-      shift_ = 0;
-    }
+    block_[fill_++] = c;
+    if (fill_ == block_size) flush();
   }
   void put(std::string_view s) noexcept {
-    std::size_t k = 0;
-    while (k < s.size() && shift_ != 0) put(s[k++]);
-    for (; k + 8 <= s.size(); k += 8) {  // whole words while aligned on one
-      std::uint64_t w;
-      std::memcpy(&w, s.data() + k, 8);
-      if constexpr (std::endian::native == std::endian::big) w = byteswap(w);
-      length_ += 8;
-      compress(w);
+    while (!s.empty()) {
+      const std::size_t take = std::min(s.size(), block_size - fill_);
+      std::memcpy(block_ + fill_, s.data(), take);
+      fill_ += take;
+      s.remove_prefix(take);
+      if (fill_ == block_size) flush();
     }
-    for (; k < s.size(); ++k) put(s[k]);
   }
   void put_folded(std::string_view s) noexcept {
     for (const char c : s) put(fold(c));
   }
   std::uint64_t value() const noexcept {
     hash_sink h = *this;
-    const std::uint64_t last = (length_ << 56) | h.word_;
+    const std::size_t whole = h.fill_ / 8 * 8;
+    h.compress_words(whole);
+    std::uint64_t last = (h.length_ + h.fill_) << 56;
+    for (std::size_t k = whole; k < h.fill_; ++k)
+      last |= std::uint64_t{static_cast<unsigned char>(h.block_[k])} << (8 * (k - whole));
     h.compress(last);
     h.v2_ ^= 0xff;
     h.round();
@@ -122,11 +120,26 @@ class hash_sink {
   }
 
  private:
+  static constexpr std::size_t block_size = 64;  // a multiple of SipHash's 8-byte word
   std::uint64_t v0_, v1_, v2_, v3_;
-  std::uint64_t word_ = 0;
-  std::uint64_t length_ = 0;
-  unsigned shift_ = 0;
+  std::uint64_t length_ = 0;  // bytes hashed before the block
+  std::size_t fill_ = 0;      // bytes in the block
+  char block_[block_size];
 
+  void flush() noexcept {
+    compress_words(block_size);
+    length_ += block_size;
+    fill_ = 0;
+  }
+  // SipHash reads the message as little-endian 64-bit words.
+  void compress_words(std::size_t bytes) noexcept {
+    for (std::size_t k = 0; k < bytes; k += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, block_ + k, 8);
+      if constexpr (std::endian::native == std::endian::big) w = byteswap(w);
+      compress(w);
+    }
+  }
   static std::uint64_t byteswap(std::uint64_t w) noexcept {
     std::uint64_t r = 0;
     for (int b = 0; b < 8; ++b) r |= ((w >> (8 * b)) & 0xFF) << (8 * (7 - b));
