@@ -72,8 +72,9 @@ struct client_side {
 
 // Relays until the end named above. With stop_when_idle (transaction and statement modes)
 // it stops right after the ReadyForQuery that leaves the server idle. (Not a coroutine itself:
-// it returns the one that relays, a frame fewer per transaction.)
-asio::awaitable<relay_result> relay(client_side client, server_connection& server, bool stop_when_idle);
+// it returns the one that relays, a frame fewer per transaction.) `client` must outlive the
+// relay: a client_side made in the co_await expression itself does.
+asio::awaitable<relay_result> relay(const client_side& client, server_connection& server, bool stop_when_idle);
 
 // Logical replication: the client and a server connection of its own speak the protocol
 // between them (replication commands, COPY both ways); pgmux passes the bytes on unread, the
