@@ -1,6 +1,8 @@
 // Matching a server connection's session settings to a client's.
 #include "pgmux/protocol/session_settings.hpp"
 
+#include "pgmux/protocol/encode.hpp"
+
 #include <algorithm>
 
 namespace pgmux::protocol {
@@ -59,8 +61,27 @@ server_report make_server_report(parameter_list reported) {
     const auto i = tracked_parameter_index(name);
     r.tracked_index.push_back(i ? static_cast<signed char>(*i) : static_cast<signed char>(-1));
   }
+  for (const auto& [name, value] : reported) {
+    encode_parameter_status(r.encoded, name, value);
+    r.encoded_end.push_back(r.encoded.size());
+  }
   r.parameters = std::move(reported);
   return r;
+}
+
+void encode_reported_parameters(std::string& out, const server_report& report, const session_settings& client) {
+  std::size_t copied = 0;  // the report's messages before this are in `out`
+  for (std::size_t k = 0; k < report.parameters.size(); ++k) {
+    const int i = report.tracked_index[k];
+    if (i < 0) continue;
+    const auto& own = client.tracked[static_cast<std::size_t>(i)];
+    if (!own) continue;
+    const std::size_t start = k == 0 ? 0 : report.encoded_end[k - 1];
+    out.append(report.encoded, copied, start - copied);
+    encode_parameter_status(out, report.parameters[k].first, *own);
+    copied = report.encoded_end[k];
+  }
+  out.append(report.encoded, copied, std::string::npos);
 }
 
 std::optional<session_settings> settings_from_startup(const parameter_list& startup, std::string& error) {

@@ -759,12 +759,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   out.reserve(512);  // AuthenticationOk, about 14 ParameterStatus, BackendKeyData, ReadyForQuery
   protocol::encode_authentication_ok(out);
   // What a server would report to this client: its own values where it set them.
-  for (std::size_t k = 0; k < reported->parameters.size(); ++k) {
-    const auto& [name, value] = reported->parameters[k];
-    const int i = reported->tracked_index[k];
-    const auto& own = i >= 0 ? wanted_settings_->tracked[static_cast<std::size_t>(i)] : std::nullopt;
-    protocol::encode_parameter_status(out, name, own ? *own : value);
-  }
+  protocol::encode_reported_parameters(out, *reported, *wanted_settings_);
   protocol::encode_backend_key_data(out, cancel_key);
   protocol::encode_ready_for_query(out, 'I');
   // Straight into the socket, which takes it whole as a rule: no trip through the event loop.

@@ -49,8 +49,15 @@ struct server_report {
   parameter_list parameters;
   session_settings settings;
   std::vector<signed char> tracked_index;  // parallel to parameters
+  std::string encoded;                     // the ParameterStatus messages, one after another
+  std::vector<std::size_t> encoded_end;    // where each parameter's message ends in `encoded`
 };
 server_report make_server_report(parameter_list reported);
+
+// The ParameterStatus messages a server would send `client` at login: the report's, with the
+// client's own value of each tracked parameter it set. Copied from the report's encoded messages
+// but for those.
+void encode_reported_parameters(std::string& out, const server_report& report, const session_settings& client);
 
 // What a client asks for at startup: tracked parameters it sent, and the others (with
 // `options`' settings, applied first as PostgreSQL does) as extras. user, database, options and

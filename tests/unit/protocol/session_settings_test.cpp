@@ -10,8 +10,10 @@
 //   the server's session user is noted from its login and every ParameterStatus, never for the client
 //   a carried SET becomes an extra of the client and the server alike, and a missing one is dropped from both
 //   a server's report keeps its list, its tracked values and each name's tracked index, in any case
+//   a login's ParameterStatus messages are the report's, with the client's own tracked values
 #include <doctest/doctest.h>
 
+#include "pgmux/protocol/encode.hpp"
 #include "pgmux/protocol/session_settings.hpp"
 
 using namespace pgmux::protocol;
@@ -215,6 +217,39 @@ TEST_CASE("a server's report keeps its list, its tracked values and each name's 
   // Same length as a tracked name, other letters: not tracked.
   CHECK_FALSE(tracked_parameter_index("TimeZonf"));
   CHECK(tracked_parameter_index("TIMEZONE") == tracked_parameter_index("TimeZone"));
+}
+
+TEST_CASE("a login's ParameterStatus messages are the report's, with the client's own tracked values") {
+  const parameter_list reported{{"application_name", ""}, {"server_version", "15.5"}, {"TimeZone", "Etc/UTC"},
+                                {"integer_datetimes", "on"}, {"client_encoding", "UTF8"}, {"DateStyle", "ISO, MDY"}};
+  const auto report = make_server_report(reported);
+  // What a server would send: each reported parameter once, in its order, with the client's value
+  // where the client set the tracked parameter.
+  auto expected = [&](const session_settings& client) {
+    std::string out;
+    for (const auto& [name, value] : reported) {
+      const auto i = tracked_parameter_index(name);
+      const auto& own = i ? client.tracked[*i] : std::nullopt;
+      encode_parameter_status(out, name, own ? *own : value);
+    }
+    return out;
+  };
+  auto with = [](std::initializer_list<std::pair<std::string_view, std::string>> values) {
+    session_settings s;
+    for (const auto& [name, value] : values) s.tracked[*tracked_parameter_index(name)] = value;
+    return s;
+  };
+  for (const auto& client : {session_settings{}, with({{"application_name", "pgbench"}}), with({{"DateStyle", "SQL, DMY"}}),
+                             with({{"application_name", "a"}, {"TimeZone", "UTC"}, {"DateStyle", "German"}}),
+                             with({{"IntervalStyle", "iso_8601"}})}) {  // IntervalStyle: not reported, not sent
+    std::string out = "prefix";
+    encode_reported_parameters(out, report, client);
+    CHECK(out == "prefix" + expected(client));
+  }
+  CHECK(report.encoded == expected(session_settings{}));
+  std::string none;
+  encode_reported_parameters(none, make_server_report({}), with({{"TimeZone", "UTC"}}));
+  CHECK(none.empty());
 }
 
 }  // TEST_SUITE
