@@ -151,7 +151,7 @@ asio::awaitable<std::tuple<error_code, std::size_t>> write_all(stream& s, asio::
   co_return std::tuple{ec, sent + n};
 }
 
-void stream::close() noexcept {
+void stream::close(bool peer_done) noexcept {
   error_code ignored;
   if (tls_ && socket_.is_open()) {
     // close_notify goes out if the socket takes it now; the peer's answer is not awaited
@@ -160,7 +160,9 @@ void stream::close() noexcept {
     tls_->ssl.shutdown(ignored);
     ERR_clear_error();
   }
-  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  // The FIN first: a close with unread bytes would send a reset, which may cost the peer what
+  // was written just before (an error message). Not needed when the peer is done.
+  if (!peer_done) socket_.shutdown(asio::socket_base::shutdown_both, ignored);
   socket_.close(ignored);
 }
 

@@ -277,7 +277,7 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (auto* park = idle_park::current()) park->busy(*this);  // queued only while its read is pending: not now
   if (timers_ && timers_->idle) timers_->idle->cancel();
   if (timers_ && timers_->drain_grace) timers_->drain_grace->cancel();
-  client_.close();
+  client_.close(reason == close_reason::client_terminate);  // after a Terminate: no shutdown needed
   buffer_.clear();
   // Before the trim below: its nodes lie among the statements' text, and would keep pages of it.
   statement_names_.reset();

@@ -103,8 +103,10 @@ class stream {
   // start just came).
   std::size_t try_read(asio::mutable_buffer into) noexcept;
   // Ends TLS with a close_notify (without waiting for the peer's), then shuts down and closes
-  // the socket. Nothing may be pending on the stream.
-  void close() noexcept;
+  // the socket. Nothing may be pending on the stream. `peer_done`: the peer said goodbye
+  // (Terminate) and sends nothing more, so that close alone ends the connection as cleanly
+  // (a FIN, no reset for unread bytes) and the shutdown is a system call for nothing.
+  void close(bool peer_done = false) noexcept;
   // Closes and forgets TLS, so that the socket can connect afresh.
   void reset() noexcept;
   // Hands the socket (and TLS over it) to another event loop. Nothing may be pending on it.
