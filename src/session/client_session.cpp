@@ -297,7 +297,8 @@ asio::awaitable<void> client_session::finish(close_reason reason) {
   if (log::enabled(log::connections() ? log::level::info : log::level::debug)) {
     // Milliseconds as seconds with three decimals: printf's floating-point path costs more than
     // the rest of the line, once per connection.
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - connected_at_).count();
+    const auto ms = std::max<std::int64_t>(  // 0 should the wall clock have been set back meanwhile
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - connected_at_).count());
     const auto fraction = std::to_string(1000 + ms % 1000);  // "1xyz": the three digits, zero-padded
     log::connection(label() + " disconnected: " + to_string(reason) + " after " + std::to_string(ms / 1000) + "." +
                     fraction.substr(1) + "s");

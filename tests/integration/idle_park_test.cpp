@@ -3,6 +3,8 @@
 //   back, their prepared statements kept; with 1 and 2 workers
 // - a Unix-socket client and a TCP one are parked and served again side by side (the socket
 //   goes back to the event loop with its own address family)
+// - more parked clients than one wake-up of the park takes (64) coming back at once are all
+//   served (the park's wait re-arms while more are ready)
 // - a parked client that hangs up, or sends Terminate, ends its session
 // - a parked client gets 57P05 at client_idle_timeout, and a served one 57P01 at SIGTERM
 // - "park_idle_clients_after": "0" parks nobody
@@ -92,6 +94,43 @@ TEST_CASE("a Unix-socket client and a TCP client are parked and served again sid
   }
   CHECK(scalar(local, "select 'back over unix'") == "back over unix");
   CHECK(scalar(tcp, "select 'back over tcp'") == "back over tcp");
+}
+
+TEST_CASE("more parked clients than one wake-up takes coming back at once are all served") {
+  const int mport = free_port();
+  const unsigned workers = default_workers();
+  proxy_instance proxy(proxy_options().workers(workers).top_level(metrics_member(mport)));
+  // Each worker's park hands back at most 64 clients per wake-up: with 200 clients, more than
+  // that come back at once on one worker at least.
+  constexpr int n = 200;
+  std::vector<pg_conn> clients;
+  for (int i = 0; i < n; ++i) {
+    clients.push_back(connect(proxy.conninfo()));
+    REQUIRE(scalar(clients.back(), "select " + std::to_string(i)) == std::to_string(i));
+  }
+  REQUIRE_MESSAGE(wait_until([&] { return parked_clients(mport, workers) == n; }, 30s),
+                  "parked: " << parked_clients(mport, workers));
+  // pgmux stopped while every client sends its request: all of them are ready in the parks'
+  // epoll sets when it resumes.
+  REQUIRE(::kill(proxy.pid(), SIGSTOP) == 0);
+  for (int i = 0; i < n; ++i) {
+    const std::string sql = "select " + std::to_string(i * 7);
+    if (PQsendQuery(clients[i].get(), sql.c_str()) != 1) {
+      ::kill(proxy.pid(), SIGCONT);
+      FAIL("PQsendQuery failed for client " << i << ": " << PQerrorMessage(clients[i].get()));
+    }
+  }
+  REQUIRE(::kill(proxy.pid(), SIGCONT) == 0);
+  for (int i = 0; i < n; ++i) {
+    CAPTURE(i);
+    pg_result answer(PQgetResult(clients[i].get()));
+    REQUIRE(answer.ok());
+    CHECK(answer.value() == std::to_string(i * 7));
+    while (PGresult* rest = PQgetResult(clients[i].get())) PQclear(rest);
+  }
+  // Idle again, every one parked again and still served.
+  CHECK(wait_until([&] { return parked_clients(mport, workers) == n; }, 30s));
+  CHECK(scalar(clients[n - 1], "select 'last'") == "last");
 }
 
 TEST_CASE("a parked client that hangs up or says goodbye ends its session") {
