@@ -94,16 +94,15 @@ void idle_park::sweep() {
   if (queue_.head) arm_sweep();
 }
 
-bool idle_park::hold(member& m, int fd, int family, std::shared_ptr<void> keep_alive) {
+bool idle_park::hold(member& m, int fd, std::shared_ptr<void> keep_alive) {
   busy(m);
   if (m.parked_) return false;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;  // hang-ups and errors are reported whatever is asked
   ev.data.ptr = &m;
-  if (family != (family & 0xf) || ::epoll_ctl(epoll_->fd(), EPOLL_CTL_ADD, fd, &ev) != 0) return false;
+  if (::epoll_ctl(epoll_->fd(), EPOLL_CTL_ADD, fd, &ev) != 0) return false;
   m.parked_ = true;
   m.fd_ = fd;
-  m.family_ = static_cast<std::uint16_t>(family) & 0xf;
   m.count_ = interval_now();
   m.held_ = std::move(keep_alive);
   parked_.push_back(m);
@@ -142,7 +141,7 @@ void idle_park::give_back(member& m, bool came_back) {
   m.parked_ = false;
   const int fd = std::exchange(m.fd_, -1);
   auto alive = std::move(m.held_);  // until unparked() returns
-  m.unparked(fd, m.family_);
+  m.unparked(fd);
 }
 
 void idle_park::watch() {

@@ -165,19 +165,18 @@ bool client_session::park_socket() {
   auto* park = idle_park::current();
   if (!park) return false;
   auto& socket = client_.lowest_layer();
-  const int family = socket_family_;
   error_code ec;
   const int fd = socket.release(ec);  // out of Asio's reactor: its record goes back to the pool
   if (ec) return false;
-  if (park->hold(*this, fd, family, shared_from_this())) return true;
-  socket.assign(asio::generic::stream_protocol(family, 0), fd, ec);
+  if (park->hold(*this, fd, shared_from_this())) return true;
+  socket.assign(asio::generic::stream_protocol(socket_family_, 0), fd, ec);
   if (ec) ::close(fd);  // the read that follows fails, and the session ends
   return false;
 }
 
-void client_session::unparked(int fd, int family) {
+void client_session::unparked(int fd) {
   error_code ec;
-  client_.lowest_layer().assign(asio::generic::stream_protocol(family, 0), fd, ec);
+  client_.lowest_layer().assign(asio::generic::stream_protocol(socket_family_, 0), fd, ec);
   if (ec) ::close(fd);  // the read below fails, and the session ends
   read_idle();
   // Queued again, should the wake-up bring no request (it ends the session otherwise).

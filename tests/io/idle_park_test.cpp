@@ -26,12 +26,8 @@ constexpr auto sweep = 20ms;
 struct member final : idle_park::member, std::enable_shared_from_this<member> {
   int due = 0;
   std::vector<int> returned;  // descriptors given back, in order
-  int returned_family = -1;
   void park_due() override { ++due; }
-  void unparked(int fd, int family) override {
-    returned.push_back(fd);
-    returned_family = family;
-  }
+  void unparked(int fd) override { returned.push_back(fd); }
 };
 
 struct socket_pair {
@@ -135,7 +131,7 @@ TEST_CASE("idle park: a held descriptor comes back when the peer writes, and the
     auto m = std::make_shared<member>();
     watch = m;
     raw = m.get();
-    REQUIRE(park.hold(*m, sockets.ours, AF_UNIX, m));
+    REQUIRE(park.hold(*m, sockets.ours, m));
   }
   REQUIRE_FALSE(watch.expired());  // the park keeps it
   CHECK(raw->parked());
@@ -147,7 +143,6 @@ TEST_CASE("idle park: a held descriptor comes back when the peer writes, and the
   REQUIRE(::write(sockets.peer, "Q", 1) == 1);
   REQUIRE(run_until(io, [&] { return !keep->returned.empty(); }));
   CHECK(keep->returned == std::vector<int>{sockets.ours});
-  CHECK(keep->returned_family == AF_UNIX);
   CHECK_FALSE(keep->parked());
   CHECK(park.parked_count() == 0);
   // The byte is still there for the member's own read.
@@ -164,8 +159,8 @@ TEST_CASE("idle park: a hang-up gives the descriptor back, and so does take_back
   socket_pair taken;
   auto a = std::make_shared<member>();
   auto b = std::make_shared<member>();
-  REQUIRE(park.hold(*a, hangs_up.ours, AF_UNIX, a));
-  REQUIRE(park.hold(*b, taken.ours, AF_UNIX, b));
+  REQUIRE(park.hold(*a, hangs_up.ours, a));
+  REQUIRE(park.hold(*b, taken.ours, b));
   CHECK(park.parked_count() == 2);
   ::close(hangs_up.peer);
   hangs_up.peer = -1;
@@ -192,11 +187,11 @@ TEST_CASE("idle park: a descriptor epoll refuses stays the caller's, and clear()
   {
     idle_park park(io, sweep);
     auto refused = std::make_shared<member>();
-    CHECK_FALSE(park.hold(*refused, -1, AF_UNIX, refused));
+    CHECK_FALSE(park.hold(*refused, -1, refused));
     CHECK_FALSE(refused->parked());
     auto m = std::make_shared<member>();
     watch = m;
-    REQUIRE(park.hold(*m, sockets.ours, AF_UNIX, m));
+    REQUIRE(park.hold(*m, sockets.ours, m));
     // A queued member too: clear() takes it out of the queue.
     auto queued = std::make_shared<member>();
     park.idle(*queued);
@@ -227,7 +222,7 @@ TEST_CASE("idle park: a member back soon after each parking waits twice as long 
     park.idle(*m);
     REQUIRE(run_until(io, [&] { return m->due == round + 1; }));
     CHECK(std::chrono::steady_clock::now() - start >= (1 << round) * sweep);
-    REQUIRE(park.hold(*m, fd, AF_UNIX, m));
+    REQUIRE(park.hold(*m, fd, m));
     // Back at once: well within 8 times its wait.
     REQUIRE(::write(sockets.peer, "Q", 1) == 1);
     REQUIRE(run_until(io, [&] { return m->returned.size() == std::size_t(round + 1); }));
@@ -237,7 +232,7 @@ TEST_CASE("idle park: a member back soon after each parking waits twice as long 
   }
   // Parked again, it stays away for longer than 8 times its wait (8 * 2^3 sweeps): the backoff
   // comes down one step, counted by the clock even though no sweep runs meanwhile (nobody queued).
-  REQUIRE(park.hold(*m, fd, AF_UNIX, m));
+  REQUIRE(park.hold(*m, fd, m));
   asio::steady_timer away(io, 8 * (1 << 3) * sweep + 2 * sweep);
   bool back = false;
   away.async_wait([&](auto) { back = ::write(sockets.peer, "Q", 1) == 1; });

@@ -38,8 +38,8 @@ class idle_park {
     // pending read is cancelled, or stay as it is.
     virtual void park_due() = 0;
     // The descriptor back from the park, which no longer watches it: the peer sent something,
-    // hung up or failed, or take_back() asked. `family` is the one given to hold().
-    virtual void unparked(int fd, int family) = 0;
+    // hung up or failed, or take_back() asked. (Its address family is the member's to know.)
+    virtual void unparked(int fd) = 0;
     bool parked() const noexcept { return parked_ != 0; }
     // It waits 2^backoff() sweeps before parking (see give_back).
     unsigned backoff() const noexcept { return backoff_; }
@@ -59,7 +59,6 @@ class idle_park {
     // Queued: sweeps still to sit out before parking. Parked: the sweep interval it was parked
     // in, counted from the park's start modulo 2^16 (see give_back).
     std::uint16_t count_ = 0;
-    std::uint16_t family_ : 4 = 0;  // AF_UNIX, AF_INET or AF_INET6
     std::uint16_t queued_ : 1 = 0;
     std::uint16_t parked_ : 1 = 0;
     std::uint16_t backoff_ : 3 = 0;  // it waits 2^backoff_ sweeps before parking
@@ -80,9 +79,9 @@ class idle_park {
   void idle(member& m);
   // `m` is no longer idle (its message came, or it ends). Nothing when it is not queued.
   void busy(member& m) noexcept;
-  // Watches `fd` (released from Asio; of address family `family`) for `m`, kept alive by
-  // `keep_alive` until unparked. False when epoll refuses it: the descriptor stays the caller's.
-  bool hold(member& m, int fd, int family, std::shared_ptr<void> keep_alive);
+  // Watches `fd` (released from Asio) for `m`, kept alive by `keep_alive` until unparked. False
+  // when epoll refuses it: the descriptor stays the caller's.
+  bool hold(member& m, int fd, std::shared_ptr<void> keep_alive);
   // Hands a parked member its descriptor back now, through unparked(), before returning.
   void take_back(member& m);
   // Closes every parked descriptor and lets go of its member (shutdown: nothing will serve them).

@@ -129,7 +129,7 @@ class client_session final : public session_control,
   // there): park_due() cancels the idle read, whose handler hands the socket over
   // (park_socket); unparked() takes it back and reads again.
   void park_due() override;
-  void unparked(int fd, int family) override;
+  void unparked(int fd) override;
   bool park_socket();
   // Ends the pending client read (kill, drain, timeouts), a parked client's too.
   void cancel_client_read();
