@@ -5,29 +5,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
-#include <boost/asio/io_context.hpp>
 
 #include "pgmux/io/stream.hpp"
+#include "read_loop.hpp"
 
 namespace {
 
 namespace asio = boost::asio;
-using namespace std::chrono_literals;
 
 // A stream over one end of a Unix socket pair; the test writes the other end directly.
-struct answered_stream {
-  asio::io_context loop;
+struct answered_stream : pgmux::test::read_loop {
   pgmux::net::stream reader{loop.get_executor()};
   int peer = -1;
   char buffer[64] = {};
-  std::optional<std::string> got;  // what the pending read completed with
 
   answered_stream() {
     int fds[2];
@@ -41,36 +36,18 @@ struct answered_stream {
 
   void send(const std::string& bytes) { REQUIRE(::send(peer, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size())); }
 
-  // One turn of the reactor with no read waiting: epoll reports (and so spends) the edges of
-  // what arrived so far.
-  void reap_edges() {
-    auto work = asio::make_work_guard(loop);
-    loop.restart();
-    loop.poll();
-  }
-
   void on_read(boost::system::error_code ec, std::size_t n) { got = ec ? "error: " + ec.message() : std::string(buffer, n); }
 
   void start_answer_read() {
     got.reset();
     reader.async_read_answer(asio::buffer(buffer), [this](boost::system::error_code ec, std::size_t n) { on_read(ec, n); });
-    loop.restart();
-    loop.poll();
+    turn_once();
   }
 
   void start_plain_read() {
     got.reset();
     reader.async_read_some(asio::buffer(buffer), [this](boost::system::error_code ec, std::size_t n) { on_read(ec, n); });
-    loop.restart();
-    loop.poll();
-  }
-
-  // Runs the loop until the pending read completes, for at most 5 s.
-  std::optional<std::string> finish_read() {
-    loop.restart();
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!got && std::chrono::steady_clock::now() < deadline) loop.run_one_for(100ms);
-    return got;
+    turn_once();
   }
 };
 

@@ -3,44 +3,31 @@
 // come, whatever order reads, arrivals and epoll's reaping come in.
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <cstring>
 #include <optional>
 #include <string>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
 
 #include "pgmux/io/idle_read.hpp"
+#include "read_loop.hpp"
 
 namespace {
 
 namespace asio = boost::asio;
 using local_socket = asio::local::stream_protocol::socket;
-using namespace std::chrono_literals;
 using pgmux::net::io_buffer;
 using pgmux::net::idle_read_target;
 
-struct socket_pair {
-  asio::io_context loop;
+struct socket_pair : pgmux::test::read_loop {
   local_socket reader{loop};
   local_socket writer{loop};
   io_buffer buffer;
-  std::optional<std::string> got;  // what the pending read completed with
   socket_pair() { asio::local::connect_pair(reader, writer); }
 
   void send(const std::string& bytes) { asio::write(writer, asio::buffer(bytes)); }
-
-  // One turn of the reactor with no read waiting: epoll reports (and so spends) the edges of
-  // what arrived so far. Without outstanding work, poll() would not look at epoll at all.
-  void reap_edges() {
-    auto work = asio::make_work_guard(loop);
-    loop.restart();
-    loop.poll();
-  }
 
   void start_read() {
     got.reset();
@@ -54,14 +41,6 @@ struct socket_pair {
     });
   }
 
-  // Runs the loop until the pending read completes, for at most 5 s.
-  std::optional<std::string> finish_read() {
-    loop.restart();
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!got && std::chrono::steady_clock::now() < deadline) loop.run_one_for(100ms);
-    return got;
-  }
-
   std::optional<std::string> read() {
     start_read();
     return finish_read();
@@ -70,8 +49,7 @@ struct socket_pair {
   // Starts a read and turns the loop once: with nothing sent, the read tries, finds nothing and waits.
   void start_waiting_read() {
     start_read();
-    loop.restart();
-    loop.poll();
+    turn_once();
     CHECK_FALSE(got);
   }
 };
