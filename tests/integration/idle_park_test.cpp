@@ -41,6 +41,16 @@ double connected_clients(int metrics_port) {
   return sum;
 }
 
+// `n` clients of `proxy`, each having answered one query of its own.
+std::vector<pg_conn> connect_clients(const proxy_instance& proxy, int n) {
+  std::vector<pg_conn> clients;
+  for (int i = 0; i < n; ++i) {
+    clients.push_back(connect(proxy.conninfo()));
+    REQUIRE(scalar(clients.back(), "select " + std::to_string(i)) == std::to_string(i));
+  }
+  return clients;
+}
+
 }  // namespace
 
 TEST_CASE("idle clients are parked and served as before when they come back, with 1 and 2 workers") {
@@ -49,11 +59,7 @@ TEST_CASE("idle clients are parked and served as before when they come back, wit
     const int mport = free_port();
     proxy_instance proxy(proxy_options().workers(workers).top_level(metrics_member(mport)));
     constexpr int n = 6;
-    std::vector<pg_conn> clients;
-    for (int i = 0; i < n; ++i) {
-      clients.push_back(connect(proxy.conninfo()));
-      CHECK(scalar(clients.back(), "select " + std::to_string(i)) == std::to_string(i));
-    }
+    auto clients = connect_clients(proxy, n);
     // A named prepared statement of the client's own must survive its parking.
     auto prepared = PQprepare(clients[0].get(), "it_parked", "select $1::int * 2", 1, nullptr);
     REQUIRE(PQresultStatus(prepared) == PGRES_COMMAND_OK);
@@ -103,11 +109,7 @@ TEST_CASE("more parked clients than one wake-up takes coming back at once are al
   // Each worker's park hands back at most 64 clients per wake-up: with 200 clients, more than
   // that come back at once on one worker at least.
   constexpr int n = 200;
-  std::vector<pg_conn> clients;
-  for (int i = 0; i < n; ++i) {
-    clients.push_back(connect(proxy.conninfo()));
-    REQUIRE(scalar(clients.back(), "select " + std::to_string(i)) == std::to_string(i));
-  }
+  auto clients = connect_clients(proxy, n);
   REQUIRE_MESSAGE(wait_until([&] { return parked_clients(mport, workers) == n; }, 30s),
                   "parked: " << parked_clients(mport, workers));
   // pgmux stopped while every client sends its request: all of them are ready in the parks'
