@@ -689,7 +689,8 @@ asio::awaitable<void> server_pool::connect_one(pgmux::pool::conn_id id, pgmux::p
       log::connection("pool " + name_ + ": " + conn->describe() + " opened" +
                       (conn->tls.empty() ? std::string() : " (" + conn->tls + ")"));
       conn->last_used = now;
-      if (!parameters_) parameters_ = std::make_shared<const protocol::server_report>(protocol::make_server_report(conn->parameters()));
+      if (!first_report_)
+        first_report_ = std::make_shared<const protocol::server_report>(protocol::make_server_report(conn->parameters()));
       counters_.server_connects.fetch_add(1, std::memory_order_relaxed);
       conns_.emplace(id, slot{conn, generation, {}, false, {}, 0});
       core_.connect_succeeded(id, now, random_unit());
@@ -832,9 +833,9 @@ void server_pool::remember_scram_keys(scram_keys keys) {
   run(std::move(work));
 }
 
-std::shared_ptr<const protocol::server_report> server_pool::server_parameters() const {
+std::shared_ptr<const protocol::server_report> server_pool::first_report() const {
   std::lock_guard lock(mu_);
-  return parameters_;
+  return first_report_;
 }
 
 std::optional<std::string> server_pool::canonical_value(std::size_t parameter, const std::string& spelling) const {
@@ -875,7 +876,7 @@ pool_snapshot server_pool::snapshot() const {
   const auto now = clock::now();
   pool_snapshot s{database_,         server_user_,  core_.stats(now),
                   settings_,         core_.paused(), replication_count_.load(std::memory_order_relaxed),
-                  parameters_ != nullptr, load_.figures(now), settings_.adaptive.enabled, {}};
+                  first_report_ != nullptr, load_.figures(now), settings_.adaptive.enabled, {}};
   if (s.adaptive) s.limit = limiter_.figures();
   else s.limit.limit = settings_.max_size;
   return s;

@@ -688,7 +688,7 @@ asio::awaitable<std::optional<close_reason>> client_session::login() {
   // BackendKeyData carries that backend's own pid (pg_backend_pid(), pg_terminate_backend and
   // the sender of notifications then agree with what the client was told).
   const bool session_mode = settings_->mode == config::pool_mode::session;
-  auto reported = pool_->server_parameters();
+  auto reported = pool_->first_report();
   auto wanted = *wanted_settings_;
   std::vector<std::size_t> unknown;
   for (std::size_t i = 0; i < wanted.tracked.size(); ++i) {

@@ -216,7 +216,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   // What the first real connection reported at its login (null before one opened): shared and
   // never changed, so that a login takes it without copying.
-  std::shared_ptr<const protocol::server_report> server_parameters() const;
+  std::shared_ptr<const protocol::server_report> first_report() const;
   // A tracked parameter's value (index into protocol::tracked_parameters) as the server spells
   // it, for a spelling a client sent at startup: learned once (session/relay canonical_values)
   // and kept, up to max_canonical_values spellings per pool.
@@ -348,7 +348,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::unordered_map<pgmux::pool::conn_id, slot> conns_;  // idle and lent, from connect to close
   std::unordered_map<pgmux::pool::waiter_id, std::shared_ptr<waiter>> waiters_;
   pgmux::pool::waiter_id next_waiter_ = 1;
-  std::shared_ptr<const protocol::server_report> parameters_;
+  std::shared_ptr<const protocol::server_report> first_report_;
   std::map<std::pair<std::size_t, std::string>, std::string> canonical_values_;
   std::string last_connect_error_;
   std::string last_refusal_code_;  // the server refused the last login: waiters fail at once
