@@ -7,6 +7,8 @@
 //   served (the park's wait re-arms while more are ready)
 // - a parked client that hangs up, or sends Terminate, ends its session
 // - a parked client gets 57P05 at client_idle_timeout, and a served one 57P01 at SIGTERM
+// - in session mode a client is parked before its first request, and that request runs on the
+//   backend its login named (BackendKeyData)
 // - "park_idle_clients_after": "0" parks nobody
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -184,6 +186,21 @@ TEST_CASE("a parked client gets 57P05 at client_idle_timeout and 57P01 at SIGTER
   int status = 0;
   CHECK(proxy.wait_exit(10s, &status));
   CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+}
+
+TEST_CASE("in session mode a client parked before its first request is served by the backend of its login") {
+  const int mport = free_port();
+  const unsigned workers = default_workers();
+  proxy_instance proxy(proxy_options().workers(workers).pool("mode", "session").top_level(metrics_member(mport)));
+  auto c = connect(proxy.conninfo());
+  const int told = PQbackendPID(c.get());  // from BackendKeyData: the backend held since the login
+  REQUIRE(told > 0);
+  REQUIRE_MESSAGE(wait_until([&] { return parked_clients(mport, workers) == 1; }, 10s),
+                  "parked: " << parked_clients(mport, workers));
+  CHECK(scalar(c, "select pg_backend_pid()") == std::to_string(told));
+  exec_ok(c, "set application_name = 'parked then served'");
+  CHECK(scalar(c, "show application_name") == "parked then served");
+  CHECK(scalar(c, "select pg_backend_pid()") == std::to_string(told));
 }
 
 TEST_CASE("park_idle_clients_after 0 parks nobody") {
