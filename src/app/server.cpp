@@ -237,6 +237,7 @@ int serve(std::shared_ptr<const config::config> cfg, const std::string& config_p
   log::info("pgmux listening on " + cfg->listen.host + ":" + std::to_string(cfg->listen.port) + " with " +
             std::to_string(workers) + " worker" + (workers == 1 ? "" : "s"));
 
+  static_assert(net::max_lag_workers >= config::max_workers, "every worker's loop is probed for /healthz");
   counters.workers = workers;
   for (unsigned i = 0; i < workers; ++i) {
     if (i < net::max_lag_workers) counters.loop_probe_ns[i] = net::now_ns();

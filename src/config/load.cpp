@@ -477,11 +477,13 @@ load_result load_config_text(std::string_view text) {
        }},
       {"workers", [&](const json& v, const std::string& s) {
          if (v.is_string() && v.get<std::string>() == "auto") {
-           cfg.workers = std::clamp(std::thread::hardware_concurrency(), 1u, 256u);  // 0 when unknown
+           cfg.workers = std::clamp(std::thread::hardware_concurrency(), 1u, max_workers);  // 0 when unknown
            return;
          }
-         if (v.is_string()) return r.error(s, "expected an integer from 1 to 256 or \"auto\", got \"" + v.get<std::string>() + "\"");
-         r.read_uint(v, s, cfg.workers, 1, 256);
+         if (v.is_string())
+           return r.error(s, "expected an integer from 1 to " + std::to_string(max_workers) + " or \"auto\", got \"" +
+                                 v.get<std::string>() + "\"");
+         r.read_uint(v, s, cfg.workers, 1, max_workers);
        }},
       {"pool_defaults", [](const json&, const std::string&) {}},
       {"max_message_size", [&](const json& v, const std::string& s) {

@@ -166,6 +166,9 @@ struct tls_config {
   std::string cert_pem, key_pem, ca_pem;  // the files' contents, read at load (empty when disabled)
 };
 
+// The most worker threads "workers" may ask for ("auto" included).
+inline constexpr unsigned max_workers = 256;
+
 struct config {
   listen_config listen;
   unsigned workers = 2;

@@ -16,8 +16,10 @@ inline constexpr const char* client_error_names[] = {"protocol", "auth", "limit"
 // nullopt for ordinary ends (the client left, shutdown, reload).
 std::optional<client_error> client_error_of(close_reason r) noexcept;
 
-// Event-loop lag is kept for this many worker threads at most.
-inline constexpr std::size_t max_lag_workers = 64;
+// Event-loop lag and the liveness probe are kept for this many worker threads: as many as the
+// configuration allows (config::max_workers, checked where both are known), so that /healthz
+// watches every worker.
+inline constexpr std::size_t max_lag_workers = 256;
 
 struct process_counters {
   std::atomic<std::uint64_t> cancel_requests{0};        // CancelRequests received from clients

@@ -474,6 +474,9 @@ TEST_CASE("workers \"auto\" is one per CPU") {
   CHECK(cfg.workers == std::clamp(std::thread::hardware_concurrency(), 1u, 256u));
   CHECK(cfg.workers >= 1);
   CHECK(refused_at(with_db(R"("workers": "many")"), "/workers").find("auto") != std::string::npos);
+  // Up to config::max_workers, each of which /healthz watches (net::max_lag_workers).
+  CHECK(loaded(with_db(R"("workers": 256)")).workers == pgmux::config::max_workers);
+  refused_at(with_db(R"("workers": 257)"), "/workers");
 }
 
 TEST_CASE("wrong types are reported where they are") {
