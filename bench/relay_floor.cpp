@@ -191,21 +191,19 @@ void run_uring(int lfd, int server_port) {
         if (!a) continue;
         arm_recv(a);
         arm_recv(b);
-      } else if (k == k_recv) {
-        if (s->closed) continue;
-        if (res <= 0) {
-          close_pair(s);
-          continue;
-        }
+        continue;
+      }
+      // A receive or a send: nothing more for a closed pair; an end or an error closes it.
+      if (s->closed) continue;
+      if (res <= 0) {
+        close_pair(s);
+        continue;
+      }
+      if (k == k_recv) {
         s->pending = res;
         s->sent = 0;
         send_rest(s);
       } else if (k == k_send) {
-        if (s->closed) continue;
-        if (res <= 0) {
-          close_pair(s);
-          continue;
-        }
         s->sent += res;
         if (s->sent < s->pending) send_rest(s);
         else arm_recv(s);  // the buffer is free again

@@ -60,8 +60,6 @@ server_report make_server_report(parameter_list reported) {
   for (const auto& [name, value] : reported) {
     const auto i = tracked_parameter_index(name);
     r.tracked_index.push_back(i ? static_cast<signed char>(*i) : static_cast<signed char>(-1));
-  }
-  for (const auto& [name, value] : reported) {
     encode_parameter_status(r.encoded, name, value);
     r.encoded_end.push_back(r.encoded.size());
   }
